@@ -1,0 +1,224 @@
+"""Reading and writing configs as JSON, textproto and binary protobuf.
+
+JSON is the proto JSON mapping with the original snake_case field names; ``//`` line comments are
+allowed because the seed documents its configs that way. Unknown fields are reported all at once,
+each with its field path and the closest known name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+import pathlib
+import re
+from typing import Any, TypeVar
+
+from google.protobuf import descriptor, json_format, text_format
+from google.protobuf.message import DecodeError, Message
+
+from llm_scheduler.errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "ConfigFormat",
+    "dumps",
+    "format_for_path",
+    "load",
+    "loads",
+    "strip_json_comments",
+]
+
+M = TypeVar("M", bound=Message)
+
+_FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+
+
+class ConfigFormat(enum.Enum):
+    """The on-disk formats of a config."""
+
+    JSON = "json"
+    TEXTPROTO = "textproto"
+    BINARY = "binary"
+
+
+_EXTENSIONS = {
+    ".json": ConfigFormat.JSON,
+    ".jsonc": ConfigFormat.JSON,
+    ".textproto": ConfigFormat.TEXTPROTO,
+    ".txtpb": ConfigFormat.TEXTPROTO,
+    ".pbtxt": ConfigFormat.TEXTPROTO,
+    ".prototxt": ConfigFormat.TEXTPROTO,
+    ".binpb": ConfigFormat.BINARY,
+    ".pb": ConfigFormat.BINARY,
+    ".bin": ConfigFormat.BINARY,
+}
+
+
+def format_for_path(path: str | pathlib.Path, data: bytes | None = None) -> ConfigFormat:
+    """Chooses the format from the file extension, or from the content when it is unknown."""
+    known = _EXTENSIONS.get(pathlib.Path(path).suffix.lower())
+    if known is not None or data is None:
+        return known or ConfigFormat.JSON
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ConfigFormat.BINARY
+    stripped = strip_json_comments(text).lstrip()
+    return ConfigFormat.JSON if stripped.startswith("{") else ConfigFormat.TEXTPROTO
+
+
+def load(path: str | pathlib.Path, message_type: type[M]) -> M:
+    """Reads a config file into a message of ``message_type``.
+
+    Raises:
+        ConfigError: The file is missing, unreadable or not a valid ``message_type``.
+    """
+    file = str(path)
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError.single(
+            "", f"cannot read the file: {error.strerror or error}", "check the path", file
+        ) from None
+    return loads(data, message_type, format_for_path(path, data), file=file)
+
+
+def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str = "") -> M:
+    """Parses config text or bytes of the given format; see `load`."""
+    message = message_type()
+    name = message_type.DESCRIPTOR.name
+    if fmt is ConfigFormat.BINARY:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        try:
+            message.ParseFromString(raw)
+        except DecodeError as error:
+            raise ConfigError.single(
+                "", f"not a binary {name}: {error}", "check the file and --config_type", file
+            ) from None
+        return message
+    text = data if isinstance(data, str) else _decode(data, file)
+    if fmt is ConfigFormat.TEXTPROTO:
+        try:
+            text_format.Parse(text, message)
+        except text_format.ParseError as error:
+            raise ConfigError.single(
+                "", f"not a valid {name} textproto: {error}", "fix the text at that position", file
+            ) from None
+        return message
+    try:
+        tree = json.loads(strip_json_comments(text))
+    except json.JSONDecodeError as error:
+        raise ConfigError.single(
+            "",
+            f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
+            "fix the JSON syntax there (only // line comments are allowed besides JSON)",
+            file,
+        ) from None
+    if not isinstance(tree, dict):
+        raise ConfigError.single("", f"a {name} must be a JSON object", "wrap it in {...}", file)
+    problems = _unknown_fields(tree, message_type.DESCRIPTOR, "", file)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        json_format.ParseDict(tree, message)
+    except json_format.ParseError as error:
+        field_path, detail = _explain_parse_error(str(error))
+        raise ConfigError.single(
+            field_path,
+            f"bad value: {detail}",
+            "give the field a value of its declared type (see docs/config_reference.md)",
+            file,
+        ) from None
+    return message
+
+
+def dumps(message: Message, fmt: ConfigFormat) -> bytes:
+    """Writes a message in the given format (JSON with snake_case names, 2-space indent)."""
+    if fmt is ConfigFormat.BINARY:
+        return message.SerializeToString(deterministic=True)
+    if fmt is ConfigFormat.TEXTPROTO:
+        return text_format.MessageToString(message).encode("utf-8")
+    text = json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2)
+    return (text + "\n").encode("utf-8")
+
+
+def strip_json_comments(text: str) -> str:
+    """Removes ``//`` line comments outside JSON strings (line numbers are kept)."""
+    out: list[str] = []
+    in_string = False
+    escaped = False
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+            out.append(char)
+        elif char == "/" and index + 1 < length and text[index + 1] == "/":
+            newline = text.find("\n", index)
+            index = length if newline == -1 else newline
+            continue
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _decode(data: bytes, file: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError.single(
+            "", "the file is not UTF-8 text", "save it as UTF-8, or use a .binpb extension", file
+        ) from None
+
+
+def _unknown_fields(
+    tree: dict[str, Any], desc: descriptor.Descriptor, path: str, file: str
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    fields = {**{f.json_name: f for f in desc.fields}, **{f.name: f for f in desc.fields}}
+    for key, value in tree.items():
+        field_path = f"{path}.{key}" if path else key
+        field = fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, [f.name for f in desc.fields], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            known = ", ".join(f.name for f in desc.fields)
+            problems.append(
+                ConfigProblem(
+                    field_path,
+                    f"unknown field {key!r} in {desc.name} (known fields: {known})",
+                    hint,
+                    file,
+                )
+            )
+            continue
+        sub = field.message_type
+        if sub is None or sub.full_name in _FREE_FORM or sub.GetOptions().map_entry:
+            continue
+        if field.is_repeated and isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    problems += _unknown_fields(item, sub, f"{field_path}[{index}]", file)
+        elif isinstance(value, dict):
+            problems += _unknown_fields(value, sub, field_path, file)
+    return problems
+
+
+def _explain_parse_error(message: str) -> tuple[str, str]:
+    # json_format nests messages like 'Failed to parse steps field: Failed to parse x field:
+    # <detail> at TaskConfig.steps[0].x.'; keep the detail and the path without the type name.
+    detail = re.sub(r"Failed to parse \w+ field: ", "", message)
+    located = re.search(r" at [A-Za-z_]\w*((?:\.\w+|\[\d+\])*)\.*$", detail)
+    if located is None:
+        return ".".join(re.findall(r"Failed to parse (\w+) field: ", message)), detail
+    return located.group(1).lstrip("."), detail[: located.start()]

@@ -1,0 +1,157 @@
+"""The task graph of a job: successors from ``next_task``/``next_tasks``, order, cycles, drawing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["TaskGraph", "successors_of"]
+
+
+def successors_of(task: config_pb2.TaskConfig) -> list[str]:
+    """The ids a task names as successors, ``next_task`` first, without repeats or blanks."""
+    names = [task.next_task, *task.next_tasks]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskGraph:
+    """The edges between a job's tasks (references to unknown tasks are left out).
+
+    Attributes:
+        task_ids: Task ids in config order.
+        successors: For each task, the tasks it names as next.
+        predecessors: For each task, the tasks that name it, in config order.
+    """
+
+    task_ids: tuple[str, ...]
+    successors: Mapping[str, tuple[str, ...]]
+    predecessors: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_job(cls, job: config_pb2.JobConfig) -> TaskGraph:
+        """Builds the graph of a job."""
+        ids = tuple(dict.fromkeys(task.task_id for task in job.tasks))
+        known = set(ids)
+        successors: dict[str, tuple[str, ...]] = {task_id: () for task_id in ids}
+        predecessors: dict[str, list[str]] = {task_id: [] for task_id in ids}
+        for task in job.tasks:
+            nexts = tuple(n for n in successors_of(task) if n in known and n != task.task_id)
+            successors[task.task_id] = tuple(dict.fromkeys(successors[task.task_id] + nexts))
+            for name in nexts:
+                if task.task_id not in predecessors[name]:
+                    predecessors[name].append(task.task_id)
+        return cls(
+            task_ids=ids,
+            successors=successors,
+            predecessors={k: tuple(v) for k, v in predecessors.items()},
+        )
+
+    @property
+    def roots(self) -> list[str]:
+        """Tasks with no predecessor."""
+        return [t for t in self.task_ids if not self.predecessors[t]]
+
+    @property
+    def sinks(self) -> list[str]:
+        """Tasks with no successor."""
+        return [t for t in self.task_ids if not self.successors[t]]
+
+    def find_cycle(self) -> list[str] | None:
+        """A cycle as a list of task ids (first id repeated at the end), or None."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        stack: list[str] = []
+
+        def visit(node: str) -> list[str] | None:
+            state[node] = 1
+            stack.append(node)
+            for nxt in self.successors[node]:
+                if state.get(nxt) == 1:
+                    return [*stack[stack.index(nxt) :], nxt]
+                if nxt not in state:
+                    found = visit(nxt)
+                    if found:
+                        return found
+            stack.pop()
+            state[node] = 2
+            return None
+
+        for node in self.task_ids:
+            if node not in state:
+                found = visit(node)
+                if found:
+                    return found
+        return None
+
+    def reachable_from(self, start: str) -> set[str]:
+        """The tasks reachable from ``start``, itself included."""
+        seen = {start}
+        todo = [start]
+        while todo:
+            for nxt in self.successors.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    def ancestors(self, task_id: str) -> set[str]:
+        """Every task ``task_id`` transitively depends on."""
+        seen: set[str] = set()
+        todo = list(self.predecessors.get(task_id, ()))
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(self.predecessors.get(node, ()))
+        return seen
+
+    def topological_order(self) -> list[str]:
+        """Task ids so that every task comes after its predecessors (config order on ties).
+
+        Raises:
+            ValueError: The graph has a cycle.
+        """
+        remaining = {t: len(self.predecessors[t]) for t in self.task_ids}
+        order: list[str] = []
+        ready = [t for t in self.task_ids if remaining[t] == 0]
+        while ready:
+            node = ready.pop(0)
+            order.append(node)
+            for nxt in self.successors[node]:
+                remaining[nxt] -= 1
+                if remaining[nxt] == 0:
+                    ready.append(nxt)
+        if len(order) != len(self.task_ids):
+            raise ValueError("the task graph has a cycle")
+        return order
+
+    def levels(self) -> list[list[str]]:
+        """Tasks grouped by their longest distance from a root; a level's tasks may run at once."""
+        depth: dict[str, int] = {}
+        for node in self.topological_order():
+            preds = self.predecessors[node]
+            depth[node] = max((depth[p] + 1 for p in preds), default=0)
+        levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for node in self.task_ids:
+            levels[depth[node]].append(node)
+        return levels
+
+    def render_text(self, step_counts: Mapping[str, int] | None = None) -> str:
+        """Draws the graph as text, one level per block, with each task's successors."""
+        lines: list[str] = []
+        for index, level in enumerate(self.levels()):
+            parallel = "  (run in parallel)" if len(level) > 1 else ""
+            lines.append(f"level {index}{parallel}")
+            for node in level:
+                steps = ""
+                if step_counts is not None:
+                    count = step_counts.get(node, 0)
+                    steps = f" [{count} step{'s' if count != 1 else ''}]"
+                nexts = self.successors[node]
+                arrow = f" -> {', '.join(nexts)}" if nexts else "  (final)"
+                joins = self.predecessors[node]
+                join = f"  (joins {', '.join(joins)})" if len(joins) > 1 else ""
+                lines.append(f"  {node}{steps}{arrow}{join}")
+        return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The sample configs `create_sample` writes; the step sample is the seed's, verbatim."""
+
+from __future__ import annotations
+
+from llm_scheduler.config import formats
+from llm_scheduler.config.structs import to_struct, to_value
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["SAMPLE_FILES", "SEED_STEP_JSON", "sample_files"]
+
+# Copied verbatim from the seed document (comment included): it must load and run as it is.
+SEED_STEP_JSON = """\
+{
+    "id": "1",
+    "name": "sample",
+    "description": "A sample StepConfig",
+    "step_type": 0,
+    "input_config": {
+        "payload": {
+            "user_prompt": "Tell me a joke!",
+            "system_prompt": "You're a funny assistant."
+        }
+    },
+    "model_query_config": {
+        "model_key": "GEMINI_FLASH",
+        "parameters": {
+            "temperature": "0.7"
+        },
+        "system_prompt": "You are a helpful assistant.",
+        "user_prompt": "%user_prompt%" // Interpolate input variables into model query
+    },
+    "output_config": {
+        "payload": {
+            "user_prompt": "Hahaha"
+        }
+    },
+    "metadata": {
+        "timestamp": 1741667405,
+        "source": "create_sample",
+        "version": "1.0"
+    }
+}
+"""
+
+_METADATA = config_pb2.Metadata(timestamp=1741667405, source="create_sample", version="1.0")
+
+
+def _data(**values: object) -> config_pb2.DataConfig:
+    return config_pb2.DataConfig(payload=to_struct(values))
+
+
+def _query(
+    step_id: str, name: str, user_prompt: str, outputs: dict[str, object], system_prompt: str = ""
+) -> config_pb2.StepConfig:
+    return config_pb2.StepConfig(
+        id=step_id,
+        name=name,
+        step_type=config_pb2.STEP_TYPE_MODEL_QUERY,
+        model_query_config=config_pb2.ModelQueryConfig(
+            model_key="GEMINI_FLASH",
+            parameters=to_struct({"temperature": "0.7"}),
+            system_prompt=system_prompt or "You are a helpful assistant.",
+            user_prompt=user_prompt,
+        ),
+        output_config=_data(**outputs),
+        metadata=_METADATA,
+    )
+
+
+def sample_task() -> config_pb2.TaskConfig:
+    """Two steps: the first one's output feeds the second one's prompt."""
+    return config_pb2.TaskConfig(
+        task_id="joke",
+        name="Tell and explain a joke",
+        input_config=_data(topic="computers"),
+        steps=[
+            _query("1", "tell", "Tell me a short joke about %topic%.", {"joke": ""}),
+            _query("2", "explain", "Explain in one sentence why this is funny: %joke%",
+                   {"explanation": ""}),
+        ],
+        metadata=_METADATA,
+    )
+
+
+def sample_job() -> config_pb2.JobConfig:
+    """A chain of three tasks, ending with a function-call step."""
+    draft = config_pb2.TaskConfig(
+        task_id="draft",
+        steps=[_query("1", "draft", "Write a four-line poem about %topic%.", {"draft": ""})],
+        next_task="review",
+        metadata=_METADATA,
+    )
+    review = config_pb2.TaskConfig(
+        task_id="review",
+        steps=[
+            _query("1", "critique", "Give two concrete improvements for this poem:\n%draft%",
+                   {"critique": ""}),
+        ],
+        # A task receives its direct predecessors' outputs; pass the draft on to "revise".
+        output_config=_data(critique="", draft=""),
+        next_task="revise",
+        metadata=_METADATA,
+    )
+    revise = config_pb2.TaskConfig(
+        task_id="revise",
+        steps=[
+            _query(
+                "1",
+                "revise",
+                "Rewrite the poem applying the critique.\nPoem:\n%draft%\nCritique:\n%critique%",
+                {"poem": ""},
+            ),
+            config_pb2.StepConfig(
+                id="2",
+                name="count_lines",
+                step_type=config_pb2.STEP_TYPE_FUNCTION_CALL,
+                function_call_config=config_pb2.FunctionCallConfig(
+                    function_name="regex_extract",
+                    request=to_value({"text": "%poem%", "pattern": "[^\\n]+", "all": True}),
+                ),
+                output_config=_data(lines="%response%"),
+                metadata=_METADATA,
+            ),
+        ],
+        output_config=_data(poem="", lines=""),
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="poem",
+        name="Draft, review and revise a poem",
+        description="A chain of three tasks; each one's outputs feed the next one's prompts.",
+        tasks=[draft, review, revise],
+        input_config=_data(topic="the sea"),
+        metadata=_METADATA,
+    )
+
+
+def sample_fanout_job() -> config_pb2.JobConfig:
+    """One task fans out to two parallel tasks that a third one joins."""
+    outline = config_pb2.TaskConfig(
+        task_id="outline",
+        steps=[_query("1", "outline", "Describe in two sentences the idea: %idea%",
+                      {"summary": ""})],
+        next_tasks=["pros", "cons"],
+        metadata=_METADATA,
+    )
+    pros = config_pb2.TaskConfig(
+        task_id="pros",
+        steps=[_query("1", "pros", "List three strengths of this idea:\n%summary%",
+                      {"pros": ""})],
+        next_task="verdict",
+        metadata=_METADATA,
+    )
+    cons = config_pb2.TaskConfig(
+        task_id="cons",
+        steps=[_query("1", "cons", "List three weaknesses of this idea:\n%summary%",
+                      {"cons": ""})],
+        next_task="verdict",
+        metadata=_METADATA,
+    )
+    verdict = config_pb2.TaskConfig(
+        task_id="verdict",
+        steps=[
+            _query(
+                "1",
+                "verdict",
+                "Strengths:\n%pros%\nWeaknesses:\n%cons%\nShould we do it? Answer in one "
+                "paragraph.",
+                {"verdict": ""},
+            )
+        ],
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="idea_review",
+        name="Review an idea from two sides",
+        description="Fan-out to two parallel tasks and a join that sees both outputs.",
+        tasks=[outline, pros, cons, verdict],
+        input_config=_data(idea="a library of reusable LLM workflows"),
+        metadata=_METADATA,
+    )
+
+
+def sample_files() -> dict[str, bytes]:
+    """File name to content for every sample `create_sample` writes."""
+    json_format = formats.ConfigFormat.JSON
+    return {
+        "sample_step_config.json": SEED_STEP_JSON.encode("utf-8"),
+        "sample_task_config.json": formats.dumps(sample_task(), json_format),
+        "sample_job_config.json": formats.dumps(sample_job(), json_format),
+        "sample_fanout_job_config.json": formats.dumps(sample_fanout_job(), json_format),
+    }
+
+
+SAMPLE_FILES = (
+    "sample_step_config.json",
+    "sample_task_config.json",
+    "sample_job_config.json",
+    "sample_fanout_job_config.json",
+)

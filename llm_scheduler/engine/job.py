@@ -1,0 +1,135 @@
+"""Running a job in process: the task graph, independent tasks in parallel, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from llm_scheduler.config import dataflow
+from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.structs import struct_to_dict, to_struct
+from llm_scheduler.engine import records
+from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.task import run_task
+from llm_scheduler.engine.values import task_variables
+from llm_scheduler.v1 import config_pb2, run_pb2
+
+__all__ = ["new_run_id", "run_job"]
+
+
+def new_run_id(job_id: str) -> str:
+    """A readable, unique run id: ``<job id>-<UTC time>-<random>``."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{job_id or 'job'}-{stamp}-{secrets.token_hex(3)}"
+
+
+async def run_job(
+    job: config_pb2.JobConfig,
+    context: RunContext,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    run_id: str = "",
+) -> run_pb2.JobRun:
+    """Runs a job: each task starts once all its predecessors succeeded.
+
+    Independent tasks run concurrently, at most ``context.max_concurrency`` at once. When a task
+    fails, the tasks that depend on it are skipped; independent branches still finish. The job
+    fails if any task failed.
+
+    Args:
+        job: The job config (validated).
+        context: Models, functions, limits and the progress listener.
+        inputs: Job input variables, overriding the job's ``input_config``.
+        run_id: The run's id; a new one by default.
+
+    Returns:
+        The job's run record: every task's record in the job's task order, and the outputs of
+        its final tasks keyed by task id.
+    """
+    graph = TaskGraph.from_job(job)
+    tasks = {task.task_id: task for task in job.tasks}
+    job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
+    run = run_pb2.JobRun(
+        run_id=run_id or new_run_id(job.job_id),
+        job_id=job.job_id,
+        status=run_pb2.RUN_STATUS_RUNNING,
+        config=job,
+        started_at=records.now(),
+    )
+    run.inputs.CopyFrom(to_struct(job_input))
+    context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id))
+    start = job.start_task or graph.roots[0]
+    reachable = graph.reachable_from(start)
+    finished: dict[str, run_pb2.TaskRun] = {}
+    limit = asyncio.Semaphore(max(context.max_concurrency, 1))
+
+    async def execute(task_id: str) -> None:
+        preds = [p for p in graph.predecessors[task_id] if p in reachable]
+        upstream = [(p, struct_to_dict(finished[p].outputs)) for p in preds]
+        variables = task_variables(job_input, tasks[task_id], upstream)
+        async with limit:
+            finished[task_id] = await run_task(
+                tasks[task_id], variables, context, job_run_id=run.run_id, predecessors=preds
+            )
+
+    running: dict[asyncio.Task[None], str] = {}
+
+    def launch_ready() -> None:
+        for task_id in graph.task_ids:
+            if task_id not in reachable or task_id in finished or task_id in running.values():
+                continue
+            preds = [p for p in graph.predecessors[task_id] if p in reachable]
+            if all(p in finished for p in preds) and all(
+                finished[p].status == run_pb2.RUN_STATUS_SUCCEEDED for p in preds
+            ):
+                running[asyncio.create_task(execute(task_id), name=task_id)] = task_id
+
+    launch_ready()
+    try:
+        while running:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                future.result()
+            launch_ready()
+    finally:
+        for future in running:
+            future.cancel()
+    for task_id in graph.task_ids:
+        if task_id in finished:
+            task_run = finished[task_id]
+        else:
+            task_run = _skipped(tasks[task_id], run.run_id)
+            context.emit(EngineEvent(EventKind.TASK_SKIPPED, task_id))
+        run.tasks.append(task_run)
+        records.add_usage(run.usage, task_run.usage)
+        run.cost_usd += task_run.cost_usd
+    failed = [t for t in run.tasks if t.status == run_pb2.RUN_STATUS_FAILED]
+    if failed:
+        run.status = run_pb2.RUN_STATUS_FAILED
+        first = failed[0]
+        run.error.CopyFrom(first.error)
+        run.error.message = f"task {first.task_id!r} failed: {first.error.message}"
+    else:
+        run.status = run_pb2.RUN_STATUS_SUCCEEDED
+        sinks = [t for t in graph.sinks if t in reachable]
+        run.outputs.CopyFrom(
+            to_struct({t: struct_to_dict(finished[t].outputs) for t in sinks if t in finished})
+        )
+    run.finished_at.CopyFrom(records.now())
+    status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
+    context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=status))
+    return run
+
+
+def _skipped(task: config_pb2.TaskConfig, run_id: str) -> run_pb2.TaskRun:
+    return run_pb2.TaskRun(
+        task_run_id=task.task_id,
+        task_id=task.task_id,
+        job_run_id=run_id,
+        status=run_pb2.RUN_STATUS_SKIPPED,
+        config=task,
+    )

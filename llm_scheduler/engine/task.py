@@ -1,0 +1,85 @@
+"""Running one task: its steps in order, each seeing the outputs of the ones before."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llm_scheduler.config import dataflow
+from llm_scheduler.config.structs import to_struct
+from llm_scheduler.engine import records
+from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.step import run_step
+from llm_scheduler.engine.values import compute_outputs
+from llm_scheduler.v1 import config_pb2, run_pb2
+
+__all__ = ["run_task"]
+
+
+async def run_task(
+    task: config_pb2.TaskConfig,
+    variables: Mapping[str, Any],
+    context: RunContext,
+    *,
+    job_run_id: str = "",
+    predecessors: Sequence[str] = (),
+) -> run_pb2.TaskRun:
+    """Runs a task's steps in order; the first failing step fails the task.
+
+    Args:
+        task: The task config (validated).
+        variables: The task's starting variables (see `values.task_variables`).
+        context: Models, functions and the progress listener.
+        job_run_id: The job run this task belongs to, if any.
+        predecessors: The tasks whose outputs the task received.
+
+    Returns:
+        The task's run record with every step's record; its outputs are set when it succeeded.
+    """
+    run = run_pb2.TaskRun(
+        task_run_id=task.task_id,
+        task_id=task.task_id,
+        job_run_id=job_run_id,
+        status=run_pb2.RUN_STATUS_RUNNING,
+        config=task,
+        predecessors=list(predecessors),
+        attempt=1,
+        started_at=records.now(),
+    )
+    run.inputs.CopyFrom(to_struct(variables))
+    context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
+    scope = dict(variables)
+    response: Any = None
+    for index, step in enumerate(task.steps):
+        result = await run_step(
+            step, scope, context, index=index, task_id=task.task_id, step_count=len(task.steps)
+        )
+        run.steps.append(result.record)
+        records.add_usage(run.usage, result.record.usage)
+        run.cost_usd += result.record.cost_usd
+        if not result.ok:
+            run.error.CopyFrom(result.record.error)
+            return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
+        scope.update(result.outputs)
+        response = result.response
+    try:
+        if dataflow.payload(task.output_config):
+            outputs = compute_outputs(task.output_config, scope, response, frozenset(scope))
+        else:
+            produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
+            outputs = {name: scope[name] for name in scope if name in produced}
+    except Exception as error:  # noqa: BLE001 - recorded in the run
+        run.error.CopyFrom(records.error_info(error))
+        return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
+    run.outputs.CopyFrom(to_struct(outputs))
+    return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context)
+
+
+def _finish(
+    run: run_pb2.TaskRun, status: run_pb2.RunStatus, context: RunContext
+) -> run_pb2.TaskRun:
+    run.status = status
+    run.finished_at.CopyFrom(records.now())
+    detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
+    context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
+    return run

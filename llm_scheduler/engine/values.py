@@ -1,0 +1,94 @@
+"""Run-time data flow: the variables a task starts with and the outputs of steps and tasks.
+
+The rules are in docs/config_reference.md ("Data flow"); `llm_scheduler.config.dataflow` holds
+the parts validation shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llm_scheduler.config import dataflow
+from llm_scheduler.config.template import Template, format_value
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["compute_outputs", "render_request", "task_variables"]
+
+
+def task_variables(
+    job_input: Mapping[str, Any],
+    task: config_pb2.TaskConfig,
+    upstream: Sequence[tuple[str, Mapping[str, Any]]],
+) -> dict[str, Any]:
+    """The variables a task starts with.
+
+    Layers, later ones winning: the job input, the task's ``input_config`` defaults, then the
+    outputs of its predecessors. A name several predecessors produce is combined as the task's
+    ``{"$combine": MODE}`` says (validation requires one).
+
+    Args:
+        job_input: The job's input variables.
+        task: The task.
+        upstream: ``(task_id, outputs)`` of each predecessor, in the job's task order.
+    """
+    variables = {**job_input, **dataflow.task_defaults(task)}
+    configured = dataflow.payload(task.input_config)
+    produced: dict[str, list[tuple[str, Any]]] = {}
+    for task_id, outputs in upstream:
+        for name, value in outputs.items():
+            produced.setdefault(name, []).append((task_id, value))
+    for name, sources in produced.items():
+        mode = dataflow.combine_mode(configured.get(name))
+        if mode is None or (len(sources) == 1 and mode == "first"):
+            variables[name] = sources[-1][1]
+        elif mode == "list":
+            variables[name] = [value for _, value in sources]
+        elif mode == "by_task":
+            variables[name] = dict(sources)
+        elif mode == "concat":
+            variables[name] = "\n\n".join(format_value(value) for _, value in sources)
+        else:
+            variables[name] = sources[0][1]
+    return variables
+
+
+def compute_outputs(
+    output: config_pb2.DataConfig,
+    scope: Mapping[str, Any],
+    response: Any,
+    passthrough: set[str] | frozenset[str],
+) -> dict[str, Any]:
+    """Computes outputs from an ``output_config``.
+
+    For each key: a template value is rendered with ``%response%`` bound (and the scope's
+    variables); any other value passes the variable of that name through when the key is in
+    ``passthrough``, else takes the response. An empty config gives ``{"response": response}``.
+
+    Raises:
+        InterpolationError: A template names a missing variable or field.
+    """
+    configured = dataflow.payload(output)
+    if not configured:
+        return {dataflow.RESPONSE: response}
+    bound = {**scope, dataflow.RESPONSE: response}
+    outputs: dict[str, Any] = {}
+    for key, value in configured.items():
+        if isinstance(value, str) and Template.parse(value).is_template:
+            outputs[key] = Template.parse(value).render_value(bound)
+        elif key in passthrough and key in scope:
+            outputs[key] = scope[key]
+        else:
+            outputs[key] = response
+    return outputs
+
+
+def render_request(value: Any, scope: Mapping[str, Any]) -> Any:
+    """Renders every string in a function request as a template, keeping the structure."""
+    if isinstance(value, str):
+        return Template.parse(value).render_value(scope)
+    if isinstance(value, dict):
+        return {key: render_request(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_request(item, scope) for item in value]
+    return value

@@ -1,0 +1,146 @@
+"""Every exception llm-scheduler raises on purpose.
+
+User errors (the input is wrong; the message says how to fix it) are kept apart from runtime
+errors (something failed while running a correct config)::
+
+    LlmSchedulerError
+    ├── UserError                    the user must change something; CLIs exit with code 2
+    │   ├── ConfigError              one or more problems in a config file, each with its field path
+    │   ├── MissingApiKeyError       a provider needs a key that is not set
+    │   └── MissingDependencyError   an optional SDK is not installed
+    └── RunError                     a correct config failed while running; CLIs exit with code 1
+        ├── ProviderError            a model provider failed (after retries, when retryable)
+        ├── FunctionCallError        a registered function raised or returned a bad value
+        └── InterpolationError       a `%var%` had no value at run time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "FunctionCallError",
+    "InterpolationError",
+    "LlmSchedulerError",
+    "MissingApiKeyError",
+    "MissingDependencyError",
+    "ProviderError",
+    "RunError",
+    "UserError",
+]
+
+
+class LlmSchedulerError(Exception):
+    """Base class of every error llm-scheduler raises on purpose."""
+
+
+class UserError(LlmSchedulerError):
+    """The input is wrong; the message says what to change."""
+
+
+class RunError(LlmSchedulerError):
+    """A valid config failed while it ran."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigProblem:
+    """One problem found in a config.
+
+    Attributes:
+        path: The field path inside the config, e.g. ``tasks[1].steps[0].model_query_config``.
+        message: What is wrong.
+        hint: How to fix it.
+        file: The config file, when the config came from one.
+    """
+
+    path: str
+    message: str
+    hint: str = ""
+    file: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        field = self.path or "<config>"
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{where}{field}: {self.message}{hint}"
+
+
+class ConfigError(UserError):
+    """A config has one or more problems; all of them are reported at once."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        if not problems:
+            raise ValueError("ConfigError needs at least one problem")
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = "1 problem" if count == 1 else f"{count} problems"
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid config, {header}:\n{lines}")
+
+    @classmethod
+    def single(cls, path: str, message: str, hint: str = "", file: str = "") -> ConfigError:
+        """Builds an error with one problem."""
+        return cls([ConfigProblem(path=path, message=message, hint=hint, file=file)])
+
+
+class MissingApiKeyError(UserError):
+    """A provider needs an API key that is not set."""
+
+    def __init__(self, model_key: str, provider: str, env_var: str) -> None:
+        self.model_key = model_key
+        self.provider = provider
+        self.env_var = env_var
+        super().__init__(
+            f"model key {model_key!r} uses provider {provider!r}, which needs an API key: "
+            f"set the environment variable {env_var}, or run with --offline "
+            "(or LLM_SCHEDULER_OFFLINE=1) to use the offline model"
+        )
+
+
+class MissingDependencyError(UserError):
+    """An optional SDK is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the {package!r} package: pip install 'llm-scheduler[{extra}]'"
+        )
+
+
+class ProviderError(RunError):
+    """A model provider failed.
+
+    Attributes:
+        provider: The provider name (``openai``, ``google``, ``anthropic``, ``offline``).
+        retryable: Whether the failure is transient (429, 5xx, timeout, connection error).
+        status: The HTTP status, when there was one.
+        retry_after: Seconds the provider asked to wait before retrying, when it said.
+        attempts: Requests made before giving up (set by the retry loop).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = 1
+        super().__init__(message)
+
+
+class FunctionCallError(RunError):
+    """A registered function raised, or returned a value that is not JSON."""
+
+
+class InterpolationError(RunError):
+    """A template named a variable that has no value at run time."""

@@ -1,0 +1,110 @@
+"""The one async model interface every provider adapter implements."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+__all__ = ["ModelAdapter", "ModelRequest", "ModelResponse", "ResponseFormatSpec", "Usage"]
+
+ResponseKind = Literal["text", "json", "json_schema"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseFormatSpec:
+    """The response format a step asks for.
+
+    Attributes:
+        kind: ``text``, ``json`` (any JSON object) or ``json_schema``.
+        json_schema: The JSON Schema for ``json_schema``.
+        schema_name: A name for the schema (some providers require one).
+    """
+
+    kind: ResponseKind = "text"
+    json_schema: Mapping[str, Any] | None = None
+    schema_name: str = "response"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRequest:
+    """One request to a model, provider-neutral.
+
+    Attributes:
+        model: The provider's model name (``gpt-4o-mini``), already resolved from the model key.
+        system_prompt: The rendered system prompt; empty for none.
+        user_prompt: The rendered user prompt.
+        parameters: Validated generation parameters with neutral names (``temperature``,
+            ``max_tokens``, ``top_p``, ``top_k``, ``stop`` as a list, ``seed``,
+            ``presence_penalty``, ``frequency_penalty``) plus unknown ones passed through.
+        response_format: The response format.
+        timeout_seconds: The per-request timeout.
+    """
+
+    model: str
+    system_prompt: str
+    user_prompt: str
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    response_format: ResponseFormatSpec = ResponseFormatSpec()
+    timeout_seconds: float = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """Token counts of one response; ``cached_input_tokens`` is a part of ``input_tokens``."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelResponse:
+    """A model's answer.
+
+    Attributes:
+        text: The response text (JSON text for JSON response formats).
+        usage: Token counts.
+        model: The model name the provider reported (may differ from the requested alias).
+        finish_reason: The provider's finish/stop reason, as it named it.
+    """
+
+    text: str
+    usage: Usage = Usage()
+    model: str = ""
+    finish_reason: str = ""
+
+
+class ModelAdapter(abc.ABC):
+    """Talks to one provider. Adapters translate to and from the provider's SDK and nothing else.
+
+    An adapter makes exactly one request per `generate` call: retries, timeouts between attempts,
+    concurrency limits and pricing are the caller's (see `llm_scheduler.models.client`). Provider
+    failures are raised as `llm_scheduler.errors.ProviderError` with ``retryable`` set for 429,
+    5xx, timeouts and connection errors, and ``retry_after`` from the Retry-After header when the
+    provider sent one.
+
+    Attributes:
+        provider: The provider name used in model keys (``openai:gpt-4o-mini``).
+        default_api_key_env: The environment variable the provider's key is usually in.
+        supported_parameters: The neutral parameter names this provider accepts.
+    """
+
+    provider: ClassVar[str]
+    default_api_key_env: ClassVar[str] = ""
+    supported_parameters: ClassVar[frozenset[str]] = frozenset()
+
+    @abc.abstractmethod
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Sends one request and returns the response."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters need it
+        """Releases connections; the adapter is not used afterwards."""

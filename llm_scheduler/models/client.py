@@ -1,0 +1,184 @@
+"""The engine's door to models: key resolution, credentials, concurrency limits, retries, cost."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from llm_scheduler.errors import MissingApiKeyError, ProviderError
+from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
+from llm_scheduler.models.providers import adapter_class
+from llm_scheduler.models.registry import ModelRegistry, ModelSpec
+from llm_scheduler.models.retry import RetryPolicy, call_with_retries
+
+__all__ = ["OFFLINE_ENV", "ModelCall", "ModelClient", "RetryEvent", "offline_from_env"]
+
+OFFLINE_ENV = "LLM_SCHEDULER_OFFLINE"
+
+# google-genai also reads GOOGLE_API_KEY; honour it so users need not set both.
+_API_KEY_FALLBACKS = {"GEMINI_API_KEY": ("GOOGLE_API_KEY",)}
+
+
+def offline_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``LLM_SCHEDULER_OFFLINE`` asks for the offline model."""
+    value = (environ if environ is not None else os.environ).get(OFFLINE_ENV, "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryEvent:
+    """A request failed and will be retried.
+
+    Attributes:
+        model_key: The model key of the request.
+        retry: The retry number, from 1.
+        error: The failure.
+        delay_seconds: How long the client waits before the retry.
+    """
+
+    model_key: str
+    retry: int
+    error: ProviderError
+    delay_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCall:
+    """A completed model request.
+
+    Attributes:
+        spec: The registry entry the key resolved to (provider ``offline`` in offline mode).
+        request: The request sent.
+        response: The response received.
+        attempts: Requests made, retries included.
+        latency_seconds: Wall time from the first attempt to the response, waits included.
+        cost_usd: The response's price from the registry's price table.
+    """
+
+    spec: ModelSpec
+    request: ModelRequest
+    response: ModelResponse
+    attempts: int
+    latency_seconds: float
+    cost_usd: float
+
+
+class ModelClient:
+    """Resolves model keys and sends requests with retries and per-entry concurrency limits.
+
+    One client serves one run (one event loop). Close it with `aclose`.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry | None = None,
+        *,
+        offline: bool | None = None,
+        credentials: Mapping[str, str] | None = None,
+        retry_policy: RetryPolicy | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        """Creates a client.
+
+        Args:
+            registry: The model registry; the built-in one by default.
+            offline: Use the offline model for every key; by default ``LLM_SCHEDULER_OFFLINE``.
+            credentials: Where API keys are looked up (env var name to key); the process
+                environment by default. A runner may inject keys here.
+            retry_policy: Overrides the retry policy; by default each entry's ``max_attempts``
+                with the standard backoff.
+            on_retry: Called before each retry wait.
+        """
+        self.registry = registry or ModelRegistry()
+        self.offline = offline_from_env() if offline is None else offline
+        self._credentials = credentials if credentials is not None else os.environ
+        self._retry_policy = retry_policy
+        self._on_retry = on_retry
+        self._adapters: dict[tuple[str, str, str], ModelAdapter] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def resolve(self, model_key: str) -> ModelSpec:
+        """The entry a key resolves to; in offline mode an offline entry named after the key.
+
+        Raises:
+            UnknownModelKeyError: The key is unknown (validation reports this earlier).
+        """
+        spec = self.registry.resolve(model_key)
+        if self.offline and spec.provider != "offline":
+            return ModelSpec(key=model_key, provider="offline", model=model_key)
+        return spec
+
+    def check_credentials(self, model_keys: Iterable[str]) -> None:
+        """Fails early when a key that the given model keys need is missing.
+
+        Raises:
+            MissingApiKeyError: For the first model key whose API key is not set.
+        """
+        for key in sorted(set(model_keys)):
+            spec = self.resolve(key)
+            if spec.needs_api_key and not self._api_key(spec):
+                raise MissingApiKeyError(key, spec.provider, spec.api_key_env)
+
+    async def generate(self, model_key: str, request: ModelRequest) -> ModelCall:
+        """Sends a request to the model behind ``model_key`` (``request.model`` is replaced).
+
+        Raises:
+            MissingApiKeyError: The entry needs an API key that is not set.
+            ProviderError: The request failed for good; ``attempts`` says how often it was tried.
+        """
+        spec = self.resolve(model_key)
+        request = dataclasses.replace(
+            request, model=spec.model, timeout_seconds=spec.timeout_seconds
+        )
+        adapter = self._adapter(spec)
+        limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
+        policy = self._retry_policy or RetryPolicy(max_attempts=spec.max_attempts)
+
+        async def attempt() -> ModelResponse:
+            async with limit:
+                return await adapter.generate(request)
+
+        def on_retry(retry: int, error: ProviderError, delay: float) -> None:
+            if self._on_retry is not None:
+                self._on_retry(RetryEvent(model_key, retry, error, delay))
+
+        started = time.perf_counter()
+        response, attempts = await call_with_retries(attempt, policy, on_retry=on_retry)
+        usage = response.usage
+        return ModelCall(
+            spec=spec,
+            request=request,
+            response=response,
+            attempts=attempts,
+            latency_seconds=time.perf_counter() - started,
+            cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+        )
+
+    async def aclose(self) -> None:
+        """Closes every adapter's connections."""
+        adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            await adapter.aclose()
+
+    def _api_key(self, spec: ModelSpec) -> str:
+        for env_var in (spec.api_key_env, *_API_KEY_FALLBACKS.get(spec.api_key_env, ())):
+            value = self._credentials.get(env_var, "") if env_var else ""
+            if value:
+                return value
+        return ""
+
+    def _adapter(self, spec: ModelSpec) -> ModelAdapter:
+        api_key = self._api_key(spec)
+        if spec.needs_api_key and not api_key:
+            raise MissingApiKeyError(spec.key, spec.provider, spec.api_key_env)
+        cache_key = (spec.provider, spec.base_url, api_key)
+        adapter = self._adapters.get(cache_key)
+        if adapter is None:
+            cls = adapter_class(spec.provider)
+            # Local OpenAI-compatible servers ignore the key, but the SDK insists on one.
+            adapter = cls(api_key=api_key or "no-key", base_url=spec.base_url or None)
+            self._adapters[cache_key] = adapter
+        return adapter

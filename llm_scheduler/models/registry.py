@@ -1,0 +1,236 @@
+"""Model keys: the built-in registry, models files, and direct ``provider:model`` keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import pathlib
+from collections.abc import Iterable
+
+from llm_scheduler.config import formats
+from llm_scheduler.errors import ConfigError, ConfigProblem
+from llm_scheduler.v1 import config_pb2
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_API_KEY_ENV",
+    "PROVIDERS",
+    "ModelRegistry",
+    "ModelSpec",
+    "UnknownModelKeyError",
+]
+
+# The provider names a model key may use; "gemini" is accepted as another name for "google".
+PROVIDERS = ("openai", "google", "anthropic", "offline")
+_PROVIDER_ALIASES = {"gemini": "google"}
+
+DEFAULT_API_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "google": "GEMINI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "offline": "",
+}
+
+DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_TIMEOUT_SECONDS = 120.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """How to reach the model behind a key, and what it costs.
+
+    Attributes:
+        key: The model key as configs write it.
+        provider: ``openai``, ``google``, ``anthropic`` or ``offline``.
+        model: The provider's model name.
+        base_url: The API base URL; empty for the provider's default.
+        api_key_env: The environment variable holding the API key.
+        no_api_key: The server needs no key (local OpenAI-compatible servers).
+        input_price: US dollars per million input tokens.
+        output_price: US dollars per million output tokens.
+        cached_input_price: US dollars per million cached input tokens.
+        max_concurrency: Requests in flight at once for this entry.
+        timeout_seconds: Per-request timeout.
+        max_attempts: Attempts per request, retries included.
+    """
+
+    key: str
+    provider: str
+    model: str
+    base_url: str = ""
+    api_key_env: str = ""
+    no_api_key: bool = False
+    input_price: float = 0.0
+    output_price: float = 0.0
+    cached_input_price: float = 0.0
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    @property
+    def needs_api_key(self) -> bool:
+        """Whether a request needs an API key."""
+        return self.provider != "offline" and not self.no_api_key
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int) -> float:
+        """The price in US dollars of one call; cached input tokens are priced as such."""
+        cached_price = self.cached_input_price or self.input_price
+        uncached = max(input_tokens - cached_input_tokens, 0)
+        return (
+            uncached * self.input_price
+            + cached_input_tokens * cached_price
+            + output_tokens * self.output_price
+        ) / 1e6
+
+
+def _builtin(key: str, provider: str, model: str, prices: tuple[float, float, float]) -> ModelSpec:
+    return ModelSpec(
+        key=key,
+        provider=provider,
+        model=model,
+        api_key_env=DEFAULT_API_KEY_ENV[provider],
+        input_price=prices[0],
+        output_price=prices[1],
+        cached_input_price=prices[2],
+    )
+
+
+# Prices are list prices in USD per million tokens (input, output, cached input) at the time of
+# writing; override them in a models file when they change.
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    _builtin("GEMINI_FLASH", "google", "gemini-2.5-flash", (0.30, 2.50, 0.03)),
+    _builtin("GEMINI_FLASH_LITE", "google", "gemini-2.5-flash-lite", (0.10, 0.40, 0.01)),
+    _builtin("GEMINI_PRO", "google", "gemini-2.5-pro", (1.25, 10.0, 0.125)),
+    _builtin("GPT_4O_MINI", "openai", "gpt-4o-mini", (0.15, 0.60, 0.075)),
+    _builtin("GPT_4O", "openai", "gpt-4o", (2.50, 10.0, 1.25)),
+    _builtin("GPT_4_1_MINI", "openai", "gpt-4.1-mini", (0.40, 1.60, 0.10)),
+    _builtin("GPT_4_1", "openai", "gpt-4.1", (2.0, 8.0, 0.50)),
+    _builtin("CLAUDE_3_5_HAIKU", "anthropic", "claude-3-5-haiku-latest", (0.80, 4.0, 0.08)),
+    _builtin("CLAUDE_HAIKU_4_5", "anthropic", "claude-haiku-4-5", (1.0, 5.0, 0.10)),
+    _builtin("CLAUDE_SONNET_4_5", "anthropic", "claude-sonnet-4-5", (3.0, 15.0, 0.30)),
+    _builtin("OFFLINE", "offline", "offline", (0.0, 0.0, 0.0)),
+)
+
+
+class UnknownModelKeyError(KeyError):
+    """A model key is neither in the registry nor a valid ``provider:model`` key."""
+
+
+class ModelRegistry:
+    """Maps model keys to `ModelSpec` entries.
+
+    Keys are looked up in the registry first; a key of the form ``provider:model`` that is not
+    registered resolves directly to that provider's model with default settings.
+    """
+
+    def __init__(self, specs: Iterable[ModelSpec] = BUILTIN_MODELS) -> None:
+        self._specs: dict[str, ModelSpec] = {spec.key: spec for spec in specs}
+
+    @classmethod
+    def with_models_file(cls, path: str | pathlib.Path | None) -> ModelRegistry:
+        """The built-in registry, extended and overridden by a models file when one is given.
+
+        Raises:
+            ConfigError: The models file is invalid.
+        """
+        registry = cls()
+        if path:
+            registry = cls([*registry.specs(), *load_models_file(path)])
+        return registry
+
+    def specs(self) -> list[ModelSpec]:
+        """Every registered entry."""
+        return list(self._specs.values())
+
+    def keys(self) -> list[str]:
+        """Every registered key, sorted."""
+        return sorted(self._specs)
+
+    def resolve(self, key: str) -> ModelSpec:
+        """Returns the entry for a model key.
+
+        Raises:
+            UnknownModelKeyError: The key is not registered and not ``provider:model``.
+        """
+        spec = self._specs.get(key)
+        if spec is not None:
+            return spec
+        provider, sep, model = key.partition(":")
+        provider = _PROVIDER_ALIASES.get(provider, provider)
+        if sep and model and provider in PROVIDERS:
+            return ModelSpec(
+                key=key, provider=provider, model=model, api_key_env=DEFAULT_API_KEY_ENV[provider]
+            )
+        raise UnknownModelKeyError(key)
+
+    def describe_unknown(self, key: str) -> str:
+        """A hint for an unknown key: the closest registered key and the accepted forms."""
+        close = difflib.get_close_matches(key.upper(), self.keys(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (
+            f"{hint}use a registered key ({', '.join(self.keys())}), a key from a models file "
+            f"(--models_file), or provider:model with provider one of {', '.join(PROVIDERS)}"
+        )
+
+
+def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
+    """Reads a models file (a `ModelsConfig` in JSON or textproto).
+
+    Raises:
+        ConfigError: The file is invalid; every problem is reported.
+    """
+    file = str(path)
+    config = formats.load(path, config_pb2.ModelsConfig)
+    problems: list[ConfigProblem] = []
+    specs: list[ModelSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(config.models):
+        where = f"models[{index}]"
+        provider = _PROVIDER_ALIASES.get(entry.provider, entry.provider)
+        if not entry.key:
+            problems.append(ConfigProblem(f"{where}.key", "missing", "name the key", file))
+        elif entry.key in seen:
+            problems.append(
+                ConfigProblem(f"{where}.key", f"duplicate key {entry.key!r}", "keep one", file)
+            )
+        seen.add(entry.key)
+        if provider not in PROVIDERS:
+            problems.append(
+                ConfigProblem(
+                    f"{where}.provider",
+                    f"unknown provider {entry.provider!r}",
+                    f"use one of {', '.join(PROVIDERS)} (openai also covers OpenAI-compatible "
+                    "servers through base_url)",
+                    file,
+                )
+            )
+            continue
+        if not entry.model:
+            problems.append(
+                ConfigProblem(f"{where}.model", "missing", "name the provider's model", file)
+            )
+        for name in ("max_concurrency", "max_attempts", "timeout_seconds"):
+            if getattr(entry, name) < 0:
+                problems.append(
+                    ConfigProblem(f"{where}.{name}", "must not be negative", "use 0 for default")
+                )
+        specs.append(
+            ModelSpec(
+                key=entry.key,
+                provider=provider,
+                model=entry.model,
+                base_url=entry.base_url,
+                api_key_env=entry.api_key_env or DEFAULT_API_KEY_ENV[provider],
+                no_api_key=entry.no_api_key,
+                input_price=entry.input_price_per_million_tokens,
+                output_price=entry.output_price_per_million_tokens,
+                cached_input_price=entry.cached_input_price_per_million_tokens,
+                max_concurrency=entry.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+                timeout_seconds=entry.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
+                max_attempts=entry.max_attempts or DEFAULT_MAX_ATTEMPTS,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return specs

@@ -1,0 +1,201 @@
+"""What the command-line tools share: building a run context, variables, output, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TextIO, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from llm_scheduler.config import formats
+from llm_scheduler.config.kinds import CONFIG_TYPES
+from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.errors import ConfigError, LlmSchedulerError, RunError, UserError
+from llm_scheduler.function_steps import default_registry
+from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
+from llm_scheduler.models.registry import ModelRegistry
+from llm_scheduler.runner import flags
+from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.v1 import run_pb2
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_OK",
+    "EXIT_RUN_FAILED",
+    "build_context",
+    "guess_config_type",
+    "message_dict",
+    "parse_vars",
+    "print_json",
+    "require_input_path",
+    "run_cli",
+    "status_exit_code",
+]
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
+
+T = TypeVar("T")
+
+
+def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
+    """Runs a tool's body, turning llm-scheduler errors into a message and an exit code."""
+    err = stderr or sys.stderr
+    try:
+        return body()
+    except UserError as error:
+        print(f"error: {error}", file=err)
+        return EXIT_BAD_INPUT
+    except (RunError, LlmSchedulerError) as error:
+        print(f"run failed: {error}", file=err)
+        return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+
+
+def require_input_path() -> str:
+    """The ``--input_path`` flag's value.
+
+    Raises:
+        UserError: The flag is missing.
+    """
+    if not flags.INPUT_PATH.value:
+        raise UserError("--input_path is required: the config file to read")
+    return flags.INPUT_PATH.value
+
+
+def models_registry() -> ModelRegistry:
+    """The model registry with the models file from ``--models_file`` or the environment."""
+    return ModelRegistry.with_models_file(
+        flags.MODELS_FILE.value or os.environ.get(MODELS_FILE_ENV) or None
+    )
+
+
+def build_context(
+    registry: ModelRegistry, *, progress: ProgressPrinter | None = None
+) -> RunContext:
+    """A run context from the common flags (offline mode, functions, concurrency)."""
+    functions = default_registry()
+    functions.load_modules(flags.FUNCTION_MODULES.value)
+    on_retry: Callable[[RetryEvent], None] | None = progress.retry if progress else None
+    client = ModelClient(
+        registry, offline=flags.OFFLINE.value or offline_from_env(), on_retry=on_retry
+    )
+    return RunContext(
+        models=client,
+        functions=functions,
+        max_concurrency=flags.MAX_CONCURRENCY.value,
+        on_event=progress.event if progress else None,
+    )
+
+
+def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
+    """Parses ``name=value`` pairs; a value that is valid JSON is taken as JSON.
+
+    Raises:
+        UserError: A pair has no ``=`` or an empty name.
+    """
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--var {pair!r}: write name=value")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        result[name.strip()] = value
+    return result
+
+
+async def run_and_close(context: RunContext, work: Awaitable[T]) -> T:
+    """Awaits ``work`` and closes the context's model connections afterwards."""
+    try:
+        return await work
+    finally:
+        await context.models.aclose()
+
+
+def run_async(context: RunContext, work: Awaitable[T]) -> T:
+    """Runs ``work`` in a new event loop and closes the model connections."""
+    return asyncio.run(run_and_close(context, work))
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """A message as a dict in the proto JSON mapping with snake_case names."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    """Prints a JSON value (or a message, in the proto JSON mapping) on stdout."""
+    if isinstance(value, Message):
+        value = message_dict(value)
+    print(json.dumps(value, indent=2, ensure_ascii=False), file=out or sys.stdout)
+
+
+def status_exit_code(status: int) -> int:
+    """The exit code for a run's final status."""
+    return EXIT_OK if status == run_pb2.RUN_STATUS_SUCCEEDED else EXIT_RUN_FAILED
+
+
+def guess_config_type(path: str) -> str:
+    """Guesses what a JSON config holds from its top-level fields.
+
+    Raises:
+        UserError: The file is binary (its type cannot be seen) or unreadable.
+    """
+    try:
+        data = open(path, "rb").read()  # noqa: SIM115 - read in one go
+    except OSError as error:
+        raise ConfigError.single(
+            "", f"cannot read the file: {error.strerror or error}", "check the path", path
+        ) from None
+    fmt = formats.format_for_path(path, data)
+    if fmt is formats.ConfigFormat.BINARY:
+        raise UserError(
+            f"{path}: a binary config does not say what it holds: pass --config_type "
+            f"({', '.join(CONFIG_TYPES)})"
+        )
+    text = data.decode("utf-8", errors="replace")
+    if fmt is formats.ConfigFormat.JSON:
+        try:
+            keys = set(json.loads(formats.strip_json_comments(text)))
+        except (ValueError, TypeError):
+            keys = set()
+    else:
+        keys = {line.split(":")[0].split("{")[0].strip() for line in text.splitlines()}
+    for name, field in (
+        ("job_run", "run_id"),
+        ("task_run", "task_run_id"),
+        ("job", "tasks"),
+        ("task", "steps"),
+        ("models", "models"),
+    ):
+        if field in keys:
+            return name
+    return "step"
+
+
+def describe_usage(usage: run_pb2.TokenUsage, cost: float) -> str:
+    """A one-line summary of token usage and cost."""
+    cached = f" ({usage.cached_input_tokens} cached)" if usage.cached_input_tokens else ""
+    return (
+        f"tokens: {usage.input_tokens} in{cached}, {usage.output_tokens} out; "
+        f"cost: ${cost:.6f}"
+    )
+
+
+def outputs_of(record: Message) -> Mapping[str, Any]:
+    """The ``outputs`` field of a run record as a dict."""
+    outputs = getattr(record, "outputs")  # noqa: B009 - any record type with outputs
+    return struct_to_dict(outputs)

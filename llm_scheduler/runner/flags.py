@@ -1,0 +1,61 @@
+"""Flags shared by the command-line tools, defined once so the tools can share a process."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from llm_scheduler.config.kinds import CONFIG_TYPES
+
+__all__ = [
+    "CONFIG_TYPE",
+    "FUNCTION_MODULES",
+    "INPUT_PATH",
+    "MAX_CONCURRENCY",
+    "MODELS_FILE",
+    "OFFLINE",
+    "OUTPUT_FORMAT",
+    "PRINT_RECORD",
+    "QUIET",
+    "VARS",
+]
+
+INPUT_PATH = flags.DEFINE_string(
+    "input_path", None, "The config file to read (JSON, textproto or binary)."
+)
+CONFIG_TYPE = flags.DEFINE_enum(
+    "config_type", None, list(CONFIG_TYPES), "What the file holds; guessed when not given."
+)
+OFFLINE = flags.DEFINE_bool(
+    "offline",
+    False,
+    "Answer every model key with the offline model (no network, no API keys). "
+    "LLM_SCHEDULER_OFFLINE=1 does the same.",
+)
+MODELS_FILE = flags.DEFINE_string(
+    "models_file",
+    None,
+    "A models file (ModelsConfig) that extends or overrides the built-in model keys; "
+    "default: $LLM_SCHEDULER_MODELS_FILE.",
+)
+FUNCTION_MODULES = flags.DEFINE_list(
+    "function_modules",
+    [],
+    "Python modules to import so their @register_function functions can be called by steps.",
+)
+VARS = flags.DEFINE_multi_string(
+    "var",
+    [],
+    "An input variable as name=value (value parsed as JSON when it is JSON); repeatable.",
+)
+MAX_CONCURRENCY = flags.DEFINE_integer(
+    "max_concurrency", 8, "How many tasks may run at once.", lower_bound=1
+)
+PRINT_RECORD = flags.DEFINE_bool(
+    "print_record",
+    False,
+    "Print the full run record (prompts, responses, usage) instead of only the outputs.",
+)
+QUIET = flags.DEFINE_bool("quiet", False, "Print only failures and retries on stderr.")
+OUTPUT_FORMAT = flags.DEFINE_enum(
+    "output_format", "json", ["json", "textproto", "binary"], "The format to print or write."
+)

@@ -1,0 +1,56 @@
+"""Runs one step config and prints its outputs.
+
+Usage: step_runner --input_path=step.json [--var name=value ...] [--offline]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+
+from llm_scheduler.config import formats
+from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.engine.step import run_step
+from llm_scheduler.runner import common, flags
+from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["main", "run"]
+
+
+def main(argv: list[str]) -> int:
+    """Entry point after flag parsing."""
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
+        return common.EXIT_BAD_INPUT
+    return common.run_cli(_run_step)
+
+
+def _run_step() -> int:
+    path = common.require_input_path()
+    step = formats.load(path, config_pb2.StepConfig)
+    registry = common.models_registry()
+    context = common.build_context(registry, progress=ProgressPrinter(quiet=True))
+    variables = common.parse_vars(flags.VARS.value)
+    Validator(registry, context.functions, file=path).check_step(step, variables)
+    context.models.check_credentials(model_keys_of([step]))
+    result = common.run_async(context, run_step(step, variables, context))
+    record = result.record
+    if not result.ok:
+        print(f"step failed: {record.error.type}: {record.error.message}", file=sys.stderr)
+    else:
+        model = f"{record.provider}:{record.provider_model} " if record.provider else ""
+        summary = common.describe_usage(record.usage, record.cost_usd)
+        print(f"{model}{summary}; {record.latency_seconds:.2f}s", file=sys.stderr)
+    common.print_json(record if flags.PRINT_RECORD.value else result.outputs)
+    return common.status_exit_code(record.status)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

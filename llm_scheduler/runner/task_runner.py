@@ -1,0 +1,101 @@
+"""Runs one task config, or several in a row, and prints the outputs.
+
+Usage: task_runner --input_path=task.json[,task2.json ...] [--var name=value ...] [--offline]
+
+With several files, each task receives the outputs of the one before it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+
+from llm_scheduler.config import dataflow, formats
+from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.engine import records
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.task import run_task
+from llm_scheduler.engine.values import task_variables
+from llm_scheduler.errors import ConfigError
+from llm_scheduler.runner import common, flags
+from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.v1 import config_pb2, run_pb2
+
+__all__ = ["main", "run", "run_tasks"]
+
+
+def main(argv: list[str]) -> int:
+    """Entry point after flag parsing."""
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
+        return common.EXIT_BAD_INPUT
+    return common.run_cli(_run_tasks)
+
+
+async def run_tasks(
+    tasks: list[config_pb2.TaskConfig], variables: dict[str, object], context: RunContext
+) -> list[run_pb2.TaskRun]:
+    """Runs tasks in order, each receiving the previous one's outputs; stops at a failure."""
+    runs: list[run_pb2.TaskRun] = []
+    upstream: list[tuple[str, dict[str, object]]] = []
+    for task in tasks:
+        task_run = await run_task(
+            task,
+            task_variables(variables, task, upstream),
+            context,
+            predecessors=[name for name, _ in upstream],
+        )
+        runs.append(task_run)
+        if task_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
+            break
+        upstream = [(task.task_id, struct_to_dict(task_run.outputs))]
+    return runs
+
+
+def _run_tasks() -> int:
+    paths = [p for p in common.require_input_path().split(",") if p]
+    tasks = [formats.load(path, config_pb2.TaskConfig) for path in paths]
+    registry = common.models_registry()
+    context = common.build_context(
+        registry, progress=ProgressPrinter(quiet=flags.QUIET.value)
+    )
+    variables = common.parse_vars(flags.VARS.value)
+    validator = Validator(registry, context.functions)
+    problems = []
+    upstream: set[str] = set()
+    for path, task in zip(paths, tasks, strict=True):
+        validator.file = path
+        try:
+            validator.check_tasks([task], set(variables) | upstream)
+        except ConfigError as error:
+            problems += error.problems
+        upstream = set(dataflow.task_output_names(task))
+    if problems:
+        raise ConfigError(problems)
+    context.models.check_credentials(model_keys_of(s for t in tasks for s in t.steps))
+    runs = common.run_async(context, run_tasks(tasks, variables, context))
+    last = runs[-1]
+    usage = run_pb2.TokenUsage()
+    cost = 0.0
+    for task_run in runs:
+        records.add_usage(usage, task_run.usage)
+        cost += task_run.cost_usd
+    print(common.describe_usage(usage, cost), file=sys.stderr)
+    if last.status != run_pb2.RUN_STATUS_SUCCEEDED:
+        print(f"task {last.task_id!r} failed: {last.error.message}", file=sys.stderr)
+    if flags.PRINT_RECORD.value:
+        common.print_json([common.message_dict(task_run) for task_run in runs])
+    else:
+        common.print_json(struct_to_dict(last.outputs))
+    return common.status_exit_code(last.status)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,92 @@
+"""llm-scheduler: run LLM workflows described by protobuf configs.
+
+A Job is a graph of Tasks, a Task a list of Steps, a Step one model query or one registered
+function call. The same configs run in process (`run_job`) and, in later releases, event-driven
+on a store.
+
+Example::
+
+    import asyncio
+    from llm_scheduler import ModelClient, RunContext, Validator, load_config, run_job
+    from llm_scheduler.v1 import config_pb2
+
+    job = load_config("examples/sample_job_config.json", config_pb2.JobConfig)
+    Validator().check_job(job)
+    record = asyncio.run(run_job(job, RunContext(models=ModelClient(offline=True))))
+"""
+
+from llm_scheduler.config.formats import ConfigFormat, dumps, loads
+from llm_scheduler.config.formats import load as load_config
+from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.template import Template
+from llm_scheduler.config.validation import Validator
+from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.job import run_job
+from llm_scheduler.engine.step import StepResult, run_step
+from llm_scheduler.engine.task import run_task
+from llm_scheduler.errors import (
+    ConfigError,
+    ConfigProblem,
+    FunctionCallError,
+    InterpolationError,
+    LlmSchedulerError,
+    MissingApiKeyError,
+    MissingDependencyError,
+    ProviderError,
+    RunError,
+    UserError,
+)
+from llm_scheduler.function_steps import FunctionRegistry, default_registry, register_function
+from llm_scheduler.models.base import (
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+    ResponseFormatSpec,
+    Usage,
+)
+from llm_scheduler.models.client import ModelCall, ModelClient
+from llm_scheduler.models.registry import ModelRegistry, ModelSpec
+from llm_scheduler.models.retry import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ConfigFormat",
+    "ConfigProblem",
+    "EngineEvent",
+    "EventKind",
+    "FunctionCallError",
+    "FunctionRegistry",
+    "InterpolationError",
+    "LlmSchedulerError",
+    "MissingApiKeyError",
+    "MissingDependencyError",
+    "ModelAdapter",
+    "ModelCall",
+    "ModelClient",
+    "ModelRegistry",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelSpec",
+    "ProviderError",
+    "ResponseFormatSpec",
+    "RetryPolicy",
+    "RunContext",
+    "RunError",
+    "StepResult",
+    "TaskGraph",
+    "Template",
+    "Usage",
+    "UserError",
+    "Validator",
+    "__version__",
+    "default_registry",
+    "dumps",
+    "load_config",
+    "loads",
+    "register_function",
+    "run_job",
+    "run_step",
+    "run_task",
+]

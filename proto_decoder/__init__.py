@@ -1,0 +1,1 @@
+"""Converts configs between JSON, textproto and binary protobuf."""

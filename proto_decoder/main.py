@@ -29,9 +29,7 @@ OUTPUT_PATH = absl_flags.DEFINE_string(
 )
 
 
-def convert(
-    input_path: str, config_type: str, output_format: formats.ConfigFormat
-) -> bytes:
+def convert(input_path: str, config_type: str, output_format: formats.ConfigFormat) -> bytes:
     """Reads a config of ``config_type`` and returns it in ``output_format``.
 
     Raises:

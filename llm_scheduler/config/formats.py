@@ -12,7 +12,7 @@ import enum
 import json
 import pathlib
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor, json_format, text_format
 from google.protobuf.message import DecodeError, Message
@@ -62,6 +62,10 @@ def format_for_path(path: str | pathlib.Path, data: bytes | None = None) -> Conf
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        return ConfigFormat.BINARY
+    # Small binary messages are often valid UTF-8, but their tags and lengths are control bytes
+    # that JSON and textproto never hold outside strings.
+    if any(char < " " and char not in "\t\n\r\f\v" for char in text):
         return ConfigFormat.BINARY
     stripped = strip_json_comments(text).lstrip()
     return ConfigFormat.JSON if stripped.startswith("{") else ConfigFormat.TEXTPROTO
@@ -116,7 +120,7 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
         ) from None
     if not isinstance(tree, dict):
         raise ConfigError.single("", f"a {name} must be a JSON object", "wrap it in {...}", file)
-    problems = _unknown_fields(tree, message_type.DESCRIPTOR, "", file)
+    problems = _unknown_fields(tree, cast(descriptor.Descriptor, message_type.DESCRIPTOR), "", file)
     if problems:
         raise ConfigError(problems)
     try:
@@ -218,7 +222,12 @@ def _explain_parse_error(message: str) -> tuple[str, str]:
     # json_format nests messages like 'Failed to parse steps field: Failed to parse x field:
     # <detail> at TaskConfig.steps[0].x.'; keep the detail and the path without the type name.
     detail = re.sub(r"Failed to parse \w+ field: ", "", message)
+    fields = re.findall(r"Failed to parse (\w+) field: ", message)
     located = re.search(r" at [A-Za-z_]\w*((?:\.\w+|\[\d+\])*)\.*$", detail)
     if located is None:
-        return ".".join(re.findall(r"Failed to parse (\w+) field: ", message)), detail
-    return located.group(1).lstrip("."), detail[: located.start()]
+        return ".".join(fields), detail.rstrip(".")
+    path = located.group(1).lstrip(".")
+    # A bad repeated field is located at the message holding it, not at the field itself.
+    if fields and not re.search(rf"(^|\.){fields[-1]}(\[\d+\])?$", path):
+        path = f"{path}.{fields[-1]}" if path else fields[-1]
+    return path, detail[: located.start()]

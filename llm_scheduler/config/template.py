@@ -1,10 +1,10 @@
 """`%var%` templates: parsing, the names they use, and rendering.
 
 Syntax:
-    ``%name%`` inserts the variable ``name`` (an identifier). ``%name.a.0%`` walks into a JSON value
-    (object keys and list indexes; a string variable holding JSON is parsed first). ``%%`` is a
-    literal ``%``; any other ``%`` that does not start a placeholder is literal too, so ``"50% off"``
-    needs no escaping.
+    ``%name%`` inserts the variable ``name`` (an identifier). ``%name.a.0%`` walks into a JSON
+    value (object keys and list indexes; a string variable holding JSON is parsed first). ``%%``
+    is a literal ``%``; any other ``%`` that does not start a placeholder is literal too, so
+    ``"50% off"`` needs no escaping.
 
 Rendering is one pass: an inserted value is never scanned again, so a variable whose value holds
 ``%other%`` stays literal (no prompt injection through variables). Strings are inserted as they

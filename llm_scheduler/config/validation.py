@@ -26,8 +26,7 @@ def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
     return {
         step.model_query_config.model_key
         for step in steps
-        if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY
-        and step.model_query_config.model_key
+        if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY and step.model_query_config.model_key
     }
 
 
@@ -50,9 +49,7 @@ class Validator:
     # Names produced by ancestors that are not direct predecessors, for hints.
     _far: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def check_step(
-        self, step: config_pb2.StepConfig, variables: Iterable[str] = ()
-    ) -> None:
+    def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
         self._problems = []
         self._step(step, "", set(variables))
@@ -117,9 +114,7 @@ class Validator:
             if not task_id:
                 self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
             elif task_id in seen:
-                self._add(
-                    f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one"
-                )
+                self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
             seen.add(task_id)
         for index, task in enumerate(job.tasks):
             names = [("next_task", task.next_task)] + [

@@ -1,0 +1,1 @@
+"""Config tools: create_sample and config_reader."""

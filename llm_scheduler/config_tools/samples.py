@@ -75,8 +75,12 @@ def sample_task() -> config_pb2.TaskConfig:
         input_config=_data(topic="computers"),
         steps=[
             _query("1", "tell", "Tell me a short joke about %topic%.", {"joke": ""}),
-            _query("2", "explain", "Explain in one sentence why this is funny: %joke%",
-                   {"explanation": ""}),
+            _query(
+                "2",
+                "explain",
+                "Explain in one sentence why this is funny: %joke%",
+                {"explanation": ""},
+            ),
         ],
         metadata=_METADATA,
     )
@@ -93,8 +97,12 @@ def sample_job() -> config_pb2.JobConfig:
     review = config_pb2.TaskConfig(
         task_id="review",
         steps=[
-            _query("1", "critique", "Give two concrete improvements for this poem:\n%draft%",
-                   {"critique": ""}),
+            _query(
+                "1",
+                "critique",
+                "Give two concrete improvements for this poem:\n%draft%",
+                {"critique": ""},
+            ),
         ],
         # A task receives its direct predecessors' outputs; pass the draft on to "revise".
         output_config=_data(critique="", draft=""),
@@ -139,22 +147,21 @@ def sample_fanout_job() -> config_pb2.JobConfig:
     """One task fans out to two parallel tasks that a third one joins."""
     outline = config_pb2.TaskConfig(
         task_id="outline",
-        steps=[_query("1", "outline", "Describe in two sentences the idea: %idea%",
-                      {"summary": ""})],
+        steps=[
+            _query("1", "outline", "Describe in two sentences the idea: %idea%", {"summary": ""})
+        ],
         next_tasks=["pros", "cons"],
         metadata=_METADATA,
     )
     pros = config_pb2.TaskConfig(
         task_id="pros",
-        steps=[_query("1", "pros", "List three strengths of this idea:\n%summary%",
-                      {"pros": ""})],
+        steps=[_query("1", "pros", "List three strengths of this idea:\n%summary%", {"pros": ""})],
         next_task="verdict",
         metadata=_METADATA,
     )
     cons = config_pb2.TaskConfig(
         task_id="cons",
-        steps=[_query("1", "cons", "List three weaknesses of this idea:\n%summary%",
-                      {"cons": ""})],
+        steps=[_query("1", "cons", "List three weaknesses of this idea:\n%summary%", {"cons": ""})],
         next_task="verdict",
         metadata=_METADATA,
     )

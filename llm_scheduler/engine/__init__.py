@@ -1,0 +1,1 @@
+"""The in-process execution engine: steps, tasks and jobs."""

@@ -90,7 +90,7 @@ async def run_step(
         passthrough = set(dataflow.payload(step.input_config))
         outputs = compute_outputs(step.output_config, scope, response, passthrough)
         record.outputs.CopyFrom(to_struct(outputs))
-    except Exception as error:  # noqa: BLE001 - every failure is recorded in the run
+    except Exception as error:  # every failure is recorded in the run
         record.status = run_pb2.RUN_STATUS_FAILED
         record.error.CopyFrom(records.error_info(error))
         if isinstance(error, ProviderError):

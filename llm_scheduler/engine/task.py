@@ -28,7 +28,8 @@ async def run_task(
 
     Args:
         task: The task config (validated).
-        variables: The task's starting variables (see `values.task_variables`).
+        variables: The task's starting variables (see `values.task_variables`); the task's
+            ``input_config`` supplies defaults for names they lack.
         context: Models, functions and the progress listener.
         job_run_id: The job run this task belongs to, if any.
         predecessors: The tasks whose outputs the task received.
@@ -46,9 +47,9 @@ async def run_task(
         attempt=1,
         started_at=records.now(),
     )
-    run.inputs.CopyFrom(to_struct(variables))
+    scope = {**dataflow.task_defaults(task), **variables}
+    run.inputs.CopyFrom(to_struct(scope))
     context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
-    scope = dict(variables)
     response: Any = None
     for index, step in enumerate(task.steps):
         result = await run_step(
@@ -68,7 +69,7 @@ async def run_task(
         else:
             produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
             outputs = {name: scope[name] for name in scope if name in produced}
-    except Exception as error:  # noqa: BLE001 - recorded in the run
+    except Exception as error:  # recorded in the run
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
     run.outputs.CopyFrom(to_struct(outputs))

@@ -1,0 +1,1 @@
+"""Model providers behind one async interface, the model registry and the client."""

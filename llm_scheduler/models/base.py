@@ -102,6 +102,16 @@ class ModelAdapter(abc.ABC):
     default_api_key_env: ClassVar[str] = ""
     supported_parameters: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        """Creates an adapter.
+
+        Args:
+            api_key: The provider's API key (adapters that need none ignore it).
+            base_url: The API's base URL; the provider's default when None.
+        """
+        self.api_key = api_key
+        self.base_url = base_url
+
     @abc.abstractmethod
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Sends one request and returns the response."""

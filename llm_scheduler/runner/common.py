@@ -189,10 +189,7 @@ def guess_config_type(path: str) -> str:
 def describe_usage(usage: run_pb2.TokenUsage, cost: float) -> str:
     """A one-line summary of token usage and cost."""
     cached = f" ({usage.cached_input_tokens} cached)" if usage.cached_input_tokens else ""
-    return (
-        f"tokens: {usage.input_tokens} in{cached}, {usage.output_tokens} out; "
-        f"cost: ${cost:.6f}"
-    )
+    return f"tokens: {usage.input_tokens} in{cached}, {usage.output_tokens} out; cost: ${cost:.6f}"
 
 
 def outputs_of(record: Message) -> Mapping[str, Any]:

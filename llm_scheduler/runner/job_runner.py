@@ -45,8 +45,10 @@ def _run_job() -> int:
     job_run = common.run_async(context, run_job(job, context, inputs=variables))
     if TRACE_OUT.value:
         _write_trace(job_run, TRACE_OUT.value)
-    print(f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}",
-          file=sys.stderr)
+    print(
+        f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}",
+        file=sys.stderr,
+    )
     if job_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
         print(f"job failed: {job_run.error.message}", file=sys.stderr)
     common.print_json(job_run if flags.PRINT_RECORD.value else common.outputs_of(job_run))

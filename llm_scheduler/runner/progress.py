@@ -58,8 +58,7 @@ class ProgressPrinter:
     def retry(self, event: RetryEvent) -> None:
         """Prints a retry notice."""
         self._write(
-            f"{event.model_key}: {event.error} - retry {event.retry} in "
-            f"{event.delay_seconds:.1f}s"
+            f"{event.model_key}: {event.error} - retry {event.retry} in {event.delay_seconds:.1f}s"
         )
 
     def _write(self, line: str) -> None:

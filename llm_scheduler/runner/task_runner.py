@@ -58,9 +58,7 @@ def _run_tasks() -> int:
     paths = [p for p in common.require_input_path().split(",") if p]
     tasks = [formats.load(path, config_pb2.TaskConfig) for path in paths]
     registry = common.models_registry()
-    context = common.build_context(
-        registry, progress=ProgressPrinter(quiet=flags.QUIET.value)
-    )
+    context = common.build_context(registry, progress=ProgressPrinter(quiet=flags.QUIET.value))
     variables = common.parse_vars(flags.VARS.value)
     validator = Validator(registry, context.functions)
     problems = []

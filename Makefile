@@ -1,0 +1,46 @@
+# The targets here are exactly what the README and CI run.
+#   make run    set everything up and run the sample job end to end (offline model, no keys)
+#   make test   set everything up and run lint, type checks and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint typecheck pytest proto lock clean
+
+$(STAMP): requirements_lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements_lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/job_runner --input_path=examples/sample_job_config.json --offline
+
+test: setup lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+# Regenerate the protobuf code (a test fails when the checked-in code is stale).
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. \
+		proto/llm_scheduler/v1/config.proto proto/llm_scheduler/v1/run.proto
+
+# Regenerate the hash-pinned lock from requirements.in.
+lock: setup
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links \
+		--output-file=requirements_lock.txt requirements.in
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,190 @@
+"""Anthropic Messages behind the `ModelAdapter` interface."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
+
+if TYPE_CHECKING:
+    from anthropic.types import Message, MessageParam, OutputConfigParam
+
+__all__ = ["AnthropicAdapter"]
+
+_DEFAULT_MAX_TOKENS = 1024
+_JSON_INSTRUCTION = (
+    "Respond with a single JSON object and nothing else: no prose, no Markdown code fences."
+)
+
+
+class AnthropicAdapter(ModelAdapter):
+    """Calls ``messages.create`` with the official ``anthropic`` SDK.
+
+    The API requires ``max_tokens``; it defaults to 1024. The SDK has no keyword arguments for
+    ``temperature``, ``top_p`` and ``top_k``, so they go in the request body, like parameters the
+    adapter does not know. ``json_schema`` formats use structured outputs
+    (``output_config.format``); plain ``json`` asks for JSON in the system prompt, because
+    structured outputs need a schema.
+    """
+
+    provider: ClassVar[str] = "anthropic"
+    default_api_key_env: ClassVar[str] = "ANTHROPIC_API_KEY"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "top_p", "top_k", "stop"}
+    )
+
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        """Creates the SDK client.
+
+        Args:
+            api_key: The Anthropic API key.
+            base_url: The API root (without ``/v1``); the SDK default when omitted.
+
+        Raises:
+            MissingDependencyError: When the ``anthropic`` package is not installed.
+        """
+        try:
+            import anthropic
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "anthropic", "anthropic", "the Anthropic provider"
+            ) from exc
+        self._api_key = api_key
+        # Retries belong to the caller (llm_scheduler.models.client), which also honours
+        # Retry-After; SDK retries would multiply attempts and hide the 429s.
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Sends one Messages request.
+
+        Args:
+            request: The provider-neutral request.
+
+        Returns:
+            The reply text, token usage, reported model and stop reason.
+
+        Raises:
+            ProviderError: When the request fails; ``retryable`` for 408, 409, 429, 5xx
+                (including 529 overloaded), timeouts and connection errors.
+        """
+        import anthropic
+
+        messages: list[MessageParam] = [{"role": "user", "content": request.user_prompt}]
+        kwargs: dict[str, Any] = {}
+        extra_body: dict[str, Any] = {}
+        max_tokens = _DEFAULT_MAX_TOKENS
+        for name, value in request.parameters.items():
+            if name == "max_tokens":
+                max_tokens = int(value)
+            elif name == "stop":
+                kwargs["stop_sequences"] = list(value)
+            else:
+                extra_body[name] = value
+        system = request.system_prompt
+        spec = request.response_format
+        if spec.kind == "json_schema":
+            output_config: OutputConfigParam = {
+                "format": {"type": "json_schema", "schema": dict(spec.json_schema or {})}
+            }
+            kwargs["output_config"] = output_config
+        elif spec.kind == "json":
+            system = f"{system}\n\n{_JSON_INSTRUCTION}" if system else _JSON_INSTRUCTION
+        if system:
+            kwargs["system"] = system
+        try:
+            message = await self._client.messages.create(
+                model=request.model,
+                max_tokens=max_tokens,
+                messages=messages,
+                extra_body=extra_body or None,
+                timeout=request.timeout_seconds,
+                **kwargs,
+            )
+        except anthropic.APITimeoutError as exc:
+            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+        except anthropic.APIConnectionError as exc:
+            raise self._error(f"connection failed: {exc}", True) from exc
+        except anthropic.APIStatusError as exc:
+            status = exc.status_code
+            raise self._error(
+                f"HTTP {status}: {exc.api_message or exc.message}",
+                _is_retryable_status(status),
+                status=status,
+                retry_after=_retry_after(exc.response.headers),
+            ) from exc
+        except anthropic.AnthropicError as exc:
+            raise self._error(str(exc), False) from exc
+        return _to_response(message, request.model)
+
+    async def aclose(self) -> None:
+        """Closes the SDK's HTTP connections."""
+        await self._client.close()
+
+    def _error(
+        self,
+        detail: str,
+        retryable: bool,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        # Error bodies may echo the key back; proxies in front of the API differ.
+        if self._api_key:
+            detail = detail.replace(self._api_key, "***")
+        return ProviderError(
+            f"anthropic request failed: {detail}",
+            provider=self.provider,
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after,
+        )
+
+
+def _to_response(message: Message, requested: str) -> ModelResponse:
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = message.usage
+    cached = usage.cache_read_input_tokens or 0
+    # Anthropic counts cache reads and writes apart from input_tokens; Usage counts them in it.
+    input_tokens = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
+    return ModelResponse(
+        text=text,
+        usage=Usage(
+            input_tokens=input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=cached,
+        ),
+        model=message.model or requested,
+        finish_reason=message.stop_reason or "",
+    )
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            seconds = float(milliseconds) / 1000
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

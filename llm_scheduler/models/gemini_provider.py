@@ -1,0 +1,213 @@
+"""Google Gemini (Developer API) behind the `ModelAdapter` interface."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
+
+if TYPE_CHECKING:
+    from google.genai import types
+
+__all__ = ["GeminiAdapter"]
+
+# Neutral names that differ from GenerateContentConfig's; the others keep their name.
+_RENAMED = {"max_tokens": "max_output_tokens", "stop": "stop_sequences"}
+_SAME_NAME = frozenset(
+    {"temperature", "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty"}
+)
+
+
+class GeminiAdapter(ModelAdapter):
+    """Calls ``models.generate_content`` with the official ``google-genai`` SDK.
+
+    Parameters the adapter does not know are merged verbatim into the request's
+    ``generationConfig`` (through ``HttpOptions.extra_body``), so they must use a name the REST
+    API accepts there (``candidateCount`` or ``candidate_count``).
+    """
+
+    provider: ClassVar[str] = "google"
+    default_api_key_env: ClassVar[str] = "GEMINI_API_KEY"
+    supported_parameters: ClassVar[frozenset[str]] = _SAME_NAME | frozenset(_RENAMED)
+
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        """Creates the SDK client.
+
+        Args:
+            api_key: The Gemini API key.
+            base_url: The API root (the SDK appends ``/{api_version}/models/...``); the SDK
+                default when omitted.
+
+        Raises:
+            MissingDependencyError: When the ``google-genai`` package is not installed.
+        """
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError as exc:
+            raise MissingDependencyError("google-genai", "gemini", "the Gemini provider") from exc
+        self._api_key = api_key
+        self._client = genai.Client(
+            api_key=api_key,
+            # An explicit False keeps GOOGLE_GENAI_USE_VERTEXAI from switching to Vertex AI.
+            enterprise=False,
+            http_options=types.HttpOptions(
+                base_url=base_url,
+                # One attempt: retries belong to the caller, which honours Retry-After. Setting
+                # retry options also turns off the SDK's implicit aiohttp reconnect-and-retry.
+                retry_options=types.HttpRetryOptions(attempts=1),
+            ),
+        )
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Sends one generateContent request.
+
+        Args:
+            request: The provider-neutral request.
+
+        Returns:
+            The reply text, token usage, reported model version and finish reason.
+
+        Raises:
+            ProviderError: When the request fails or the prompt was blocked; ``retryable`` for
+                408, 409, 429, 5xx, timeouts and connection errors.
+        """
+        import httpx2
+        from google.genai import errors, types
+
+        config, extra = _config_fields(request)
+        config["http_options"] = types.HttpOptions(
+            # HttpOptions.timeout is in milliseconds.
+            timeout=max(1, math.ceil(request.timeout_seconds * 1000)),
+            extra_body={"generationConfig": extra} if extra else None,
+        )
+        contents = [types.Content(role="user", parts=[types.Part(text=request.user_prompt)])]
+        try:
+            response = await self._client.aio.models.generate_content(
+                model=request.model,
+                contents=contents,
+                config=types.GenerateContentConfig(**config),
+            )
+        except errors.APIError as exc:
+            headers = getattr(exc.response, "headers", None)
+            raise self._error(
+                f"HTTP {exc.code}: {exc.message or exc.status}",
+                _is_retryable_status(exc.code),
+                status=exc.code,
+                retry_after=_retry_after(headers) if isinstance(headers, Mapping) else None,
+            ) from exc
+        except (httpx2.TimeoutException, TimeoutError) as exc:
+            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+        except Exception as exc:
+            # The SDK lets its HTTP library's errors through: httpx2 by default, httpx or
+            # aiohttp when configured so. Only those are turned into ProviderError.
+            if not _is_transport_error(exc, httpx2.TransportError):
+                raise
+            raise self._error(f"connection failed: {exc!r}", True) from exc
+        return self._to_response(response, request.model)
+
+    async def aclose(self) -> None:
+        """Closes the SDK's HTTP connections (the async pool and the unused sync one)."""
+        await self._client.aio.aclose()
+        self._client.close()
+
+    def _to_response(
+        self, response: types.GenerateContentResponse, requested: str
+    ) -> ModelResponse:
+        if not response.candidates:
+            feedback = response.prompt_feedback
+            reason = feedback.block_reason if feedback is not None else None
+            detail = f"the prompt was blocked ({reason})" if reason else "no candidates returned"
+            raise self._error(detail, False)
+        candidate = response.candidates[0]
+        parts = (candidate.content.parts if candidate.content else None) or []
+        text = "".join(part.text for part in parts if part.text and not part.thought)
+        metadata = response.usage_metadata
+        usage = Usage()
+        if metadata is not None:
+            usage = Usage(
+                input_tokens=metadata.prompt_token_count or 0,
+                # Thinking tokens are billed as output, as OpenAI's and Anthropic's counts are.
+                output_tokens=(metadata.candidates_token_count or 0)
+                + (metadata.thoughts_token_count or 0),
+                cached_input_tokens=metadata.cached_content_token_count or 0,
+            )
+        finish = candidate.finish_reason
+        return ModelResponse(
+            text=text,
+            usage=usage,
+            model=response.model_version or requested,
+            finish_reason=finish.value if finish is not None else "",
+        )
+
+    def _error(
+        self,
+        detail: str,
+        retryable: bool,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        # Error bodies may echo the key back; proxies in front of the API differ.
+        if self._api_key:
+            detail = detail.replace(self._api_key, "***")
+        return ProviderError(
+            f"google request failed: {detail}",
+            provider=self.provider,
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after,
+        )
+
+
+def _config_fields(request: ModelRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GenerateContentConfig fields for a request, and unknown parameters for the raw body."""
+    config: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in request.parameters.items():
+        if name in _SAME_NAME:
+            config[name] = value
+        elif name in _RENAMED:
+            config[_RENAMED[name]] = list(value) if name == "stop" else value
+        else:
+            extra[name] = value
+    if request.system_prompt:
+        config["system_instruction"] = request.system_prompt
+    spec = request.response_format
+    if spec.kind in ("json", "json_schema"):
+        config["response_mime_type"] = "application/json"
+    if spec.kind == "json_schema":
+        # response_json_schema takes standard JSON Schema; response_schema is an OpenAPI subset.
+        config["response_json_schema"] = dict(spec.json_schema or {})
+    return config, extra
+
+
+def _is_transport_error(exc: Exception, httpx2_error: type[Exception]) -> bool:
+    if isinstance(exc, httpx2_error | ConnectionError):
+        return True
+    # httpx and aiohttp are optional here, so they are recognised without importing them.
+    return type(exc).__module__.partition(".")[0] in ("httpx", "aiohttp")
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

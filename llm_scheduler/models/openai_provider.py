@@ -1,0 +1,230 @@
+"""OpenAI Chat Completions behind the `ModelAdapter` interface."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.models.base import (
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+    ResponseFormatSpec,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+    from openai.types.chat.completion_create_params import ResponseFormat
+
+__all__ = ["OpenAIAdapter"]
+
+# Neutral parameters that keep their name on the wire; the rest go through `extra_body`.
+_SAME_NAME = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "stop")
+
+
+class OpenAIAdapter(ModelAdapter):
+    """Calls ``chat.completions.create`` with the official ``openai`` SDK.
+
+    ``max_tokens`` is sent as ``max_completion_tokens``, the only limit reasoning models accept.
+    Parameters the adapter does not know are sent verbatim in the request body.
+    """
+
+    provider: ClassVar[str] = "openai"
+    default_api_key_env: ClassVar[str] = "OPENAI_API_KEY"
+    supported_parameters: ClassVar[frozenset[str]] = frozenset(
+        {
+            "temperature",
+            "max_tokens",
+            "top_p",
+            "stop",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+        }
+    )
+
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        """Creates the SDK client.
+
+        Args:
+            api_key: The OpenAI API key.
+            base_url: An OpenAI-compatible API root (``.../v1``); the SDK default when omitted.
+
+        Raises:
+            MissingDependencyError: When the ``openai`` package is not installed.
+        """
+        try:
+            import openai
+        except ImportError as exc:
+            raise MissingDependencyError("openai", "openai", "the OpenAI provider") from exc
+        self._api_key = api_key
+        # Retries belong to the caller (llm_scheduler.models.client), which also honours
+        # Retry-After; SDK retries would multiply attempts and hide the 429s.
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Sends one chat completion request.
+
+        Args:
+            request: The provider-neutral request.
+
+        Returns:
+            The reply text, token usage, reported model and finish reason.
+
+        Raises:
+            ProviderError: When the request fails; ``retryable`` for 408, 409, 429, 5xx,
+                timeouts and connection errors.
+        """
+        import openai
+
+        messages: list[ChatCompletionMessageParam] = []
+        if request.system_prompt:
+            messages.append({"role": "system", "content": request.system_prompt})
+        messages.append({"role": "user", "content": request.user_prompt})
+        kwargs, extra_body = _split_parameters(request.parameters)
+        response_format = _response_format(request.response_format)
+        if response_format is not None:
+            kwargs["response_format"] = response_format
+        try:
+            completion = await self._client.chat.completions.create(
+                model=request.model,
+                messages=messages,
+                extra_body=extra_body or None,
+                timeout=request.timeout_seconds,
+                **kwargs,
+            )
+        except openai.APITimeoutError as exc:
+            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+        except openai.APIConnectionError as exc:
+            raise self._error(f"connection failed: {exc}", True) from exc
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            raise self._error(
+                f"HTTP {status}: {_error_message(exc.body) or exc.message}",
+                _is_retryable_status(status),
+                status=status,
+                retry_after=_retry_after(exc.response.headers),
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise self._error(str(exc), False) from exc
+        return _to_response(completion, request.model)
+
+    async def aclose(self) -> None:
+        """Closes the SDK's HTTP connections."""
+        await self._client.close()
+
+    def _error(
+        self,
+        detail: str,
+        retryable: bool,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        # Error bodies may echo the key back (masked by OpenAI, but proxies differ).
+        if self._api_key:
+            detail = detail.replace(self._api_key, "***")
+        return ProviderError(
+            f"openai request failed: {detail}",
+            provider=self.provider,
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after,
+        )
+
+
+def _split_parameters(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Splits neutral parameters into SDK keyword arguments and extra body fields."""
+    kwargs: dict[str, Any] = {}
+    extra_body: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if name in _SAME_NAME:
+            kwargs[name] = value
+        elif name == "max_tokens":
+            kwargs["max_completion_tokens"] = value
+        else:
+            extra_body[name] = value
+    return kwargs, extra_body
+
+
+def _response_format(spec: ResponseFormatSpec) -> ResponseFormat | None:
+    if spec.kind == "json":
+        return {"type": "json_object"}
+    if spec.kind == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": spec.schema_name,
+                "schema": dict(spec.json_schema or {}),
+                # Strict mode rejects common schemas (optional fields, open objects); the
+                # caller validates the reply against the schema anyway.
+                "strict": False,
+            },
+        }
+    # Plain text is the default, so the field is left out for OpenAI-compatible servers.
+    return None
+
+
+def _to_response(completion: ChatCompletion, requested: str) -> ModelResponse:
+    if not completion.choices:
+        raise ProviderError(
+            "openai request failed: the response has no choices",
+            provider="openai",
+            retryable=False,
+        )
+    choice = completion.choices[0]
+    usage = completion.usage
+    cached = 0
+    if usage is not None and usage.prompt_tokens_details is not None:
+        cached = usage.prompt_tokens_details.cached_tokens or 0
+    return ModelResponse(
+        text=choice.message.content or "",
+        usage=Usage(
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_input_tokens=cached,
+        ),
+        model=completion.model or requested,
+        finish_reason=choice.finish_reason or "",
+    )
+
+
+def _error_message(body: object) -> str:
+    """The ``error.message`` of an OpenAI error body, or ``""``."""
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    return ""
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            seconds = float(milliseconds) / 1000
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

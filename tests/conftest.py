@@ -1,0 +1,82 @@
+"""Shared fixtures: one fake provider server per session and a models file pointing at it."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from llm_scheduler.models.registry import ModelRegistry
+from llm_scheduler.testing import FakeProviderServer
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The fake server accepts any key; these only have to be present.
+FAKE_CREDENTIALS = {
+    "OPENAI_API_KEY": "test-openai-key",
+    "GEMINI_API_KEY": "test-gemini-key",
+    "ANTHROPIC_API_KEY": "test-anthropic-key",
+}
+
+# Model keys the models file defines, one per provider SDK.
+FAKE_MODEL_KEYS = ("FAKE_OPENAI", "FAKE_GEMINI", "FAKE_ANTHROPIC")
+
+
+@pytest.fixture(scope="session")
+def fake_server_session() -> Iterator[FakeProviderServer]:
+    with FakeProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_server(fake_server_session: FakeProviderServer) -> Iterator[FakeProviderServer]:
+    fake_server_session.reset()
+    yield fake_server_session
+    fake_server_session.reset()
+
+
+def write_models_file(
+    path: pathlib.Path, server: FakeProviderServer, max_concurrency: int = 0
+) -> pathlib.Path:
+    """Writes a models file whose FAKE_* keys point at the fake server."""
+    entries: list[dict[str, object]] = [
+        {
+            "key": "FAKE_OPENAI",
+            "provider": "openai",
+            "model": "gpt-fake",
+            "base_url": server.openai_base_url,
+        },
+        {
+            "key": "FAKE_GEMINI",
+            "provider": "google",
+            "model": "gemini-fake",
+            "base_url": server.gemini_base_url,
+        },
+        {
+            "key": "FAKE_ANTHROPIC",
+            "provider": "anthropic",
+            "model": "claude-fake",
+            "base_url": server.anthropic_base_url,
+        },
+    ]
+    for entry in entries:
+        entry["input_price_per_million_tokens"] = 1.0
+        entry["output_price_per_million_tokens"] = 2.0
+        entry["max_attempts"] = 3
+        entry["timeout_seconds"] = 10
+        if max_concurrency:
+            entry["max_concurrency"] = max_concurrency
+    path.write_text("// test models\n" + json.dumps({"models": entries}, indent=2))
+    return path
+
+
+@pytest.fixture
+def models_file(tmp_path: pathlib.Path, fake_server: FakeProviderServer) -> pathlib.Path:
+    return write_models_file(tmp_path / "models.json", fake_server)
+
+
+@pytest.fixture
+def fake_registry(models_file: pathlib.Path) -> ModelRegistry:
+    return ModelRegistry.with_models_file(models_file)

@@ -1,0 +1,350 @@
+"""The in-process engine against the fake provider server, through the real SDKs over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import pytest
+
+from llm_scheduler import (
+    ModelClient,
+    ModelRegistry,
+    RetryPolicy,
+    RunContext,
+    Validator,
+    loads,
+    run_job,
+    run_step,
+    run_task,
+)
+from llm_scheduler.config.formats import ConfigFormat
+from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.errors import MissingApiKeyError
+from llm_scheduler.testing import FakeProviderServer
+from llm_scheduler.v1 import config_pb2, run_pb2
+from tests.conftest import FAKE_CREDENTIALS, FAKE_MODEL_KEYS, REPO_ROOT, write_models_file
+
+T = TypeVar("T")
+FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
+
+
+def context_for(registry: ModelRegistry, **kwargs: Any) -> RunContext:
+    client = ModelClient(
+        registry, offline=False, credentials=FAKE_CREDENTIALS, retry_policy=FAST_RETRIES
+    )
+    return RunContext(models=client, **kwargs)
+
+
+def run(context: RunContext, work: Awaitable[T]) -> T:
+    async def body() -> T:
+        try:
+            return await work
+        finally:
+            await context.models.aclose()
+
+    return asyncio.run(body())
+
+
+def two_step_task(model_key: str) -> config_pb2.TaskConfig:
+    text = json.dumps(
+        {
+            "task_id": "chain",
+            "input_config": {"payload": {"topic": "owls"}},
+            "steps": [
+                {
+                    "id": "first",
+                    "model_query_config": {
+                        "model_key": model_key,
+                        "parameters": {"temperature": "0.2", "max_tokens": 50},
+                        "system_prompt": "You are terse.",
+                        "user_prompt": "Name a fact about %topic%.",
+                    },
+                    "output_config": {"payload": {"fact": ""}},
+                },
+                {
+                    "id": "second",
+                    "model_query_config": {
+                        "model_key": model_key,
+                        "user_prompt": "Rephrase: %fact%",
+                    },
+                    "output_config": {"payload": {"rephrased": ""}},
+                },
+            ],
+        }
+    )
+    return loads(text, config_pb2.TaskConfig, ConfigFormat.JSON)
+
+
+@pytest.mark.parametrize("model_key", FAKE_MODEL_KEYS)
+def test_two_step_task_chains_output_through_each_sdk(
+    model_key: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    task = two_step_task(model_key)
+    Validator(fake_registry).check_tasks([task])
+    context = context_for(fake_registry)
+
+    task_run = run(context, run_task(task, {"topic": "owls"}, context))
+
+    assert task_run.status == run_pb2.RUN_STATUS_SUCCEEDED, task_run.error.message
+    assert fake_server.count() == 2
+    provider = fake_registry.resolve(model_key).provider
+    first, second = task_run.steps
+    assert first.user_prompt == "Name a fact about owls."
+    assert first.response_text == f"fake {provider} reply to: Name a fact about owls."
+    assert second.user_prompt == f"Rephrase: {first.response_text}"
+    outputs = struct_to_dict(task_run.outputs)
+    assert outputs == {"fact": first.response_text, "rephrased": second.response_text}
+    assert first.provider == provider
+    assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
+    assert first.cost_usd > 0
+    assert task_run.usage.input_tokens == first.usage.input_tokens + second.usage.input_tokens
+
+
+def test_fan_out_runs_tasks_concurrently_and_join_sees_every_branch(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    branches = ["a", "b", "c", "d"]
+    tasks: list[dict[str, Any]] = [
+        {
+            "task_id": "start",
+            "steps": [_query("Start %idea%", {"idea_summary": ""})],
+            "next_tasks": branches,
+        }
+    ]
+    for name in branches:
+        tasks.append(
+            {
+                "task_id": name,
+                "steps": [_query(f"Branch {name}: %idea_summary%", {f"out_{name}": ""})],
+                "next_task": "join",
+            }
+        )
+    join_prompt = " | ".join(f"%out_{name}%" for name in branches)
+    tasks.append({"task_id": "join", "steps": [_query(join_prompt, {"final": ""})]})
+    job = loads(
+        json.dumps({"job_id": "fan", "tasks": tasks, "input_config": {"payload": {"idea": "x"}}}),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+    Validator(fake_registry).check_job(job)
+    fake_server.latency_seconds = 0.4
+    context = context_for(fake_registry)
+
+    started = time.perf_counter()
+    job_run = run(context, run_job(job, context))
+    elapsed = time.perf_counter() - started
+
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    assert fake_server.count() == 6
+    assert fake_server.max_in_flight == 4  # the four branches were in flight together
+    sum_of_latencies = 6 * 0.4
+    assert elapsed < 0.75 * sum_of_latencies  # ideal: 3 levels x 0.4 s
+    join_run = next(t for t in job_run.tasks if t.task_id == "join")
+    prompt = join_run.steps[0].user_prompt
+    for name in branches:
+        branch = next(t for t in job_run.tasks if t.task_id == name)
+        assert branch.steps[0].response_text in prompt
+    assert list(struct_to_dict(job_run.outputs)) == ["join"]
+    assert sorted(join_run.predecessors) == branches
+
+
+def _query(prompt: str, outputs: dict[str, Any], model_key: str = "FAKE_OPENAI") -> dict[str, Any]:
+    return {
+        "model_query_config": {"model_key": model_key, "user_prompt": prompt},
+        "output_config": {"payload": outputs},
+    }
+
+
+def test_join_combines_a_name_from_several_predecessors(fake_registry: ModelRegistry) -> None:
+    job = loads(
+        json.dumps(
+            {
+                "job_id": "combine",
+                "tasks": [
+                    {"task_id": "s", "steps": [_query("go", {"x": ""})], "next_tasks": ["l", "r"]},
+                    {"task_id": "l", "steps": [_query("left", {"note": ""})], "next_task": "j"},
+                    {"task_id": "r", "steps": [_query("right", {"note": ""})], "next_task": "j"},
+                    {
+                        "task_id": "j",
+                        "input_config": {"payload": {"note": {"$combine": "by_task"}}},
+                        "steps": [_query("%note.l% / %note.r%", {"both": ""})],
+                    },
+                ],
+            }
+        ),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+    Validator(fake_registry).check_job(job)
+    context = context_for(fake_registry)
+    job_run = run(context, run_job(job, context))
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    join = job_run.tasks[3]
+    assert struct_to_dict(join.inputs)["note"] == {
+        "l": "fake openai reply to: left",
+        "r": "fake openai reply to: right",
+    }
+    assert join.steps[0].user_prompt == "fake openai reply to: left / fake openai reply to: right"
+
+
+def test_retries_429_honouring_retry_after_then_succeeds(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.fail_next(2, status=429, retry_after=0)
+    task = two_step_task("FAKE_OPENAI")
+    context = context_for(fake_registry)
+    task_run = run(context, run_task(task, {}, context))
+    assert task_run.status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert task_run.steps[0].attempts == 3
+    assert task_run.steps[1].attempts == 1
+    assert fake_server.count() == 4
+
+
+def test_failure_after_retries_fails_the_job_and_skips_downstream(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    job = loads(
+        json.dumps(
+            {
+                "job_id": "failing",
+                "tasks": [
+                    {"task_id": "a", "steps": [_query("a", {"x": ""})], "next_task": "b"},
+                    {"task_id": "b", "steps": [_query("%x%", {"y": ""})], "next_task": "c"},
+                    {"task_id": "c", "steps": [_query("%y%", {"z": ""})]},
+                ],
+            }
+        ),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+    context = context_for(fake_registry)
+    fake_server.fail_next(10, status=500)
+    job_run = run(context, run_job(job, context))
+    assert job_run.status == run_pb2.RUN_STATUS_FAILED
+    statuses = [t.status for t in job_run.tasks]
+    assert statuses == [
+        run_pb2.RUN_STATUS_FAILED,
+        run_pb2.RUN_STATUS_SKIPPED,
+        run_pb2.RUN_STATUS_SKIPPED,
+    ]
+    step = job_run.tasks[0].steps[0]
+    assert step.attempts == 3
+    assert step.error.type == "ProviderError"
+    assert step.error.retryable
+    assert step.error.http_status == 500
+    assert "task 'a' failed" in job_run.error.message
+    assert fake_server.count() == 3
+
+
+def test_client_error_is_not_retried(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.fail_next(1, status=400)
+    context = context_for(fake_registry)
+    task_run = run(context, run_task(two_step_task("FAKE_GEMINI"), {}, context))
+    assert task_run.status == run_pb2.RUN_STATUS_FAILED
+    assert task_run.steps[0].attempts == 1
+    assert not task_run.steps[0].error.retryable
+    assert fake_server.count() == 1
+
+
+def test_concurrency_limit_per_model_entry(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer
+) -> None:
+    registry = ModelRegistry.with_models_file(
+        write_models_file(tmp_path / "m.json", fake_server, max_concurrency=2)
+    )
+    tasks = [
+        loads(
+            json.dumps({"task_id": f"t{i}", "steps": [_query(f"q{i}", {"o": ""})]}),
+            config_pb2.TaskConfig,
+            ConfigFormat.JSON,
+        )
+        for i in range(6)
+    ]
+    fake_server.latency_seconds = 0.1
+    context = context_for(registry)
+
+    async def all_tasks() -> list[run_pb2.TaskRun]:
+        return list(await asyncio.gather(*(run_task(task, {}, context) for task in tasks)))
+
+    runs = run(context, all_tasks())
+    assert all(r.status == run_pb2.RUN_STATUS_SUCCEEDED for r in runs)
+    assert fake_server.count() == 6
+    assert fake_server.max_in_flight == 2
+
+
+def test_function_step_and_json_response_fields(fake_registry: ModelRegistry) -> None:
+    step = loads(
+        json.dumps(
+            {
+                "id": "fn",
+                "step_type": "STEP_TYPE_FUNCTION_CALL",
+                "function_call_config": {
+                    "function_name": "json_extract",
+                    "request": {"data": "%doc%", "path": "items.1"},
+                },
+                "output_config": {"payload": {"second": "%response.name%", "raw": ""}},
+            }
+        ),
+        config_pb2.StepConfig,
+        ConfigFormat.JSON,
+    )
+    variables = {"doc": '{"items": [{"name": "a"}, {"name": "b"}]}'}
+    Validator(fake_registry).check_step(step, variables)
+    context = context_for(fake_registry)
+    result = run(context, run_step(step, variables, context))
+    assert result.ok, result.record.error.message
+    assert result.outputs == {"second": "b", "raw": {"name": "b"}}
+    assert result.record.function_name == "json_extract"
+
+
+def test_missing_variable_at_run_time_is_recorded(fake_registry: ModelRegistry) -> None:
+    task = two_step_task("FAKE_OPENAI")
+    task.input_config.Clear()
+    context = context_for(fake_registry)
+    task_run = run(context, run_task(task, {}, context))
+    assert task_run.status == run_pb2.RUN_STATUS_FAILED
+    assert task_run.steps[0].error.type == "InterpolationError"
+    assert "topic" in task_run.steps[0].error.message
+
+
+def test_missing_api_key_names_the_variable_and_offline(fake_registry: ModelRegistry) -> None:
+    client = ModelClient(fake_registry, offline=False, credentials={})
+    with pytest.raises(MissingApiKeyError) as caught:
+        client.check_credentials(["FAKE_ANTHROPIC", "GEMINI_FLASH"])
+    message = str(caught.value)
+    assert "ANTHROPIC_API_KEY" in message and "--offline" in message
+
+
+def test_offline_mode_never_calls_the_network(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    client = ModelClient(fake_registry, offline=True, credentials={})
+    client.check_credentials(FAKE_MODEL_KEYS)  # offline needs no keys
+    context = RunContext(models=client)
+    task_run = run(context, run_task(two_step_task("FAKE_OPENAI"), {}, context))
+    assert task_run.status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert fake_server.count() == 0
+    for step in task_run.steps:
+        assert step.provider == "offline"
+        assert step.response_text.startswith("[offline FAKE_OPENAI")
+
+
+def test_seed_sample_step_runs_offline() -> None:
+    from llm_scheduler.config import formats
+
+    step = formats.load(REPO_ROOT / "examples" / "seed_step_config.json", config_pb2.StepConfig)
+    Validator().check_step(step)
+    context = RunContext(models=ModelClient(offline=True))
+    result = run(context, run_step(step, {}, context))
+    assert result.ok
+    assert result.record.user_prompt == "Tell me a joke!"  # %user_prompt% from input_config
+    assert result.record.parameters.fields["temperature"].number_value == 0.7
+    # The seed's output rule: a key that is also an input passes through.
+    assert result.outputs == {"user_prompt": "Tell me a joke!"}

@@ -137,13 +137,42 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
 
 
 def dumps(message: Message, fmt: ConfigFormat) -> bytes:
-    """Writes a message in the given format (JSON with snake_case names, 2-space indent)."""
+    """Writes a message in the given format (JSON with snake_case names, 2-space indent).
+
+    JSON output is canonical: free-form values (`Struct`) have their keys sorted, so the same
+    config always prints the same text whatever format or key order it was read from.
+    """
     if fmt is ConfigFormat.BINARY:
         return message.SerializeToString(deterministic=True)
     if fmt is ConfigFormat.TEXTPROTO:
         return text_format.MessageToString(message).encode("utf-8")
-    text = json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2)
-    return (text + "\n").encode("utf-8")
+    tree = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    tree = _sort_free_form(tree, cast(descriptor.Descriptor, message.DESCRIPTOR))
+    return (json.dumps(tree, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _sort_free_form(tree: dict[str, Any], desc: descriptor.Descriptor) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in tree.items():
+        field = desc.fields_by_name.get(key)
+        sub = field.message_type if field is not None else None
+        if sub is None or not isinstance(value, dict | list):
+            result[key] = value  # scalars and well-known types printed as strings
+        elif sub.full_name in _FREE_FORM or sub.GetOptions().map_entry:
+            result[key] = _sorted_json(value)
+        elif isinstance(value, list):
+            result[key] = [_sort_free_form(item, sub) for item in value]
+        else:
+            result[key] = _sort_free_form(value, sub)
+    return result
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
 
 
 def strip_json_comments(text: str) -> str:

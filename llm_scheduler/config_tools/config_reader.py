@@ -71,6 +71,7 @@ def _read() -> int:
         print("error: config_reader prints text; use proto_decoder for binary", file=sys.stderr)
         return common.EXIT_BAD_INPUT
     sys.stdout.write(formats.dumps(message, fmt).decode("utf-8"))
+    sys.stdout.flush()
     print(describe(config_type, message), file=sys.stderr)
     return common.EXIT_OK
 

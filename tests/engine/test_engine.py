@@ -339,7 +339,7 @@ def test_offline_mode_never_calls_the_network(
 def test_seed_sample_step_runs_offline() -> None:
     from llm_scheduler.config import formats
 
-    step = formats.load(REPO_ROOT / "examples" / "seed_step_config.json", config_pb2.StepConfig)
+    step = formats.load(REPO_ROOT / "examples" / "sample_step_config.json", config_pb2.StepConfig)
     Validator().check_step(step)
     context = RunContext(models=ModelClient(offline=True))
     result = run(context, run_step(step, {}, context))

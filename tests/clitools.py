@@ -1,0 +1,51 @@
+"""Runs the command-line tools as real subprocesses."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from tests.conftest import REPO_ROOT
+
+MODULES = {
+    "create_sample": "llm_scheduler.config_tools.create_sample",
+    "config_reader": "llm_scheduler.config_tools.config_reader",
+    "step_runner": "llm_scheduler.runner.step_runner",
+    "task_runner": "llm_scheduler.runner.task_runner",
+    "job_runner": "llm_scheduler.runner.job_runner",
+    "proto_decoder": "proto_decoder.main",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+def run_tool(tool: str, *args: str, env: Mapping[str, str] | None = None) -> Result:
+    """Runs a tool with a clean environment (no API keys, no offline switch) plus ``env``."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_API_KEY") and not k.startswith("LLM_SCHEDULER_")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", MODULES[tool], *args],
+        capture_output=True,
+        env={**base, **(env or {})},
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+    return Result(
+        code=completed.returncode,
+        stdout=completed.stdout.decode("utf-8", errors="replace"),
+        stderr=completed.stderr.decode("utf-8", errors="replace"),
+        stdout_bytes=completed.stdout,
+    )

@@ -1,0 +1,106 @@
+"""create_sample, config_reader and proto_decoder, and the round trips between them."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from llm_scheduler.config import formats
+from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config_tools.samples import SAMPLE_FILES, sample_files
+from tests.clitools import run_tool
+from tests.conftest import REPO_ROOT
+
+KINDS = {
+    "sample_step_config.json": "step",
+    "sample_task_config.json": "task",
+    "sample_job_config.json": "job",
+    "sample_fanout_job_config.json": "job",
+}
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    folder = tmp_path_factory.mktemp("samples")
+    result = run_tool("create_sample", f"-output_dir={folder}")
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted(SAMPLE_FILES)
+    return folder
+
+
+def test_step_sample_is_the_seed_verbatim(samples: pathlib.Path) -> None:
+    seed = (REPO_ROOT.parent / "shared" / "seeds" / "001_5ac12f98e78fecb6.txt")
+    text = (samples / "sample_step_config.json").read_text()
+    assert "// Interpolate input variables into model query" in text
+    if seed.exists():
+        assert text in seed.read_text()
+
+
+def test_examples_folder_matches_create_sample() -> None:
+    for name, content in sample_files().items():
+        assert (REPO_ROOT / "examples" / name).read_bytes() == content, f"run create_sample: {name}"
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_samples_round_trip_through_config_reader_and_proto_decoder(
+    samples: pathlib.Path, tmp_path: pathlib.Path, name: str
+) -> None:
+    kind = KINDS[name]
+    original = formats.load(samples / name, message_type(kind))
+
+    read = run_tool("config_reader", f"--input_path={samples / name}", f"--config_type={kind}")
+    assert read.code == 0, read.stderr
+    assert read.stderr.startswith(f"valid {kind}")
+    via_reader = formats.loads(read.stdout, message_type(kind), formats.ConfigFormat.JSON)
+    assert via_reader == original
+
+    as_text = tmp_path / "c.textproto"
+    as_binary = tmp_path / "c.binpb"
+    for target, fmt in ((as_text, "textproto"), (as_binary, "binary")):
+        result = run_tool(
+            "proto_decoder",
+            f"--input_path={samples / name}",
+            f"--output_format={fmt}",
+            f"--output_path={target}",
+        )
+        assert result.code == 0, result.stderr
+    assert formats.load(as_text, message_type(kind)) == original
+    back = run_tool("proto_decoder", f"--input_path={as_binary}", f"--config_type={kind}")
+    assert back.code == 0, back.stderr
+    # Binary -> readable JSON is the same text config_reader printed: nothing lost or changed.
+    assert back.stdout == read.stdout
+    assert formats.loads(back.stdout, message_type(kind), formats.ConfigFormat.JSON) == original
+
+
+def test_config_reader_draws_the_job_graph(samples: pathlib.Path) -> None:
+    result = run_tool("config_reader", f"--input_path={samples / 'sample_fanout_job_config.json'}")
+    assert result.code == 0, result.stderr
+    assert "level 1  (run in parallel)" in result.stderr
+    assert "verdict [1 step]  (final)  (joins pros, cons)" in result.stderr
+
+
+def test_config_reader_rejects_invalid_config_with_exit_2(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "task.json"
+    path.write_text('{"task_id": "t", "steps": [], "nxt_task": "x"}')
+    result = run_tool("config_reader", f"--input_path={path}", "--config_type=task")
+    assert result.code == 2
+    assert "nxt_task" in result.stderr and "did you mean 'next_task'" in result.stderr
+
+
+def test_proto_decoder_needs_config_type_for_binary(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "x.binpb"
+    path.write_bytes(b"\x0a\x01a")
+    result = run_tool("proto_decoder", f"--input_path={path}")
+    assert result.code == 2
+    assert "--config_type" in result.stderr
+
+
+def test_proto_decoder_prints_textproto(samples: pathlib.Path) -> None:
+    result = run_tool(
+        "proto_decoder",
+        f"--input_path={samples / 'sample_step_config.json'}",
+        "--output_format=textproto",
+    )
+    assert result.code == 0, result.stderr
+    assert 'model_key: "GEMINI_FLASH"' in result.stdout

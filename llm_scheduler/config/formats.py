@@ -110,7 +110,10 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
             ) from None
         return message
     try:
-        tree = json.loads(strip_json_comments(text))
+        duplicates: list[str] = []
+        tree = json.loads(
+            strip_json_comments(text), object_pairs_hook=lambda pairs: _no_dupes(pairs, duplicates)
+        )
     except json.JSONDecodeError as error:
         raise ConfigError.single(
             "",
@@ -121,6 +124,10 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
     if not isinstance(tree, dict):
         raise ConfigError.single("", f"a {name} must be a JSON object", "wrap it in {...}", file)
     problems = _unknown_fields(tree, cast(descriptor.Descriptor, message_type.DESCRIPTOR), "", file)
+    problems += [
+        ConfigProblem("", f"the key {key!r} appears twice in one object", "keep one", file)
+        for key in duplicates
+    ]
     if problems:
         raise ConfigError(problems)
     try:
@@ -203,6 +210,16 @@ def strip_json_comments(text: str) -> str:
             out.append(char)
         index += 1
     return "".join(out)
+
+
+def _no_dupes(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    # JSON allows repeated keys and keeps the last; in a config that is almost always a mistake.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            duplicates.append(key)
+        result[key] = value
+    return result
 
 
 def _decode(data: bytes, file: str) -> str:

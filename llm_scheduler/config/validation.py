@@ -80,12 +80,16 @@ class Validator:
             self._raise()
         self._graph(job)
         graph = TaskGraph.from_job(job)
+        # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report.
+        cyclic = graph.find_cycle() is not None
         outputs = {task.task_id: dataflow.task_output_names(task) for task in job.tasks}
         for index, task in enumerate(job.tasks):
             prefix = f"tasks[{index}]."
             upstream = set(job_inputs)
+            if cyclic:  # be permissive about names: the cycle is the problem to report
+                upstream |= {name for names in outputs.values() for name in names}
             producers: dict[str, list[str]] = {}
-            for predecessor in graph.predecessors.get(task.task_id, ()):
+            for predecessor in () if cyclic else graph.predecessors.get(task.task_id, ()):
                 for name in outputs.get(predecessor, ()):
                     producers.setdefault(name, []).append(predecessor)
             upstream |= set(producers)

@@ -213,7 +213,9 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
         for name in ("max_concurrency", "max_attempts", "timeout_seconds"):
             if getattr(entry, name) < 0:
                 problems.append(
-                    ConfigProblem(f"{where}.{name}", "must not be negative", "use 0 for default")
+                    ConfigProblem(
+                        f"{where}.{name}", "must not be negative", "use 0 for the default", file
+                    )
                 )
         specs.append(
             ModelSpec(

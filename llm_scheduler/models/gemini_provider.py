@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import email.utils
 import math
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llm_scheduler.errors import MissingDependencyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
+from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -97,9 +96,9 @@ class GeminiAdapter(ModelAdapter):
             headers = getattr(exc.response, "headers", None)
             raise self._error(
                 f"HTTP {exc.code}: {exc.message or exc.status}",
-                _is_retryable_status(exc.code),
+                is_retryable_status(exc.code),
                 status=exc.code,
-                retry_after=_retry_after(headers) if isinstance(headers, Mapping) else None,
+                retry_after=retry_after_seconds(headers) if isinstance(headers, Mapping) else None,
             ) from exc
         except (httpx2.TimeoutException, TimeoutError) as exc:
             raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
@@ -192,22 +191,3 @@ def _is_transport_error(exc: Exception, httpx2_error: type[Exception]) -> bool:
         return True
     # httpx and aiohttp are optional here, so they are recognised without importing them.
     return type(exc).__module__.partition(".")[0] in ("httpx", "aiohttp")
-
-
-def _is_retryable_status(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        seconds = email.utils.mktime_tz(parsed) - time.time()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None

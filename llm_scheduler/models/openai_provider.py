@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import math
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +13,7 @@ from llm_scheduler.models.base import (
     ResponseFormatSpec,
     Usage,
 )
+from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
@@ -106,9 +104,9 @@ class OpenAIAdapter(ModelAdapter):
             status = exc.status_code
             raise self._error(
                 f"HTTP {status}: {_error_message(exc.body) or exc.message}",
-                _is_retryable_status(status),
+                is_retryable_status(status),
                 status=status,
-                retry_after=_retry_after(exc.response.headers),
+                retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except openai.OpenAIError as exc:
             raise self._error(str(exc), False) from exc
@@ -201,30 +199,3 @@ def _error_message(body: object) -> str:
         if isinstance(error, Mapping) and isinstance(error.get("message"), str):
             return str(error["message"])
     return ""
-
-
-def _is_retryable_status(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            seconds = float(milliseconds) / 1000
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        seconds = email.utils.mktime_tz(parsed) - time.time()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None

@@ -30,7 +30,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def test_step_sample_is_the_seed_verbatim(samples: pathlib.Path) -> None:
-    seed = (REPO_ROOT.parent / "shared" / "seeds" / "001_5ac12f98e78fecb6.txt")
+    seed = REPO_ROOT.parent / "shared" / "seeds" / "001_5ac12f98e78fecb6.txt"
     text = (samples / "sample_step_config.json").read_text()
     assert "// Interpolate input variables into model query" in text
     if seed.exists():

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from llm_scheduler.errors import MissingDependencyError, ProviderError
-from llm_scheduler.models import anthropic_provider, gemini_provider, openai_provider
 from llm_scheduler.models.anthropic_provider import AnthropicAdapter
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, ResponseFormatSpec
 from llm_scheduler.models.gemini_provider import GeminiAdapter
+from llm_scheduler.models.http_errors import retry_after_seconds
 from llm_scheduler.models.openai_provider import OpenAIAdapter
 from llm_scheduler.testing import FakeProviderServer, RecordedRequest
 
@@ -259,15 +259,15 @@ def test_missing_sdk_names_the_extra(
     assert f"llm-scheduler[{extra}]" in str(info.value)
 
 
-@pytest.mark.parametrize("module", [openai_provider, gemini_provider, anthropic_provider])
-def test_retry_after_parses_seconds_and_http_dates(module: Any) -> None:
+def test_retry_after_parses_seconds_milliseconds_and_http_dates() -> None:
     in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
 
-    assert module._retry_after({"retry-after": "1.5"}) == 1.5
-    assert 55 <= module._retry_after({"retry-after": in_a_minute}) <= 60
-    assert module._retry_after({"retry-after": "Mon, 01 Jan 2001 00:00:00 GMT"}) == 0.0
-    assert module._retry_after({"retry-after": "soon"}) is None
-    assert module._retry_after({}) is None
+    assert retry_after_seconds({"retry-after": "1.5"}) == 1.5
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert 55 <= (retry_after_seconds({"retry-after": in_a_minute}) or 0) <= 60
+    assert retry_after_seconds({"retry-after": "Mon, 01 Jan 2001 00:00:00 GMT"}) == 0.0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
 
 
 # -- the wire shape each provider receives -----------------------------------------------------

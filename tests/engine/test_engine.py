@@ -348,3 +348,18 @@ def test_seed_sample_step_runs_offline() -> None:
     assert result.record.parameters.fields["temperature"].number_value == 0.7
     # The seed's output rule: a key that is also an input passes through.
     assert result.outputs == {"user_prompt": "Tell me a joke!"}
+
+
+def test_api_keys_never_reach_the_run_record(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.fail_next(1, status=401)
+    context = context_for(fake_registry)
+    failed = run(context, run_task(two_step_task("FAKE_ANTHROPIC"), {}, context))
+    context = context_for(fake_registry)
+    succeeded = run(context, run_task(two_step_task("FAKE_OPENAI"), {}, context))
+    for record in (failed, succeeded):
+        text = str(record)
+        for key in FAKE_CREDENTIALS.values():
+            assert key not in text
+    assert failed.status == run_pb2.RUN_STATUS_FAILED

@@ -14,7 +14,6 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from absl import app
 from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
@@ -67,7 +66,7 @@ def _convert() -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

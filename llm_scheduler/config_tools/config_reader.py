@@ -11,8 +11,6 @@ from __future__ import annotations
 import sys
 from typing import cast
 
-from absl import app
-
 from llm_scheduler.config import formats
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.kinds import message_type
@@ -78,7 +76,7 @@ def _read() -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

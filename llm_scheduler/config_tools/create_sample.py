@@ -8,7 +8,7 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from llm_scheduler.config_tools.samples import sample_files
 from llm_scheduler.errors import UserError
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

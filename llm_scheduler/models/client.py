@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from llm_scheduler.errors import MissingApiKeyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
-from llm_scheduler.models.providers import adapter_class
+from llm_scheduler.models.providers import adapter_class, ensure_sdk
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy, call_with_retries
 
@@ -115,10 +115,12 @@ class ModelClient:
         """Fails early when a key that the given model keys need is missing.
 
         Raises:
+            MissingDependencyError: A provider's SDK is not installed.
             MissingApiKeyError: For the first model key whose API key is not set.
         """
         for key in sorted(set(model_keys)):
             spec = self.resolve(key)
+            ensure_sdk(spec.provider)
             if spec.needs_api_key and not self._api_key(spec):
                 raise MissingApiKeyError(key, spec.provider, spec.api_key_env)
 
@@ -171,7 +173,8 @@ class ModelClient:
         return ""
 
     def _adapter(self, spec: ModelSpec) -> ModelAdapter:
-        api_key = self._api_key(spec)
+        # Never send a provider's real key to a server that was declared keyless.
+        api_key = "" if spec.no_api_key else self._api_key(spec)
         if spec.needs_api_key and not api_key:
             raise MissingApiKeyError(spec.key, spec.provider, spec.api_key_env)
         cache_key = (spec.provider, spec.base_url, api_key)

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+from llm_scheduler.errors import MissingDependencyError
 from llm_scheduler.models.base import ModelAdapter
 
-__all__ = ["adapter_class"]
+__all__ = ["adapter_class", "ensure_sdk"]
+
+# provider -> (importable module, PyPI package, llm-scheduler extra)
+_SDKS = {
+    "openai": ("openai", "openai", "openai"),
+    "google": ("google.genai", "google-genai", "gemini"),
+    "anthropic": ("anthropic", "anthropic", "anthropic"),
+}
+
+
+def ensure_sdk(provider: str) -> None:
+    """Checks, without importing it, that the provider's SDK is installed.
+
+    Raises:
+        MissingDependencyError: It is not.
+    """
+    if provider not in _SDKS:
+        return
+    module, package, extra = _SDKS[provider]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package (google) raises instead
+        found = False
+    if not found:
+        raise MissingDependencyError(package, extra, f"the {provider} provider")
 
 
 def adapter_class(provider: str) -> type[ModelAdapter]:

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TextIO, TypeVar
 
+from absl import app
+from absl import flags as absl_flags
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -31,10 +33,12 @@ __all__ = [
     "build_context",
     "guess_config_type",
     "message_dict",
+    "parse_flags",
     "parse_vars",
     "print_json",
     "require_input_path",
     "run_cli",
+    "start",
     "status_exit_code",
 ]
 
@@ -45,6 +49,20 @@ EXIT_BAD_INPUT = 2
 MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 
 T = TypeVar("T")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input."""
+    try:
+        return absl_flags.FLAGS(argv)
+    except absl_flags.Error as error:
+        print(f"error: {error}\nPass --help to list the flags.", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def start(main: Callable[[list[str]], int]) -> None:
+    """Runs a tool's ``main`` with absl, as every console script does."""
+    app.run(main, flags_parser=parse_flags)
 
 
 def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from absl import app
 from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
@@ -65,7 +64,7 @@ def _write_trace(job_run: run_pb2.JobRun, path: str) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

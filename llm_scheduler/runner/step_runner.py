@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
-
 from llm_scheduler.config import formats
 from llm_scheduler.config.validation import Validator, model_keys_of
 from llm_scheduler.engine.step import run_step
@@ -49,7 +47,7 @@ def _run_step() -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

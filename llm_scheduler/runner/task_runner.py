@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
-
 from llm_scheduler.config import dataflow, formats
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator, model_keys_of
@@ -92,7 +90,7 @@ def _run_tasks() -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    common.start(main)
 
 
 if __name__ == "__main__":

@@ -363,3 +363,40 @@ def test_api_keys_never_reach_the_run_record(
         for key in FAKE_CREDENTIALS.values():
             assert key not in text
     assert failed.status == run_pb2.RUN_STATUS_FAILED
+
+
+def test_keyless_entry_never_sends_the_providers_real_key(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer
+) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "key": "LOCAL",
+                        "provider": "openai",
+                        "model": "local-model",
+                        "base_url": fake_server.openai_base_url,
+                        "no_api_key": True,
+                    }
+                ]
+            }
+        )
+    )
+    registry = ModelRegistry.with_models_file(path)
+    context = context_for(registry)  # OPENAI_API_KEY is among the credentials
+    task_run = run(context, run_task(two_step_task("LOCAL"), {}, context))
+    assert task_run.status == run_pb2.RUN_STATUS_SUCCEEDED
+    for request in fake_server.requests:
+        assert FAKE_CREDENTIALS["OPENAI_API_KEY"] not in str(request.headers)
+
+
+def test_missing_sdk_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_scheduler.errors import MissingDependencyError
+    from llm_scheduler.models import providers
+
+    monkeypatch.setitem(providers._SDKS, "openai", ("no_such_sdk_module", "openai", "openai"))
+    client = ModelClient(offline=False, credentials=FAKE_CREDENTIALS)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'llm-scheduler\[openai\]'"):
+        client.check_credentials(["GPT_4O_MINI"])

@@ -149,3 +149,9 @@ def test_runners_require_input_path(tool: str) -> None:
     result = run_tool(tool)
     assert result.code == 2
     assert "--input_path is required" in result.stderr
+
+
+def test_bad_flag_exits_2() -> None:
+    result = run_tool("job_runner", "--no_such_flag=1")
+    assert result.code == 2
+    assert "no_such_flag" in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.errors import MissingDependencyError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
 from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
@@ -51,7 +51,7 @@ class AnthropicAdapter(ModelAdapter):
             raise MissingDependencyError(
                 "anthropic", "anthropic", "the Anthropic provider"
             ) from exc
-        self._api_key = api_key
+        super().__init__(api_key=api_key, base_url=base_url)
         # Retries belong to the caller (llm_scheduler.models.client), which also honours
         # Retry-After; SDK retries would multiply attempts and hide the 429s.
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
@@ -103,43 +103,26 @@ class AnthropicAdapter(ModelAdapter):
                 **kwargs,
             )
         except anthropic.APITimeoutError as exc:
-            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+            raise self.provider_error(
+                f"timed out after {request.timeout_seconds:g}s", True
+            ) from exc
         except anthropic.APIConnectionError as exc:
-            raise self._error(f"connection failed: {exc}", True) from exc
+            raise self.provider_error(f"connection failed: {exc}", True) from exc
         except anthropic.APIStatusError as exc:
             status = exc.status_code
-            raise self._error(
+            raise self.provider_error(
                 f"HTTP {status}: {exc.api_message or exc.message}",
                 is_retryable_status(status),
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except anthropic.AnthropicError as exc:
-            raise self._error(str(exc), False) from exc
+            raise self.provider_error(str(exc), False) from exc
         return _to_response(message, request.model)
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections."""
         await self._client.close()
-
-    def _error(
-        self,
-        detail: str,
-        retryable: bool,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> ProviderError:
-        # Error bodies may echo the key back; proxies in front of the API differ.
-        if self._api_key:
-            detail = detail.replace(self._api_key, "***")
-        return ProviderError(
-            f"anthropic request failed: {detail}",
-            provider=self.provider,
-            retryable=retryable,
-            status=status,
-            retry_after=retry_after,
-        )
 
 
 def _to_response(message: Message, requested: str) -> ModelResponse:

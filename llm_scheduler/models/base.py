@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from llm_scheduler.errors import ProviderError
+
 __all__ = ["ModelAdapter", "ModelRequest", "ModelResponse", "ResponseFormatSpec", "Usage"]
 
 ResponseKind = Literal["text", "json", "json_schema"]
@@ -115,6 +117,26 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Sends one request and returns the response."""
+
+    def provider_error(
+        self,
+        detail: str,
+        retryable: bool,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        """Builds the `ProviderError` for a failed request, with the API key masked."""
+        # Error bodies may echo the key back; proxies in front of the APIs differ.
+        if self.api_key:
+            detail = detail.replace(self.api_key, "***")
+        return ProviderError(
+            f"{self.provider} request failed: {detail}",
+            provider=self.provider,
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after,
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters need it
         """Releases connections; the adapter is not used afterwards."""

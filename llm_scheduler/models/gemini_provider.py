@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.errors import MissingDependencyError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
 from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
@@ -50,7 +50,7 @@ class GeminiAdapter(ModelAdapter):
             from google.genai import types
         except ImportError as exc:
             raise MissingDependencyError("google-genai", "gemini", "the Gemini provider") from exc
-        self._api_key = api_key
+        super().__init__(api_key=api_key, base_url=base_url)
         self._client = genai.Client(
             api_key=api_key,
             # An explicit False keeps GOOGLE_GENAI_USE_VERTEXAI from switching to Vertex AI.
@@ -94,20 +94,22 @@ class GeminiAdapter(ModelAdapter):
             )
         except errors.APIError as exc:
             headers = getattr(exc.response, "headers", None)
-            raise self._error(
+            raise self.provider_error(
                 f"HTTP {exc.code}: {exc.message or exc.status}",
                 is_retryable_status(exc.code),
                 status=exc.code,
                 retry_after=retry_after_seconds(headers) if isinstance(headers, Mapping) else None,
             ) from exc
         except (httpx2.TimeoutException, TimeoutError) as exc:
-            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+            raise self.provider_error(
+                f"timed out after {request.timeout_seconds:g}s", True
+            ) from exc
         except Exception as exc:
             # The SDK lets its HTTP library's errors through: httpx2 by default, httpx or
             # aiohttp when configured so. Only those are turned into ProviderError.
             if not _is_transport_error(exc, httpx2.TransportError):
                 raise
-            raise self._error(f"connection failed: {exc!r}", True) from exc
+            raise self.provider_error(f"connection failed: {exc!r}", True) from exc
         return self._to_response(response, request.model)
 
     async def aclose(self) -> None:
@@ -122,7 +124,7 @@ class GeminiAdapter(ModelAdapter):
             feedback = response.prompt_feedback
             reason = feedback.block_reason if feedback is not None else None
             detail = f"the prompt was blocked ({reason})" if reason else "no candidates returned"
-            raise self._error(detail, False)
+            raise self.provider_error(detail, False)
         candidate = response.candidates[0]
         parts = (candidate.content.parts if candidate.content else None) or []
         text = "".join(part.text for part in parts if part.text and not part.thought)
@@ -142,25 +144,6 @@ class GeminiAdapter(ModelAdapter):
             usage=usage,
             model=response.model_version or requested,
             finish_reason=finish.value if finish is not None else "",
-        )
-
-    def _error(
-        self,
-        detail: str,
-        retryable: bool,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> ProviderError:
-        # Error bodies may echo the key back; proxies in front of the API differ.
-        if self._api_key:
-            detail = detail.replace(self._api_key, "***")
-        return ProviderError(
-            f"google request failed: {detail}",
-            provider=self.provider,
-            retryable=retryable,
-            status=status,
-            retry_after=retry_after,
         )
 
 

@@ -28,7 +28,8 @@ class OfflineAdapter(ModelAdapter):
     )
 
     def __init__(self, *, api_key: str = "", base_url: str | None = None) -> None:
-        del api_key, base_url  # Accepted for a uniform constructor; nothing to connect to.
+        # Accepted for a uniform constructor; there is nothing to connect to.
+        super().__init__(api_key="", base_url=None)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Returns the offline answer; JSON formats get a JSON object that says it is offline."""

@@ -60,7 +60,7 @@ class OpenAIAdapter(ModelAdapter):
             import openai
         except ImportError as exc:
             raise MissingDependencyError("openai", "openai", "the OpenAI provider") from exc
-        self._api_key = api_key
+        super().__init__(api_key=api_key, base_url=base_url)
         # Retries belong to the caller (llm_scheduler.models.client), which also honours
         # Retry-After; SDK retries would multiply attempts and hide the 429s.
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
@@ -97,43 +97,26 @@ class OpenAIAdapter(ModelAdapter):
                 **kwargs,
             )
         except openai.APITimeoutError as exc:
-            raise self._error(f"timed out after {request.timeout_seconds:g}s", True) from exc
+            raise self.provider_error(
+                f"timed out after {request.timeout_seconds:g}s", True
+            ) from exc
         except openai.APIConnectionError as exc:
-            raise self._error(f"connection failed: {exc}", True) from exc
+            raise self.provider_error(f"connection failed: {exc}", True) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
-            raise self._error(
+            raise self.provider_error(
                 f"HTTP {status}: {_error_message(exc.body) or exc.message}",
                 is_retryable_status(status),
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except openai.OpenAIError as exc:
-            raise self._error(str(exc), False) from exc
+            raise self.provider_error(str(exc), False) from exc
         return _to_response(completion, request.model)
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections."""
         await self._client.close()
-
-    def _error(
-        self,
-        detail: str,
-        retryable: bool,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> ProviderError:
-        # Error bodies may echo the key back (masked by OpenAI, but proxies differ).
-        if self._api_key:
-            detail = detail.replace(self._api_key, "***")
-        return ProviderError(
-            f"openai request failed: {detail}",
-            provider=self.provider,
-            retryable=retryable,
-            status=status,
-            retry_after=retry_after,
-        )
 
 
 def _split_parameters(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -6,42 +6,9 @@ import pytest
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.formats import ConfigFormat
+from llm_scheduler.config_tools.samples import SEED_STEP_JSON
 from llm_scheduler.errors import ConfigError
 from llm_scheduler.v1 import config_pb2
-
-# The seed's sample step (examples/seed_step_config.json), verbatim.
-SEED_STEP_JSON = """\
-{
-    "id": "1",
-    "name": "sample",
-    "description": "A sample StepConfig",
-    "step_type": 0,
-    "input_config": {
-        "payload": {
-            "user_prompt": "Tell me a joke!",
-            "system_prompt": "You're a funny assistant."
-        }
-    },
-    "model_query_config": {
-        "model_key": "GEMINI_FLASH",
-        "parameters": {
-            "temperature": "0.7"
-        },
-        "system_prompt": "You are a helpful assistant.",
-        "user_prompt": "%user_prompt%" // Interpolate input variables into model query
-    },
-    "output_config": {
-        "payload": {
-            "user_prompt": "Hahaha"
-        }
-    },
-    "metadata": {
-        "timestamp": 1741667405,
-        "source": "create_sample",
-        "version": "1.0"
-    }
-}
-"""
 
 JOB_JSON = """{
   // A two-task job.

@@ -11,7 +11,8 @@ errors (something failed while running a correct config)::
     └── RunError                     a correct config failed while running; CLIs exit with code 1
         ├── ProviderError            a model provider failed (after retries, when retryable)
         ├── FunctionCallError        a registered function raised or returned a bad value
-        └── InterpolationError       a `%var%` had no value at run time
+        ├── InterpolationError       a `%var%` had no value at run time
+        └── StoreError               the store failed or refused a write
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "MissingDependencyError",
     "ProviderError",
     "RunError",
+    "StoreError",
     "UserError",
 ]
 
@@ -144,3 +146,7 @@ class FunctionCallError(RunError):
 
 class InterpolationError(RunError):
     """A template named a variable that has no value at run time."""
+
+
+class StoreError(RunError):
+    """The store failed, or refused a write (e.g. a document over Firestore's size limit)."""

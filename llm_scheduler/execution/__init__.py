@@ -1,0 +1,1 @@
+"""Event-driven execution: the document model, submitting, the protocol, the dispatcher."""

@@ -1,0 +1,162 @@
+"""The local dispatcher: watches a store for runnable task runs and runs them.
+
+It is the local stand-in for Firestore triggering a Cloud Function. Each runnable task run
+(PENDING, or RUNNING under an expired lease) is handed to `handle_task_run` in process, with at
+most ``workers`` at once, or, with a target URL, POSTed as a real CloudEvent to a running
+functions-framework server. Several dispatchers may watch one store: claims are transactions, so
+a task never runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.documents import RUNNABLE, Status
+from llm_scheduler.execution.protocol import (
+    DEFAULT_LEASE_SECONDS,
+    Outcome,
+    handle_task_run,
+    new_worker_id,
+)
+from llm_scheduler.store.base import Doc, Store
+
+__all__ = ["DispatchStats", "Dispatcher", "Sender"]
+
+# Runs a task through another path (e.g. POSTs a CloudEvent); gets the task-run path and doc.
+Sender = Callable[[str, Doc], Awaitable[Outcome]]
+
+# The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
+_MAX_WAIT_SECONDS = 2.0
+
+
+@dataclasses.dataclass
+class DispatchStats:
+    """What a dispatcher did.
+
+    Attributes:
+        handled: Events handled, by outcome action.
+    """
+
+    handled: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        """Counts an outcome."""
+        self.handled[outcome.action] = self.handled.get(outcome.action, 0) + 1
+
+
+class Dispatcher:
+    """Runs the runnable task runs of a store, with bounded concurrency."""
+
+    def __init__(
+        self,
+        store: Store,
+        context: RunContext,
+        *,
+        workers: int = 4,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        sender: Sender | None = None,
+        on_outcome: Callable[[str, Outcome], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Creates a dispatcher.
+
+        Args:
+            store: The store to watch.
+            context: Models and functions for in-process runs.
+            workers: How many task runs may be handled at once.
+            lease_seconds: The lease of each claim.
+            sender: When given, task runs are passed to it instead of run in process.
+            on_outcome: Called with the task-run path and outcome of each handled event.
+            clock: Wall-clock time, for lease expiry.
+        """
+        self.store = store
+        self.context = context
+        self.workers = max(workers, 1)
+        self.lease_seconds = lease_seconds
+        self.sender = sender
+        self.on_outcome = on_outcome
+        self.clock = clock
+        self.worker_id = new_worker_id()
+        self.stats = DispatchStats()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._change: asyncio.Task[bool] | None = None
+
+    async def run(
+        self, *, until_idle: bool = False, stop: asyncio.Event | None = None
+    ) -> DispatchStats:
+        """Dispatches until ``stop`` is set or, with ``until_idle``, until nothing is left.
+
+        Idle means: no task run is PENDING and none is RUNNING under any lease (a lease held by
+        a dead worker still expires back into work, so it is waited for).
+        """
+        try:
+            while stop is None or not stop.is_set():
+                runnable = await asyncio.to_thread(
+                    self.store.find, "task_runs", "status", list(RUNNABLE)
+                )
+                now = self.clock()
+                next_expiry: float | None = None
+                for path, doc in runnable:
+                    if path in self._in_flight:
+                        continue
+                    leased = (
+                        doc.get("status") == Status.RUNNING
+                        and float(doc.get("lease_expires_at", 0)) > now
+                    )
+                    if leased:
+                        expiry = float(doc["lease_expires_at"])
+                        next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
+                        continue
+                    if len(self._in_flight) >= self.workers:
+                        break
+                    self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
+                if until_idle and not runnable and not self._in_flight:
+                    return self.stats
+                timeout = _MAX_WAIT_SECONDS
+                if next_expiry is not None:
+                    timeout = min(timeout, max(next_expiry - now, 0.01))
+                await self._wait(timeout)
+        finally:
+            pending = [*self._in_flight.values(), *([self._change] if self._change else [])]
+            await asyncio.gather(*pending, return_exceptions=True)
+        return self.stats
+
+    async def _wait(self, timeout: float) -> None:
+        # Wake on a store write or on a finished task (which may free a worker slot). One
+        # waiting thread at most: a wait still pending from the last round is reused.
+        if self._change is None or self._change.done():
+            self._change = asyncio.create_task(
+                asyncio.to_thread(self.store.wait_for_change, timeout)
+            )
+        waiting: set[asyncio.Task[Any]] = {self._change, *self._in_flight.values()}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _handle(self, path: str, doc: Doc) -> None:
+        try:
+            parsed = docs.parse_task_run_path(path)
+            if parsed is None:
+                return
+            run_id, task_id = parsed
+            if self.sender is not None:
+                outcome = await self.sender(path, doc)
+            else:
+                outcome = await handle_task_run(
+                    self.store,
+                    run_id,
+                    task_id,
+                    self.context,
+                    worker_id=self.worker_id,
+                    lease_seconds=self.lease_seconds,
+                    clock=self.clock,
+                )
+            self.stats.add(outcome)
+            if self.on_outcome is not None:
+                self.on_outcome(path, outcome)
+        finally:
+            self._in_flight.pop(path, None)

@@ -1,0 +1,134 @@
+"""The store interface: a small document database with transactions, backed by SQLite or Firestore.
+
+Documents are JSON-compatible maps addressed by slash-separated paths with an even number of
+segments (``job_runs/R/task_runs/T``), exactly as in Firestore, so one document model serves both
+backends (see docs/architecture.md, "Document model"). Backends implement only the primitives
+below; everything the execution protocol needs is built on them in `llm_scheduler.execution`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from llm_scheduler.errors import StoreError
+
+__all__ = ["MAX_DOCUMENT_BYTES", "Doc", "Docs", "Store", "Transaction", "check_size"]
+
+Doc = dict[str, Any]
+# (path, document) pairs; an alias because `Store.list` shadows the builtin inside the class.
+Docs = list[tuple[str, Doc]]
+T = TypeVar("T")
+
+# Firestore's limit is 1 MiB per document including field names and overhead; keep a margin.
+MAX_DOCUMENT_BYTES = 1_000_000
+
+
+def check_size(path: str, data: Doc) -> None:
+    """Refuses a document too large for Firestore (it is never truncated).
+
+    Raises:
+        StoreError: The document is over `MAX_DOCUMENT_BYTES` as JSON.
+    """
+    size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise StoreError(
+            f"document {path} would be {size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit "
+            "of one Firestore document; shorten the prompts or outputs that feed it"
+        )
+
+
+class Transaction(abc.ABC):
+    """Reads and writes that commit together. Reads must come before writes (as in Firestore)."""
+
+    @abc.abstractmethod
+    def get(self, path: str) -> Doc | None:
+        """Reads a document, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def set(self, path: str, data: Doc) -> None:
+        """Writes a whole document (created or replaced)."""
+
+    @abc.abstractmethod
+    def update(self, path: str, fields: Doc) -> None:
+        """Replaces top-level fields of an existing document."""
+
+
+class Store(abc.ABC):
+    """A document store. Backends are chosen by URL through `llm_scheduler.store.open_store`.
+
+    Every method is safe to call from several threads and, for SQLite, several processes.
+    """
+
+    url: str
+
+    @abc.abstractmethod
+    def run_transaction(self, body: Callable[[Transaction], T]) -> T:
+        """Runs ``body`` in a transaction and commits; retried when it conflicts with another.
+
+        ``body`` may run more than once, so it must not have side effects besides its writes.
+        """
+
+    @abc.abstractmethod
+    def get(self, path: str) -> Doc | None:
+        """Reads a document, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def create(self, path: str, data: Doc) -> bool:
+        """Creates a document if it does not exist; returns whether it was created."""
+
+    @abc.abstractmethod
+    def set(self, path: str, data: Doc) -> None:
+        """Writes a whole document (created or replaced)."""
+
+    @abc.abstractmethod
+    def list(self, collection: str) -> Docs:
+        """The documents directly in a collection (``job_runs/R/task_runs``), ordered by id."""
+
+    @abc.abstractmethod
+    def find(self, collection_id: str, field: str, values: Sequence[Any]) -> Docs:
+        """Documents of every collection named ``collection_id`` whose ``field`` is in ``values``.
+
+        This is a Firestore collection-group query (``task_runs`` under any job run).
+        """
+
+    @abc.abstractmethod
+    def wait_for_change(self, timeout: float) -> bool:
+        """Blocks until a document may have changed, or ``timeout`` seconds pass.
+
+        Returns:
+            False when the timeout passed with no change seen; True otherwise (spurious wakeups
+            are allowed, so callers re-read what they need).
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Releases connections; the store is not used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def collection_of(path: str) -> str:
+    """The collection path of a document path."""
+    return path.rsplit("/", 1)[0]
+
+
+def document_id(path: str) -> str:
+    """The last segment of a document path."""
+    return path.rsplit("/", 1)[1]
+
+
+def validate_path(path: str) -> None:
+    """Checks that ``path`` names a document (an even number of non-empty segments).
+
+    Raises:
+        StoreError: It does not.
+    """
+    parts = path.split("/")
+    if len(parts) % 2 or not all(parts):
+        raise StoreError(f"not a document path: {path!r}")

@@ -1,0 +1,273 @@
+"""The embedded store: one SQLite file in WAL mode, safe for several threads and processes.
+
+Documents live in one table keyed by path. Transactions take the write lock up front
+(``BEGIN IMMEDIATE``), so a read-modify-write never races another writer, in this process or
+another one. Waiting for changes needs no polling loop: writers wake waiters in this process
+through a condition variable and in other processes through a datagram on an abstract UNIX
+socket each waiter registers next to the database file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from llm_scheduler.errors import StoreError
+from llm_scheduler.store.base import (
+    Doc,
+    Docs,
+    Store,
+    Transaction,
+    check_size,
+    collection_of,
+    validate_path,
+)
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    path TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_by_collection ON documents (collection, path);
+CREATE INDEX IF NOT EXISTS documents_by_status
+    ON documents (collection_id, json_extract(data, '$.status'));
+"""
+
+
+class _SqliteTransaction(Transaction):
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.wrote = False
+
+    def get(self, path: str) -> Doc | None:
+        return _read(self._connection, path)
+
+    def set(self, path: str, data: Doc) -> None:
+        _write(self._connection, path, data)
+        self.wrote = True
+
+    def update(self, path: str, fields: Doc) -> None:
+        current = _read(self._connection, path)
+        if current is None:
+            raise StoreError(f"cannot update {path}: it does not exist")
+        _write(self._connection, path, {**current, **fields})
+        self.wrote = True
+
+
+class SqliteStore(Store):
+    """A `Store` in one SQLite file (``sqlite:///path/state.db``)."""
+
+    def __init__(self, path: str | pathlib.Path) -> None:
+        """Opens (and creates, with its folder) the database file."""
+        self.path = pathlib.Path(path).resolve()
+        self.url = f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create {self.path.parent}: {error.strerror}") from None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._version = 0
+        self._wake_dir = self.path.with_name(self.path.name + ".wake")
+        self._wake_socket: socket.socket | None = None
+        self._wake_file: pathlib.Path | None = None
+        with self._connection() as connection:
+            connection.executescript(_SCHEMA)
+
+    # -- primitives ----------------------------------------------------------------------------
+
+    def run_transaction(self, body: Callable[[Transaction], T]) -> T:
+        connection = self._connection()
+        for attempt in range(50):
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise StoreError(f"{self.url}: {error}") from None
+                time.sleep(min(0.01 * (attempt + 1), 0.2))
+                continue
+            transaction = _SqliteTransaction(connection)
+            try:
+                result = body(transaction)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            if transaction.wrote:
+                self._notify()
+            return result
+        raise StoreError(f"{self.url}: the database stayed locked; is another program holding it?")
+
+    def get(self, path: str) -> Doc | None:
+        return _read(self._connection(), path)
+
+    def create(self, path: str, data: Doc) -> bool:
+        validate_path(path)
+        check_size(path, data)
+        cursor = self._connection().execute(
+            "INSERT OR IGNORE INTO documents (path, collection, collection_id, data, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            _row(path, data),
+        )
+        created = cursor.rowcount == 1
+        if created:
+            self._notify()
+        return created
+
+    def set(self, path: str, data: Doc) -> None:
+        _write(self._connection(), path, data)
+        self._notify()
+
+    def list(self, collection: str) -> Docs:
+        rows = self._connection().execute(
+            "SELECT path, data FROM documents WHERE collection = ? ORDER BY path", (collection,)
+        )
+        return [(path, json.loads(data)) for path, data in rows]
+
+    def find(self, collection_id: str, field: str, values: Sequence[Any]) -> Docs:
+        if not values:
+            return []
+        marks = ", ".join("?" for _ in values)
+        rows = self._connection().execute(
+            f"SELECT path, data FROM documents WHERE collection_id = ? "
+            f"AND json_extract(data, ?) IN ({marks}) ORDER BY path",
+            (collection_id, f"$.{field}", *values),
+        )
+        return [(path, json.loads(data)) for path, data in rows]
+
+    def wait_for_change(self, timeout: float) -> bool:
+        wake = self._ensure_wake_socket()
+        with self._changed:
+            seen = self._version
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._changed:
+                if self._version != seen:
+                    return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Wake on a datagram from another process, or re-check the in-process counter
+            # (set by `_notify`, which also sends us a datagram, so this is not a poll loop).
+            wake.settimeout(remaining)
+            try:
+                wake.recv(64)
+            except TimeoutError:
+                return False
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                wake.setblocking(False)
+                while wake.recv(64):
+                    pass
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+        if self._wake_file is not None:
+            with contextlib.suppress(OSError):
+                self._wake_file.unlink()
+            self._wake_file = None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=30, check_same_thread=False
+                )
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot open {self.url}: {error}") from None
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _ensure_wake_socket(self) -> socket.socket:
+        if self._wake_socket is None:
+            name = f"llm-scheduler-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            wake.bind("\0" + name)  # Linux abstract namespace: no file to clean up
+            self._wake_dir.mkdir(exist_ok=True)
+            self._wake_file = self._wake_dir / name
+            self._wake_file.touch()
+            self._wake_socket = wake
+        return self._wake_socket
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+        for entry in _wake_entries(self._wake_dir):
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sender.sendto(b"1", "\0" + entry.name)
+            except (ConnectionRefusedError, FileNotFoundError):
+                # The waiter's process is gone; forget it.
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            except BlockingIOError:
+                pass  # its queue is full: it is awake already
+            finally:
+                sender.close()
+
+
+def _wake_entries(folder: pathlib.Path) -> Iterator[pathlib.Path]:
+    try:
+        yield from folder.iterdir()
+    except FileNotFoundError:
+        return
+
+
+def _row(path: str, data: Doc) -> tuple[str, str, str, str, float]:
+    collection = collection_of(path)
+    return (
+        path,
+        collection,
+        collection.rsplit("/", 1)[-1],
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        time.time(),
+    )
+
+
+def _read(connection: sqlite3.Connection, path: str) -> Doc | None:
+    row = connection.execute("SELECT data FROM documents WHERE path = ?", (path,)).fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def _write(connection: sqlite3.Connection, path: str, data: Doc) -> None:
+    validate_path(path)
+    check_size(path, data)
+    connection.execute(
+        "INSERT INTO documents (path, collection, collection_id, data, updated_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+        "data = excluded.data, updated_at = excluded.updated_at",
+        _row(path, data),
+    )

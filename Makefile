@@ -1,5 +1,6 @@
 # The targets here are exactly what the README and CI run.
-#   make run    set everything up and run the sample job end to end (offline model, no keys)
+#   make run    set everything up and run the sample job end to end, event-driven on the
+#               embedded SQLite store (offline model, no keys)
 #   make test   set everything up and run lint, type checks and the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -16,8 +17,12 @@ $(STAMP): requirements_lock.txt pyproject.toml
 
 setup: $(STAMP)
 
+# Event-driven, as in the cloud: commit the job run to the embedded store, let the dispatcher run
+# its task runs (each commit triggers the next), then read the run back.
 run: setup
-	$(BIN)/job_runner --input_path=examples/sample_job_config.json --offline
+	@RUN_ID=$$($(BIN)/job_submitter --input_path=examples/sample_job_config.json --offline) && \
+	$(BIN)/dispatcher --until_idle --offline && \
+	$(BIN)/config_reader --run_id=$$RUN_ID
 
 test: setup lint typecheck pytest
 

@@ -1,6 +1,8 @@
-"""Validates a config and prints it; for jobs it also draws the task graph.
+"""Validates a config and prints it (for jobs it also draws the task graph), or reads a run.
 
-Usage: config_reader --input_path=job.json [--config_type=step|task|job|models|...]
+Usage:
+    config_reader --input_path=job.json [--config_type=step|task|job|models|...]
+    config_reader --run_id=ID [--store=URL] [--print_record]
 
 The config goes to stdout (JSON by default, or --output_format=textproto); the verdict and the
 graph go to stderr, so stdout can be piped into another tool.
@@ -14,13 +16,16 @@ from typing import cast
 from llm_scheduler.config import formats
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator
+from llm_scheduler.errors import UserError
+from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.registry import load_models_file
 from llm_scheduler.runner import common, flags
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["describe", "main", "run"]
+__all__ = ["describe", "main", "run", "summarize_run"]
 
 
 def main(argv: list[str]) -> int:
@@ -49,6 +54,8 @@ def describe(config_type: str, message: object) -> str:
 
 
 def _read() -> int:
+    if flags.RUN_ID.value:
+        return _read_run(flags.RUN_ID.value)
     path = common.require_input_path()
     config_type = flags.CONFIG_TYPE.value or common.guess_config_type(path)
     message = formats.load(path, message_type(config_type))
@@ -72,6 +79,47 @@ def _read() -> int:
     sys.stdout.flush()
     print(describe(config_type, message), file=sys.stderr)
     return common.EXIT_OK
+
+
+def _read_run(run_id: str) -> int:
+    with common.open_store_from_flags() as store:
+        job_run = read_job_run(store, run_id)
+        url = store.url
+    if job_run is None:
+        raise UserError(f"no job run {run_id!r} in {url}")
+    if flags.PRINT_RECORD.value:
+        common.print_json(job_run)
+    else:
+        common.print_json(summarize_run(job_run))
+    status = run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_").lower()
+    done = sum(t.status == run_pb2.RUN_STATUS_SUCCEEDED for t in job_run.tasks)
+    print(
+        f"run {run_id} in {url}: {status}, {done}/{len(job_run.config.tasks)} tasks succeeded; "
+        f"{common.describe_usage(job_run.usage, job_run.cost_usd)}",
+        file=sys.stderr,
+    )
+    return common.EXIT_OK
+
+
+def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
+    """Each task's status and outputs (and error), and the job's outputs."""
+    tasks: list[dict[str, object]] = []
+    for task_run in job_run.tasks:
+        entry: dict[str, object] = {
+            "task_id": task_run.task_id,
+            "status": run_pb2.RunStatus.Name(task_run.status).removeprefix("RUN_STATUS_"),
+            "outputs": struct_to_dict(task_run.outputs),
+        }
+        if task_run.error.message:
+            entry["error"] = task_run.error.message
+        tasks.append(entry)
+    return {
+        "run_id": job_run.run_id,
+        "job_id": job_run.job_id,
+        "status": run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_"),
+        "tasks": tasks,
+        "outputs": struct_to_dict(job_run.outputs),
+    }
 
 
 def run() -> None:

@@ -24,6 +24,7 @@ from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_en
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.runner import flags
 from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.store import Store, default_store_url, open_store
 from llm_scheduler.v1 import run_pb2
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "build_context",
     "guess_config_type",
     "message_dict",
+    "open_store_from_flags",
     "parse_flags",
     "parse_vars",
     "print_json",
@@ -97,6 +99,11 @@ def models_registry() -> ModelRegistry:
     return ModelRegistry.with_models_file(
         flags.MODELS_FILE.value or os.environ.get(MODELS_FILE_ENV) or None
     )
+
+
+def open_store_from_flags() -> Store:
+    """The store named by ``--store`` (or the default)."""
+    return open_store(flags.STORE.value or default_store_url())
 
 
 def build_context(

@@ -16,6 +16,8 @@ __all__ = [
     "OUTPUT_FORMAT",
     "PRINT_RECORD",
     "QUIET",
+    "RUN_ID",
+    "STORE",
     "VARS",
 ]
 
@@ -59,3 +61,10 @@ QUIET = flags.DEFINE_bool("quiet", False, "Print only failures and retries on st
 OUTPUT_FORMAT = flags.DEFINE_enum(
     "output_format", "json", ["json", "textproto", "binary"], "The format to print or write."
 )
+STORE = flags.DEFINE_string(
+    "store",
+    None,
+    "The store URL: sqlite:///path/state.db (default: $LLM_SCHEDULER_STORE or "
+    "sqlite:///.llm_scheduler/state.db) or firestore://PROJECT.",
+)
+RUN_ID = flags.DEFINE_string("run_id", None, "A job run id in the store.")

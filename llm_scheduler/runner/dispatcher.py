@@ -1,0 +1,98 @@
+"""Runs the task runs committed to a store, as the cloud function would, on this machine.
+
+Usage:
+    dispatcher [--store=URL] [--workers=N] [--lease_seconds=S] [--until_idle] [--offline]
+    dispatcher --target_url=http://127.0.0.1:8080   # POST CloudEvents to functions-framework
+
+Several dispatchers may watch the same store; a task never runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from absl import flags as absl_flags
+
+from llm_scheduler.execution.dispatcher import Dispatcher, DispatchStats
+from llm_scheduler.execution.protocol import DEFAULT_LEASE_SECONDS, Outcome
+from llm_scheduler.runner import common, flags
+from llm_scheduler.runner.progress import ProgressPrinter
+
+__all__ = ["main", "run"]
+
+WORKERS = absl_flags.DEFINE_integer("workers", 4, "Task runs handled at once.", lower_bound=1)
+LEASE_SECONDS = absl_flags.DEFINE_float(
+    "lease_seconds",
+    DEFAULT_LEASE_SECONDS,
+    "How long a claim lasts without renewal; a dead worker's tasks are picked up after it.",
+    lower_bound=0.1,
+)
+UNTIL_IDLE = absl_flags.DEFINE_bool(
+    "until_idle", False, "Exit once no task run is pending or running under a lease."
+)
+TARGET_URL = absl_flags.DEFINE_string(
+    "target_url",
+    None,
+    "POST each runnable task run as a Firestore CloudEvent to this functions-framework URL "
+    "instead of running it here.",
+)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point after flag parsing."""
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
+        return common.EXIT_BAD_INPUT
+    return common.run_cli(_dispatch)
+
+
+def _dispatch() -> int:
+    registry = common.models_registry()
+    progress = ProgressPrinter(quiet=flags.QUIET.value)
+    context = common.build_context(registry, progress=progress)
+    sender = None
+    if TARGET_URL.value:
+        from llm_scheduler.execution.cloudevents import cloudevent_sender
+
+        sender = cloudevent_sender(TARGET_URL.value)
+
+    def report(path: str, outcome: Outcome) -> None:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{path}: {outcome.action}{detail}", file=sys.stderr, flush=True)
+
+    with common.open_store_from_flags() as store:
+        dispatcher = Dispatcher(
+            store,
+            context,
+            workers=WORKERS.value,
+            lease_seconds=LEASE_SECONDS.value,
+            sender=sender,
+            on_outcome=report,
+        )
+        mode = f"posting to {TARGET_URL.value}" if sender else f"{WORKERS.value} workers"
+        print(f"dispatching {store.url} ({mode})", file=sys.stderr, flush=True)
+        stats = asyncio.run(_run(dispatcher))
+    print(f"handled: {stats.handled}", file=sys.stderr)
+    return common.EXIT_OK
+
+
+async def _run(dispatcher: Dispatcher) -> DispatchStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        return await dispatcher.run(until_idle=UNTIL_IDLE.value, stop=stop)
+    finally:
+        await dispatcher.context.models.aclose()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    common.start(main)
+
+
+if __name__ == "__main__":
+    run()

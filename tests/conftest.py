@@ -80,3 +80,9 @@ def models_file(tmp_path: pathlib.Path, fake_server: FakeProviderServer) -> path
 @pytest.fixture
 def fake_registry(models_file: pathlib.Path) -> ModelRegistry:
     return ModelRegistry.with_models_file(models_file)
+
+
+@pytest.fixture(params=["sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    """The URL of an empty store, once per backend."""
+    return f"sqlite:///{tmp_path / 'state.db'}"

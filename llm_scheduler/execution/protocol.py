@@ -96,7 +96,8 @@ async def handle_task_run(
         lease_seconds: How long a claim lasts without renewal; renewed while the task runs.
         deadline: `time.monotonic()` value by which this invocation must return (e.g. a cloud
             function's timeout); None for no limit.
-        handoff_margin: Hand off when fewer seconds than this remain before ``deadline``.
+        handoff_margin: Hand off when fewer seconds than this remain before ``deadline`` (after
+            at least one step, so a handoff always makes progress).
         clock: Wall-clock time, for leases (shared between processes).
     """
     worker_id = worker_id or new_worker_id()
@@ -148,7 +149,8 @@ async def _run_claimed(
         response = _response_of(record)
     steps_run = 0
     for index in range(len(records), len(task.steps)):
-        if deadline is not None and deadline - time.monotonic() < handoff_margin:
+        # Every invocation runs at least one step, so handoffs always make progress.
+        if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
             await asyncio.to_thread(store.run_transaction, lease.handoff)
             return Outcome("handed_off", f"deadline near after step {index}", steps_run)
         lease.check()

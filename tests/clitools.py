@@ -16,6 +16,8 @@ MODULES = {
     "step_runner": "llm_scheduler.runner.step_runner",
     "task_runner": "llm_scheduler.runner.task_runner",
     "job_runner": "llm_scheduler.runner.job_runner",
+    "job_submitter": "llm_scheduler.runner.job_submitter",
+    "dispatcher": "llm_scheduler.runner.dispatcher",
     "proto_decoder": "proto_decoder.main",
 }
 

@@ -1,0 +1,194 @@
+"""Cloud Functions entry points: thin functions-framework edges over `llm_scheduler`.
+
+``on_task_run`` is the Firestore trigger (``google.cloud.firestore.document.v1.written`` on
+``job_runs/{run_id}/task_runs/{task_id}``, see ``deploy/``); ``run_task_http`` runs one task
+config sent over HTTP. Configuration comes from the environment:
+
+- ``LLM_SCHEDULER_STORE``: the store URL; ``firestore://$GOOGLE_CLOUD_PROJECT`` by default.
+- ``LLM_SCHEDULER_OFFLINE``: ``1`` to answer every model step with the offline model.
+- ``LLM_SCHEDULER_MODELS_FILE``: a models file extending the built-in registry.
+- ``LLM_SCHEDULER_FUNCTION_MODULES``: comma-separated modules registering step functions.
+- ``LLM_SCHEDULER_TIMEOUT_SECONDS``: the function's timeout (540 by default, the maximum for
+  event-driven functions); a task with less than a minute left hands itself off.
+- ``OPENAI_API_KEY``, ``GEMINI_API_KEY``, ``ANTHROPIC_API_KEY``: provider keys (Secret Manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+import flask
+import functions_framework
+from cloudevents.http.event import CloudEvent
+from google.protobuf import json_format
+
+from llm_scheduler.config import formats
+from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.task import run_task
+from llm_scheduler.errors import ConfigError, MissingApiKeyError, UserError
+from llm_scheduler.execution.cloudevents import handle_document_event
+from llm_scheduler.function_steps import FunctionRegistry, default_registry
+from llm_scheduler.models.client import ModelClient, offline_from_env
+from llm_scheduler.models.registry import ModelRegistry
+from llm_scheduler.store import STORE_ENV, Store, open_store
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["on_task_run", "run_task_http"]
+
+MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
+FUNCTION_MODULES_ENV = "LLM_SCHEDULER_FUNCTION_MODULES"
+TIMEOUT_ENV = "LLM_SCHEDULER_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT_SECONDS = 540.0
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Services:
+    """What every invocation of this process shares (built once, on first use)."""
+
+    models: ModelRegistry
+    functions: FunctionRegistry
+
+
+_lock = threading.Lock()
+_services: _Services | None = None
+_store: Store | None = None
+
+
+def _shared_services() -> _Services:
+    global _services
+    with _lock:
+        if _services is None:
+            functions = default_registry()
+            functions.load_modules(os.environ.get(FUNCTION_MODULES_ENV, "").split(","))
+            models = ModelRegistry.with_models_file(os.environ.get(MODELS_FILE_ENV) or None)
+            _services = _Services(models=models, functions=functions)
+        return _services
+
+
+def _shared_store() -> Store:
+    # Opened lazily: functions-framework imports this module in gunicorn's master process,
+    # and a connection must not cross the fork into the workers.
+    global _store
+    with _lock:
+        if _store is None:
+            url = os.environ.get(STORE_ENV)
+            if not url:
+                project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCP_PROJECT")
+                if not project:
+                    raise UserError(f"set {STORE_ENV} (e.g. firestore://PROJECT)")
+                url = f"firestore://{project}"
+            _store = open_store(url)
+        return _store
+
+
+def _context(services: _Services) -> RunContext:
+    # One model client per invocation: a client belongs to one event loop.
+    return RunContext(
+        models=ModelClient(services.models, offline=offline_from_env()),
+        functions=services.functions,
+    )
+
+
+async def _closing(context: RunContext, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    finally:
+        await context.models.aclose()
+
+
+def _log(severity: str, message: str, **fields: Any) -> None:
+    # One JSON line on stdout is a structured log entry in Cloud Logging.
+    entry = {"severity": severity, "message": message, **fields}
+    print(json.dumps(entry, ensure_ascii=False, default=str), file=sys.stdout, flush=True)
+
+
+@functions_framework.cloud_event
+def on_task_run(cloud_event: CloudEvent) -> None:
+    """Runs the task run a Firestore write names, when it is runnable.
+
+    Exceptions propagate, so the platform redelivers the event when retries are enabled; the
+    protocol makes redeliveries safe.
+    """
+    started = time.monotonic()
+    # The cloudevents SDK hands over the raw body unless it parses as JSON: Eventarc sends
+    # Firestore events as application/protobuf, so anything else is a misconfigured trigger.
+    data = cloud_event.data
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError(
+            f"expected a protobuf DocumentEventData body, got {type(data).__name__}: "
+            "the trigger must deliver Firestore events as application/protobuf"
+        )
+    deadline = started + float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS)
+    services = _shared_services()
+    store = _shared_store()
+    context = _context(services)
+    outcome = asyncio.run(
+        _closing(
+            context,
+            handle_document_event(bytes(data), store, context, deadline=deadline),
+        )
+    )
+    subject = cloud_event.get("subject") or ""
+    _log(
+        "INFO",
+        f"{outcome.action}: {subject} {outcome.detail}".rstrip(),
+        event_id=cloud_event.get("id"),
+        event_type=cloud_event.get("type"),
+        action=outcome.action,
+        steps_run=outcome.steps_run,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+@functions_framework.http
+def run_task_http(request: flask.Request) -> flask.Response:
+    """Runs one task: POST ``{"task": <TaskConfig JSON>, "inputs": {...}}``.
+
+    Returns the TaskRun record (proto JSON mapping, snake_case) with status 200, whether the
+    task succeeded or failed; 400 for an invalid task or a missing API key; 405 for a method
+    other than POST. ``inputs`` override the task's ``input_config`` defaults.
+    """
+    if request.method != "POST":
+        return _json({"error": "use POST"}, 405, {"Allow": "POST"})
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("task"), dict):
+        return _json({"error": 'send a JSON object {"task": {...}, "inputs": {...}}'}, 400)
+    inputs = body.get("inputs") or {}
+    if not isinstance(inputs, dict):
+        return _json({"error": '"inputs" must be a JSON object of variables'}, 400)
+    services = _shared_services()
+    context = _context(services)
+    try:
+        task = formats.loads(
+            json.dumps(body["task"]), config_pb2.TaskConfig, formats.ConfigFormat.JSON
+        )
+        Validator(services.models, services.functions).check_tasks([task], inputs)
+        context.models.check_credentials(model_keys_of(task.steps))
+    except ConfigError as error:
+        problems = [{"path": p.path, "message": p.message, "hint": p.hint} for p in error.problems]
+        return _json({"error": str(error), "problems": problems}, 400)
+    except MissingApiKeyError as error:
+        return _json({"error": str(error)}, 400)
+    task_run = asyncio.run(_closing(context, run_task(task, inputs, context)))
+    record = json_format.MessageToDict(task_run, preserving_proto_field_name=True)
+    return _json(record, 200)
+
+
+def _json(value: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:
+    return flask.Response(
+        json.dumps(value, ensure_ascii=False),
+        status=status,
+        headers=dict(headers or {}),
+        mimetype="application/json",
+    )

@@ -125,3 +125,19 @@ run gcloud functions deploy llm-scheduler-run-task \
   --trigger-http \
   --no-allow-unauthenticated \
   --timeout="${HTTP_TIMEOUT_SECONDS}s"
+
+# 5. The sweeper: a task whose invocation died stays RUNNING under a lease nobody renews, and no
+#    write would trigger it again. Every minute, Cloud Scheduler calls sweep_expired_leases,
+#    which puts such tasks back to PENDING (an update, so on_task_run runs them again).
+run gcloud functions deploy llm-scheduler-sweep \
+  "${COMMON[@]}" \
+  --entry-point=sweep_expired_leases \
+  --trigger-http \
+  --no-allow-unauthenticated \
+  --timeout=60s \
+  --set-env-vars="LLM_SCHEDULER_STORE=$STORE_URL"
+SWEEP_URL="https://$REGION-$PROJECT.cloudfunctions.net/llm-scheduler-sweep"
+run gcloud scheduler jobs create http llm-scheduler-sweep \
+  --project="$PROJECT" --location="$REGION" --schedule="* * * * *" \
+  --uri="$SWEEP_URL" --http-method=POST \
+  --oidc-service-account-email="${SCHEDULER_SERVICE_ACCOUNT:-$PROJECT@appspot.gserviceaccount.com}"

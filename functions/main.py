@@ -2,7 +2,8 @@
 
 ``on_task_run`` is the Firestore trigger (``google.cloud.firestore.document.v1.written`` on
 ``job_runs/{run_id}/task_runs/{task_id}``, see ``deploy/``); ``run_task_http`` runs one task
-config sent over HTTP. Configuration comes from the environment:
+config sent over HTTP; ``sweep_expired_leases`` (called on a schedule) requeues tasks whose
+invocation died. Configuration comes from the environment:
 
 - ``LLM_SCHEDULER_STORE``: the store URL; ``firestore://$GOOGLE_CLOUD_PROJECT`` by default.
 - ``LLM_SCHEDULER_OFFLINE``: ``1`` to answer every model step with the offline model.
@@ -36,13 +37,14 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.errors import ConfigError, MissingApiKeyError, UserError
 from llm_scheduler.execution.cloudevents import handle_document_event
+from llm_scheduler.execution.sweeper import requeue_expired_leases
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.client import ModelClient, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import STORE_ENV, Store, open_store
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["on_task_run", "run_task_http"]
+__all__ = ["on_task_run", "run_task_http", "sweep_expired_leases"]
 
 MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 FUNCTION_MODULES_ENV = "LLM_SCHEDULER_FUNCTION_MODULES"
@@ -183,6 +185,20 @@ def run_task_http(request: flask.Request) -> flask.Response:
     task_run = asyncio.run(_closing(context, run_task(task, inputs, context)))
     record = json_format.MessageToDict(task_run, preserving_proto_field_name=True)
     return _json(record, 200)
+
+
+@functions_framework.http
+def sweep_expired_leases(request: flask.Request) -> flask.Response:
+    """Puts task runs whose worker died back to PENDING, which triggers them again.
+
+    Called every minute by Cloud Scheduler (see ``deploy/``); safe to call at any time and from
+    several places at once. Returns the requeued task-run paths.
+    """
+    del request  # any method: Cloud Scheduler sends POST, a person may send GET
+    requeued = requeue_expired_leases(_shared_store())
+    if requeued:
+        _log("INFO", "requeued expired leases", paths=requeued)
+    return _json({"requeued": requeued}, 200)
 
 
 def _json(value: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:

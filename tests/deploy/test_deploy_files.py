@@ -86,13 +86,15 @@ def _load_main() -> types.ModuleType:
     return module
 
 
-def test_functions_main_exposes_both_targets() -> None:
+def test_functions_main_exposes_every_target() -> None:
     main = _load_main()
-    assert set(main.__all__) == {"on_task_run", "run_task_http"}
+    assert set(main.__all__) == {"on_task_run", "run_task_http", "sweep_expired_leases"}
     assert isinstance(main.on_task_run, types.FunctionType)
     assert isinstance(main.run_task_http, types.FunctionType)
+    assert isinstance(main.sweep_expired_leases, types.FunctionType)
     assert ff_registry.REGISTRY_MAP["on_task_run"] == ff_registry.CLOUDEVENT_SIGNATURE_TYPE
     assert ff_registry.REGISTRY_MAP["run_task_http"] == ff_registry.HTTP_SIGNATURE_TYPE
+    assert ff_registry.REGISTRY_MAP["sweep_expired_leases"] == ff_registry.HTTP_SIGNATURE_TYPE
     assert main.DEFAULT_TIMEOUT_SECONDS == 540
 
 
@@ -146,3 +148,11 @@ def test_deploy_script_deploys_the_http_function_and_firestore(dry_run: list[lis
     assert "--no-allow-unauthenticated" in command
     assert any(c[:2] == ["firebase", "deploy"] for c in dry_run)
     assert any(c[:4] == ["python3", "-m", "pip", "wheel"] for c in dry_run)
+
+
+def test_deploy_script_schedules_the_lease_sweeper(dry_run: list[list[str]]) -> None:
+    command = _deploy_command(dry_run, "sweep_expired_leases")
+    assert "--trigger-http" in command
+    (schedule,) = [c for c in dry_run if c[:4] == ["gcloud", "scheduler", "jobs", "create"]]
+    assert "--schedule=* * * * *" in schedule
+    assert any(a.startswith("--uri=") and a.endswith("llm-scheduler-sweep") for a in schedule)

@@ -77,6 +77,19 @@ def long_task_job(steps: int) -> config_pb2.JobConfig:
     return loads(text, config_pb2.JobConfig, ConfigFormat.JSON)
 
 
+def deliver(store: Store, run_id: str, task_id: str, registry: ModelRegistry) -> str:
+    """Delivers one task-run event and returns the outcome's action."""
+    context = context_for(registry)
+
+    async def body() -> str:
+        try:
+            return (await handle_task_run(store, run_id, task_id, context)).action
+        finally:
+            await context.models.aclose()
+
+    return asyncio.run(body())
+
+
 def run_dispatcher(store: Store, registry: ModelRegistry, workers: int = 4) -> None:
     context = context_for(registry)
 
@@ -176,8 +189,7 @@ def test_every_event_delivered_twice_concurrently_calls_each_model_once(
         assert sorted(actions) == ["noop"] * 5 + ["succeeded"] * 5
         assert_chain_fan_join_succeeded(store, run_id)
         # A late redelivery of a finished task's event does nothing either.
-        late = asyncio.run(handle_task_run(store, run_id, "start", context_for(fake_registry)))
-        assert late.action == "noop"
+        assert deliver(store, run_id, "start", fake_registry) == "noop"
     assert fake_server.count() == 6
 
 
@@ -264,8 +276,7 @@ def test_expired_lease_of_a_dead_worker_is_picked_up(
                 },
             )
         )
-        early = asyncio.run(handle_task_run(store, run_id, "only", context_for(fake_registry)))
-        assert early.action == "noop"  # the lease is live
+        assert deliver(store, run_id, "only", fake_registry) == "noop"  # the lease is live
         run_dispatcher(store, fake_registry)  # --until_idle waits for the lease, then runs it
         doc = store.get(path)
         assert doc is not None
@@ -367,3 +378,25 @@ def test_sigkilled_dispatcher_resumes_without_repeating_persisted_steps(
         calls = [p for p in prompts if p.startswith(f"step {index} ")]
         assert len(calls) == 1, f"persisted step {index} was called {len(calls)} times"
     assert len(prompts) <= steps + 1  # at most the step in flight at the kill is repeated
+
+
+def test_sweeper_requeues_only_expired_leases_and_the_trigger_resumes_them(
+    store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    from llm_scheduler.execution.sweeper import requeue_expired_leases
+
+    with open_store(store_url) as store:
+        dead = submit_job(store, long_task_job(1))
+        alive = submit_job(store, long_task_job(1))
+        for run_id, expiry in ((dead, time.time() - 1), (alive, time.time() + 60)):
+            path = docs.task_run_path(run_id, "only")
+            fields = {"status": Status.RUNNING, "lease_owner": "w", "lease_expires_at": expiry}
+            store.run_transaction(lambda tx, p=path, f=fields: tx.update(p, f))
+        assert requeue_expired_leases(store) == [docs.task_run_path(dead, "only")]
+        assert requeue_expired_leases(store) == []  # idempotent
+        doc = store.get(docs.task_run_path(dead, "only"))
+        assert doc is not None and doc["status"] == Status.PENDING
+        # The requeue is a write: its event (here, a direct delivery) runs the task.
+        assert deliver(store, dead, "only", fake_registry) == "succeeded"
+        still = store.get(docs.task_run_path(alive, "only"))
+        assert still is not None and still["status"] == Status.RUNNING

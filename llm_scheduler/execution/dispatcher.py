@@ -123,6 +123,8 @@ class Dispatcher:
                     timeout = min(timeout, max(next_expiry - now, 0.01))
                 await self._wait(timeout)
         finally:
+            if self._change is not None and not self._change.done():
+                self.store.interrupt_wait()
             pending = [*self._in_flight.values(), *([self._change] if self._change else [])]
             await asyncio.gather(*pending, return_exceptions=True)
         return self.stats

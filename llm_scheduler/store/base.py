@@ -103,6 +103,9 @@ class Store(abc.ABC):
             are allowed, so callers re-read what they need).
         """
 
+    def interrupt_wait(self) -> None:  # noqa: B027 - optional hook
+        """Makes a `wait_for_change` in progress (in another thread) return soon."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases connections; the store is not used afterwards."""
 

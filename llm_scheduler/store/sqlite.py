@@ -178,6 +178,13 @@ class SqliteStore(Store):
                     pass
             return True
 
+    def interrupt_wait(self) -> None:
+        if self._wake_file is not None:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            with contextlib.suppress(OSError):
+                sender.sendto(b"1", "\0" + self._wake_file.name)
+            sender.close()
+
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []

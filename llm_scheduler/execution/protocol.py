@@ -34,6 +34,7 @@ from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import compute_outputs, task_variables
+from llm_scheduler.errors import StoreError
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.execution.submit import new_task_run_doc
@@ -148,6 +149,22 @@ async def _run_claimed(
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
     steps_run = 0
+
+    async def fail(step: run_pb2.StepRun) -> Outcome:
+        await asyncio.to_thread(
+            store.run_transaction,
+            functools.partial(
+                _fail,
+                run_id=run_id,
+                task_id=task_id,
+                job=job,
+                lease=lease,
+                failed_step=step,
+                records=records,
+            ),
+        )
+        return Outcome("failed", step.error.message, steps_run)
+
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
@@ -165,24 +182,16 @@ async def _run_claimed(
         steps_run += 1
         lease.check()
         if not result.ok:
-            failed_record = result.record
-            await asyncio.to_thread(
-                store.run_transaction,
-                functools.partial(
-                    _fail,
-                    run_id=run_id,
-                    task_id=task_id,
-                    job=job,
-                    lease=lease,
-                    failed_step=failed_record,
-                    records=records,
-                ),
-            )
-            return Outcome("failed", failed_record.error.message, steps_run)
+            return await fail(result.record)
         step_path = docs.step_run_path(run_id, task_id, index)
-        created = await asyncio.to_thread(
-            store.create, step_path, docs.record_to_doc(result.record)
-        )
+        try:
+            created = await asyncio.to_thread(
+                store.create, step_path, docs.record_to_doc(result.record)
+            )
+        except StoreError as error:
+            # E.g. a response too large for one document: fail the task, keeping the error
+            # (not the oversized record) so the failure itself can be written.
+            return await fail(_failure(result.record.step_id, index, error))
         if not created:
             # A worker that lost its lease persisted this step first; its result stands.
             existing = await asyncio.to_thread(store.get, step_path)
@@ -198,36 +207,30 @@ async def _run_claimed(
         else:
             produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
             outputs = {name: scope[name] for name in scope if name in produced}
-    except Exception as error:  # recorded in the run
-        failure = run_pb2.StepRun(status=run_pb2.RUN_STATUS_FAILED, index=len(task.steps))
-        failure.error.type = type(error).__name__
-        failure.error.message = f"task outputs: {error}"
         await asyncio.to_thread(
             store.run_transaction,
             functools.partial(
-                _fail,
+                _succeed,
                 run_id=run_id,
                 task_id=task_id,
                 job=job,
                 lease=lease,
-                failed_step=failure,
+                outputs=outputs,
                 records=records,
             ),
         )
-        return Outcome("failed", failure.error.message, steps_run)
-    await asyncio.to_thread(
-        store.run_transaction,
-        functools.partial(
-            _succeed,
-            run_id=run_id,
-            task_id=task_id,
-            job=job,
-            lease=lease,
-            outputs=outputs,
-            records=records,
-        ),
-    )
+    except _LostLease:
+        raise
+    except Exception as error:  # task outputs that fail to render or to fit: recorded
+        return await fail(_failure("", len(task.steps), error, prefix="task outputs: "))
     return Outcome("succeeded", "", steps_run)
+
+
+def _failure(step_id: str, index: int, error: Exception, prefix: str = "") -> run_pb2.StepRun:
+    failure = run_pb2.StepRun(step_id=step_id, index=index, status=run_pb2.RUN_STATUS_FAILED)
+    failure.error.type = type(error).__name__
+    failure.error.message = f"{prefix}{error}"
+    return failure
 
 
 def _response_of(record: run_pb2.StepRun) -> Any:

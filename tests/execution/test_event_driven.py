@@ -400,3 +400,18 @@ def test_sweeper_requeues_only_expired_leases_and_the_trigger_resumes_them(
         assert deliver(store, dead, "only", fake_registry) == "succeeded"
         still = store.get(docs.task_run_path(alive, "only"))
         assert still is not None and still["status"] == Status.RUNNING
+
+
+def test_a_response_too_large_for_one_document_fails_the_task_clearly(
+    store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.responder = lambda provider, body: "x" * 1_100_000
+    with open_store(store_url) as store:
+        run_id = submit_job(store, long_task_job(2))
+        assert deliver(store, run_id, "only", fake_registry) == "failed"
+        job_run = read_job_run(store, run_id)
+        assert job_run is not None and job_run.status == run_pb2.RUN_STATUS_FAILED
+        error = job_run.tasks[0].error
+        assert error.type == "StoreError"
+        assert "step_runs/00000" in error.message and "over the" in error.message
+    assert fake_server.count() == 1  # not retried: the failure is recorded, not raised

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.testing import FakeProviderServer
+from llm_scheduler.testing.firestore_emulator import FirestoreEmulator, emulator_available
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -82,7 +84,30 @@ def fake_registry(models_file: pathlib.Path) -> ModelRegistry:
     return ModelRegistry.with_models_file(models_file)
 
 
-@pytest.fixture(params=["sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    """The URL of an empty store, once per backend."""
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    """Google's Cloud Firestore emulator, one JVM for the whole session."""
+    if not emulator_available():
+        pytest.fail(
+            "the Firestore emulator is missing: install java and the Debian package "
+            "google-cloud-cli-firestore-emulator (or set FIRESTORE_EMULATOR_JAR)"
+        )
+    with FirestoreEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The URL of an empty store, once per backend.
+
+    Firestore: a fresh project id on the session's emulator, which the emulator keeps as a
+    separate empty database (no reset needed). ``FIRESTORE_EMULATOR_HOST`` is set for the test,
+    so subprocesses started with ``os.environ`` reach the emulator too.
+    """
+    if request.param == "firestore":
+        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
+        return f"firestore://test-{uuid.uuid4().hex[:12]}"
     return f"sqlite:///{tmp_path / 'state.db'}"

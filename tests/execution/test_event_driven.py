@@ -24,7 +24,7 @@ from llm_scheduler.execution.documents import Status
 from llm_scheduler.execution.protocol import handle_task_run
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.submit import submit_job
-from llm_scheduler.store import Store, open_store
+from llm_scheduler.store import Store, Transaction, open_store
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT
@@ -391,7 +391,11 @@ def test_sweeper_requeues_only_expired_leases_and_the_trigger_resumes_them(
         for run_id, expiry in ((dead, time.time() - 1), (alive, time.time() + 60)):
             path = docs.task_run_path(run_id, "only")
             fields = {"status": Status.RUNNING, "lease_owner": "w", "lease_expires_at": expiry}
-            store.run_transaction(lambda tx, p=path, f=fields: tx.update(p, f))
+
+            def lease(tx: Transaction, path: str = path, fields: dict[str, Any] = fields) -> None:
+                tx.update(path, fields)
+
+            store.run_transaction(lease)
         assert requeue_expired_leases(store) == [docs.task_run_path(dead, "only")]
         assert requeue_expired_leases(store) == []  # idempotent
         doc = store.get(docs.task_run_path(dead, "only"))

@@ -12,8 +12,19 @@ class StepType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_TYPE_MODEL_QUERY: _ClassVar[StepType]
     STEP_TYPE_FUNCTION_CALL: _ClassVar[StepType]
+
+class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_POLICY_DEFAULT: _ClassVar[CachePolicy]
+    CACHE_POLICY_USE: _ClassVar[CachePolicy]
+    CACHE_POLICY_REFRESH: _ClassVar[CachePolicy]
+    CACHE_POLICY_OFF: _ClassVar[CachePolicy]
 STEP_TYPE_MODEL_QUERY: StepType
 STEP_TYPE_FUNCTION_CALL: StepType
+CACHE_POLICY_DEFAULT: CachePolicy
+CACHE_POLICY_USE: CachePolicy
+CACHE_POLICY_REFRESH: CachePolicy
+CACHE_POLICY_OFF: CachePolicy
 
 class DataConfig(_message.Message):
     __slots__ = ("payload",)
@@ -72,7 +83,7 @@ class FunctionCallConfig(_message.Message):
     def __init__(self, function_name: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class StepConfig(_message.Message):
-    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata")
+    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata", "cache")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +93,7 @@ class StepConfig(_message.Message):
     FUNCTION_CALL_CONFIG_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_CONFIG_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -91,7 +103,8 @@ class StepConfig(_message.Message):
     function_call_config: FunctionCallConfig
     output_config: DataConfig
     metadata: Metadata
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ...) -> None: ...
+    cache: CachePolicy
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
     __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description")

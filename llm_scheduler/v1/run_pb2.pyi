@@ -52,7 +52,7 @@ class ErrorInfo(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class StepRun(_message.Message):
-    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at")
+    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at", "fingerprint", "cache_hit", "reused_from_run_id", "response_digest", "outputs_digest")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,11 @@ class StepRun(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FROM_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     index: int
     name: str
@@ -103,10 +108,15 @@ class StepRun(_message.Message):
     error: ErrorInfo
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fingerprint: str
+    cache_hit: bool
+    reused_from_run_id: str
+    response_digest: str
+    outputs_digest: str
+    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ...) -> None: ...
 
 class TaskRun(_message.Message):
-    __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at")
+    __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at", "inputs_digest")
     TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +132,7 @@ class TaskRun(_message.Message):
     COST_USD_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     task_run_id: str
     task_id: str
     job_run_id: str
@@ -137,7 +148,8 @@ class TaskRun(_message.Message):
     cost_usd: float
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    inputs_digest: str
+    def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs_digest: _Optional[str] = ...) -> None: ...
 
 class JobRun(_message.Message):
     __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id")
@@ -168,3 +180,41 @@ class JobRun(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     parent_run_id: str
     def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.JobConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_run_id: _Optional[str] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("run_id", "kind", "task_id", "step_index", "step_count", "name", "detail", "time", "usage", "cost_usd", "worker_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    kind: str
+    task_id: str
+    step_index: int
+    step_count: int
+    name: str
+    detail: str
+    time: _timestamp_pb2.Timestamp
+    usage: TokenUsage
+    cost_usd: float
+    worker_id: str
+    def __init__(self, run_id: _Optional[str] = ..., kind: _Optional[str] = ..., task_id: _Optional[str] = ..., step_index: _Optional[int] = ..., step_count: _Optional[int] = ..., name: _Optional[str] = ..., detail: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class Trace(_message.Message):
+    __slots__ = ("schema", "schema_version", "exported_at", "job_run")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    JOB_RUN_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    schema_version: int
+    exported_at: _timestamp_pb2.Timestamp
+    job_run: JobRun
+    def __init__(self, schema: _Optional[str] = ..., schema_version: _Optional[int] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_run: _Optional[_Union[JobRun, _Mapping]] = ...) -> None: ...

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
+from typing import Protocol
 
+from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
+from llm_scheduler.models.base import ModelResponse, Usage
 from llm_scheduler.models.client import ModelClient
+from llm_scheduler.v1 import config_pb2
 
-__all__ = ["EngineEvent", "EventKind", "RunContext"]
+__all__ = ["EngineEvent", "EventKind", "ResponseCache", "RunContext"]
 
 
 class EventKind(enum.Enum):
@@ -24,6 +28,8 @@ class EventKind(enum.Enum):
     STEP_FINISHED = "step_finished"
     STEP_FAILED = "step_failed"
     STEP_RETRYING = "step_retrying"
+    CACHE_HIT = "cache_hit"
+    STEP_REUSED = "step_reused"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +43,9 @@ class EngineEvent:
         step_count: The number of steps in the task, if a step is concerned.
         name: The step's or job's display name.
         detail: A short human-readable detail (timing, error).
+        run_id: The job run concerned, when there is one.
+        usage: For step_finished: the step's token usage.
+        cost_usd: For step_finished: the step's cost.
     """
 
     kind: EventKind
@@ -45,6 +54,19 @@ class EngineEvent:
     step_count: int = 0
     name: str = ""
     detail: str = ""
+    run_id: str = ""
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+
+class ResponseCache(Protocol):
+    """Where model responses are kept by request (see `llm_scheduler.cache`)."""
+
+    def lookup(self, key: str) -> ModelResponse | None:
+        """The response stored for a request key, if any."""
+
+    def store(self, key: str, response: ModelResponse) -> None:
+        """Stores a response for a request key."""
 
 
 @dataclasses.dataclass
@@ -56,12 +78,26 @@ class RunContext:
         functions: The functions function-call steps may call.
         max_concurrency: How many tasks of a job may run at once.
         on_event: Receives progress events; must not block.
+        cache: The response cache, if any.
+        default_cache_policy: The policy of steps whose ``cache`` is DEFAULT.
+        replay: A recorded run whose unchanged steps are reused instead of run.
     """
 
     models: ModelClient = dataclasses.field(default_factory=ModelClient)
     functions: FunctionRegistry = dataclasses.field(default_factory=default_registry)
     max_concurrency: int = 8
     on_event: Callable[[EngineEvent], None] | None = None
+    cache: ResponseCache | None = None
+    default_cache_policy: config_pb2.CachePolicy = config_pb2.CACHE_POLICY_OFF
+    replay: ReplaySource | None = None
+
+    def cache_policy(self, step: config_pb2.StepConfig) -> config_pb2.CachePolicy:
+        """The effective cache policy of a step (OFF when there is no cache)."""
+        if self.cache is None:
+            return config_pb2.CACHE_POLICY_OFF
+        if step.cache == config_pb2.CACHE_POLICY_DEFAULT:
+            return self.default_cache_policy
+        return step.cache
 
     def emit(self, event: EngineEvent) -> None:
         """Passes an event to the listener, if there is one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -13,9 +14,11 @@ from llm_scheduler.config.structs import struct_to_dict, to_struct, to_value, va
 from llm_scheduler.config.template import Template, format_value
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.fingerprint import digest, request_key, step_fingerprint
+from llm_scheduler.engine.replay import Reuse
 from llm_scheduler.engine.values import compute_outputs, render_request
 from llm_scheduler.errors import ProviderError
-from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
+from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec, Usage
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["StepResult", "run_step"]
@@ -55,6 +58,7 @@ async def run_step(
     index: int = 0,
     task_id: str = "",
     step_count: int = 1,
+    run_id: str = "",
 ) -> StepResult:
     """Runs one step with the given variables; failures are recorded, not raised.
 
@@ -65,6 +69,7 @@ async def run_step(
         index: The step's position in its task.
         task_id: The task's id, for progress events.
         step_count: The number of steps in the task, for progress events.
+        run_id: The job run, for progress events.
     """
     record = run_pb2.StepRun(
         step_id=step.id,
@@ -75,21 +80,44 @@ async def run_step(
         started_at=records.now(),
     )
     label = step.name or step.id or f"step {index + 1}"
-    context.emit(EngineEvent(EventKind.STEP_STARTED, task_id, index, step_count, label))
+
+    def emit(kind: EventKind, detail: str = "", **extra: Any) -> None:
+        context.emit(EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra))
+
+    emit(EventKind.STEP_STARTED)
     scope = {**dataflow.payload(step.input_config), **variables}
     used = set(dataflow.payload(step.input_config))
     for _, template in dataflow.step_templates(step):
         used |= template.names
     record.inputs.CopyFrom(to_struct({k: scope[k] for k in sorted(used) if k in scope}))
+    passthrough = set(dataflow.payload(step.input_config))
     started = time.perf_counter()
     try:
         if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
-            response = await _call_function(step, scope, record, context)
+            request = _prepare_function(step, scope, record)
         else:
-            response = await _query_model(step, scope, record, context)
-        passthrough = set(dataflow.payload(step.input_config))
-        outputs = compute_outputs(step.output_config, scope, response, passthrough)
+            model_request = _prepare_query(step, scope, record, context)
+        record.fingerprint = step_fingerprint(record)
+        reuse = context.replay.take(record.fingerprint) if context.replay else None
+        if reuse is not None:
+            _reuse(record, reuse, context)
+            response = reuse.response
+            if reuse.outputs_edited and not reuse.response_edited:
+                outputs = reuse.outputs
+            else:
+                outputs = compute_outputs(step.output_config, scope, response, passthrough)
+            emit(EventKind.STEP_REUSED, f"from run {record.reused_from_run_id}")
+        else:
+            if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+                response = await _call_function(step, request, record, context)
+            else:
+                response = await _query_model(step, model_request, record, context)
+                if record.cache_hit:
+                    emit(EventKind.CACHE_HIT)
+            outputs = compute_outputs(step.output_config, scope, response, passthrough)
         record.outputs.CopyFrom(to_struct(outputs))
+        record.response_digest = digest(response)
+        record.outputs_digest = digest(outputs)
     except Exception as error:  # every failure is recorded in the run
         record.status = run_pb2.RUN_STATUS_FAILED
         record.error.CopyFrom(records.error_info(error))
@@ -97,23 +125,46 @@ async def run_step(
             record.attempts = error.attempts
         record.latency_seconds = time.perf_counter() - started
         record.finished_at.CopyFrom(records.now())
-        detail = f"{type(error).__name__}: {error}"
-        context.emit(EngineEvent(EventKind.STEP_FAILED, task_id, index, step_count, label, detail))
+        emit(EventKind.STEP_FAILED, f"{type(error).__name__}: {error}")
         return StepResult(record=record, outputs={}, response=None)
     record.status = run_pb2.RUN_STATUS_SUCCEEDED
     record.latency_seconds = time.perf_counter() - started
     record.finished_at.CopyFrom(records.now())
-    detail = f"{record.latency_seconds:.2f}s"
-    context.emit(EngineEvent(EventKind.STEP_FINISHED, task_id, index, step_count, label, detail))
+    usage = Usage(
+        record.usage.input_tokens, record.usage.output_tokens, record.usage.cached_input_tokens
+    )
+    emit(
+        EventKind.STEP_FINISHED,
+        f"{record.latency_seconds:.2f}s",
+        usage=usage,
+        cost_usd=record.cost_usd,
+    )
     return StepResult(record=record, outputs=outputs, response=response)
 
 
-async def _query_model(
+def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:
+    """Fills a step's record from a recorded step instead of calling anything."""
+    recorded = reuse.record
+    record.response_text = (
+        recorded.response_text
+        if record.step_type != config_pb2.STEP_TYPE_FUNCTION_CALL
+        else format_value(reuse.response)
+    )
+    if record.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+        record.function_response.CopyFrom(recorded.function_response)
+    else:
+        record.provider_model = recorded.provider_model or record.provider_model
+    assert context.replay is not None
+    record.reused_from_run_id = recorded.reused_from_run_id or context.replay.run_id
+    record.attempts = 0  # nothing was called; usage and cost stay with the original run
+
+
+def _prepare_query(
     step: config_pb2.StepConfig,
     scope: Mapping[str, Any],
     record: run_pb2.StepRun,
     context: RunContext,
-) -> str:
+) -> ModelRequest:
     query = step.model_query_config
     record.model_key = query.model_key
     spec = context.models.resolve(query.model_key)
@@ -126,7 +177,7 @@ async def _query_model(
     record.system_prompt = Template.parse(query.system_prompt).render(scope)
     record.user_prompt = Template.parse(query.user_prompt).render(scope)
     response_format = query.response_format
-    request = ModelRequest(
+    return ModelRequest(
         model=spec.model,
         system_prompt=record.system_prompt,
         user_prompt=record.user_prompt,
@@ -139,28 +190,55 @@ async def _query_model(
             schema_name=response_format.schema_name or "response",
         ),
     )
-    call = await context.models.generate(query.model_key, request)
-    record.provider_model = call.response.model or spec.model
-    record.response_text = call.response.text
-    record.usage.CopyFrom(records.usage_of(call.response.usage))
-    record.cost_usd = call.cost_usd
-    record.attempts = call.attempts
-    return call.response.text
 
 
-async def _call_function(
-    step: config_pb2.StepConfig,
-    scope: Mapping[str, Any],
-    record: run_pb2.StepRun,
-    context: RunContext,
+def _prepare_function(
+    step: config_pb2.StepConfig, scope: Mapping[str, Any], record: run_pb2.StepRun
 ) -> Any:
     function = step.function_call_config
     record.function_name = function.function_name
     raw = value_to_python(function.request) if function.HasField("request") else {}
     request = render_request(raw, scope)
     record.function_request.CopyFrom(to_value(request))
+    return request
+
+
+async def _query_model(
+    step: config_pb2.StepConfig,
+    request: ModelRequest,
+    record: run_pb2.StepRun,
+    context: RunContext,
+) -> str:
+    policy = context.cache_policy(step)
+    key = request_key(record)
+    if policy == config_pb2.CACHE_POLICY_USE and context.cache is not None:
+        cached = await asyncio.to_thread(context.cache.lookup, key)
+        if cached is not None:
+            record.cache_hit = True
+            record.response_text = cached.text
+            record.provider_model = cached.model or record.provider_model
+            record.usage.CopyFrom(records.usage_of(cached.usage))
+            record.attempts = 0  # no provider call, so no cost
+            return cached.text
+    call = await context.models.generate(step.model_query_config.model_key, request)
+    record.provider_model = call.response.model or record.provider_model
+    record.response_text = call.response.text
+    record.usage.CopyFrom(records.usage_of(call.response.usage))
+    record.cost_usd = call.cost_usd
+    record.attempts = call.attempts
+    if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
+        await asyncio.to_thread(context.cache.store, key, call.response)
+    return call.response.text
+
+
+async def _call_function(
+    step: config_pb2.StepConfig,
+    request: Any,
+    record: run_pb2.StepRun,
+    context: RunContext,
+) -> Any:
     record.attempts = 1
-    result = await context.functions.call(function.function_name, request)
+    result = await context.functions.call(step.function_call_config.function_name, request)
     record.function_response.CopyFrom(to_value(result))
     record.response_text = format_value(result)
     return result

@@ -9,6 +9,7 @@ from llm_scheduler.config import dataflow
 from llm_scheduler.config.structs import to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import compute_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -48,12 +49,21 @@ async def run_task(
         started_at=records.now(),
     )
     scope = {**dataflow.task_defaults(task), **variables}
+    if context.replay is not None:
+        scope.update(context.replay.edited_task_inputs(task.task_id))
     run.inputs.CopyFrom(to_struct(scope))
+    run.inputs_digest = digest(scope)
     context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     response: Any = None
     for index, step in enumerate(task.steps):
         result = await run_step(
-            step, scope, context, index=index, task_id=task.task_id, step_count=len(task.steps)
+            step,
+            scope,
+            context,
+            index=index,
+            task_id=task.task_id,
+            step_count=len(task.steps),
+            run_id=job_run_id,
         )
         run.steps.append(result.record)
         records.add_usage(run.usage, result.record.usage)

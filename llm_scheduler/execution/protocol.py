@@ -178,6 +178,7 @@ async def _run_claimed(
             index=index,
             task_id=task_id,
             step_count=len(task.steps),
+            run_id=run_id,
         )
         steps_run += 1
         lease.check()

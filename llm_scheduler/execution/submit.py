@@ -8,6 +8,7 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.execution import documents as docs
@@ -38,6 +39,7 @@ def new_task_run_doc(
         "status": Status.PENDING,
         "config": docs.record_to_doc(task),
         "inputs": dict(variables),
+        "inputs_digest": digest(dict(variables)),
         "predecessors": predecessors,
         "attempt": 0,
         "lease_owner": "",

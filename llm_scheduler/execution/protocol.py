@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
@@ -35,8 +36,10 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import compute_outputs, task_variables
 from llm_scheduler.errors import StoreError
+from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
+from llm_scheduler.execution.events import context_with_event_sink
 from llm_scheduler.execution.submit import new_task_run_doc
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -112,6 +115,8 @@ async def handle_task_run(
     if claimed is None:
         return Outcome("noop", "not runnable (missing, finished, or leased by another worker)")
     task_doc, job_doc = claimed
+    context = context_with_cache(context, store, job_doc)
+    context = context_with_event_sink(context, store, run_id, worker_id)
     job = docs.job_config_of(run_id, job_doc)
     task = docs.record_from_doc(task_doc["config"], config_pb2.TaskConfig)
     lease = _Lease(store, task_path, worker_id, lease_seconds, clock)
@@ -144,7 +149,8 @@ async def _run_claimed(
     response: Any = None
     records: list[run_pb2.StepRun] = []
     for _, step_doc in persisted:
-        record = docs.record_from_doc(step_doc, run_pb2.StepRun)
+        inlined = await asyncio.to_thread(blobs.inline, store, step_doc)
+        record = docs.record_from_doc(inlined, run_pb2.StepRun)
         records.append(record)
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
@@ -187,7 +193,7 @@ async def _run_claimed(
         step_path = docs.step_run_path(run_id, task_id, index)
         try:
             created = await asyncio.to_thread(
-                store.create, step_path, docs.record_to_doc(result.record)
+                blobs.put_step, store, step_path, docs.record_to_doc(result.record)
             )
         except StoreError as error:
             # E.g. a response too large for one document: fail the task, keeping the error
@@ -196,7 +202,8 @@ async def _run_claimed(
         if not created:
             # A worker that lost its lease persisted this step first; its result stands.
             existing = await asyncio.to_thread(store.get, step_path)
-            record = docs.record_from_doc(existing or {}, run_pb2.StepRun)
+            inlined = await asyncio.to_thread(blobs.inline, store, existing or {})
+            record = docs.record_from_doc(inlined, run_pb2.StepRun)
         else:
             record = result.record
         records.append(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.store.base import Store
 from llm_scheduler.v1 import run_pb2
@@ -25,6 +26,7 @@ def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
             continue
         task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
         for _, step_doc in store.list(docs.step_runs_collection(run_id, task.task_id)):
+            step_doc = blobs.inline(store, step_doc)
             task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))
         if "failed_step" in task_doc:
             task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))

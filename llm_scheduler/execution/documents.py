@@ -53,6 +53,8 @@ class Status:
     SUCCEEDED = "RUN_STATUS_SUCCEEDED"
     FAILED = "RUN_STATUS_FAILED"
     SKIPPED = "RUN_STATUS_SKIPPED"
+    # A placeholder a resume left behind for a formerly skipped task: treated as absent.
+    RESET = "RUN_STATUS_UNSPECIFIED"
 
 
 RUNNABLE = (Status.PENDING, Status.RUNNING)

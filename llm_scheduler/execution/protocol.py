@@ -349,11 +349,19 @@ def _totals(records: list[run_pb2.StepRun]) -> tuple[Doc, float]:
     return docs.record_to_doc(usage), cost
 
 
-def _add_usage(job: Doc, usage: Doc, cost: float) -> Doc:
+def _add_usage(job: Doc, task: Doc, usage: Doc, cost: float) -> Doc:
+    """The job's totals after a task's usage becomes ``usage``.
+
+    Only the change since the task's last recorded usage is added, so a task that finishes
+    twice (failed, then resumed) is not counted twice.
+    """
     total = dict(job.get("usage") or {})
-    for key, value in usage.items():
-        total[key] = str(int(total.get(key, 0)) + int(value))
-    return {"usage": total, "cost_usd": float(job.get("cost_usd", 0.0)) + cost}
+    before = dict(task.get("usage") or {})
+    for key in set(usage) | set(before):
+        change = int(usage.get(key, 0)) - int(before.get(key, 0))
+        total[key] = str(int(total.get(key, 0)) + change)
+    cost_change = cost - float(task.get("cost_usd", 0.0))
+    return {"usage": total, "cost_usd": float(job.get("cost_usd", 0.0)) + cost_change}
 
 
 def _succeed(
@@ -403,7 +411,7 @@ def _succeed(
     )
     job_input = dict(job_doc.get("inputs") or {})
     for successor, (existing, others) in successors.items():
-        if existing is not None:
+        if existing is not None and existing.get("status") != Status.RESET:
             continue
         if not all(
             doc is not None and doc.get("status") == Status.SUCCEEDED for doc in others.values()
@@ -420,7 +428,7 @@ def _succeed(
             new_task_run_doc(run_id, tasks[successor], variables, preds, now),
         )
     fields: Doc = {"tasks_succeeded": int(job_doc.get("tasks_succeeded", 0)) + 1}
-    fields.update(_add_usage(job_doc, usage, cost))
+    fields.update(_add_usage(job_doc, task_doc or {}, usage, cost))
     if finished >= int(job_doc["tasks_total"]):
         fields["finished_at"] = docs.iso(now)
         if int(job_doc.get("tasks_failed", 0)) == 0:
@@ -470,7 +478,7 @@ def _fail(
     )
     skipped = 0
     for descendant, doc in existing.items():
-        if doc is None:
+        if doc is None or doc.get("status") == Status.RESET:
             skipped += 1
             tx.set(
                 docs.task_run_path(run_id, descendant),
@@ -493,7 +501,7 @@ def _fail(
             **error,
             "message": f"task {task_id!r} failed: {error.get('message', '')}",
         }
-    fields.update(_add_usage(job_doc, usage, cost))
+    fields.update(_add_usage(job_doc, task_doc or {}, usage, cost))
     if _finished_count(job_doc) + 1 + skipped >= int(job_doc["tasks_total"]):
         fields["finished_at"] = docs.iso(now)
     tx.update(job_path, fields)

@@ -28,7 +28,7 @@ def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
         for _, step_doc in store.list(docs.step_runs_collection(run_id, task.task_id)):
             step_doc = blobs.inline(store, step_doc)
             task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))
-        if "failed_step" in task_doc:
+        if task_doc.get("failed_step"):
             task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
         job_run.tasks.append(task_run)
     return job_run

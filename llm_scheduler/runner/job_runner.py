@@ -1,6 +1,11 @@
-"""Runs a job config in process and prints the outputs of its final tasks.
+"""Runs a job config and prints the outputs of its final tasks.
 
-Usage: job_runner --input_path=job.json [--trace_out=trace.json] [--var name=value ...] [--offline]
+Usage:
+    job_runner --input_path=job.json [--trace_out=trace.json] [--var name=value ...] [--offline]
+    job_runner --replay=trace.json [--input_path=edited_job.json]    # reuse unchanged steps
+    job_runner --replay_run_id=ID --store=URL                         # replay a stored run
+    job_runner --input_path=job.json --store=URL     # through the store: crash-safe, resumable
+    job_runner --resume=ID --store=URL               # continue a failed or interrupted run
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import sys
 from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator, model_keys_of
 from llm_scheduler.engine.job import run_job
+from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.errors import UserError
+from llm_scheduler.execution.local_run import resume_in_store, run_in_store
+from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.runner import common, flags
 from llm_scheduler.runner.progress import ProgressPrinter
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -22,6 +31,21 @@ __all__ = ["main", "run"]
 
 TRACE_OUT = absl_flags.DEFINE_string(
     "trace_out", None, "Write the run's trace (the JobRun record) to this JSON file."
+)
+REPLAY = absl_flags.DEFINE_string(
+    "replay",
+    None,
+    "Replay an exported trace: steps whose fingerprint is unchanged reuse the recorded response; "
+    "edits in the trace (responses, outputs, inputs, config) re-run what they change. "
+    "--input_path, when given, replaces the trace's config.",
+)
+REPLAY_RUN_ID = absl_flags.DEFINE_string(
+    "replay_run_id", None, "Replay a run read from --store, like --replay does a trace file."
+)
+RESUME = absl_flags.DEFINE_string(
+    "resume",
+    None,
+    "Continue the failed or interrupted run with this id in --store after its last completed step.",
 )
 
 
@@ -34,18 +58,66 @@ def main(argv: list[str]) -> int:
 
 
 def _run_job() -> int:
-    path = common.require_input_path()
-    job = formats.load(path, config_pb2.JobConfig)
     registry = common.models_registry()
-    context = common.build_context(registry, progress=ProgressPrinter(quiet=flags.QUIET.value))
+    context = common.build_context(
+        registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
+    )
     variables = common.parse_vars(flags.VARS.value)
+    if RESUME.value:
+        store = common.open_store_from_flags()
+        with store:
+            job_run = common.run_async(context, resume_in_store(store, RESUME.value, context))
+        return _report(job_run)
+    source: run_pb2.JobRun | None = None
+    if REPLAY.value or REPLAY_RUN_ID.value:
+        source = _replay_source()
+        variables = {**struct_to_dict(source.inputs), **variables}
+        context.replay = ReplaySource(source)
+    path = flags.INPUT_PATH.value or ""
+    if path:
+        job = formats.load(path, config_pb2.JobConfig)
+    elif source is not None:
+        job, path = source.config, REPLAY.value or f"run {REPLAY_RUN_ID.value}"
+    else:
+        path = common.require_input_path()
+        job = config_pb2.JobConfig()
     Validator(registry, context.functions, file=path).check_job(job, variables)
     context.models.check_credentials(model_keys_of(s for t in job.tasks for s in t.steps))
-    job_run = common.run_async(context, run_job(job, context, inputs=variables))
+    if flags.STORE.value and source is None:
+        with common.open_store_from_flags() as store:
+            job_run = common.run_async(context, run_in_store(store, job, context, inputs=variables))
+    else:
+        job_run = common.run_async(context, run_job(job, context, inputs=variables))
+    if source is not None:
+        job_run.parent_run_id = source.run_id
+        reused = sum(bool(s.reused_from_run_id) for t in job_run.tasks for s in t.steps)
+        total = sum(len(t.steps) for t in job_run.tasks)
+        print(
+            f"replay of {source.run_id}: {reused} of {total} steps reused, {total - reused} run",
+            file=sys.stderr,
+        )
+    return _report(job_run)
+
+
+def _replay_source() -> run_pb2.JobRun:
+    if REPLAY.value:
+        from llm_scheduler.trace import read_trace
+
+        return read_trace(REPLAY.value)
+    with common.open_store_from_flags() as store:
+        found = read_job_run(store, REPLAY_RUN_ID.value or "")
+        url = store.url
+    if found is None:
+        raise UserError(f"--replay_run_id: no job run {REPLAY_RUN_ID.value!r} in {url}")
+    return found
+
+
+def _report(job_run: run_pb2.JobRun) -> int:
     if TRACE_OUT.value:
         _write_trace(job_run, TRACE_OUT.value)
     print(
-        f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}",
+        f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}"
+        f"{common.describe_cache_hits(job_run.tasks)}",
         file=sys.stderr,
     )
     if job_run.status != run_pb2.RUN_STATUS_SUCCEEDED:

@@ -1,0 +1,58 @@
+"""Running one job through a store from a single process: submit or resume, dispatch, read back.
+
+This is what ``job_runner --store`` and ``job_runner --resume`` do: the same event-driven
+protocol as the cloud, with this process as the only worker, so a run that is killed half-way
+can be resumed from its persisted steps.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.errors import StoreError
+from llm_scheduler.execution.dispatcher import Dispatcher
+from llm_scheduler.execution.reader import read_job_run
+from llm_scheduler.execution.resume import resume_run
+from llm_scheduler.execution.submit import submit_job
+from llm_scheduler.store.base import Store
+from llm_scheduler.v1 import config_pb2, run_pb2
+
+__all__ = ["resume_in_store", "run_in_store"]
+
+
+async def run_in_store(
+    store: Store,
+    job: config_pb2.JobConfig,
+    context: RunContext,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    workers: int = 4,
+) -> run_pb2.JobRun:
+    """Submits a (validated) job to the store and runs it here until nothing is left to run."""
+    run_id = submit_job(store, job, inputs=inputs)
+    print(
+        f"run {run_id} stored in {store.url} (resume it with --resume={run_id})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return await _dispatch(store, run_id, context, workers)
+
+
+async def resume_in_store(
+    store: Store, run_id: str, context: RunContext, *, workers: int = 4
+) -> run_pb2.JobRun:
+    """Requeues a failed or interrupted run (see `resume_run`) and runs it here to the end."""
+    requeued = resume_run(store, run_id)
+    print(f"resuming run {run_id}: requeued {', '.join(requeued) or 'nothing'}", file=sys.stderr)
+    return await _dispatch(store, run_id, context, workers)
+
+
+async def _dispatch(store: Store, run_id: str, context: RunContext, workers: int) -> run_pb2.JobRun:
+    await Dispatcher(store, context, workers=workers).run(until_idle=True)
+    job_run = read_job_run(store, run_id)
+    if job_run is None:
+        raise StoreError(f"run {run_id} vanished from {store.url}")
+    return job_run

@@ -1,0 +1,127 @@
+"""job_runner --store / --resume / --replay_run_id as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.store import open_store
+from llm_scheduler.testing import FakeProviderServer
+from tests.clitools import run_tool
+from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT
+
+
+def long_job(path: pathlib.Path, steps: int) -> pathlib.Path:
+    chain = [
+        {
+            "model_query_config": {"model_key": "FAKE_OPENAI", "user_prompt": f"step {i} %v{i}%"},
+            "output_config": {"payload": {f"v{i + 1}": ""}},
+        }
+        for i in range(steps)
+    ]
+    job = {
+        "job_id": "long",
+        "tasks": [{"task_id": "only", "steps": chain}],
+        "input_config": {"payload": {"v0": "seed"}},
+    }
+    path.write_text(json.dumps(job))
+    return path
+
+
+def test_killed_store_run_resumes_without_repeating_completed_steps(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, models_file: pathlib.Path
+) -> None:
+    steps = 6
+    fake_server.latency_seconds = 0.2
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    job = long_job(tmp_path / "job.json", steps)
+    env = {**os.environ, **FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)}
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llm_scheduler.runner.job_runner",
+            f"--input_path={job}",
+            f"--store={store_url}",
+            "--quiet",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stderr is not None
+    line = first.stderr.readline()
+    found = re.search(r"run (\S+) stored in", line)
+    assert found, line
+    run_id = found.group(1)
+    with open_store(store_url) as store:
+        collection = docs.step_runs_collection(run_id, "only")
+        deadline = time.monotonic() + 30
+        while len(store.list(collection)) < 3:
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        first.stderr.close()
+        persisted = len(store.list(collection))
+
+    resumed = run_tool(
+        "job_runner",
+        f"--resume={run_id}",
+        f"--store={store_url}",
+        env={**FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)},
+    )
+    assert resumed.code == 0, resumed.stderr
+    assert f"resuming run {run_id}: requeued only" in resumed.stderr
+    assert set(json.loads(resumed.stdout)) == {"only"}
+    prompts = [r.body["messages"][-1]["content"] for r in fake_server.requests]
+    for index in range(persisted):
+        assert sum(p.startswith(f"step {index} ") for p in prompts) == 1
+    assert len(prompts) <= steps + 1
+
+
+def test_replay_a_stored_run_makes_no_calls(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, models_file: pathlib.Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    job = long_job(tmp_path / "job.json", 4)
+    env = {**FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)}
+    first = run_tool("job_runner", f"--input_path={job}", f"--store={store_url}", env=env)
+    assert first.code == 0, first.stderr
+    run_id = re.search(r"run (\S+) stored in", first.stderr)
+    assert run_id
+    assert fake_server.count() == 4
+
+    replay = run_tool(
+        "job_runner", f"--replay_run_id={run_id.group(1)}", f"--store={store_url}", env=env
+    )
+    assert replay.code == 0, replay.stderr
+    assert fake_server.count() == 4  # nothing new
+    assert "4 of 4 steps reused, 0 run" in replay.stderr
+    assert json.loads(replay.stdout) == json.loads(first.stdout)
+
+
+def test_resume_refuses_unknown_and_succeeded_runs(tmp_path: pathlib.Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    unknown = run_tool("job_runner", "--resume=nope", f"--store={store_url}")
+    assert unknown.code == 2 and "no job run 'nope'" in unknown.stderr
+    done = run_tool(
+        "job_runner",
+        f"--input_path={REPO_ROOT / 'examples' / 'sample_job_config.json'}",
+        f"--store={store_url}",
+        "--offline",
+    )
+    assert done.code == 0, done.stderr
+    found = re.search(r"run (\S+) stored in", done.stderr)
+    assert found
+    again = run_tool("job_runner", f"--resume={found.group(1)}", f"--store={store_url}")
+    assert again.code == 2 and "already succeeded" in again.stderr

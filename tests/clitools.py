@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 
 from tests.conftest import REPO_ROOT
@@ -31,12 +32,18 @@ class Result:
 
 
 def run_tool(tool: str, *args: str, env: Mapping[str, str] | None = None) -> Result:
-    """Runs a tool with a clean environment (no API keys, no offline switch) plus ``env``."""
+    """Runs a tool with a clean environment (no API keys, no offline switch) plus ``env``.
+
+    Unless ``env`` names a store, the default store is a fresh file, so no test sees another's
+    runs or cached responses (nor the repository's own ``.llm_scheduler/``).
+    """
     base = {
         k: v
         for k, v in os.environ.items()
         if not k.endswith("_API_KEY") and not k.startswith("LLM_SCHEDULER_")
     }
+    scratch = tempfile.mkdtemp(prefix="llm-scheduler-test-")
+    base["LLM_SCHEDULER_STORE"] = f"sqlite:///{scratch}/state.db"
     completed = subprocess.run(
         [sys.executable, "-m", MODULES[tool], *args],
         capture_output=True,

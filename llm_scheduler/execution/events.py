@@ -1,16 +1,335 @@
-"""Progress events of event-driven runs, persisted so a UI can follow a run and replay it."""
+"""Progress events of event-driven runs, persisted so a UI can follow a run and replay it.
+
+Every event a claimed task run emits is also written to ``job_runs/{run_id}/events/{id}`` as a
+`RunEvent`. Ids are ``{time_ns:020d}-{worker_id}-{n:06d}``: they sort in time order, the time
+is strictly increasing within a process and worker ids differ between processes, so ids never
+collide.
+
+Writes must neither slow nor fail the run, so they go through one background thread per process
+(in emit order) and a failed write is counted and logged, never raised. The task's last event
+(``task_finished``) waits, for a few seconds at most, until the task's events are written: an
+invocation that returns (and a Cloud Function may be frozen right after) leaves none behind.
+
+Writers on several machines, and the background thread, mean an event can become visible after
+one with a later id. `follow_events` therefore re-reads a window behind the newest id it has seen
+instead of only what comes after it.
+"""
 
 from __future__ import annotations
 
-from llm_scheduler.engine.context import RunContext
-from llm_scheduler.store.base import Store
+import atexit
+import dataclasses
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
 
-__all__ = ["context_with_event_sink"]
+from google.protobuf import timestamp_pb2
+
+from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.errors import UserError
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.documents import Status
+from llm_scheduler.models.base import Usage
+from llm_scheduler.store.base import Doc, Store, document_id
+from llm_scheduler.v1 import run_pb2
+
+__all__ = [
+    "context_with_event_sink",
+    "event_from_record",
+    "event_to_record",
+    "events_collection",
+    "follow_events",
+    "read_events",
+]
+
+logger = logging.getLogger(__name__)
+
+# How long a task's last event waits for the task's events to be written.
+_FLUSH_TIMEOUT_SECONDS = 5.0
+# `follow_events` re-reads events up to this far behind the newest one it has seen, for events
+# written late (by the background writer, or by a worker whose clock is behind).
+_LATE_WRITE_WINDOW_NS = 60 * 10**9
+# The task_finished details that mean the task will not run again.
+_TERMINAL = frozenset({"succeeded", "failed"})
+
+
+def events_collection(run_id: str) -> str:
+    """The collection holding a job run's progress events."""
+    return f"{docs.job_run_path(run_id)}/events"
+
+
+def event_to_record(event: EngineEvent, worker_id: str) -> run_pb2.RunEvent:
+    """An engine event as a `RunEvent` record, stamped with the current time."""
+    return _record(event, worker_id, time.time_ns())
+
+
+def event_from_record(record: run_pb2.RunEvent) -> EngineEvent | None:
+    """The engine event a record holds; None for a kind this version does not know."""
+    try:
+        kind = EventKind(record.kind)
+    except ValueError:
+        return None
+    usage = record.usage
+    return EngineEvent(
+        kind,
+        task_id=record.task_id,
+        step_index=record.step_index,
+        step_count=record.step_count,
+        name=record.name,
+        detail=record.detail,
+        run_id=record.run_id,
+        usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+        cost_usd=record.cost_usd,
+    )
 
 
 def context_with_event_sink(
     context: RunContext, store: Store, run_id: str, worker_id: str
 ) -> RunContext:
-    """The context for one task run, whose events are also written to the store."""
-    del store, run_id, worker_id
-    return context
+    """The context for one task run, whose events are also written to the store.
+
+    The original listener, if any, still receives every event.
+    """
+    sink = _Sink(store, run_id, worker_id.replace("/", "_") or "worker")
+    original = context.on_event
+
+    def on_event(event: EngineEvent) -> None:
+        sink.record(event)
+        if original is not None:
+            original(event)
+
+    return dataclasses.replace(context, on_event=on_event)
+
+
+def read_events(store: Store, run_id: str, after: str = "") -> list[tuple[str, run_pb2.RunEvent]]:
+    """The events of a run whose id sorts after ``after``, as ``(id, event)`` in id order."""
+    found: list[tuple[str, run_pb2.RunEvent]] = []
+    for path, doc in store.list(events_collection(run_id)):
+        event_id = document_id(path)
+        if event_id > after:
+            found.append((event_id, docs.record_from_doc(doc, run_pb2.RunEvent)))
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def follow_events(
+    store: Store,
+    run_id: str,
+    *,
+    poll_timeout: float = 1.0,
+    stop_when_finished: bool = True,
+    settle_timeout: float = 10.0,
+) -> Iterator[run_pb2.RunEvent]:
+    """Yields a run's events as they are written, from the first one.
+
+    Between reads it waits for a store change, or ``poll_timeout`` seconds (Firestore's listener
+    watches task runs, not events, so the timeout is what catches the last events). Events are
+    yielded once each, in id order within a read; one written late may follow a later one.
+
+    Args:
+        store: Where the run lives.
+        run_id: The job run.
+        poll_timeout: The longest wait between reads.
+        stop_when_finished: Stop once the job run is finished and the ``task_finished`` event of
+            every task that succeeded or failed has been yielded; otherwise follow forever.
+        settle_timeout: Stop anyway this many seconds after the run finished, when some
+            ``task_finished`` event never comes (its worker died, or its write failed).
+
+    Raises:
+        UserError: The store has no such job run.
+    """
+    seen: set[str] = set()
+    newest_ns = 0
+    terminal: set[str] = set()
+    finished_since: float | None = None
+    while True:
+        job_doc = store.get(docs.job_run_path(run_id)) if stop_when_finished else {}
+        if job_doc is None:
+            raise UserError(f"no job run {run_id!r} in {store.url}")
+        expected: set[str] = set()
+        if job_doc.get("finished_at"):
+            finished_since = finished_since or time.monotonic()
+            expected = {
+                str(doc.get("task_id", document_id(path)))
+                for path, doc in store.list(docs.task_runs_collection(run_id))
+                if doc.get("status") in (Status.SUCCEEDED, Status.FAILED)
+            }
+        after = f"{max(newest_ns - _LATE_WRITE_WINDOW_NS, 0):020d}" if newest_ns else ""
+        for event_id, event in read_events(store, run_id, after=after):
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            newest_ns = max(newest_ns, _id_time_ns(event_id))
+            if event.kind == EventKind.TASK_FINISHED.value and event.detail in _TERMINAL:
+                terminal.add(event.task_id)
+            yield event
+        if finished_since is not None:
+            if expected <= terminal:
+                return
+            if time.monotonic() - finished_since > settle_timeout:
+                logger.warning(
+                    "run %s finished, but no task_finished event was recorded for %s",
+                    run_id,
+                    ", ".join(sorted(expected - terminal)),
+                )
+                return
+        store.wait_for_change(poll_timeout)
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """Writes the events of one task run; counts and logs what it could not write."""
+
+    def __init__(self, store: Store, run_id: str, worker_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.failures = 0
+        self._pending = 0
+        self._idle = threading.Condition()
+
+    def record(self, event: EngineEvent) -> None:
+        if event.run_id not in ("", self.run_id):
+            return
+        time_ns, event_id = _next_id(self.worker_id)
+        record = _record(event, self.worker_id, time_ns)
+        record.run_id = self.run_id
+        with self._idle:
+            self._pending += 1
+        _WRITER.put(
+            self, f"{events_collection(self.run_id)}/{event_id}", docs.record_to_doc(record)
+        )
+        if event.kind is EventKind.TASK_FINISHED:
+            self.flush(event.task_id)
+
+    def written(self, error: Exception | None) -> None:
+        # Runs on the writer thread.
+        if error is not None:
+            self.failures += 1
+            if self.failures == 1:
+                logger.warning(
+                    "cannot record the progress events of run %s in %s (%s: %s); the run goes "
+                    "on without them",
+                    self.run_id,
+                    self.store.url,
+                    type(error).__name__,
+                    error,
+                )
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def flush(self, task_id: str) -> None:
+        with self._idle:
+            done = self._idle.wait_for(lambda: self._pending == 0, _FLUSH_TIMEOUT_SECONDS)
+            pending = self._pending
+        if not done:
+            logger.warning(
+                "%d progress events of run %s, task %s, are still being written after %.0f s",
+                pending,
+                self.run_id,
+                task_id,
+                _FLUSH_TIMEOUT_SECONDS,
+            )
+        if self.failures:
+            logger.warning(
+                "%d progress events of run %s, task %s, could not be recorded",
+                self.failures,
+                self.run_id,
+                task_id,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Write:
+    sink: _Sink
+    path: str
+    doc: Doc
+
+
+class _Writer:
+    """One background thread per process that writes events in the order they were emitted."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Write] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def put(self, sink: _Sink, path: str, doc: Doc) -> None:
+        with self._lock:
+            # Started lazily, and again in a forked child (where the thread does not exist).
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="llm-scheduler-events", daemon=True
+                )
+                self._thread.start()
+            self._pending += 1
+        self._queue.put(_Write(sink, path, doc))
+
+    def drain(self, timeout: float) -> None:
+        """Waits until every queued event is written, at most ``timeout`` seconds."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            write = self._queue.get()
+            error: Exception | None = None
+            try:
+                write.sink.store.create(write.path, write.doc)
+            except Exception as caught:  # counted and logged by the sink; never fails a run
+                error = caught
+            write.sink.written(error)
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+
+_WRITER = _Writer()
+# Events queued when the interpreter exits (e.g. a dispatcher stopped mid-task) get a moment.
+atexit.register(_WRITER.drain, 2.0)
+
+_id_lock = threading.Lock()
+_last_ns = 0
+_sequence = itertools.count()
+
+
+def _next_id(worker_id: str) -> tuple[int, str]:
+    """A time strictly after the last one this process used, and the event id made from it."""
+    global _last_ns
+    with _id_lock:
+        time_ns = max(time.time_ns(), _last_ns + 1)
+        _last_ns = time_ns
+        n = next(_sequence) % 1_000_000
+    return time_ns, f"{time_ns:020d}-{worker_id}-{n:06d}"
+
+
+def _id_time_ns(event_id: str) -> int:
+    head = event_id.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _record(event: EngineEvent, worker_id: str, time_ns: int) -> run_pb2.RunEvent:
+    record = run_pb2.RunEvent(
+        run_id=event.run_id,
+        kind=event.kind.value,
+        task_id=event.task_id,
+        step_index=event.step_index,
+        step_count=event.step_count,
+        name=event.name,
+        detail=event.detail,
+        time=timestamp_pb2.Timestamp(seconds=time_ns // 10**9, nanos=time_ns % 10**9),
+        cost_usd=event.cost_usd,
+        worker_id=worker_id,
+    )
+    record.usage.input_tokens = event.usage.input_tokens
+    record.usage.output_tokens = event.usage.output_tokens
+    record.usage.cached_input_tokens = event.usage.cached_input_tokens
+    return record

@@ -32,7 +32,7 @@ from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
-from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import compute_outputs, task_variables
 from llm_scheduler.errors import StoreError
@@ -119,6 +119,17 @@ async def handle_task_run(
     context = context_with_event_sink(context, store, run_id, worker_id)
     job = docs.job_config_of(run_id, job_doc)
     task = docs.record_from_doc(task_doc["config"], config_pb2.TaskConfig)
+    if job_doc.get("status") == Status.PENDING:  # this claim started the job run
+        context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id, run_id=run_id))
+    context.emit(
+        EngineEvent(
+            EventKind.TASK_STARTED,
+            task_id,
+            name=task.name,
+            detail=f"attempt {task_doc['attempt']}",
+            run_id=run_id,
+        )
+    )
     lease = _Lease(store, task_path, worker_id, lease_seconds, clock)
     heartbeat = asyncio.create_task(lease.keep_alive())
     try:
@@ -126,6 +137,9 @@ async def handle_task_run(
             store, run_id, task, task_doc, job, context, lease, deadline, handoff_margin
         )
     except _LostLease:
+        context.emit(
+            EngineEvent(EventKind.TASK_FINISHED, task_id, detail="lost_lease", run_id=run_id)
+        )
         return Outcome("lost_lease", "another worker took the task over after our lease expired")
     finally:
         heartbeat.cancel()
@@ -169,12 +183,16 @@ async def _run_claimed(
                 records=records,
             ),
         )
+        context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="failed", run_id=run_id))
         return Outcome("failed", step.error.message, steps_run)
 
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
             await asyncio.to_thread(store.run_transaction, lease.handoff)
+            context.emit(
+                EngineEvent(EventKind.TASK_FINISHED, task_id, detail="handed_off", run_id=run_id)
+            )
             return Outcome("handed_off", f"deadline near after step {index}", steps_run)
         lease.check()
         result = await run_step(
@@ -231,6 +249,7 @@ async def _run_claimed(
         raise
     except Exception as error:  # task outputs that fail to render or to fit: recorded
         return await fail(_failure("", len(task.steps), error, prefix="task outputs: "))
+    context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="succeeded", run_id=run_id))
     return Outcome("succeeded", "", steps_run)
 
 

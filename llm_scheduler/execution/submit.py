@@ -11,6 +11,7 @@ from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.engine.values import task_variables
+from llm_scheduler.errors import UserError
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
@@ -56,12 +57,30 @@ def submit_job(
     inputs: Mapping[str, Any] | None = None,
     run_id: str = "",
     parent_run_id: str = "",
+    default_cache_policy: str = "",
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
     Submitting the same run id again changes nothing (create-if-absent), so a retried submit
     never starts a run twice. The job must be validated first.
+
+    Args:
+        store: Where the run is committed.
+        job: The (validated) job config.
+        inputs: Input variables, over the job's ``input_config`` defaults.
+        run_id: The run's id; a new one by default.
+        parent_run_id: The run this one was derived from, if any.
+        default_cache_policy: A `CachePolicy` name (``CACHE_POLICY_USE``) for the run's steps
+            whose ``cache`` is DEFAULT; empty for the event-driven default, no cache.
+
+    Raises:
+        UserError: ``default_cache_policy`` is not a `CachePolicy` name.
     """
+    names = config_pb2.CachePolicy.DESCRIPTOR.values_by_name
+    if default_cache_policy and default_cache_policy not in names:
+        raise UserError(
+            f"unknown cache policy {default_cache_policy!r}: use one of {', '.join(names)}"
+        )
     run_id = run_id or new_run_id(job.job_id)
     graph = TaskGraph.from_job(job)
     start = start_task_of(job)
@@ -83,6 +102,8 @@ def submit_job(
         "cost_usd": 0.0,
         "created_at": docs.iso(now),
     }
+    if default_cache_policy:
+        job_doc["default_cache_policy"] = default_cache_policy
     start_doc = new_task_run_doc(
         run_id, tasks[start], task_variables(job_input, tasks[start], []), [], now
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from absl import flags as absl_flags
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from llm_scheduler.cache import StoreResponseCache
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
@@ -25,13 +27,15 @@ from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.runner import flags
 from llm_scheduler.runner.progress import ProgressPrinter
 from llm_scheduler.store import Store, default_store_url, open_store
-from llm_scheduler.v1 import run_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_OK",
     "EXIT_RUN_FAILED",
     "build_context",
+    "cache_policy_from_flags",
+    "describe_cache_hits",
     "guess_config_type",
     "message_dict",
     "open_store_from_flags",
@@ -107,21 +111,62 @@ def open_store_from_flags() -> Store:
 
 
 def build_context(
-    registry: ModelRegistry, *, progress: ProgressPrinter | None = None
+    registry: ModelRegistry,
+    *,
+    progress: ProgressPrinter | None = None,
+    response_cache: bool = False,
 ) -> RunContext:
-    """A run context from the common flags (offline mode, functions, concurrency)."""
+    """A run context from the common flags (offline mode, functions, concurrency, cache).
+
+    Args:
+        registry: The model keys.
+        progress: Receives progress events and retries, if given.
+        response_cache: Whether to set up the response cache from ``--cache`` in the store of
+            ``--store`` (the local runners; event-driven runs take their policy from the job
+            run instead). The store stays open until the process exits.
+    """
     functions = default_registry()
     functions.load_modules(flags.FUNCTION_MODULES.value)
     on_retry: Callable[[RetryEvent], None] | None = progress.retry if progress else None
-    client = ModelClient(
-        registry, offline=flags.OFFLINE.value or offline_from_env(), on_retry=on_retry
-    )
-    return RunContext(
+    offline = flags.OFFLINE.value or offline_from_env()
+    client = ModelClient(registry, offline=offline, on_retry=on_retry)
+    context = RunContext(
         models=client,
         functions=functions,
         max_concurrency=flags.MAX_CONCURRENCY.value,
         on_event=progress.event if progress else None,
     )
+    if response_cache:
+        # Offline answers are free and instant: cache them only when asked to explicitly.
+        policy = cache_policy_from_flags(on_by_default=not offline)
+        if policy != config_pb2.CACHE_POLICY_OFF:
+            store = open_store_from_flags()
+            atexit.register(store.close)
+            context.cache = StoreResponseCache(store)
+            context.default_cache_policy = policy
+    return context
+
+
+_CACHE_POLICIES = {
+    "use": config_pb2.CACHE_POLICY_USE,
+    "refresh": config_pb2.CACHE_POLICY_REFRESH,
+    "off": config_pb2.CACHE_POLICY_OFF,
+}
+
+
+def cache_policy_from_flags(*, on_by_default: bool) -> config_pb2.CachePolicy:
+    """The `CachePolicy` ``--cache`` names; when the flag is not given, its default or OFF."""
+    if not on_by_default and not absl_flags.FLAGS["cache"].present:
+        return config_pb2.CACHE_POLICY_OFF
+    return _CACHE_POLICIES[flags.CACHE.value]
+
+
+def describe_cache_hits(task_runs: Iterable[run_pb2.TaskRun]) -> str:
+    """``"; N cache hits"`` for the steps answered from the response cache, or nothing."""
+    hits = sum(step.cache_hit for task_run in task_runs for step in task_run.steps)
+    if not hits:
+        return ""
+    return f"; {hits} cache hit{'s' if hits != 1 else ''}"
 
 
 def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:

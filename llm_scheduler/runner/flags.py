@@ -7,6 +7,7 @@ from absl import flags
 from llm_scheduler.config.kinds import CONFIG_TYPES
 
 __all__ = [
+    "CACHE",
     "CONFIG_TYPE",
     "FUNCTION_MODULES",
     "INPUT_PATH",
@@ -68,3 +69,12 @@ STORE = flags.DEFINE_string(
     "sqlite:///.llm_scheduler/state.db) or firestore://PROJECT.",
 )
 RUN_ID = flags.DEFINE_string("run_id", None, "A job run id in the store.")
+CACHE = flags.DEFINE_enum(
+    "cache",
+    "use",
+    ["use", "refresh", "off"],
+    "The response cache policy of steps whose `cache` is DEFAULT: use (answer repeated requests "
+    "from the cache in --store), refresh (call the model and replace the cached answer) or off. "
+    "step_runner, task_runner and job_runner use it by default (not under --offline unless given); "
+    "job_submitter only when given.",
+)

@@ -1,6 +1,7 @@
 """Validates a job config and commits a job run to a store; prints the run id.
 
 Usage: job_submitter --input_path=job.json [--store=URL] [--var name=value ...] [--run_id=ID]
+                     [--cache=use|refresh|off]
 
 The commit is what starts event-driven execution: a dispatcher (or, in the cloud, the function
 triggered by the write) picks the run up. Submitting the same --run_id twice starts it once.
@@ -9,6 +10,8 @@ triggered by the write) picks the run up. Submitting the same --run_id twice sta
 from __future__ import annotations
 
 import sys
+
+from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.validation import Validator, model_keys_of
@@ -43,10 +46,23 @@ def _submit() -> int:
             model_keys_of(s for t in job.tasks for s in t.steps)
         )
     with common.open_store_from_flags() as store:
-        run_id = submit_job(store, job, inputs=variables, run_id=flags.RUN_ID.value or "")
+        run_id = submit_job(
+            store,
+            job,
+            inputs=variables,
+            run_id=flags.RUN_ID.value or "",
+            default_cache_policy=_cache_policy(),
+        )
         print(f"submitted job {job.job_id!r} to {store.url}", file=sys.stderr)
     print(run_id)
     return common.EXIT_OK
+
+
+def _cache_policy() -> str:
+    # Event-driven runs use the cache only when the submitter asks for it.
+    if not absl_flags.FLAGS["cache"].present:
+        return ""
+    return config_pb2.CachePolicy.Name(common.cache_policy_from_flags(on_by_default=False))
 
 
 def run() -> None:

@@ -29,7 +29,9 @@ def _run_step() -> int:
     path = common.require_input_path()
     step = formats.load(path, config_pb2.StepConfig)
     registry = common.models_registry()
-    context = common.build_context(registry, progress=ProgressPrinter(quiet=True))
+    context = common.build_context(
+        registry, progress=ProgressPrinter(quiet=True), response_cache=True
+    )
     variables = common.parse_vars(flags.VARS.value)
     Validator(registry, context.functions, file=path).check_step(step, variables)
     context.models.check_credentials(model_keys_of([step]))
@@ -40,7 +42,8 @@ def _run_step() -> int:
     else:
         model = f"{record.provider}:{record.provider_model} " if record.provider else ""
         summary = common.describe_usage(record.usage, record.cost_usd)
-        print(f"{model}{summary}; {record.latency_seconds:.2f}s", file=sys.stderr)
+        cached = " (cached)" if record.cache_hit else ""
+        print(f"{model}{summary}; {record.latency_seconds:.2f}s{cached}", file=sys.stderr)
     common.print_json(record if flags.PRINT_RECORD.value else result.outputs)
     return common.status_exit_code(record.status)
 

@@ -56,7 +56,9 @@ def _run_tasks() -> int:
     paths = [p for p in common.require_input_path().split(",") if p]
     tasks = [formats.load(path, config_pb2.TaskConfig) for path in paths]
     registry = common.models_registry()
-    context = common.build_context(registry, progress=ProgressPrinter(quiet=flags.QUIET.value))
+    context = common.build_context(
+        registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
+    )
     variables = common.parse_vars(flags.VARS.value)
     validator = Validator(registry, context.functions)
     problems = []
@@ -78,7 +80,7 @@ def _run_tasks() -> int:
     for task_run in runs:
         records.add_usage(usage, task_run.usage)
         cost += task_run.cost_usd
-    print(common.describe_usage(usage, cost), file=sys.stderr)
+    print(common.describe_usage(usage, cost) + common.describe_cache_hits(runs), file=sys.stderr)
     if last.status != run_pb2.RUN_STATUS_SUCCEEDED:
         print(f"task {last.task_id!r} failed: {last.error.message}", file=sys.stderr)
     if flags.PRINT_RECORD.value:

@@ -19,6 +19,8 @@ MODULES = {
     "job_runner": "llm_scheduler.runner.job_runner",
     "job_submitter": "llm_scheduler.runner.job_submitter",
     "dispatcher": "llm_scheduler.runner.dispatcher",
+    "trace_export": "llm_scheduler.runner.trace_export",
+    "run_watcher": "llm_scheduler.runner.run_watcher",
     "proto_decoder": "proto_decoder.main",
 }
 

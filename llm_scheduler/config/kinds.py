@@ -16,6 +16,7 @@ CONFIG_TYPES: dict[str, type[Message]] = {
     "step_run": run_pb2.StepRun,
     "task_run": run_pb2.TaskRun,
     "job_run": run_pb2.JobRun,
+    "trace": run_pb2.Trace,
 }
 
 

@@ -245,6 +245,7 @@ def guess_config_type(path: str) -> str:
     else:
         keys = {line.split(":")[0].split("{")[0].strip() for line in text.splitlines()}
     for name, field in (
+        ("trace", "schema_version"),
         ("job_run", "run_id"),
         ("task_run", "task_run_id"),
         ("job", "tasks"),

@@ -30,7 +30,9 @@ from llm_scheduler.v1 import config_pb2, run_pb2
 __all__ = ["main", "run"]
 
 TRACE_OUT = absl_flags.DEFINE_string(
-    "trace_out", None, "Write the run's trace (the JobRun record) to this JSON file."
+    "trace_out",
+    None,
+    "Write the run's trace (see docs/traces.md) to this JSON file, to read, edit and --replay.",
 )
 REPLAY = absl_flags.DEFINE_string(
     "replay",
@@ -127,8 +129,10 @@ def _report(job_run: run_pb2.JobRun) -> int:
 
 
 def _write_trace(job_run: run_pb2.JobRun, path: str) -> None:
+    from llm_scheduler.trace import write_trace
+
     try:
-        pathlib.Path(path).write_bytes(formats.dumps(job_run, formats.ConfigFormat.JSON))
+        write_trace(pathlib.Path(path), job_run)
     except OSError as error:
         raise UserError(f"--trace_out {path}: cannot write: {error.strerror or error}") from None
     print(f"trace written to {path}", file=sys.stderr)

@@ -406,9 +406,11 @@ def test_sweeper_requeues_only_expired_leases_and_the_trigger_resumes_them(
         assert still is not None and still["status"] == Status.RUNNING
 
 
-def test_a_response_too_large_for_one_document_fails_the_task_clearly(
+def test_task_outputs_too_large_for_one_document_fail_the_task_clearly(
     store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
 ) -> None:
+    # The responses themselves are stored out of line (tests/execution/test_blobs.py); the
+    # task's outputs, holding both, do not fit in its document.
     fake_server.responder = lambda provider, body: "x" * 1_100_000
     with open_store(store_url) as store:
         run_id = submit_job(store, long_task_job(2))
@@ -417,5 +419,7 @@ def test_a_response_too_large_for_one_document_fails_the_task_clearly(
         assert job_run is not None and job_run.status == run_pb2.RUN_STATUS_FAILED
         error = job_run.tasks[0].error
         assert error.type == "StoreError"
-        assert "step_runs/00000" in error.message and "over the" in error.message
-    assert fake_server.count() == 1  # not retried: the failure is recorded, not raised
+        assert error.message.startswith("task outputs: document ")
+        assert "task_runs/only" in error.message and "over the" in error.message
+        assert [len(s.response_text) for s in job_run.tasks[0].steps[:2]] == [1_100_000] * 2
+    assert fake_server.count() == 2  # not retried: the failure is recorded, not raised

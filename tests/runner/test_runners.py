@@ -111,7 +111,7 @@ def test_job_runner_runs_the_sample_job_and_writes_a_trace(tmp_path: pathlib.Pat
     outputs = json.loads(result.stdout)
     assert set(outputs) == {"revise"}
     assert set(outputs["revise"]) == {"poem", "lines"}
-    job_run = formats.load(trace, run_pb2.JobRun)
+    job_run = formats.load(trace, run_pb2.Trace).job_run
     assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED
     assert [t.task_id for t in job_run.tasks] == ["draft", "review", "revise"]
     assert "autumn" in job_run.tasks[0].steps[0].user_prompt

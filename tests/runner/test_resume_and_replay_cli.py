@@ -125,3 +125,33 @@ def test_resume_refuses_unknown_and_succeeded_runs(tmp_path: pathlib.Path) -> No
     assert found
     again = run_tool("job_runner", f"--resume={found.group(1)}", f"--store={store_url}")
     assert again.code == 2 and "already succeeded" in again.stderr
+
+
+def test_trace_file_replay_of_a_50_step_job_and_an_edited_output(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, models_file: pathlib.Path
+) -> None:
+    steps = 50
+    job = long_job(tmp_path / "job.json", steps)
+    trace = tmp_path / "trace.json"
+    env = {**FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)}
+    first = run_tool(
+        "job_runner", f"--input_path={job}", f"--trace_out={trace}", "--cache=off", env=env
+    )
+    assert first.code == 0, first.stderr
+    assert fake_server.count() == steps
+
+    unchanged = run_tool("job_runner", f"--replay={trace}", "--cache=off", env=env)
+    assert unchanged.code == 0, unchanged.stderr
+    assert fake_server.count() == steps  # 0 new provider calls
+    assert json.loads(unchanged.stdout) == json.loads(first.stdout)
+    assert f"{steps} of {steps} steps reused, 0 run" in unchanged.stderr
+
+    # A person edits step k's output in the trace file: only the steps after k run again.
+    k = 37
+    data = json.loads(trace.read_text())
+    data["job_run"]["tasks"][0]["steps"][k]["outputs"] = {f"v{k + 1}": "hand-edited"}
+    trace.write_text(json.dumps(data))
+    edited = run_tool("job_runner", f"--replay={trace}", "--cache=off", env=env)
+    assert edited.code == 0, edited.stderr
+    assert fake_server.count() == steps + (steps - k - 1)
+    assert f"{k + 1} of {steps} steps reused, {steps - k - 1} run" in edited.stderr

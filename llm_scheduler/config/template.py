@@ -14,6 +14,7 @@ are, other values as JSON. A missing variable is an error, never left in the out
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -50,7 +51,15 @@ class Template:
 
     @classmethod
     def parse(cls, source: str) -> Template:
-        """Parses ``source``; every string is a valid template."""
+        """Parses ``source``; every string is a valid template.
+
+        Parsed templates are immutable and cached: a step's templates are parsed once per
+        process, not once per use.
+        """
+        return _parse(source)
+
+    @classmethod
+    def _parse_uncached(cls, source: str) -> Template:
         parts: list[str | Placeholder] = []
         literal: list[str] = []
         position = 0
@@ -72,17 +81,17 @@ class Template:
             parts.append(tail)
         return cls(source=source, parts=tuple(parts))
 
-    @property
+    @functools.cached_property
     def placeholders(self) -> tuple[Placeholder, ...]:
         """The placeholders, in order of appearance."""
         return tuple(part for part in self.parts if isinstance(part, Placeholder))
 
-    @property
+    @functools.cached_property
     def names(self) -> frozenset[str]:
         """The variable names the template uses."""
         return frozenset(placeholder.name for placeholder in self.placeholders)
 
-    @property
+    @functools.cached_property
     def is_template(self) -> bool:
         """Whether the text holds at least one placeholder."""
         return any(isinstance(part, Placeholder) for part in self.parts)
@@ -107,6 +116,11 @@ class Template:
         if len(self.parts) == 1 and isinstance(self.parts[0], Placeholder):
             return _resolve(self.parts[0], variables)
         return self.render(variables)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> Template:
+    return Template._parse_uncached(source)
 
 
 def format_value(value: Any) -> str:

@@ -6,10 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from llm_scheduler.config.structs import struct_to_dict, value_to_python
-from llm_scheduler.v1 import config_pb2, run_pb2
+from llm_scheduler.models.base import ModelRequest
 
-__all__ = ["digest", "request_key", "step_fingerprint"]
+__all__ = ["call_fingerprint", "digest", "query_fingerprint", "request_key"]
 
 # Bump when the fingerprint's content changes, so old traces are not reused by mistake.
 _FINGERPRINT_VERSION = 1
@@ -21,41 +20,41 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _request(record: run_pb2.StepRun) -> dict[str, Any]:
+def _request(provider: str, request: ModelRequest) -> dict[str, Any]:
     return {
-        "provider": record.provider,
-        "model": record.provider_model,
-        "system": record.system_prompt,
-        "user": record.user_prompt,
-        "parameters": struct_to_dict(record.parameters),
+        "provider": provider,
+        "model": request.model,
+        "system": request.system_prompt,
+        "user": request.user_prompt,
+        "parameters": dict(request.parameters),
         "format": {
-            "type": int(record.response_format.type),
-            "schema": struct_to_dict(record.response_format.json_schema),
-            "name": record.response_format.schema_name,
+            "type": request.response_format.kind,
+            "schema": dict(request.response_format.json_schema or {}),
+            "name": request.response_format.schema_name,
         },
     }
 
 
-def request_key(record: run_pb2.StepRun) -> str:
+def request_key(provider: str, request: ModelRequest) -> str:
     """The response-cache key of a model query: provider, model, parameters and messages.
 
     Two model keys that resolve to the same provider model share cached responses.
     """
-    return digest({"v": _FINGERPRINT_VERSION, "cache": _request(record)})
+    return digest({"v": _FINGERPRINT_VERSION, "cache": _request(provider, request)})
 
 
-def step_fingerprint(record: run_pb2.StepRun) -> str:
-    """What determines a step's response, hashed: the same fingerprint, the same call.
+def query_fingerprint(model_key: str, provider: str, request: ModelRequest) -> str:
+    """What determines a model query's response, hashed: the same fingerprint, the same call.
 
-    Model queries: the model key and the provider model it resolved to, the rendered prompts,
-    the parameters after coercion and the response format. Function calls: the function and its
-    rendered request. Outputs are not part of it: they are recomputed from the response.
+    The model key and the provider model it resolved to, the rendered prompts, the parameters
+    after coercion and the response format. Outputs are not part of it: they are recomputed
+    from the response.
     """
-    if record.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
-        content: dict[str, Any] = {
-            "function": record.function_name,
-            "request": value_to_python(record.function_request),
-        }
-    else:
-        content = {"model_key": record.model_key, **_request(record)}
-    return digest({"v": _FINGERPRINT_VERSION, "type": int(record.step_type), **content})
+    content = {"model_key": model_key, **_request(provider, request)}
+    return digest({"v": _FINGERPRINT_VERSION, "type": "query", **content})
+
+
+def call_fingerprint(function_name: str, request: Any) -> str:
+    """What determines a function call's result: the function and its rendered request."""
+    content = {"function": function_name, "request": request}
+    return digest({"v": _FINGERPRINT_VERSION, "type": "function", **content})

@@ -14,7 +14,12 @@ from llm_scheduler.config.structs import struct_to_dict, to_struct, to_value, va
 from llm_scheduler.config.template import Template, format_value
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
-from llm_scheduler.engine.fingerprint import digest, request_key, step_fingerprint
+from llm_scheduler.engine.fingerprint import (
+    call_fingerprint,
+    digest,
+    query_fingerprint,
+    request_key,
+)
 from llm_scheduler.engine.replay import Reuse
 from llm_scheduler.engine.values import compute_outputs, render_request
 from llm_scheduler.errors import ProviderError
@@ -85,19 +90,21 @@ async def run_step(
         context.emit(EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra))
 
     emit(EventKind.STEP_STARTED)
-    scope = {**dataflow.payload(step.input_config), **variables}
-    used = set(dataflow.payload(step.input_config))
+    defaults = dataflow.payload(step.input_config)
+    scope = {**defaults, **variables}
+    used = set(defaults)
     for _, template in dataflow.step_templates(step):
         used |= template.names
     record.inputs.CopyFrom(to_struct({k: scope[k] for k in sorted(used) if k in scope}))
-    passthrough = set(dataflow.payload(step.input_config))
+    passthrough = set(defaults)
     started = time.perf_counter()
     try:
         if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
             request = _prepare_function(step, scope, record)
+            record.fingerprint = call_fingerprint(record.function_name, request)
         else:
             model_request = _prepare_query(step, scope, record, context)
-        record.fingerprint = step_fingerprint(record)
+            record.fingerprint = query_fingerprint(record.model_key, record.provider, model_request)
         reuse = context.replay.take(record.fingerprint) if context.replay else None
         if reuse is not None:
             _reuse(record, reuse, context)
@@ -210,7 +217,7 @@ async def _query_model(
     context: RunContext,
 ) -> str:
     policy = context.cache_policy(step)
-    key = request_key(record)
+    key = request_key(record.provider, request) if policy != config_pb2.CACHE_POLICY_OFF else ""
     if policy == config_pb2.CACHE_POLICY_USE and context.cache is not None:
         cached = await asyncio.to_thread(context.cache.lookup, key)
         if cached is not None:

@@ -74,8 +74,9 @@ def compute_outputs(
     bound = {**scope, dataflow.RESPONSE: response}
     outputs: dict[str, Any] = {}
     for key, value in configured.items():
-        if isinstance(value, str) and Template.parse(value).is_template:
-            outputs[key] = Template.parse(value).render_value(bound)
+        template = Template.parse(value) if isinstance(value, str) else None
+        if template is not None and template.is_template:
+            outputs[key] = template.render_value(bound)
         elif key in passthrough and key in scope:
             outputs[key] = scope[key]
         else:

@@ -70,7 +70,6 @@ async def call_with_retries(
         ProviderError: A non-retryable failure, or the last retryable one. Its ``attempts``
             attribute holds the attempts made.
     """
-    rng = rng or random.Random()
     attempts = 0
     while True:
         attempts += 1
@@ -80,6 +79,7 @@ async def call_with_retries(
             error.attempts = attempts
             if not error.retryable or attempts >= policy.max_attempts:
                 raise
+            rng = rng or random.Random()  # created on the first retry only: seeding is costly
             delay = policy.delay(attempts, error, rng)
             if on_retry is not None:
                 on_retry(attempts, error, delay)

@@ -38,14 +38,6 @@ def convert(input_path: str, config_type: str, output_format: formats.ConfigForm
     return formats.dumps(message, output_format)
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_convert)
-
-
 def _convert() -> int:
     path = common.require_input_path()
     config_type = flags.CONFIG_TYPE.value or common.guess_config_type(path)
@@ -62,6 +54,9 @@ def _convert() -> int:
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return common.EXIT_OK
+
+
+main = common.main_for(_convert)
 
 
 def run() -> None:

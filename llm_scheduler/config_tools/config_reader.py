@@ -28,14 +28,6 @@ from llm_scheduler.v1 import config_pb2, run_pb2
 __all__ = ["describe", "main", "run", "summarize_run"]
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_read)
-
-
 def describe(config_type: str, message: object) -> str:
     """A one-paragraph description of a valid config (and the graph for jobs)."""
     if config_type == "job":
@@ -120,6 +112,9 @@ def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
         "tasks": tasks,
         "outputs": struct_to_dict(job_run.outputs),
     }
+
+
+main = common.main_for(_read)
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.step import run_step
-from llm_scheduler.engine.values import compute_outputs
+from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["run_task"]
@@ -74,11 +74,7 @@ async def run_task(
         scope.update(result.outputs)
         response = result.response
     try:
-        if dataflow.payload(task.output_config):
-            outputs = compute_outputs(task.output_config, scope, response, frozenset(scope))
-        else:
-            produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
-            outputs = {name: scope[name] for name in scope if name in produced}
+        outputs = task_outputs(task, scope, response)
     except Exception as error:  # recorded in the run
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)

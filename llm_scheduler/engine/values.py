@@ -13,7 +13,7 @@ from llm_scheduler.config import dataflow
 from llm_scheduler.config.template import Template, format_value
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["compute_outputs", "render_request", "task_variables"]
+__all__ = ["compute_outputs", "render_request", "task_outputs", "task_variables"]
 
 
 def task_variables(
@@ -82,6 +82,24 @@ def compute_outputs(
         else:
             outputs[key] = response
     return outputs
+
+
+def task_outputs(
+    task: config_pb2.TaskConfig, scope: Mapping[str, Any], response: Any
+) -> dict[str, Any]:
+    """A finished task's outputs.
+
+    Its ``output_config`` is computed like a step's (any variable passes through, ``%response%``
+    is the last step's response); when it is empty, the outputs are every variable its steps
+    produced.
+
+    Raises:
+        InterpolationError: A template names a missing variable or field.
+    """
+    if dataflow.payload(task.output_config):
+        return compute_outputs(task.output_config, scope, response, frozenset(scope))
+    produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
+    return {name: scope[name] for name in scope if name in produced}
 
 
 def render_request(value: Any, scope: Mapping[str, Any]) -> Any:

@@ -34,7 +34,7 @@ from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.step import run_step
-from llm_scheduler.engine.values import compute_outputs, task_variables
+from llm_scheduler.engine.values import task_outputs, task_variables
 from llm_scheduler.errors import StoreError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
@@ -228,11 +228,7 @@ async def _run_claimed(
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
     try:
-        if dataflow.payload(task.output_config):
-            outputs = compute_outputs(task.output_config, scope, response, frozenset(scope))
-        else:
-            produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
-            outputs = {name: scope[name] for name in scope if name in produced}
+        outputs = task_outputs(task, scope, response)
         await asyncio.to_thread(
             store.run_transaction,
             functools.partial(

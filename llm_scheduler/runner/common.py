@@ -37,6 +37,7 @@ __all__ = [
     "cache_policy_from_flags",
     "describe_cache_hits",
     "guess_config_type",
+    "main_for",
     "message_dict",
     "open_store_from_flags",
     "parse_flags",
@@ -64,6 +65,18 @@ def parse_flags(argv: list[str]) -> list[str]:
     except absl_flags.Error as error:
         print(f"error: {error}\nPass --help to list the flags.", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
+    """A tool's absl ``main``: refuses stray arguments, then runs ``body`` under `run_cli`."""
+
+    def main(argv: list[str]) -> int:
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return run_cli(body)
+
+    return main
 
 
 def start(main: Callable[[list[str]], int]) -> None:

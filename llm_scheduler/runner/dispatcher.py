@@ -40,14 +40,6 @@ TARGET_URL = absl_flags.DEFINE_string(
 )
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_dispatch)
-
-
 def _dispatch() -> int:
     registry = common.models_registry()
     progress = ProgressPrinter(quiet=flags.QUIET.value)
@@ -87,6 +79,9 @@ async def _run(dispatcher: Dispatcher) -> DispatchStats:
         return await dispatcher.run(until_idle=UNTIL_IDLE.value, stop=stop)
     finally:
         await dispatcher.context.models.aclose()
+
+
+main = common.main_for(_dispatch)
 
 
 def run() -> None:

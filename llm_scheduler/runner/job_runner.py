@@ -51,14 +51,6 @@ RESUME = absl_flags.DEFINE_string(
 )
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_run_job)
-
-
 def _run_job() -> int:
     registry = common.models_registry()
     context = common.build_context(
@@ -136,6 +128,9 @@ def _write_trace(job_run: run_pb2.JobRun, path: str) -> None:
     except OSError as error:
         raise UserError(f"--trace_out {path}: cannot write: {error.strerror or error}") from None
     print(f"trace written to {path}", file=sys.stderr)
+
+
+main = common.main_for(_run_job)
 
 
 def run() -> None:

@@ -24,14 +24,6 @@ from llm_scheduler.v1 import config_pb2
 __all__ = ["main", "run"]
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_submit)
-
-
 def _submit() -> int:
     path = common.require_input_path()
     job = formats.load(path, config_pb2.JobConfig)
@@ -63,6 +55,9 @@ def _cache_policy() -> str:
     if not absl_flags.FLAGS["cache"].present:
         return ""
     return config_pb2.CachePolicy.Name(common.cache_policy_from_flags(on_by_default=False))
+
+
+main = common.main_for(_submit)
 
 
 def run() -> None:

@@ -35,14 +35,6 @@ REPLAY_TIMELINE = absl_flags.DEFINE_bool(
 )
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_watch)
-
-
 def _watch() -> int:
     run_id = flags.RUN_ID.value
     if not run_id:
@@ -125,6 +117,9 @@ def _job_run(store: Store, run_id: str) -> tuple[run_pb2.JobRun, Doc]:
 
 def _seconds(record: run_pb2.RunEvent) -> float:
     return record.time.seconds + record.time.nanos / 1e9
+
+
+main = common.main_for(_watch)
 
 
 def run() -> None:

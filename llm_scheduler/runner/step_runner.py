@@ -17,14 +17,6 @@ from llm_scheduler.v1 import config_pb2
 __all__ = ["main", "run"]
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_run_step)
-
-
 def _run_step() -> int:
     path = common.require_input_path()
     step = formats.load(path, config_pb2.StepConfig)
@@ -46,6 +38,9 @@ def _run_step() -> int:
         print(f"{model}{summary}; {record.latency_seconds:.2f}s{cached}", file=sys.stderr)
     common.print_json(record if flags.PRINT_RECORD.value else result.outputs)
     return common.status_exit_code(record.status)
+
+
+main = common.main_for(_run_step)
 
 
 def run() -> None:

@@ -24,14 +24,6 @@ from llm_scheduler.v1 import config_pb2, run_pb2
 __all__ = ["main", "run", "run_tasks"]
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_run_tasks)
-
-
 async def run_tasks(
     tasks: list[config_pb2.TaskConfig], variables: dict[str, object], context: RunContext
 ) -> list[run_pb2.TaskRun]:
@@ -88,6 +80,9 @@ def _run_tasks() -> int:
     else:
         common.print_json(struct_to_dict(last.outputs))
     return common.status_exit_code(last.status)
+
+
+main = common.main_for(_run_tasks)
 
 
 def run() -> None:

@@ -19,14 +19,6 @@ __all__ = ["main", "run"]
 OUTPUT = absl_flags.DEFINE_string("output", None, "The trace file to write (JSON).")
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
-    return common.run_cli(_export)
-
-
 def _export() -> int:
     run_id = flags.RUN_ID.value
     if not run_id:
@@ -51,6 +43,9 @@ def _export() -> int:
         file=sys.stderr,
     )
     return common.EXIT_OK
+
+
+main = common.main_for(_export)
 
 
 def run() -> None:

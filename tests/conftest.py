@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
+from llm_scheduler import ModelClient, RetryPolicy, RunContext
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator, emulator_available
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 # The fake server accepts any key; these only have to be present.
 FAKE_CREDENTIALS = {
@@ -24,6 +28,29 @@ FAKE_CREDENTIALS = {
 
 # Model keys the models file defines, one per provider SDK.
 FAKE_MODEL_KEYS = ("FAKE_OPENAI", "FAKE_GEMINI", "FAKE_ANTHROPIC")
+
+
+FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
+
+
+def context_for(registry: ModelRegistry, **kwargs: Any) -> RunContext:
+    """A run context whose model client reaches the fake server with fast retries."""
+    client = ModelClient(
+        registry, offline=False, credentials=FAKE_CREDENTIALS, retry_policy=FAST_RETRIES
+    )
+    return RunContext(models=client, **kwargs)
+
+
+def run_closing(context: RunContext, work: Awaitable[T]) -> T:
+    """Runs ``work`` in a new event loop, then closes the context's model connections."""
+
+    async def body() -> T:
+        try:
+            return await work
+        finally:
+            await context.models.aclose()
+
+    return asyncio.run(body())
 
 
 @pytest.fixture(scope="session")

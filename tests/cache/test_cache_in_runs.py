@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -13,10 +13,7 @@ import pytest
 from llm_scheduler import (
     EngineEvent,
     EventKind,
-    ModelClient,
     ModelRegistry,
-    RetryPolicy,
-    RunContext,
     loads,
     run_task,
 )
@@ -31,27 +28,10 @@ from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.clitools import run_tool
-from tests.conftest import FAKE_CREDENTIALS, write_models_file
+from tests.conftest import FAKE_CREDENTIALS, context_for, write_models_file
+from tests.conftest import run_closing as run
 
 T = TypeVar("T")
-FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
-
-
-def context_for(registry: ModelRegistry, **kwargs: Any) -> RunContext:
-    client = ModelClient(
-        registry, offline=False, credentials=FAKE_CREDENTIALS, retry_policy=FAST_RETRIES
-    )
-    return RunContext(models=client, **kwargs)
-
-
-def run(context: RunContext, work: Awaitable[T]) -> T:
-    async def body() -> T:
-        try:
-            return await work
-        finally:
-            await context.models.aclose()
-
-    return asyncio.run(body())
 
 
 def query(model_key: str, prompt: str, output: str) -> dict[str, Any]:

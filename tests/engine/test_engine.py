@@ -6,7 +6,6 @@ import asyncio
 import json
 import pathlib
 import time
-from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from llm_scheduler import (
     ModelClient,
     ModelRegistry,
-    RetryPolicy,
     RunContext,
     Validator,
     loads,
@@ -27,27 +25,16 @@ from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.errors import MissingApiKeyError
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
-from tests.conftest import FAKE_CREDENTIALS, FAKE_MODEL_KEYS, REPO_ROOT, write_models_file
+from tests.conftest import (
+    FAKE_CREDENTIALS,
+    FAKE_MODEL_KEYS,
+    REPO_ROOT,
+    context_for,
+    write_models_file,
+)
+from tests.conftest import run_closing as run
 
 T = TypeVar("T")
-FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
-
-
-def context_for(registry: ModelRegistry, **kwargs: Any) -> RunContext:
-    client = ModelClient(
-        registry, offline=False, credentials=FAKE_CREDENTIALS, retry_policy=FAST_RETRIES
-    )
-    return RunContext(models=client, **kwargs)
-
-
-def run(context: RunContext, work: Awaitable[T]) -> T:
-    async def body() -> T:
-        try:
-            return await work
-        finally:
-            await context.models.aclose()
-
-    return asyncio.run(body())
 
 
 def two_step_task(model_key: str) -> config_pb2.TaskConfig:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llm_scheduler import ModelClient, ModelRegistry, RetryPolicy, RunContext, loads
+from llm_scheduler import ModelRegistry, loads
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.execution import documents as docs
@@ -27,16 +27,7 @@ from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import Store, Transaction, open_store
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
-from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT
-
-FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
-
-
-def context_for(registry: ModelRegistry) -> RunContext:
-    client = ModelClient(
-        registry, offline=False, credentials=FAKE_CREDENTIALS, retry_policy=FAST_RETRIES
-    )
-    return RunContext(models=client)
+from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT, context_for
 
 
 def query(prompt: str, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from llm_scheduler.store.base import Doc
 from llm_scheduler.store.sqlite import SqliteStore
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
-from tests.execution.test_event_driven import context_for, query
+from tests.conftest import context_for
+from tests.execution.test_event_driven import query
 
 
 def two_task_job() -> config_pb2.JobConfig:

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck pytest proto lock clean
+.PHONY: setup run test lint typecheck pytest proto lock bazel clean
 
 $(STAMP): requirements_lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ lock: setup
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links \
 		--output-file=requirements_lock.txt requirements.in
+
+# The Bazel path (Debian's bazel-bootstrap, offline; Python from .venv): build everything and run
+# the Bazel tests, then check the five `bazel run` commands print what the console scripts print.
+bazel: setup
+	bazel test //...
+	scripts/bazel_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -11,7 +11,7 @@ __all__ = ["normalize_numbers", "struct_to_dict", "to_struct", "to_value", "valu
 
 
 def normalize_numbers(value: Any) -> Any:
-    """Turns integral floats back into ints, recursively.
+    """Turns integral floats back into ints and sorts object keys, recursively.
 
     `Struct` stores every number as a double, so ``3`` comes back as ``3.0``; interpolating that
     into a prompt would surprise users.
@@ -19,7 +19,8 @@ def normalize_numbers(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {key: normalize_numbers(item) for key, item in value.items()}
+        # Sorted: a Struct's map has no order of its own, and output should not vary per run.
+        return {key: normalize_numbers(value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [normalize_numbers(item) for item in value]
     return value

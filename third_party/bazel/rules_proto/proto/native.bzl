@@ -1,0 +1,3 @@
+"""Bazel's built-in ProtoInfo under another name, so defs.bzl can re-export it as ProtoInfo."""
+
+NativeProtoInfo = ProtoInfo

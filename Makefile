@@ -36,6 +36,11 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
+# Benchmarks (bench/, docs/benchmarks.md): a fake OpenAI server, the workloads through
+# llm-scheduler and through a plain asyncio + openai baseline, medians of 5 repetitions.
+bench: setup
+	$(BIN)/python -m bench.run --write-docs
+
 # Regenerate the protobuf code (a test fails when the checked-in code is stale).
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. \

@@ -1,0 +1,148 @@
+"""The benchmark command: ``python -m bench.run [--quick] [--repetitions=5] [--write-docs]``.
+
+It starts the fake OpenAI server in its own process (and the Firestore emulator, unless
+``--no-firestore``), then, for each repetition, measures every workload variant in a fresh
+process (`bench.workloads`, `bench.hops`), alternating which of a scheduler/baseline pair goes
+first. It prints the markdown report on stdout (progress on stderr) and, with
+``--write-docs``, puts it into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench import report
+from bench.fake_openai_server import ServerProcess
+from bench.sizes import FULL, QUICK, Sizes
+
+__all__ = ["main"]
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+_VARIANT_TIMEOUT_SECONDS = 900
+
+
+def _pairs(sizes: Sizes) -> list[tuple[tuple[str, ...], float]]:
+    """Variant groups (a scheduler/baseline pair, or one) and the server latency they need."""
+    return [
+        (("w1_bare", "w1_engine"), 0.0),
+        (("w1_persisted",), 0.0),
+        (("w1_http_baseline", "w1_http_engine"), 0.0),
+        (("w2_baseline", "w2_engine"), sizes.fanout_latency_ms),
+        (("w3_baseline", "w3_engine"), sizes.wide_latency_ms),
+        (("w5_replay",), 0.0),
+    ]
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=_VARIANT_TIMEOUT_SECONDS,
+        env=env,
+        check=False,
+    )
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{' '.join(command[:3])} failed (exit {completed.returncode}):\n"
+            f"{completed.stderr[-4000:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@contextlib.contextmanager
+def _firestore(enabled: bool) -> Iterator[str | None]:
+    """The emulator's host while it runs, or None when skipped or unavailable."""
+    if not enabled:
+        yield None
+        return
+    from llm_scheduler.testing.firestore_emulator import FirestoreEmulator, emulator_available
+
+    if not emulator_available():
+        print("Firestore emulator not installed: W4 on Firestore skipped", file=sys.stderr)
+        yield None
+        return
+    with FirestoreEmulator() as emulator:
+        yield emulator.host
+
+
+def _progress(result: dict[str, Any]) -> str:
+    if "seconds" in result:
+        return f"{result['seconds'] * 1000:.1f} ms, {result['rss_mb']:.0f} MB"
+    hops = ", ".join(f"{w}w {r['hop_ms']:.1f} ms/hop" for w, r in result["workers"].items())
+    return hops
+
+
+def measure_all(
+    sizes: Sizes, repetitions: int, firestore: bool, firestore_repetitions: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every variant, ``repetitions`` times, each run in a fresh process."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    sizes_json = sizes.to_json()
+
+    def record(result: dict[str, Any]) -> None:
+        results.setdefault(result["variant"], []).append(result)
+        print(f"  {result['variant']}: {_progress(result)}", file=sys.stderr, flush=True)
+
+    with ServerProcess() as server, _firestore(firestore) as emulator_host:
+        for rep in range(repetitions):
+            print(f"repetition {rep + 1}/{repetitions}", file=sys.stderr, flush=True)
+            for group, latency_ms in _pairs(sizes):
+                server.control(latency_ms=latency_ms, reset=True)
+                # Alternate which of a pair goes first, so drift does not favour one side.
+                for variant in group if rep % 2 == 0 else reversed(group):
+                    args = ["--sizes", sizes_json, "--server", server.root_url]
+                    record(_run(["-m", "bench.workloads", variant, *args]))
+            hop_args = ["-m", "bench.hops", "measure", "--sizes", sizes_json, "--store"]
+            record(_run([*hop_args, "sqlite"]))
+            if emulator_host is not None and rep < firestore_repetitions:
+                env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator_host}
+                record(_run([*hop_args, "firestore"], env=env))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark llm-scheduler against baselines.")
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--no-firestore", action="store_true", help="skip W4 on the emulator")
+    parser.add_argument(
+        "--firestore-repetitions",
+        type=int,
+        default=1,
+        help="repetitions of W4 on the (slow) Firestore emulator; at most --repetitions",
+    )
+    parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS}")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    repetitions = max(args.repetitions, 1)
+    started = time.monotonic()
+    machine = report.machine(repetitions, args.quick)
+    results = measure_all(
+        sizes, repetitions, not args.no_firestore, max(args.firestore_repetitions, 1)
+    )
+    generated = machine + "\n" + report.render(results, sizes, repetitions)
+    print(generated)
+    print(f"benchmark took {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.write_docs:
+        report.write_docs(DOCS, generated)
+        print(f"wrote {DOCS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

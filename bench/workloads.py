@@ -1,0 +1,228 @@
+"""One measurement of one workload variant, in a fresh process (so its peak RSS is its own).
+
+``python -m bench.workloads VARIANT --sizes=JSON --server=http://127.0.0.1:PORT`` warms up, runs
+the variant once, and prints one JSON line: ``{"variant", "seconds", "rss_mb", ...}``. The
+runner (`bench.run`) sets the fake server's latency before starting it.
+
+Building and validating configs is not timed (a config is built once and run many times); the
+clock covers the run, from the first request to the last answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import resource
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from bench import baseline, jobs
+from bench.fake_openai_server import fetch_stats
+from bench.sizes import Sizes
+from llm_scheduler import ModelClient, ModelRegistry, RunContext, run_job
+from llm_scheduler.engine.replay import ReplaySource
+from llm_scheduler.execution.local_run import run_in_store
+from llm_scheduler.models.offline import OfflineAdapter
+from llm_scheduler.store.sqlite import SqliteStore
+from llm_scheduler.trace import read_trace, write_trace
+from llm_scheduler.v1 import config_pb2, run_pb2
+
+__all__ = ["VARIANTS", "main", "measure"]
+
+_WARMUP_STEPS = 2
+Result = dict[str, Any]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _timed(run: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = await run()
+    return time.perf_counter() - started, value
+
+
+def _check(record: run_pb2.JobRun) -> run_pb2.JobRun:
+    if record.status != run_pb2.RUN_STATUS_SUCCEEDED:
+        raise RuntimeError(f"the benchmark job failed: {record.error.message}")
+    return record
+
+
+class _Env:
+    """What a variant needs: sizes, the server, a scratch folder and registries."""
+
+    def __init__(self, sizes: Sizes, server: str, folder: pathlib.Path) -> None:
+        self.sizes = sizes
+        self.server = server
+        self.base_url = f"{server}/v1"
+        self.folder = folder
+
+    def registry(self, max_concurrency: int = 1000) -> ModelRegistry:
+        return jobs.registry_for(self.base_url, max_concurrency, self.folder)
+
+    def client(self, registry: ModelRegistry) -> ModelClient:
+        return ModelClient(registry, offline=False, credentials={})
+
+
+async def _engine(
+    job: config_pb2.JobConfig, context: RunContext, warmup: config_pb2.JobConfig
+) -> Result:
+    _check(await run_job(warmup, context))
+    seconds, record = await _timed(lambda: run_job(job, context))
+    _check(record)
+    await context.models.aclose()
+    return {"seconds": seconds}
+
+
+async def w1_bare(env: _Env) -> Result:
+    adapter = OfflineAdapter()
+    await baseline.bare_chain(adapter, "offline", _WARMUP_STEPS, jobs.SEED)
+    steps = env.sizes.chain_steps
+    seconds, _ = await _timed(lambda: baseline.bare_chain(adapter, "offline", steps, jobs.SEED))
+    return {"seconds": seconds}
+
+
+async def w1_engine(env: _Env) -> Result:
+    registry = env.registry()
+    context = RunContext(models=env.client(registry))
+    job = jobs.chain_job(env.sizes.chain_steps, jobs.OFFLINE_KEY, registry)
+    return await _engine(job, context, jobs.chain_job(_WARMUP_STEPS, jobs.OFFLINE_KEY, registry))
+
+
+async def w1_persisted(env: _Env) -> Result:
+    registry = env.registry()
+    context = RunContext(models=env.client(registry))
+    job = jobs.chain_job(env.sizes.chain_steps, jobs.OFFLINE_KEY, registry)
+    warmup = jobs.chain_job(_WARMUP_STEPS, jobs.OFFLINE_KEY, registry)
+    with SqliteStore(env.folder / "state.db") as store:
+        _check(await run_in_store(store, warmup, context, workers=1))
+        seconds, record = await _timed(lambda: run_in_store(store, job, context, workers=1))
+    _check(record)
+    return {"seconds": seconds}
+
+
+async def w1_http_baseline(env: _Env) -> Result:
+    client = baseline.new_client(env.base_url)
+    await baseline.chain(client, jobs.BENCH_MODEL, _WARMUP_STEPS, jobs.SEED)
+    steps = env.sizes.chain_steps
+    seconds, _ = await _timed(lambda: baseline.chain(client, jobs.BENCH_MODEL, steps, jobs.SEED))
+    await client.close()
+    return {"seconds": seconds}
+
+
+async def w1_http_engine(env: _Env) -> Result:
+    registry = env.registry()
+    context = RunContext(models=env.client(registry))
+    job = jobs.chain_job(env.sizes.chain_steps, jobs.HTTP_KEY, registry)
+    return await _engine(job, context, jobs.chain_job(_WARMUP_STEPS, jobs.HTTP_KEY, registry))
+
+
+async def w2_baseline(env: _Env) -> Result:
+    client = baseline.new_client(env.base_url)
+    await baseline.chain(client, jobs.BENCH_MODEL, _WARMUP_STEPS, jobs.SEED)
+    width = env.sizes.fanout_width
+    seconds, _ = await _timed(
+        lambda: baseline.fan_out_join(client, jobs.BENCH_MODEL, width, jobs.TOPIC)
+    )
+    await client.close()
+    return {"seconds": seconds}
+
+
+async def w2_engine(env: _Env) -> Result:
+    registry = env.registry(max_concurrency=max(1000, env.sizes.fanout_width))
+    context = RunContext(
+        models=env.client(registry), max_concurrency=max(100, env.sizes.fanout_width)
+    )
+    job = jobs.fan_out_job(env.sizes.fanout_width, registry)
+    return await _engine(job, context, jobs.chain_job(_WARMUP_STEPS, jobs.HTTP_KEY, registry))
+
+
+async def w3_baseline(env: _Env) -> Result:
+    client = baseline.new_client(env.base_url)
+    await baseline.chain(client, jobs.BENCH_MODEL, _WARMUP_STEPS, jobs.SEED)
+    sizes = env.sizes
+    seconds, _ = await _timed(
+        lambda: baseline.wide(
+            client, jobs.BENCH_MODEL, sizes.wide_calls, sizes.wide_concurrency, jobs.TOPIC
+        )
+    )
+    await client.close()
+    return {"seconds": seconds}
+
+
+async def w3_engine(env: _Env) -> Result:
+    cap = env.sizes.wide_concurrency
+    registry = env.registry(max_concurrency=cap)
+    context = RunContext(models=env.client(registry), max_concurrency=cap)
+    job = jobs.wide_job(env.sizes.wide_calls, registry)
+    return await _engine(job, context, jobs.chain_job(_WARMUP_STEPS, jobs.HTTP_KEY, registry))
+
+
+async def w5_replay(env: _Env) -> Result:
+    """W1 over HTTP once, exported as a trace, then replayed unchanged from the trace file."""
+    registry = env.registry()
+    client = env.client(registry)
+    job = jobs.chain_job(env.sizes.chain_steps, jobs.HTTP_KEY, registry)
+    warmup = jobs.chain_job(_WARMUP_STEPS, jobs.HTTP_KEY, registry)
+    _check(await run_job(warmup, RunContext(models=client)))
+    original_seconds, original = await _timed(lambda: run_job(job, RunContext(models=client)))
+    trace = env.folder / "w1_trace.json"
+    write_trace(trace, _check(original))
+    recorded = read_trace(trace)
+    calls_before = fetch_stats(env.server)["chat_completions"]
+
+    async def replay() -> run_pb2.JobRun:
+        return await run_job(job, RunContext(models=client, replay=ReplaySource(recorded)))
+
+    seconds, replayed = await _timed(replay)
+    calls = fetch_stats(env.server)["chat_completions"] - calls_before
+    await client.aclose()
+    steps = [step for task in _check(replayed).tasks for step in task.steps]
+    return {
+        "seconds": seconds,
+        "original_seconds": original_seconds,
+        "provider_calls": calls,
+        "steps_reused": sum(1 for step in steps if step.reused_from_run_id),
+        "steps": len(steps),
+    }
+
+
+VARIANTS: dict[str, Callable[[_Env], Coroutine[Any, Any, Result]]] = {
+    "w1_bare": w1_bare,
+    "w1_engine": w1_engine,
+    "w1_persisted": w1_persisted,
+    "w1_http_baseline": w1_http_baseline,
+    "w1_http_engine": w1_http_engine,
+    "w2_baseline": w2_baseline,
+    "w2_engine": w2_engine,
+    "w3_baseline": w3_baseline,
+    "w3_engine": w3_engine,
+    "w5_replay": w5_replay,
+}
+
+
+def measure(variant: str, sizes: Sizes, server: str) -> Result:
+    """Runs one variant in this process and returns its measurement."""
+    with tempfile.TemporaryDirectory(prefix="llm-scheduler-bench-") as folder:
+        env = _Env(sizes, server, pathlib.Path(folder))
+        result = asyncio.run(VARIANTS[variant](env))
+    return {"variant": variant, **result, "rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Measure one benchmark variant.")
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("--sizes", required=True, help="a Sizes object as JSON")
+    parser.add_argument("--server", required=True, help="the fake server, http://127.0.0.1:PORT")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.variant, Sizes.from_json(args.sizes), args.server)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""A smoke run of the benchmark: tiny sizes, one repetition, no Firestore. Speed is not checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+
+
+def test_quick_benchmark_prints_a_table_with_every_workload() -> None:
+    # The bench starts a dozen processes; tracing the engine in each under coverage would only
+    # slow the smoke run down (this test checks the bench, not the engine's coverage).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--repetitions=1", "--no-firestore"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| W")]
+    for workload in WORKLOADS:
+        assert any(row.startswith(f"| {workload} ") for row in rows), f"no {workload} row"
+    assert any(row.startswith("| W4 sqlite") for row in rows)

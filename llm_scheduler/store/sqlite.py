@@ -181,6 +181,7 @@ class SqliteStore(Store):
     def interrupt_wait(self) -> None:
         if self._wake_file is not None:
             sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
             with contextlib.suppress(OSError):
                 sender.sendto(b"1", "\0" + self._wake_file.name)
             sender.close()
@@ -234,6 +235,9 @@ class SqliteStore(Store):
             self._changed.notify_all()
         for entry in _wake_entries(self._wake_dir):
             sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # Never block: a waiter that is busy (not draining its socket) must not stall every
+            # writer once its queue is full; a full queue already means it will wake.
+            sender.setblocking(False)
             try:
                 sender.sendto(b"1", "\0" + entry.name)
             except (ConnectionRefusedError, FileNotFoundError):

@@ -38,7 +38,7 @@ class Sizes:
     hop_chains: int = 4
     hop_workers: tuple[int, ...] = (1, 2, 4)
     firestore_hop_tasks: int = 50
-    hop_budget_seconds: float = 15.0
+    hop_budget_seconds: float = 20.0
 
     @property
     def fanout_ideal_seconds(self) -> float:

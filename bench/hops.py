@@ -155,6 +155,7 @@ def _measure_workers(
     return {
         "hop_ms": statistics.median(hops),
         "hop_ms_p90": statistics.quantiles(hops, n=10)[-1] if len(hops) > 1 else hops[0],
+        "hop_ms_max": max(hops),
         "task_ms": statistics.median([(f - s) * 1000 for s, f in times]),
         "tasks_per_s": len(times) / (times[-1][1] - times[0][0]),
         "tasks_done": len(times),

@@ -197,7 +197,7 @@ def _hop_rows(results: Results, sizes: Sizes) -> list[list[str]]:
     for store in ("sqlite", "firestore"):
         measured = results.get(f"w4_{store}", ())
         if not measured:
-            rows.append([f"W4 {store}", "—", "skipped", *["—"] * 7])
+            rows.append([f"W4 {store}", "—", "skipped", *["—"] * 8])
             continue
         tasks = measured[0]["tasks"]
         chains = measured[0]["chains"]
@@ -221,6 +221,7 @@ def _hop_rows(results: Results, sizes: Sizes) -> list[list[str]]:
                     workers,
                     "—" if hop is None else f"{hop:.1f} ms",
                     f"{median('hop_ms_p90') or 0:.1f} ms",
+                    f"{median('hop_ms_max') or 0:,.1f} ms",
                     f"{median('task_ms') or 0:.1f} ms",
                     f"{median('tasks_per_s') or 0:.1f}{single_cut}",
                     f"{median('multi_tasks_per_s') or 0:.1f} ({chains} chains){multi_cut}",
@@ -260,6 +261,7 @@ def render(results: Results, sizes: Sizes, repetitions: int) -> str:
                 "Workers",
                 "Median hop",
                 "p90 hop",
+                "Max hop",
                 "Task run",
                 "Task runs/s, 1 chain",
                 "Task runs/s, several chains",

@@ -84,10 +84,19 @@ def _progress(result: dict[str, Any]) -> str:
     return hops
 
 
+def _selected(variant: str, only: tuple[str, ...]) -> bool:
+    return not only or any(variant.startswith(prefix) for prefix in only)
+
+
 def measure_all(
-    sizes: Sizes, repetitions: int, firestore: bool, firestore_repetitions: int
+    sizes: Sizes,
+    repetitions: int,
+    firestore: bool,
+    firestore_repetitions: int,
+    only: tuple[str, ...] = (),
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every variant, ``repetitions`` times, each run in a fresh process."""
+    """Every variant (or those whose name starts with one of ``only``), ``repetitions`` times,
+    each run in a fresh process."""
     results: dict[str, list[dict[str, Any]]] = {}
     sizes_json = sizes.to_json()
 
@@ -102,11 +111,18 @@ def measure_all(
                 server.control(latency_ms=latency_ms, reset=True)
                 # Alternate which of a pair goes first, so drift does not favour one side.
                 for variant in group if rep % 2 == 0 else reversed(group):
+                    if not _selected(variant, only):
+                        continue
                     args = ["--sizes", sizes_json, "--server", server.root_url]
                     record(_run(["-m", "bench.workloads", variant, *args]))
             hop_args = ["-m", "bench.hops", "measure", "--sizes", sizes_json, "--store"]
-            record(_run([*hop_args, "sqlite"]))
-            if emulator_host is not None and rep < firestore_repetitions:
+            if _selected("w4_sqlite", only):
+                record(_run([*hop_args, "sqlite"]))
+            if (
+                emulator_host is not None
+                and rep < firestore_repetitions
+                and _selected("w4_firestore", only)
+            ):
                 env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator_host}
                 record(_run([*hop_args, "firestore"], env=env))
     return results
@@ -123,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="repetitions of W4 on the (slow) Firestore emulator; at most --repetitions",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated variant name prefixes to run (e.g. w1_,w4_sqlite); for profiling",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS}")
     parser.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
     args = parser.parse_args(argv)
@@ -130,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     repetitions = max(args.repetitions, 1)
     started = time.monotonic()
     machine = report.machine(repetitions, args.quick)
+    only = tuple(prefix for prefix in args.only.split(",") if prefix)
+    if only and args.write_docs:
+        parser.error("--only measures a subset: it cannot --write-docs")
     results = measure_all(
-        sizes, repetitions, not args.no_firestore, max(args.firestore_repetitions, 1)
+        sizes, repetitions, not args.no_firestore, max(args.firestore_repetitions, 1), only
     )
     generated = machine + "\n" + report.render(results, sizes, repetitions)
     print(generated)

@@ -79,7 +79,7 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
         if field not in doc:
             continue
         value = doc[field]
-        if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) <= BLOB_THRESHOLD_BYTES:
+        if _fits_inline(value):
             continue
         moved[field] = put_blob(store, _content(field, value))
         if field in _VALUE_FIELDS:
@@ -166,6 +166,14 @@ def _content(field: str, value: Any) -> str:
         return str(value)
     # Canonical, so equal values share one blob.
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _fits_inline(value: Any) -> bool:
+    # A character takes at most 6 bytes of JSON (an escape such as \u001f), so most strings
+    # are known to fit without encoding them.
+    if isinstance(value, str) and 6 * len(value) + 2 <= BLOB_THRESHOLD_BYTES:
+        return True
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) <= BLOB_THRESHOLD_BYTES
 
 
 def _json_size(text: str) -> int:

@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 
 from llm_scheduler.errors import StoreError
 
-__all__ = ["MAX_DOCUMENT_BYTES", "Doc", "Docs", "Store", "Transaction", "check_size"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "Doc",
+    "Docs",
+    "Store",
+    "Transaction",
+    "check_size",
+    "encode_document",
+]
 
 Doc = dict[str, Any]
 # (path, document) pairs; an alias because `Store.list` shadows the builtin inside the class.
@@ -32,12 +40,28 @@ def check_size(path: str, data: Doc) -> None:
     Raises:
         StoreError: The document is over `MAX_DOCUMENT_BYTES` as JSON.
     """
-    size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
-    if size > MAX_DOCUMENT_BYTES:
-        raise StoreError(
-            f"document {path} would be {size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit "
-            "of one Firestore document; shorten the prompts or outputs that feed it"
-        )
+    encode_document(path, data)
+
+
+def encode_document(path: str, data: Doc) -> str:
+    """A document as compact JSON text, refused when too large for Firestore.
+
+    Backends that store JSON text encode each document once, here, and size checks measure
+    exactly that text.
+
+    Raises:
+        StoreError: The document is over `MAX_DOCUMENT_BYTES` as JSON.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # Bytes are at most 4 per character: count them only when that bound is over the limit.
+    if len(text) * 4 > MAX_DOCUMENT_BYTES:
+        size = len(text.encode("utf-8"))
+        if size > MAX_DOCUMENT_BYTES:
+            raise StoreError(
+                f"document {path} would be {size} bytes, over the {MAX_DOCUMENT_BYTES}-byte "
+                "limit of one Firestore document; shorten the prompts or outputs that feed it"
+            )
+    return text
 
 
 class Transaction(abc.ABC):

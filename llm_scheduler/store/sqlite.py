@@ -9,10 +9,13 @@ socket each waiter registers next to the database file.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import pathlib
+import re
 import socket
 import sqlite3
 import threading
@@ -27,14 +30,17 @@ from llm_scheduler.store.base import (
     Docs,
     Store,
     Transaction,
-    check_size,
     collection_of,
+    encode_document,
     validate_path,
 )
 
 __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
+
+_SETTLED_NS = 100_000_000
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -89,6 +95,8 @@ class SqliteStore(Store):
         self._wake_dir = self.path.with_name(self.path.name + ".wake")
         self._wake_socket: socket.socket | None = None
         self._wake_file: pathlib.Path | None = None
+        self._waiters_cache: tuple[str, ...] = ()
+        self._waiters_seen = -1
         with self._connection() as connection:
             connection.executescript(_SCHEMA)
 
@@ -121,7 +129,6 @@ class SqliteStore(Store):
 
     def create(self, path: str, data: Doc) -> bool:
         validate_path(path)
-        check_size(path, data)
         cursor = self._connection().execute(
             "INSERT OR IGNORE INTO documents (path, collection, collection_id, data, updated_at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -145,12 +152,7 @@ class SqliteStore(Store):
     def find(self, collection_id: str, field: str, values: Sequence[Any]) -> Docs:
         if not values:
             return []
-        marks = ", ".join("?" for _ in values)
-        rows = self._connection().execute(
-            f"SELECT path, data FROM documents WHERE collection_id = ? "
-            f"AND json_extract(data, ?) IN ({marks}) ORDER BY path",
-            (collection_id, f"$.{field}", *values),
-        )
+        rows = self._connection().execute(find_query(field, len(values)), (collection_id, *values))
         return [(path, json.loads(data)) for path, data in rows]
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -233,21 +235,66 @@ class SqliteStore(Store):
         with self._changed:
             self._version += 1
             self._changed.notify_all()
-        for entry in _wake_entries(self._wake_dir):
-            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            # Never block: a waiter that is busy (not draining its socket) must not stall every
-            # writer once its queue is full; a full queue already means it will wake.
-            sender.setblocking(False)
+        for name in self._waiters():
             try:
-                sender.sendto(b"1", "\0" + entry.name)
+                _sender().sendto(b"1", "\0" + name)
             except (ConnectionRefusedError, FileNotFoundError):
                 # The waiter's process is gone; forget it.
                 with contextlib.suppress(OSError):
-                    entry.unlink()
+                    (self._wake_dir / name).unlink()
             except BlockingIOError:
                 pass  # its queue is full: it is awake already
-            finally:
-                sender.close()
+
+    def _waiters(self) -> tuple[str, ...]:
+        """The registered waiters' socket names, listed again only when the folder changed."""
+        try:
+            changed = os.stat(self._wake_dir).st_mtime_ns
+        except FileNotFoundError:
+            return ()
+        with self._lock:
+            if changed != self._waiters_seen:
+                self._waiters_cache = tuple(entry.name for entry in _wake_entries(self._wake_dir))
+                # Timestamps are coarse (a few ms): a waiter registering in the same tick as
+                # this listing would leave the time unchanged, so a listing only counts as
+                # current once the folder's time is safely in the past.
+                settled = time.time_ns() - changed > _SETTLED_NS
+                self._waiters_seen = changed if settled else -1
+            return self._waiters_cache
+
+
+@functools.cache
+def _sender() -> socket.socket:
+    """The process's one socket for wake-up datagrams (they need no connection).
+
+    It never blocks: a waiter that is busy (not draining its socket) must not stall every
+    writer once its queue is full.
+    """
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    atexit.register(sender.close)
+    return sender
+
+
+def find_query(field: str, count: int) -> str:
+    """The SQL of `SqliteStore.find` on ``field`` with ``count`` values.
+
+    The JSON path is spelled out, not bound: SQLite uses an expression index (such as
+    ``documents_by_status``) only when the query's expression is the index's, literally. The
+    field name is checked first, so nothing can be injected.
+
+    Raises:
+        StoreError: The field name is not a (dotted) identifier.
+    """
+    if not _FIELD_NAME.fullmatch(field):
+        raise StoreError(
+            f"cannot query on field {field!r}: use letters, digits and underscores "
+            "(dotted for a nested field)"
+        )
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        "SELECT path, data FROM documents WHERE collection_id = ? "
+        f"AND json_extract(data, '$.{field}') IN ({marks}) ORDER BY path"
+    )
 
 
 def _wake_entries(folder: pathlib.Path) -> Iterator[pathlib.Path]:
@@ -263,7 +310,7 @@ def _row(path: str, data: Doc) -> tuple[str, str, str, str, float]:
         path,
         collection,
         collection.rsplit("/", 1)[-1],
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        encode_document(path, data),
         time.time(),
     )
 
@@ -275,7 +322,6 @@ def _read(connection: sqlite3.Connection, path: str) -> Doc | None:
 
 def _write(connection: sqlite3.Connection, path: str, data: Doc) -> None:
     validate_path(path)
-    check_size(path, data)
     connection.execute(
         "INSERT INTO documents (path, collection, collection_id, data, updated_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -21,3 +22,23 @@ def test_a_waiter_that_stops_draining_never_blocks_writers(tmp_path: pathlib.Pat
             writer.set(f"docs/d{index}", {"n": index})
         assert writer.get("docs/d199") == {"n": 199}
         assert busy.wait_for_change(5) is True  # and the busy waiter still hears about it
+
+
+@pytest.mark.timeout(30)
+def test_a_waiter_registered_in_the_same_clock_tick_as_a_listing_is_woken(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Writers cache the list of waiters by the wake folder's timestamp, which some kernels and
+    # filesystems keep coarse (a few ms): a waiter registering in the same tick as a writer's
+    # listing leaves the timestamp unchanged, and must still be woken.
+    path = tmp_path / "state.db"
+    wake_dir = tmp_path / "state.db.wake"
+    with SqliteStore(path) as writer, SqliteStore(path) as first:
+        assert first.wait_for_change(0) is False  # registers: the folder's time is now
+        tick = os.stat(wake_dir).st_mtime_ns
+        writer.set("docs/d", {"n": 1})  # lists (and caches) the waiters
+        with SqliteStore(path) as second:
+            assert second.wait_for_change(0) is False  # registers
+            os.utime(wake_dir, ns=(tick, tick))  # ... in the same tick as the listing
+            writer.set("docs/d", {"n": 2})
+            assert second.wait_for_change(5) is True

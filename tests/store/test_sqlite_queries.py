@@ -12,11 +12,14 @@ from llm_scheduler.store.sqlite import SqliteStore, find_query
 
 def test_find_on_status_uses_the_status_index(tmp_path: pathlib.Path) -> None:
     # A bound JSON path made SQLite scan every task run of every job run in the file.
-    with SqliteStore(tmp_path / "state.db") as store:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
         plan = store._connection().execute(  # the query plan, not a result
             f"EXPLAIN QUERY PLAN {find_query('status', 2)}", ("task_runs", "A", "B")
         )
         details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        store.close()
     assert "USING INDEX documents_by_status (collection_id=? AND <expr>=?)" in details
 
 

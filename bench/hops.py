@@ -150,21 +150,30 @@ def _measure_workers(
     budget = sizes.hop_budget_seconds
     [times], single_done = _phase(new_url(), workers, job, 1, budget)
     many, many_done = _phase(new_url(), workers, job, sizes.hop_chains, budget)
-    hops = _hops_ms(times)
-    spans = [t for chain in many for t in chain]
-    return {
-        "hop_ms": statistics.median(hops),
-        "hop_ms_p90": statistics.quantiles(hops, n=10)[-1] if len(hops) > 1 else hops[0],
-        "hop_ms_max": max(hops),
-        "task_ms": statistics.median([(f - s) * 1000 for s, f in times]),
-        "tasks_per_s": len(times) / (times[-1][1] - times[0][0]),
+    # A phase cut short (a loaded machine) may leave too few task runs for some figures: those
+    # are left out, and the report shows a dash.
+    figures: dict[str, float] = {
         "tasks_done": len(times),
         "complete": float(single_done),
-        "multi_hop_ms": statistics.median([h for chain in many for h in _hops_ms(chain)]),
-        "multi_tasks_per_s": len(spans) / (max(f for _, f in spans) - min(s for s, _ in spans)),
-        "multi_tasks_done": len(spans),
         "multi_complete": float(many_done),
     }
+    hops = _hops_ms(times)
+    if hops:
+        figures["hop_ms"] = statistics.median(hops)
+        figures["hop_ms_p90"] = statistics.quantiles(hops, n=10)[-1] if len(hops) > 1 else hops[0]
+        figures["hop_ms_max"] = max(hops)
+        figures["tasks_per_s"] = len(times) / (times[-1][1] - times[0][0])
+    if times:
+        figures["task_ms"] = statistics.median([(f - s) * 1000 for s, f in times])
+    multi_hops = [h for chain in many for h in _hops_ms(chain)]
+    if multi_hops:
+        figures["multi_hop_ms"] = statistics.median(multi_hops)
+    spans = [t for chain in many for t in chain]
+    figures["multi_tasks_done"] = len(spans)
+    if len(spans) > 1:
+        first, last = min(s for s, _ in spans), max(f for _, f in spans)
+        figures["multi_tasks_per_s"] = len(spans) / (last - first)
+    return figures
 
 
 def measure(store_kind: str, sizes: Sizes) -> dict[str, Any]:

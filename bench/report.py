@@ -192,6 +192,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _figure(value: float | None, spec: str) -> str:
+    """A measured figure, or a dash when a phase cut short left too little to compute it."""
+    return "—" if value is None else spec.format(value)
+
+
 def _hop_rows(results: Results, sizes: Sizes) -> list[list[str]]:
     rows: list[list[str]] = []
     for store in ("sqlite", "firestore"):
@@ -220,11 +225,12 @@ def _hop_rows(results: Results, sizes: Sizes) -> list[list[str]]:
                     f"W4 {store}, chain of {tasks}",
                     workers,
                     "—" if hop is None else f"{hop:.1f} ms",
-                    f"{median('hop_ms_p90') or 0:.1f} ms",
-                    f"{median('hop_ms_max') or 0:,.1f} ms",
-                    f"{median('task_ms') or 0:.1f} ms",
-                    f"{median('tasks_per_s') or 0:.1f}{single_cut}",
-                    f"{median('multi_tasks_per_s') or 0:.1f} ({chains} chains){multi_cut}",
+                    _figure(median("hop_ms_p90"), "{:.1f} ms"),
+                    _figure(median("hop_ms_max"), "{:,.1f} ms"),
+                    _figure(median("task_ms"), "{:.1f} ms"),
+                    _figure(median("tasks_per_s"), "{:.1f}") + single_cut,
+                    _figure(median("multi_tasks_per_s"), "{:.1f}")
+                    + f" ({chains} chains){multi_cut}",
                     _mb(statistics.median(m["rss_mb"] for m in measured)),
                     target,
                     status,

@@ -72,5 +72,5 @@ QUICK = Sizes(
     hop_chains=2,
     hop_workers=(1, 2),
     firestore_hop_tasks=5,
-    hop_budget_seconds=1.0,
+    hop_budget_seconds=5.0,
 )

@@ -1,23 +1,69 @@
-"""Content hashes: a step's fingerprint, and digests that reveal edits to an exported trace."""
+"""Content hashes: a step's fingerprint, and digests that reveal edits to an exported trace.
+
+Every hash is the SHA-256 of a value's canonical JSON (sorted keys, no spaces, UTF-8), cut to
+32 hex digits. Fingerprints and digests are stored in run records and traces, so their bytes
+must never change without bumping `_FINGERPRINT_VERSION`. The engine computes them on every
+step, so the canonical text is assembled from parts encoded once where it can be: the result is
+byte for byte the canonical encoding of the documented dict (tests/engine/test_fingerprint.py
+checks this against `canonical_json`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from llm_scheduler.models.base import ModelRequest
+from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
 
-__all__ = ["call_fingerprint", "digest", "query_fingerprint", "request_key"]
+__all__ = [
+    "call_fingerprint",
+    "canonical_json",
+    "digest",
+    "digest_text",
+    "query_fingerprint",
+    "query_fingerprint_content",
+    "query_static_json",
+    "request_key",
+    "step_digests",
+]
 
 # Bump when the fingerprint's content changes, so old traces are not reused by mistake.
 _FINGERPRINT_VERSION = 1
+# What json.dumps(ensure_ascii=False) encodes strings with (the C version when available).
+_encode_string = json.encoder.encode_basestring
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """A JSON value's canonical text: sorted keys, no spaces, non-ASCII kept."""
+    return _encoder.encode(value)
+
+
+def digest_text(text: str) -> str:
+    """The short hash of a canonical JSON text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def digest(value: Any) -> str:
     """A short stable hash of a JSON value (canonical: sorted keys, no spaces)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return digest_text(canonical_json(value))
+
+
+def step_digests(response: Any, outputs: Mapping[str, Any]) -> tuple[str, str]:
+    """``(digest(response), digest(outputs))``, encoding the response only once.
+
+    Outputs usually hold the response itself (or are ``{"response": response}``), which may be
+    a long text: its canonical encoding is reused for every output that is the same object.
+    """
+    response_json = canonical_json(response)
+    parts = []
+    for key in sorted(outputs):
+        value = outputs[key]
+        encoded = response_json if value is response else canonical_json(value)
+        parts.append(f"{_encode_string(key)}:{encoded}")
+    return digest_text(response_json), digest_text("{" + ",".join(parts) + "}")
 
 
 def _request(provider: str, request: ModelRequest) -> dict[str, Any]:
@@ -27,11 +73,15 @@ def _request(provider: str, request: ModelRequest) -> dict[str, Any]:
         "system": request.system_prompt,
         "user": request.user_prompt,
         "parameters": dict(request.parameters),
-        "format": {
-            "type": request.response_format.kind,
-            "schema": dict(request.response_format.json_schema or {}),
-            "name": request.response_format.schema_name,
-        },
+        "format": _format(request.response_format),
+    }
+
+
+def _format(response_format: ResponseFormatSpec) -> dict[str, Any]:
+    return {
+        "type": response_format.kind,
+        "schema": dict(response_format.json_schema or {}),
+        "name": response_format.schema_name,
     }
 
 
@@ -43,15 +93,49 @@ def request_key(provider: str, request: ModelRequest) -> str:
     return digest({"v": _FINGERPRINT_VERSION, "cache": _request(provider, request)})
 
 
-def query_fingerprint(model_key: str, provider: str, request: ModelRequest) -> str:
+def query_fingerprint(
+    model_key: str,
+    provider: str,
+    request: ModelRequest,
+    *,
+    static_json: tuple[str, str] | None = None,
+) -> str:
     """What determines a model query's response, hashed: the same fingerprint, the same call.
 
     The model key and the provider model it resolved to, the rendered prompts, the parameters
     after coercion and the response format. Outputs are not part of it: they are recomputed
     from the response.
+
+    Args:
+        model_key: The step's model key.
+        provider: The provider it resolved to.
+        request: The request.
+        static_json: The canonical JSON of the request's ``(response format, parameters)`` as
+            `query_static_json` gives them, when the caller has them already.
     """
+    format_json, parameters_json = static_json or query_static_json(request)
+    # Keys in sorted order: format, model, model_key, parameters, provider, system, type, user, v.
+    text = (
+        f'{{"format":{format_json},"model":{_encode_string(request.model)},'
+        f'"model_key":{_encode_string(model_key)},"parameters":{parameters_json},'
+        f'"provider":{_encode_string(provider)},"system":{_encode_string(request.system_prompt)},'
+        f'"type":"query","user":{_encode_string(request.user_prompt)},'
+        f'"v":{_FINGERPRINT_VERSION}}}'
+    )
+    return digest_text(text)
+
+
+def query_static_json(request: ModelRequest) -> tuple[str, str]:
+    """The canonical JSON of a request's response format and parameters, in that order."""
+    return canonical_json(_format(request.response_format)), canonical_json(
+        dict(request.parameters)
+    )
+
+
+def query_fingerprint_content(model_key: str, provider: str, request: ModelRequest) -> Any:
+    """The value `query_fingerprint` hashes, as a dict (the reference for its encoding)."""
     content = {"model_key": model_key, **_request(provider, request)}
-    return digest({"v": _FINGERPRINT_VERSION, "type": "query", **content})
+    return {"v": _FINGERPRINT_VERSION, "type": "query", **content}
 
 
 def call_fingerprint(function_name: str, request: Any) -> str:

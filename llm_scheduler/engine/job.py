@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llm_scheduler.config import dataflow
@@ -65,6 +65,9 @@ async def run_job(
     reachable = graph.reachable_from(start)
     finished: dict[str, run_pb2.TaskRun] = {}
     limit = asyncio.Semaphore(max(context.max_concurrency, 1))
+    # Every task's record has its place in the job's record from the start, in the job's task
+    # order, and is filled in place: task records (with all their steps) are never copied.
+    slots = {task_id: run.tasks.add() for task_id in graph.task_ids}
 
     async def execute(task_id: str) -> None:
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
@@ -72,29 +75,39 @@ async def run_job(
         variables = task_variables(job_input, tasks[task_id], upstream)
         async with limit:
             finished[task_id] = await run_task(
-                tasks[task_id], variables, context, job_run_id=run.run_id, predecessors=preds
+                tasks[task_id],
+                variables,
+                context,
+                job_run_id=run.run_id,
+                predecessors=preds,
+                record=slots[task_id],
             )
 
     running: dict[asyncio.Task[None], str] = {}
+    launched: set[str] = set()
 
-    def launch_ready() -> None:
-        for task_id in graph.task_ids:
-            if task_id not in reachable or task_id in finished or task_id in running.values():
+    def launch(candidates: Iterable[str]) -> None:
+        for task_id in candidates:
+            if task_id not in reachable or task_id in launched:
                 continue
             preds = [p for p in graph.predecessors[task_id] if p in reachable]
             if all(p in finished for p in preds) and all(
                 finished[p].status == run_pb2.RUN_STATUS_SUCCEEDED for p in preds
             ):
+                launched.add(task_id)
                 running[asyncio.create_task(execute(task_id), name=task_id)] = task_id
 
-    launch_ready()
+    launch(graph.task_ids)
     try:
         while running:
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            # Only the successors of finished tasks can have become ready.
+            ready: dict[str, None] = {}
             for future in done:
-                running.pop(future)
+                task_id = running.pop(future)
                 future.result()
-            launch_ready()
+                ready.update(dict.fromkeys(graph.successors[task_id]))
+            launch(ready)
     finally:
         for future in running:
             future.cancel()
@@ -102,9 +115,9 @@ async def run_job(
         if task_id in finished:
             task_run = finished[task_id]
         else:
-            task_run = _skipped(tasks[task_id], run.run_id)
+            task_run = slots[task_id]
+            task_run.CopyFrom(_skipped(tasks[task_id], run.run_id))
             context.emit(EngineEvent(EventKind.TASK_SKIPPED, task_id))
-        run.tasks.append(task_run)
         records.add_usage(run.usage, task_run.usage)
         run.cost_usd += task_run.cost_usd
     failed = [t for t in run.tasks if t.status == run_pb2.RUN_STATUS_FAILED]

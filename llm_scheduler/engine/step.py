@@ -8,32 +8,24 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llm_scheduler.config import dataflow
-from llm_scheduler.config.parameters import coerce_parameters
-from llm_scheduler.config.structs import struct_to_dict, to_struct, to_value, value_to_python
-from llm_scheduler.config.template import Template, format_value
+from llm_scheduler.config.structs import to_struct, to_value
+from llm_scheduler.config.template import format_value
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import (
     call_fingerprint,
-    digest,
     query_fingerprint,
     request_key,
+    step_digests,
 )
+from llm_scheduler.engine.plans import QueryPlan, StepPlan, step_plan
 from llm_scheduler.engine.replay import Reuse
-from llm_scheduler.engine.values import compute_outputs, render_request
+from llm_scheduler.engine.values import apply_outputs, render_request
 from llm_scheduler.errors import ProviderError
-from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec, Usage
+from llm_scheduler.models.base import ModelRequest, Usage
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["StepResult", "run_step"]
-
-_FORMATS: dict[int, Any] = {
-    config_pb2.ResponseFormat.TYPE_TEXT: "text",
-    config_pb2.ResponseFormat.TYPE_JSON: "json",
-    config_pb2.ResponseFormat.TYPE_JSON_SCHEMA: "json_schema",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class StepResult:
@@ -64,47 +56,56 @@ async def run_step(
     task_id: str = "",
     step_count: int = 1,
     run_id: str = "",
+    record: run_pb2.StepRun | None = None,
 ) -> StepResult:
     """Runs one step with the given variables; failures are recorded, not raised.
 
     Args:
         step: The step config (validated).
         variables: The variables visible to the step; its ``input_config`` fills in defaults.
+            Read, never modified.
         context: Models, functions and the progress listener.
         index: The step's position in its task.
         task_id: The task's id, for progress events.
         step_count: The number of steps in the task, for progress events.
         run_id: The job run, for progress events.
+        record: An empty record to fill in place (e.g. ``task_run.steps.add()``, which saves
+            copying it into the task's record); a new one by default.
     """
-    record = run_pb2.StepRun(
-        step_id=step.id,
-        index=index,
-        name=step.name,
-        step_type=step.step_type,
-        status=run_pb2.RUN_STATUS_RUNNING,
-        started_at=records.now(),
-    )
-    label = step.name or step.id or f"step {index + 1}"
+    plan = step_plan(step)
+    if record is None:
+        record = run_pb2.StepRun()
+    record.step_id = step.id
+    record.index = index
+    record.name = step.name
+    record.step_type = step.step_type
+    record.status = run_pb2.RUN_STATUS_RUNNING
+    record.started_at.CopyFrom(records.now())
+    label = plan.label or f"step {index + 1}"
 
     def emit(kind: EventKind, detail: str = "", **extra: Any) -> None:
-        context.emit(EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra))
+        if context.on_event is not None:  # events are only built for a listener
+            context.emit(
+                EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra)
+            )
 
     emit(EventKind.STEP_STARTED)
-    defaults = dataflow.payload(step.input_config)
-    scope = {**defaults, **variables}
-    used = set(defaults)
-    for _, template in dataflow.step_templates(step):
-        used |= template.names
-    record.inputs.CopyFrom(to_struct({k: scope[k] for k in sorted(used) if k in scope}))
-    passthrough = set(defaults)
+    # Defaults under the variables; without defaults the variables are only read, not copied.
+    scope = {**plan.fresh_defaults(), **variables} if plan.defaults else variables
+    record.inputs.CopyFrom(to_struct({k: scope[k] for k in plan.used if k in scope}))
     started = time.perf_counter()
     try:
-        if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
-            request = _prepare_function(step, scope, record)
+        if plan.query is None:
+            request = _prepare_function(step, plan, scope, record)
             record.fingerprint = call_fingerprint(record.function_name, request)
         else:
-            model_request = _prepare_query(step, scope, record, context)
-            record.fingerprint = query_fingerprint(record.model_key, record.provider, model_request)
+            model_request = _prepare_query(step, plan.query, scope, record, context)
+            record.fingerprint = query_fingerprint(
+                record.model_key,
+                record.provider,
+                model_request,
+                static_json=plan.query.static_json,
+            )
         reuse = context.replay.take(record.fingerprint) if context.replay else None
         if reuse is not None:
             _reuse(record, reuse, context)
@@ -112,19 +113,18 @@ async def run_step(
             if reuse.outputs_edited and not reuse.response_edited:
                 outputs = reuse.outputs
             else:
-                outputs = compute_outputs(step.output_config, scope, response, passthrough)
+                outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
             emit(EventKind.STEP_REUSED, f"from run {record.reused_from_run_id}")
         else:
-            if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+            if plan.query is None:
                 response = await _call_function(step, request, record, context)
             else:
                 response = await _query_model(step, model_request, record, context)
                 if record.cache_hit:
                     emit(EventKind.CACHE_HIT)
-            outputs = compute_outputs(step.output_config, scope, response, passthrough)
+            outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
         record.outputs.CopyFrom(to_struct(outputs))
-        record.response_digest = digest(response)
-        record.outputs_digest = digest(outputs)
+        record.response_digest, record.outputs_digest = step_digests(response, outputs)
     except Exception as error:  # every failure is recorded in the run
         record.status = run_pb2.RUN_STATUS_FAILED
         record.error.CopyFrom(records.error_info(error))
@@ -137,15 +137,14 @@ async def run_step(
     record.status = run_pb2.RUN_STATUS_SUCCEEDED
     record.latency_seconds = time.perf_counter() - started
     record.finished_at.CopyFrom(records.now())
-    usage = Usage(
-        record.usage.input_tokens, record.usage.output_tokens, record.usage.cached_input_tokens
-    )
-    emit(
-        EventKind.STEP_FINISHED,
-        f"{record.latency_seconds:.2f}s",
-        usage=usage,
-        cost_usd=record.cost_usd,
-    )
+    if context.on_event is not None:
+        usage = record.usage
+        emit(
+            EventKind.STEP_FINISHED,
+            f"{record.latency_seconds:.2f}s",
+            usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+            cost_usd=record.cost_usd,
+        )
     return StepResult(record=record, outputs=outputs, response=response)
 
 
@@ -168,44 +167,34 @@ def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:
 
 def _prepare_query(
     step: config_pb2.StepConfig,
+    query: QueryPlan,
     scope: Mapping[str, Any],
     record: run_pb2.StepRun,
     context: RunContext,
 ) -> ModelRequest:
-    query = step.model_query_config
     record.model_key = query.model_key
     spec = context.models.resolve(query.model_key)
     record.provider = spec.provider
     record.provider_model = spec.model
-    raw = struct_to_dict(query.parameters) if query.HasField("parameters") else {}
-    parameters, _ = coerce_parameters(raw, "parameters")  # validation reported any problems
-    record.parameters.CopyFrom(to_struct(parameters))
-    record.response_format.CopyFrom(query.response_format)
-    record.system_prompt = Template.parse(query.system_prompt).render(scope)
-    record.user_prompt = Template.parse(query.user_prompt).render(scope)
-    response_format = query.response_format
+    record.parameters.CopyFrom(query.parameters_struct)
+    record.response_format.CopyFrom(step.model_query_config.response_format)
+    record.system_prompt = query.system.render(scope)
+    record.user_prompt = query.user.render(scope)
     return ModelRequest(
         model=spec.model,
         system_prompt=record.system_prompt,
         user_prompt=record.user_prompt,
-        parameters=parameters,
-        response_format=ResponseFormatSpec(
-            kind=_FORMATS.get(response_format.type, "text"),
-            json_schema=struct_to_dict(response_format.json_schema)
-            if response_format.HasField("json_schema")
-            else None,
-            schema_name=response_format.schema_name or "response",
-        ),
+        parameters=dict(query.parameters),
+        response_format=query.response_format,
+        timeout_seconds=spec.timeout_seconds,
     )
 
 
 def _prepare_function(
-    step: config_pb2.StepConfig, scope: Mapping[str, Any], record: run_pb2.StepRun
+    step: config_pb2.StepConfig, plan: StepPlan, scope: Mapping[str, Any], record: run_pb2.StepRun
 ) -> Any:
-    function = step.function_call_config
-    record.function_name = function.function_name
-    raw = value_to_python(function.request) if function.HasField("request") else {}
-    request = render_request(raw, scope)
+    record.function_name = step.function_call_config.function_name
+    request = render_request(plan.request, scope)
     record.function_request.CopyFrom(to_value(request))
     return request
 

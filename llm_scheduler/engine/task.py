@@ -24,6 +24,7 @@ async def run_task(
     *,
     job_run_id: str = "",
     predecessors: Sequence[str] = (),
+    record: run_pb2.TaskRun | None = None,
 ) -> run_pb2.TaskRun:
     """Runs a task's steps in order; the first failing step fails the task.
 
@@ -34,26 +35,28 @@ async def run_task(
         context: Models, functions and the progress listener.
         job_run_id: The job run this task belongs to, if any.
         predecessors: The tasks whose outputs the task received.
+        record: An empty record to fill in place (e.g. ``job_run.tasks.add()``, which saves
+            copying it into the job's record); a new one by default.
 
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
-    run = run_pb2.TaskRun(
-        task_run_id=task.task_id,
-        task_id=task.task_id,
-        job_run_id=job_run_id,
-        status=run_pb2.RUN_STATUS_RUNNING,
-        config=task,
-        predecessors=list(predecessors),
-        attempt=1,
-        started_at=records.now(),
-    )
+    run = record if record is not None else run_pb2.TaskRun()
+    run.task_run_id = task.task_id
+    run.task_id = task.task_id
+    run.job_run_id = job_run_id
+    run.status = run_pb2.RUN_STATUS_RUNNING
+    run.config.CopyFrom(task)
+    run.predecessors[:] = list(predecessors)
+    run.attempt = 1
+    run.started_at.CopyFrom(records.now())
     scope = {**dataflow.task_defaults(task), **variables}
     if context.replay is not None:
         scope.update(context.replay.edited_task_inputs(task.task_id))
     run.inputs.CopyFrom(to_struct(scope))
     run.inputs_digest = digest(scope)
-    context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
+    if context.on_event is not None:
+        context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     response: Any = None
     for index, step in enumerate(task.steps):
         result = await run_step(
@@ -64,8 +67,8 @@ async def run_task(
             task_id=task.task_id,
             step_count=len(task.steps),
             run_id=job_run_id,
+            record=run.steps.add(),  # filled in place: records are not copied
         )
-        run.steps.append(result.record)
         records.add_usage(run.usage, result.record.usage)
         run.cost_usd += result.record.cost_usd
         if not result.ok:

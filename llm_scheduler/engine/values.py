@@ -6,14 +6,21 @@ the parts validation shares.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.template import Template, format_value
+from llm_scheduler.engine.plans import OutputPlan, output_plan, step_plan
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["compute_outputs", "render_request", "task_outputs", "task_variables"]
+__all__ = [
+    "apply_outputs",
+    "compute_outputs",
+    "render_request",
+    "task_outputs",
+    "task_variables",
+]
 
 
 def task_variables(
@@ -57,7 +64,7 @@ def compute_outputs(
     output: config_pb2.DataConfig,
     scope: Mapping[str, Any],
     response: Any,
-    passthrough: set[str] | frozenset[str],
+    passthrough: Container[str],
 ) -> dict[str, Any]:
     """Computes outputs from an ``output_config``.
 
@@ -68,14 +75,21 @@ def compute_outputs(
     Raises:
         InterpolationError: A template names a missing variable or field.
     """
-    configured = dataflow.payload(output)
-    if not configured:
+    return apply_outputs(output_plan(output), scope, response, passthrough)
+
+
+def apply_outputs(
+    plan: OutputPlan, scope: Mapping[str, Any], response: Any, passthrough: Container[str]
+) -> dict[str, Any]:
+    """`compute_outputs` with the ``output_config`` already planned (see `plans.output_plan`)."""
+    if not plan.items:
         return {dataflow.RESPONSE: response}
-    bound = {**scope, dataflow.RESPONSE: response}
+    bound: Mapping[str, Any] | None = None
     outputs: dict[str, Any] = {}
-    for key, value in configured.items():
-        template = Template.parse(value) if isinstance(value, str) else None
-        if template is not None and template.is_template:
+    for key, template in plan.items:
+        if template is not None:
+            if bound is None:  # the scope is not copied: it may hold hundreds of variables
+                bound = _WithResponse(scope, response)
             outputs[key] = template.render_value(bound)
         elif key in passthrough and key in scope:
             outputs[key] = scope[key]
@@ -96,10 +110,34 @@ def task_outputs(
     Raises:
         InterpolationError: A template names a missing variable or field.
     """
-    if dataflow.payload(task.output_config):
-        return compute_outputs(task.output_config, scope, response, frozenset(scope))
-    produced = {n for step in task.steps for n in dataflow.step_output_names(step)}
+    configured = output_plan(task.output_config)
+    if configured.items:
+        return apply_outputs(configured, scope, response, scope)
+    produced: set[str] = set()
+    for step in task.steps:
+        produced.update(step_plan(step).outputs.names or (dataflow.RESPONSE,))
     return {name: scope[name] for name in scope if name in produced}
+
+
+class _WithResponse(Mapping[str, Any]):
+    """The scope with ``response`` bound, without copying the scope."""
+
+    def __init__(self, scope: Mapping[str, Any], response: Any) -> None:
+        self._scope = scope
+        self._response = response
+
+    def __getitem__(self, name: str) -> Any:
+        return self._response if name == dataflow.RESPONSE else self._scope[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == dataflow.RESPONSE or name in self._scope
+
+    def __iter__(self) -> Iterator[str]:
+        yield dataflow.RESPONSE
+        yield from (name for name in self._scope if name != dataflow.RESPONSE)
+
+    def __len__(self) -> int:
+        return len(self._scope) + (dataflow.RESPONSE not in self._scope)
 
 
 def render_request(value: Any, scope: Mapping[str, Any]) -> Any:

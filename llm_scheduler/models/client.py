@@ -99,6 +99,8 @@ class ModelClient:
         self._on_retry = on_retry
         self._adapters: dict[tuple[str, str, str], ModelAdapter] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self._policies: dict[int, RetryPolicy] = {}
+        self._resolved: dict[str, ModelSpec] = {}
 
     def resolve(self, model_key: str) -> ModelSpec:
         """The entry a key resolves to; in offline mode an offline entry named after the key.
@@ -106,9 +108,12 @@ class ModelClient:
         Raises:
             UnknownModelKeyError: The key is unknown (validation reports this earlier).
         """
-        spec = self.registry.resolve(model_key)
-        if self.offline and spec.provider != "offline":
-            return ModelSpec(key=model_key, provider="offline", model=model_key)
+        spec = self._resolved.get(model_key)
+        if spec is None:
+            spec = self.registry.resolve(model_key)
+            if self.offline and spec.provider != "offline":
+                spec = ModelSpec(key=model_key, provider="offline", model=model_key)
+            self._resolved[model_key] = spec
         return spec
 
     def check_credentials(self, model_keys: Iterable[str]) -> None:
@@ -132,12 +137,19 @@ class ModelClient:
             ProviderError: The request failed for good; ``attempts`` says how often it was tried.
         """
         spec = self.resolve(model_key)
-        request = dataclasses.replace(
-            request, model=spec.model, timeout_seconds=spec.timeout_seconds
-        )
+        if request.model != spec.model or request.timeout_seconds != spec.timeout_seconds:
+            request = dataclasses.replace(
+                request, model=spec.model, timeout_seconds=spec.timeout_seconds
+            )
         adapter = self._adapter(spec)
-        limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
-        policy = self._retry_policy or RetryPolicy(max_attempts=spec.max_attempts)
+        limit = self._limits.get(spec.key)
+        if limit is None:
+            limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
+        policy = self._retry_policy or self._policies.get(spec.max_attempts)
+        if policy is None:
+            policy = self._policies.setdefault(
+                spec.max_attempts, RetryPolicy(max_attempts=spec.max_attempts)
+            )
 
         async def attempt() -> ModelResponse:
             async with limit:

@@ -1,0 +1,188 @@
+"""What the engine needs from a step or output config, derived once per config, not once per run.
+
+A step's defaults, the variables it reads, its parsed templates, its coerced parameters and its
+output rules depend only on its config. Converting them from protobuf on every step (Struct to
+dict, template parsing, parameter coercion) was most of the engine's own cost per step, so they
+are derived once into an immutable plan and cached by the config's content: an edited config is
+a different key, so a plan can never be stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import struct_pb2
+from google.protobuf.message import Message
+
+from llm_scheduler.config import dataflow
+from llm_scheduler.config.parameters import coerce_parameters
+from llm_scheduler.config.structs import struct_to_dict, to_struct, value_to_python
+from llm_scheduler.config.template import Template
+from llm_scheduler.engine.fingerprint import query_static_json
+from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
+from llm_scheduler.v1 import config_pb2
+
+__all__ = ["OutputPlan", "QueryPlan", "StepPlan", "output_plan", "step_plan"]
+
+_FORMATS: dict[int, Any] = {
+    config_pb2.ResponseFormat.TYPE_TEXT: "text",
+    config_pb2.ResponseFormat.TYPE_JSON: "json",
+    config_pb2.ResponseFormat.TYPE_JSON_SCHEMA: "json_schema",
+}
+# Plans kept per process; the cache is cleared when full (configs are few, runs are many).
+_MAX_PLANS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """An ``output_config`` ready to apply.
+
+    Attributes:
+        items: ``(key, template)`` per configured output, in config order; the template is None
+            for a value that is not a template (pass a variable through, or take the response).
+    """
+
+    items: tuple[tuple[str, Template | None], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The configured output names (empty: the output is ``response``)."""
+        return tuple(key for key, _ in self.items)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryPlan:
+    """A model query's static parts.
+
+    Attributes:
+        model_key: The model key.
+        system: The parsed system prompt.
+        user: The parsed user prompt.
+        parameters: The parameters after coercion (copy before handing them out).
+        parameters_struct: The same as the record stores them.
+        response_format: The response format for adapters.
+        static_json: The canonical JSON of the response format and parameters, for
+            `fingerprint.query_fingerprint`.
+    """
+
+    model_key: str
+    system: Template
+    user: Template
+    parameters: Mapping[str, Any]
+    parameters_struct: struct_pb2.Struct
+    response_format: ResponseFormatSpec
+    static_json: tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """A step's static parts.
+
+    Attributes:
+        label: The step's name or id ("" when it has neither: callers number it).
+        defaults: The ``input_config`` defaults (use `fresh_defaults` to get a copy to keep).
+        used: Sorted names the step reads: its defaults and its templates' variables.
+        outputs: Its output rules.
+        query: Its model query, for a model step.
+        request: Its function request before rendering, for a function step.
+    """
+
+    label: str
+    defaults: Mapping[str, Any]
+    used: tuple[str, ...]
+    outputs: OutputPlan
+    query: QueryPlan | None
+    request: Any
+    _nested_defaults: bool
+
+    def fresh_defaults(self) -> dict[str, Any]:
+        """The defaults as a new dict; nested values are copied, so callers may keep them."""
+        if self._nested_defaults:
+            return copy.deepcopy(dict(self.defaults))
+        return dict(self.defaults)
+
+
+_plans: dict[tuple[type[Message], bytes], Any] = {}
+_plans_lock = threading.Lock()
+
+
+def step_plan(step: config_pb2.StepConfig) -> StepPlan:
+    """The plan of a (validated) step config, derived once per distinct config."""
+    plan: StepPlan = _cached(step, _build_step_plan)
+    return plan
+
+
+def output_plan(data: config_pb2.DataConfig) -> OutputPlan:
+    """The plan of an ``output_config``, derived once per distinct config."""
+    plan: OutputPlan = _cached(data, _build_output_plan)
+    return plan
+
+
+def _cached(config: Message, build: Any) -> Any:
+    key = (type(config), config.SerializeToString(deterministic=True))
+    plan = _plans.get(key)
+    if plan is None:
+        plan = build(config)
+        with _plans_lock:
+            if len(_plans) >= _MAX_PLANS:
+                _plans.clear()
+            _plans[key] = plan
+    return plan
+
+
+def _build_output_plan(data: config_pb2.DataConfig) -> OutputPlan:
+    items: list[tuple[str, Template | None]] = []
+    for key, value in dataflow.payload(data).items():
+        template = Template.parse(value) if isinstance(value, str) else None
+        items.append((key, template if template is not None and template.is_template else None))
+    return OutputPlan(items=tuple(items))
+
+
+def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
+    defaults = dataflow.payload(step.input_config)
+    used = set(defaults)
+    for _, template in dataflow.step_templates(step):
+        used |= template.names
+    query: QueryPlan | None = None
+    request: Any = None
+    if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+        function = step.function_call_config
+        request = value_to_python(function.request) if function.HasField("request") else {}
+    else:
+        query = _build_query_plan(step.model_query_config)
+    return StepPlan(
+        label=step.name or step.id,
+        defaults=defaults,
+        used=tuple(sorted(used)),
+        outputs=output_plan(step.output_config),
+        query=query,
+        request=request,
+        _nested_defaults=any(isinstance(value, (dict, list)) for value in defaults.values()),
+    )
+
+
+def _build_query_plan(query: config_pb2.ModelQueryConfig) -> QueryPlan:
+    raw = struct_to_dict(query.parameters) if query.HasField("parameters") else {}
+    parameters, _ = coerce_parameters(raw, "parameters")  # validation reported any problems
+    configured = query.response_format
+    response_format = ResponseFormatSpec(
+        kind=_FORMATS.get(configured.type, "text"),
+        json_schema=struct_to_dict(configured.json_schema)
+        if configured.HasField("json_schema")
+        else None,
+        schema_name=configured.schema_name or "response",
+    )
+    static = ModelRequest("", "", "", parameters=parameters, response_format=response_format)
+    return QueryPlan(
+        model_key=query.model_key,
+        system=Template.parse(query.system_prompt),
+        user=Template.parse(query.user_prompt),
+        parameters=parameters,
+        parameters_struct=to_struct(parameters),
+        response_format=response_format,
+        static_json=query_static_json(static),
+    )

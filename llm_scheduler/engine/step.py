@@ -27,6 +27,7 @@ from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["StepResult", "run_step"]
 
+
 @dataclasses.dataclass(frozen=True)
 class StepResult:
     """A finished step.

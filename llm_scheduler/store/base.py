@@ -17,6 +17,7 @@ from llm_scheduler.errors import StoreError
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "WATCHED_COLLECTION",
     "Doc",
     "Docs",
     "Store",
@@ -29,6 +30,10 @@ Doc = dict[str, Any]
 # (path, document) pairs; an alias because `Store.list` shadows the builtin inside the class.
 Docs = list[tuple[str, Doc]]
 T = TypeVar("T")
+
+# The collection (group) whose writes `Store.wait_for_change` reports: task runs, whose changes
+# are what dispatchers act on. Other writes (steps, events, blobs) need no one woken.
+WATCHED_COLLECTION = "task_runs"
 
 # Firestore's limit is 1 MiB per document including field names and overhead; keep a margin.
 MAX_DOCUMENT_BYTES = 1_000_000
@@ -118,9 +123,21 @@ class Store(abc.ABC):
         This is a Firestore collection-group query (``task_runs`` under any job run).
         """
 
+    def create_all(self, items: Sequence[tuple[str, Doc]]) -> int:
+        """Creates each document that does not exist yet; returns how many were created.
+
+        Not atomic: a failure may leave some created. Backends may write them together (one
+        commit on SQLite), which is why writers of many small documents (events) use it.
+        """
+        return sum(1 for path, data in items if self.create(path, data))
+
     @abc.abstractmethod
     def wait_for_change(self, timeout: float) -> bool:
-        """Blocks until a document may have changed, or ``timeout`` seconds pass.
+        """Blocks until a task run (a document in a `WATCHED_COLLECTION` collection) may have
+        changed, or ``timeout`` seconds pass.
+
+        Writes to other collections need not wake it (Firestore listens to task runs only, and
+        SQLite does the same so that both backends behave alike).
 
         Returns:
             False when the timeout passed with no change seen; True otherwise (spurious wakeups

@@ -38,7 +38,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from llm_scheduler.errors import MissingDependencyError, StoreError
-from llm_scheduler.store.base import Doc, Store, Transaction, check_size, validate_path
+from llm_scheduler.store.base import (
+    WATCHED_COLLECTION,
+    Doc,
+    Store,
+    Transaction,
+    check_size,
+    validate_path,
+)
 
 if TYPE_CHECKING:
     from google.cloud.firestore_v1.base_document import DocumentSnapshot
@@ -55,8 +62,6 @@ T = TypeVar("T")
 # `list` is also a method name in `FirestoreStore`, where the builtin cannot be named.
 _Docs = list[tuple[str, Doc]]
 
-# The collection group whose writes wake `wait_for_change`.
-WATCHED_COLLECTION = "task_runs"
 # Firestore's limits (https://firebase.google.com/docs/firestore/quotas).
 _MAX_IN_VALUES = 30
 _INT64 = (-(2**63), 2**63 - 1)

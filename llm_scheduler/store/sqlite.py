@@ -2,15 +2,17 @@
 
 Documents live in one table keyed by path. Transactions take the write lock up front
 (``BEGIN IMMEDIATE``), so a read-modify-write never races another writer, in this process or
-another one. Waiting for changes needs no polling loop: writers wake waiters in this process
-through a condition variable and in other processes through a datagram on an abstract UNIX
-socket each waiter registers next to the database file.
+another one; writers queue on a lock file beside the database first, so none sleeps in SQLite's
+busy handler. Waiting for changes needs no polling loop: writers of task runs wake waiters in
+this process through a condition variable and in other processes through a datagram on an
+abstract UNIX socket each waiter registers next to the database file.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 
 from llm_scheduler.errors import StoreError
 from llm_scheduler.store.base import (
+    WATCHED_COLLECTION,
     Doc,
     Docs,
     Store,
@@ -59,6 +62,7 @@ CREATE INDEX IF NOT EXISTS documents_by_status
 class _SqliteTransaction(Transaction):
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        # Whether a watched document (a task run) was written: waiters are woken on commit.
         self.wrote = False
 
     def get(self, path: str) -> Doc | None:
@@ -66,14 +70,14 @@ class _SqliteTransaction(Transaction):
 
     def set(self, path: str, data: Doc) -> None:
         _write(self._connection, path, data)
-        self.wrote = True
+        self.wrote = self.wrote or _watched(path)
 
     def update(self, path: str, fields: Doc) -> None:
         current = _read(self._connection, path)
         if current is None:
             raise StoreError(f"cannot update {path}: it does not exist")
         _write(self._connection, path, {**current, **fields})
-        self.wrote = True
+        self.wrote = self.wrote or _watched(path)
 
 
 class SqliteStore(Store):
@@ -95,6 +99,10 @@ class SqliteStore(Store):
         self._wake_dir = self.path.with_name(self.path.name + ".wake")
         self._wake_socket: socket.socket | None = None
         self._wake_file: pathlib.Path | None = None
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd: int | None = None
+        self._write_mutex = threading.RLock()
+        self._write_depth = 0
         self._waiters_cache: tuple[str, ...] = ()
         self._waiters_seen = -1
         with self._connection() as connection:
@@ -103,6 +111,10 @@ class SqliteStore(Store):
     # -- primitives ----------------------------------------------------------------------------
 
     def run_transaction(self, body: Callable[[Transaction], T]) -> T:
+        with self._writing():
+            return self._run_transaction(body)
+
+    def _run_transaction(self, body: Callable[[Transaction], T]) -> T:
         connection = self._connection()
         for attempt in range(50):
             try:
@@ -129,19 +141,45 @@ class SqliteStore(Store):
 
     def create(self, path: str, data: Doc) -> bool:
         validate_path(path)
-        cursor = self._connection().execute(
-            "INSERT OR IGNORE INTO documents (path, collection, collection_id, data, updated_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            _row(path, data),
-        )
+        row = _row(path, data)
+        with self._writing():
+            cursor = self._connection().execute(
+                "INSERT OR IGNORE INTO documents "
+                "(path, collection, collection_id, data, updated_at) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
         created = cursor.rowcount == 1
-        if created:
+        if created and _watched(path):
+            self._notify()
+        return created
+
+    def create_all(self, items: Sequence[tuple[str, Doc]]) -> int:
+        if not items:
+            return 0
+        for path, _ in items:
+            validate_path(path)
+        rows = [_row(path, data) for path, data in items]
+
+        def insert(_: Transaction) -> int:
+            cursor = self._connection().executemany(
+                "INSERT OR IGNORE INTO documents (path, collection, collection_id, data, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            return cursor.rowcount
+
+        # One commit for all of them (a transaction's commit notifies only for task runs).
+        with self._writing():
+            created = self._run_transaction(insert)
+        if any(_watched(path) for path, _ in items):
             self._notify()
         return created
 
     def set(self, path: str, data: Doc) -> None:
-        _write(self._connection(), path, data)
-        self._notify()
+        with self._writing():
+            _write(self._connection(), path, data)
+        if _watched(path):
+            self._notify()
 
     def list(self, collection: str) -> Docs:
         rows = self._connection().execute(
@@ -189,6 +227,10 @@ class SqliteStore(Store):
             sender.close()
 
     def close(self) -> None:
+        with self._write_mutex:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
         with self._lock:
             connections, self._connections = self._connections, []
         for connection in connections:
@@ -202,6 +244,31 @@ class SqliteStore(Store):
             self._wake_file = None
 
     # -- internals -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Holds this database's write lock: one writer at a time, in all threads and processes.
+
+        SQLite serialises writers itself, but a writer that finds the database locked sleeps in
+        SQLite's busy handler (1, 2, 5, 10 ms...), however soon the lock is free again: with a
+        thread writing events beside the one writing steps, that cost milliseconds per step. A
+        thread lock and an flock on a file beside the database queue writers instead, and each
+        wakes as soon as the one before it is done (the kernel releases the flock of a process
+        that dies).
+        """
+        with self._write_mutex:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._lock_fd
+            if self._write_depth == 0:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._write_depth += 1
+            try:
+                yield
+            finally:
+                self._write_depth -= 1
+                if self._write_depth == 0:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -295,6 +362,12 @@ def find_query(field: str, count: int) -> str:
         "SELECT path, data FROM documents WHERE collection_id = ? "
         f"AND json_extract(data, '$.{field}') IN ({marks}) ORDER BY path"
     )
+
+
+def _watched(path: str) -> bool:
+    """Whether writing ``path`` wakes waiters: it is a document of a watched collection."""
+    parts = path.rsplit("/", 2)
+    return len(parts) == 3 and parts[1] == WATCHED_COLLECTION
 
 
 def _wake_entries(folder: pathlib.Path) -> Iterator[pathlib.Path]:

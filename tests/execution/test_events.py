@@ -8,6 +8,7 @@ import logging
 import pathlib
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -190,6 +191,12 @@ class _RefusingEvents(SqliteStore):
         if "/events/" in path:
             raise StoreError(f"refusing {path}")
         return super().create(path, data)
+
+    def create_all(self, items: Sequence[tuple[str, Doc]]) -> int:
+        refused = [path for path, _ in items if "/events/" in path]
+        if refused:
+            raise StoreError(f"refusing {refused[0]}")
+        return super().create_all(items)
 
 
 def test_events_that_cannot_be_written_are_counted_and_logged_not_fatal(

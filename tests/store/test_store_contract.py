@@ -68,6 +68,21 @@ def test_create_is_create_if_absent(store: Store) -> None:
     assert store.get("job_runs/r1/task_runs/t1") == {"n": 1}
 
 
+def test_create_all_creates_what_is_absent(store: Store) -> None:
+    store.create("job_runs/r1/events/e1", {"n": 1})
+    created = store.create_all(
+        [("job_runs/r1/events/e1", {"n": 2}), ("job_runs/r1/events/e2", {"n": 3})]
+    )
+    assert created == 1
+    assert store.list("job_runs/r1/events") == [
+        ("job_runs/r1/events/e1", {"n": 1}),
+        ("job_runs/r1/events/e2", {"n": 3}),
+    ]
+    assert store.create_all([]) == 0
+    with pytest.raises(StoreError, match="not a document path"):
+        store.create_all([("job_runs/r1/events", {})])
+
+
 def test_other_store_instances_see_writes(backend: Backend) -> None:
     writer, reader = backend.open(), backend.open()
     writer.set("jobs/j", {"v": 1})

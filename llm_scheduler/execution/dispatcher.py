@@ -97,7 +97,13 @@ class Dispatcher:
         """
         try:
             while stop is None or not stop.is_set():
-                runnable = await asyncio.to_thread(
+                if len(self._in_flight) >= self.workers:
+                    # Nothing could be started: no need to look until a worker is free.
+                    await asyncio.wait(
+                        list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    continue
+                runnable = await self.store.call(
                     self.store.find, "task_runs", "status", list(RUNNABLE)
                 )
                 now = self.clock()

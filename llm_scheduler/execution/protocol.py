@@ -108,7 +108,7 @@ async def handle_task_run(
     task_path = docs.task_run_path(run_id, task_id)
     job_path = docs.job_run_path(run_id)
 
-    claimed = await asyncio.to_thread(
+    claimed = await store.call(
         store.run_transaction,
         lambda tx: _claim(tx, task_path, job_path, worker_id, lease_seconds, clock),
     )
@@ -158,12 +158,12 @@ async def _run_claimed(
     handoff_margin: float,
 ) -> Outcome:
     task_id = task.task_id
-    persisted = await asyncio.to_thread(store.list, docs.step_runs_collection(run_id, task_id))
+    persisted = await store.call(store.list, docs.step_runs_collection(run_id, task_id))
     scope: dict[str, Any] = {**dataflow.task_defaults(task), **task_doc.get("inputs", {})}
     response: Any = None
     records: list[run_pb2.StepRun] = []
     for _, step_doc in persisted:
-        inlined = await asyncio.to_thread(blobs.inline, store, step_doc)
+        inlined = await store.call(blobs.inline, store, step_doc)
         record = docs.record_from_doc(inlined, run_pb2.StepRun)
         records.append(record)
         scope.update(struct_to_dict(record.outputs))
@@ -171,7 +171,7 @@ async def _run_claimed(
     steps_run = 0
 
     async def fail(step: run_pb2.StepRun) -> Outcome:
-        await asyncio.to_thread(
+        await store.call(
             store.run_transaction,
             functools.partial(
                 _fail,
@@ -189,7 +189,7 @@ async def _run_claimed(
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
-            await asyncio.to_thread(store.run_transaction, lease.handoff)
+            await store.call(store.run_transaction, lease.handoff)
             context.emit(
                 EngineEvent(EventKind.TASK_FINISHED, task_id, detail="handed_off", run_id=run_id)
             )
@@ -210,7 +210,7 @@ async def _run_claimed(
             return await fail(result.record)
         step_path = docs.step_run_path(run_id, task_id, index)
         try:
-            created = await asyncio.to_thread(
+            created = await store.call(
                 blobs.put_step, store, step_path, docs.record_to_doc(result.record)
             )
         except StoreError as error:
@@ -219,8 +219,8 @@ async def _run_claimed(
             return await fail(_failure(result.record.step_id, index, error))
         if not created:
             # A worker that lost its lease persisted this step first; its result stands.
-            existing = await asyncio.to_thread(store.get, step_path)
-            inlined = await asyncio.to_thread(blobs.inline, store, existing or {})
+            existing = await store.call(store.get, step_path)
+            inlined = await store.call(blobs.inline, store, existing or {})
             record = docs.record_from_doc(inlined, run_pb2.StepRun)
         else:
             record = result.record
@@ -229,7 +229,7 @@ async def _run_claimed(
         response = _response_of(record)
     try:
         outputs = task_outputs(task, scope, response)
-        await asyncio.to_thread(
+        await store.call(
             store.run_transaction,
             functools.partial(
                 _succeed,
@@ -326,7 +326,7 @@ class _Lease:
         # Renew at a third of the lease so one slow renewal cannot let it lapse.
         while not self.lost:
             await asyncio.sleep(self.lease_seconds / 3)
-            renewed = await asyncio.to_thread(self.store.run_transaction, self._renew)
+            renewed = await self.store.call(self.store.run_transaction, self._renew)
             if not renewed:
                 self.lost = True
 

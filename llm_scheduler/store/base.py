@@ -9,6 +9,7 @@ below; everything the execution protocol needs is built on them in `llm_schedule
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -133,16 +134,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def wait_for_change(self, timeout: float) -> bool:
-        """Blocks until a task run (a document in a `WATCHED_COLLECTION` collection) may have
-        changed, or ``timeout`` seconds pass.
+        """Blocks until a task run may have changed, or ``timeout`` seconds pass.
 
-        Writes to other collections need not wake it (Firestore listens to task runs only, and
-        SQLite does the same so that both backends behave alike).
+        Task runs are the documents of `WATCHED_COLLECTION` collections. Writes to other
+        collections need not wake it (Firestore listens to task runs only, and SQLite does the
+        same so that both backends behave alike).
 
         Returns:
             False when the timeout passed with no change seen; True otherwise (spurious wakeups
             are allowed, so callers re-read what they need).
         """
+
+    async def call(self, function: Callable[..., T], /, *args: Any) -> T:
+        """Calls ``function(*args)``, a function that uses this store, from async code.
+
+        By default in a worker thread, so the event loop goes on while the call waits on the
+        network. Backends whose calls are short and local may run it in place.
+        """
+        return await asyncio.to_thread(function, *args)
 
     def interrupt_wait(self) -> None:  # noqa: B027 - optional hook
         """Makes a `wait_for_change` in progress (in another thread) return soon."""

@@ -1,8 +1,10 @@
-"""SQLite-specific query behaviour: index use and field-name checks."""
+"""SQLite-specific behaviour: index use, field-name checks, calls from async code."""
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
+import threading
 
 import pytest
 
@@ -32,3 +34,44 @@ def test_find_refuses_field_names_that_are_not_identifiers(
         with pytest.raises(StoreError, match="cannot query on field"):
             store.find("task_runs", field, ["A"])
         assert store.get("job_runs/r/task_runs/t") == {"status": "A"}
+
+
+def test_call_runs_in_place_and_waits_in_a_thread_while_another_writer_holds_the_lock(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "state.db"
+    loop_thread = threading.get_ident()
+
+    def write(store: SqliteStore, name: str) -> int:
+        store.set(f"job_runs/r/task_runs/{name}", {"status": "A"})
+        return threading.get_ident()
+
+    async def main(store: SqliteStore, other: SqliteStore) -> None:
+        # A free lock: in place (no thread hop).
+        assert await store.call(write, store, "a") == loop_thread
+        # Another store instance (as another process would) holds the write lock: the call
+        # must neither fail nor block the event loop; it waits in a worker thread.
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with other._writing():  # the lock every write takes
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        call = asyncio.ensure_future(store.call(write, store, "b"))
+        await asyncio.sleep(0.2)
+        assert not call.done()  # still waiting for the lock, and the loop runs meanwhile
+        release.set()
+        assert await asyncio.wait_for(call, 10) != loop_thread
+        holder.join(10)
+
+    store, other = SqliteStore(path), SqliteStore(path)
+    try:
+        asyncio.run(main(store, other))
+        assert store.get("job_runs/r/task_runs/b") == {"status": "A"}
+    finally:
+        store.close()
+        other.close()

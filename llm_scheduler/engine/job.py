@@ -69,9 +69,17 @@ async def run_job(
     # order, and is filled in place: task records (with all their steps) are never copied.
     slots = {task_id: run.tasks.add() for task_id in graph.task_ids}
 
+    outputs_of: dict[str, dict[str, Any]] = {}
+
+    def outputs(task_id: str) -> dict[str, Any]:
+        # Converted once per task, however many successors it has (a fresh top-level dict each).
+        if task_id not in outputs_of:
+            outputs_of[task_id] = struct_to_dict(finished[task_id].outputs)
+        return dict(outputs_of[task_id])
+
     async def execute(task_id: str) -> None:
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
-        upstream = [(p, struct_to_dict(finished[p].outputs)) for p in preds]
+        upstream = [(p, outputs(p)) for p in preds]
         variables = task_variables(job_input, tasks[task_id], upstream)
         async with limit:
             finished[task_id] = await run_task(
@@ -130,7 +138,7 @@ async def run_job(
         run.status = run_pb2.RUN_STATUS_SUCCEEDED
         sinks = [t for t in graph.sinks if t in reachable]
         run.outputs.CopyFrom(
-            to_struct({t: struct_to_dict(finished[t].outputs) for t in sinks if t in finished})
+            to_struct({t: outputs(t) for t in sinks if t in finished})
         )
     run.finished_at.CopyFrom(records.now())
     status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()

@@ -21,8 +21,10 @@ idempotent:
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -388,8 +390,7 @@ def _succeed(
     outputs: dict[str, Any],
     records: list[run_pb2.StepRun],
 ) -> None:
-    graph = TaskGraph.from_job(job)
-    tasks = {task.task_id: task for task in job.tasks}
+    graph, tasks = _plan_of(job)
     task_path = docs.task_run_path(run_id, task_id)
     job_path = docs.job_run_path(run_id)
     # Reads first (Firestore requires all reads before any write).
@@ -465,8 +466,7 @@ def _fail(
     failed_step: run_pb2.StepRun,
     records: list[run_pb2.StepRun],
 ) -> None:
-    graph = TaskGraph.from_job(job)
-    tasks = {task.task_id: task for task in job.tasks}
+    graph, tasks = _plan_of(job)
     task_path = docs.task_run_path(run_id, task_id)
     job_path = docs.job_run_path(run_id)
     task_doc = tx.get(task_path)
@@ -520,6 +520,33 @@ def _fail(
     if _finished_count(job_doc) + 1 + skipped >= int(job_doc["tasks_total"]):
         fields["finished_at"] = docs.iso(now)
     tx.update(job_path, fields)
+
+
+_PLANS: collections.OrderedDict[
+    int, tuple[config_pb2.JobConfig, TaskGraph, dict[str, config_pb2.TaskConfig]]
+] = collections.OrderedDict()
+_PLANS_LOCK = threading.Lock()
+
+
+def _plan_of(job: config_pb2.JobConfig) -> tuple[TaskGraph, dict[str, config_pb2.TaskConfig]]:
+    """The job's graph and tasks by id, built once per job config object.
+
+    `documents.job_config_of` shares one config object per run, and building the graph of a
+    large job inside every completing transaction (which holds the write lock) was measurable.
+    The cached entry keeps its config alive, so an id is never reused while it is cached.
+    """
+    with _PLANS_LOCK:
+        cached = _PLANS.get(id(job))
+        if cached is not None and cached[0] is job:
+            _PLANS.move_to_end(id(job))
+            return cached[1], cached[2]
+    graph = TaskGraph.from_job(job)
+    tasks = {task.task_id: task for task in job.tasks}
+    with _PLANS_LOCK:
+        _PLANS[id(job)] = (job, graph, tasks)
+        while len(_PLANS) > 64:
+            _PLANS.popitem(last=False)
+    return graph, tasks
 
 
 def _finished_count(job_doc: Doc) -> int:

@@ -19,9 +19,9 @@ import datetime
 import threading
 from typing import Any, TypeVar
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from llm_scheduler.execution import codec
 from llm_scheduler.store.base import Doc
 from llm_scheduler.v1 import config_pb2
 
@@ -105,16 +105,13 @@ def parse_task_run_path(path: str) -> tuple[str, str] | None:
 
 
 def record_to_doc(record: Message) -> Doc:
-    """A record or config as a readable map (proto JSON mapping, snake_case)."""
-    doc: Doc = json_format.MessageToDict(record, preserving_proto_field_name=True)
-    return doc
+    """A record or config as a readable map (proto JSON mapping, snake_case; see `codec`)."""
+    return codec.message_to_doc(record)
 
 
 def record_from_doc(doc: Doc, message_type: type[M]) -> M:
-    """A record read back from a document; control fields beside it are ignored."""
-    message = message_type()
-    json_format.ParseDict(doc, message, ignore_unknown_fields=True)
-    return message
+    """A record read back from a document; control fields beside it are ignored (see `codec`)."""
+    return codec.doc_to_message(doc, message_type)
 
 
 _JOB_CONFIGS: collections.OrderedDict[str, config_pb2.JobConfig] = collections.OrderedDict()

@@ -203,9 +203,7 @@ class _Sink:
         with self._idle:
             self._pending += 1
         # The record and its document are built on the writer thread, off the run's path.
-        _WRITER.put(
-            _Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns)
-        )
+        _WRITER.put(_Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns))
         if event.kind is EventKind.TASK_FINISHED:
             self.flush(event.task_id)
 

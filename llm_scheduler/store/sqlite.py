@@ -97,6 +97,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._version = 0
+        self._interrupted = False
         self._wake_dir = self.path.with_name(self.path.name + ".wake")
         self._wake_socket: socket.socket | None = None
         self._wake_file: pathlib.Path | None = None
@@ -201,7 +202,8 @@ class SqliteStore(Store):
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             with self._changed:
-                if self._version != seen:
+                if self._version != seen or self._interrupted:
+                    self._interrupted = False
                     return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -232,6 +234,10 @@ class SqliteStore(Store):
         return await asyncio.to_thread(function, *args)
 
     def interrupt_wait(self) -> None:
+        # The flag covers a waiting thread that has not reached its socket yet (its wait then
+        # returns at once); the datagram one that is blocked on it.
+        with self._changed:
+            self._interrupted = True
         if self._wake_file is not None:
             sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)

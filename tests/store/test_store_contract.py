@@ -285,6 +285,15 @@ def test_wait_for_change_remembers_writes_between_waits(backend: Backend) -> Non
     assert time.monotonic() - started < 2.0
 
 
+def test_an_interrupt_just_before_a_wait_still_ends_it(store: Store) -> None:
+    # A dispatcher stopping interrupts its waiting thread, which may not be waiting yet: it
+    # must not then sit out its whole timeout (a 2 s stall at the end of short runs).
+    store.interrupt_wait()
+    started = time.monotonic()
+    assert store.wait_for_change(10) is True
+    assert time.monotonic() - started < 2.0
+
+
 def test_wait_for_change_times_out_without_writes(store: Store) -> None:
     started = time.monotonic()
     assert store.wait_for_change(0.5) is False

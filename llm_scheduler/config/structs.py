@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,14 +28,45 @@ def normalize_numbers(value: Any) -> Any:
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Converts a `Struct` to a dict of JSON values (integral numbers as ints)."""
-    result: dict[str, Any] = normalize_numbers(json_format.MessageToDict(struct))
-    return result
+    """Converts a `Struct` to a dict of JSON values (integral numbers as ints, keys sorted).
+
+    The same as ``normalize_numbers(json_format.MessageToDict(struct))``, without json_format's
+    generic descriptor walk (this runs for every step's inputs and outputs).
+
+    Raises:
+        ValueError: A number is NaN or infinite (JSON has no such numbers).
+    """
+    fields = struct.fields
+    return {key: _python(fields[key]) for key in sorted(fields)}
 
 
 def value_to_python(value: struct_pb2.Value) -> Any:
-    """Converts a `Value` to a JSON value (integral numbers as ints)."""
-    return normalize_numbers(json_format.MessageToDict(value))
+    """Converts a `Value` to a JSON value (integral numbers as ints).
+
+    Raises:
+        ValueError: A number is NaN or infinite.
+    """
+    return _python(value)
+
+
+def _python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if number.is_integer():
+            return int(number) if abs(number) < 2**53 else number
+        if math.isinf(number) or math.isnan(number):
+            raise ValueError(f"cannot convert {number} in a Struct to JSON")
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_python(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set (json_format writes null too)
 
 
 def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:

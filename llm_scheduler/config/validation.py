@@ -54,6 +54,7 @@ class Validator:
         self._problems = []
         self._step(step, "", set(variables))
         self._raise()
+        self._plan([step])
 
     def check_tasks(
         self, tasks: list[config_pb2.TaskConfig], variables: Iterable[str] = ()
@@ -70,6 +71,7 @@ class Validator:
             self._task(task, prefix, upstream)
             upstream = set(variables) | set(dataflow.task_output_names(task))
         self._raise()
+        self._plan(step for task in tasks for step in task.steps)
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
@@ -102,11 +104,20 @@ class Validator:
             self._task(task, prefix, upstream)
         self._far = {}
         self._raise()
+        self._plan(step for task in job.tasks for step in task.steps)
 
     def _raise(self) -> None:
         if self._problems:
             problems, self._problems = self._problems, []
             raise ConfigError(problems)
+
+    @staticmethod
+    def _plan(steps: Iterable[config_pb2.StepConfig]) -> None:
+        """Derives the engine's plans of valid steps now, once per config, not during a run."""
+        from llm_scheduler.engine.plans import step_plan  # the engine imports config
+
+        for step in steps:
+            step_plan(step)
 
     def _add(self, path: str, message: str, hint: str = "") -> None:
         self._problems.append(ConfigProblem(path.rstrip("."), message, hint, self.file))

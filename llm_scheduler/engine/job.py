@@ -138,7 +138,7 @@ async def run_job(
         run.status = run_pb2.RUN_STATUS_SUCCEEDED
         sinks = [t for t in graph.sinks if t in reachable]
         run.outputs.CopyFrom(to_struct({t: outputs(t) for t in sinks if t in finished}))
-    run.finished_at.CopyFrom(records.now())
+    records.stamp(run.finished_at)
     status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
     context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=status))
     return run

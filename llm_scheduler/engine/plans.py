@@ -5,12 +5,17 @@ output rules depend only on its config. Converting them from protobuf on every s
 dict, template parsing, parameter coercion) was most of the engine's own cost per step, so they
 are derived once into an immutable plan and cached by the config's content: an edited config is
 a different key, so a plan can never be stale.
+
+Validation derives the plans of the configs it accepts (`config.validation.Validator`), so a
+validated config runs without deriving anything; configs read back from a store (the cloud
+function) are planned on first use.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +38,7 @@ _FORMATS: dict[int, Any] = {
     config_pb2.ResponseFormat.TYPE_JSON: "json",
     config_pb2.ResponseFormat.TYPE_JSON_SCHEMA: "json_schema",
 }
-# Plans kept per process; the cache is cleared when full (configs are few, runs are many).
+# Plans kept per process (configs are few, runs are many).
 _MAX_PLANS = 4096
 
 
@@ -129,7 +134,10 @@ def _cached(config: Message, build: Any) -> Any:
         plan = build(config)
         with _plans_lock:
             if len(_plans) >= _MAX_PLANS:
-                _plans.clear()
+                # The older half goes (dicts keep insertion order): a job with more distinct
+                # steps than the cache holds still reuses the plans of its recent steps.
+                for old in list(itertools.islice(_plans, _MAX_PLANS // 2)):
+                    del _plans[old]
             _plans[key] = plan
     return plan
 

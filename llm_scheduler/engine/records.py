@@ -10,7 +10,7 @@ from llm_scheduler.errors import ProviderError
 from llm_scheduler.models.base import Usage
 from llm_scheduler.v1 import run_pb2
 
-__all__ = ["add_usage", "error_info", "now", "usage_of"]
+__all__ = ["add_usage", "error_info", "now", "stamp", "usage_of"]
 
 
 def now() -> timestamp_pb2.Timestamp:
@@ -18,6 +18,13 @@ def now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromNanoseconds(time.time_ns())
     return stamp
+
+
+def stamp(timestamp: timestamp_pb2.Timestamp) -> None:
+    """Sets a record's timestamp field to the current time, in place."""
+    nanos = time.time_ns()
+    timestamp.seconds = nanos // 1_000_000_000
+    timestamp.nanos = nanos % 1_000_000_000
 
 
 def error_info(error: BaseException) -> run_pb2.ErrorInfo:

@@ -81,7 +81,7 @@ async def run_step(
     record.name = step.name
     record.step_type = step.step_type
     record.status = run_pb2.RUN_STATUS_RUNNING
-    record.started_at.CopyFrom(records.now())
+    records.stamp(record.started_at)
     label = plan.label or f"step {index + 1}"
 
     def emit(kind: EventKind, detail: str = "", **extra: Any) -> None:
@@ -132,12 +132,12 @@ async def run_step(
         if isinstance(error, ProviderError):
             record.attempts = error.attempts
         record.latency_seconds = time.perf_counter() - started
-        record.finished_at.CopyFrom(records.now())
+        records.stamp(record.finished_at)
         emit(EventKind.STEP_FAILED, f"{type(error).__name__}: {error}")
         return StepResult(record=record, outputs={}, response=None)
     record.status = run_pb2.RUN_STATUS_SUCCEEDED
     record.latency_seconds = time.perf_counter() - started
-    record.finished_at.CopyFrom(records.now())
+    records.stamp(record.finished_at)
     if context.on_event is not None:
         usage = record.usage
         emit(

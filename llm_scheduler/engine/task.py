@@ -49,7 +49,7 @@ async def run_task(
     run.config.CopyFrom(task)
     run.predecessors[:] = list(predecessors)
     run.attempt = 1
-    run.started_at.CopyFrom(records.now())
+    records.stamp(run.started_at)
     scope = {**dataflow.task_defaults(task), **variables}
     if context.replay is not None:
         scope.update(context.replay.edited_task_inputs(task.task_id))
@@ -89,7 +89,7 @@ def _finish(
     run: run_pb2.TaskRun, status: run_pb2.RunStatus, context: RunContext
 ) -> run_pb2.TaskRun:
     run.status = status
-    run.finished_at.CopyFrom(records.now())
+    records.stamp(run.finished_at)
     detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
     context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
     return run

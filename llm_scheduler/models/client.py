@@ -160,7 +160,15 @@ class ModelClient:
                 self._on_retry(RetryEvent(model_key, retry, error, delay))
 
         started = time.perf_counter()
-        response, attempts = await call_with_retries(attempt, policy, on_retry=on_retry)
+        try:
+            # The first attempt directly: most requests need no other.
+            async with limit:
+                response = await adapter.generate(request)
+            attempts = 1
+        except ProviderError as error:
+            response, attempts = await call_with_retries(
+                attempt, policy, on_retry=on_retry, first_error=error
+            )
         usage = response.usage
         return ModelCall(
             spec=spec,

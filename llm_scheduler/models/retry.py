@@ -53,6 +53,7 @@ async def call_with_retries(
     on_retry: RetryHook | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    first_error: ProviderError | None = None,
 ) -> tuple[T, int]:
     """Calls ``attempt`` until it succeeds, fails for good, or the attempts run out.
 
@@ -62,6 +63,8 @@ async def call_with_retries(
         on_retry: Called with (retry number, error, delay) before each wait.
         sleep: Waits; tests may pass a recorder.
         rng: The jitter's random source.
+        first_error: The failure of a first attempt the caller already made (it counts as
+            attempt 1); retries start from it.
 
     Returns:
         The result and the number of attempts made.
@@ -71,16 +74,22 @@ async def call_with_retries(
             attribute holds the attempts made.
     """
     attempts = 0
+    failed = first_error
+    if failed is not None:
+        attempts = failed.attempts = 1
     while True:
-        attempts += 1
-        try:
-            return await attempt(), attempts
-        except ProviderError as error:
-            error.attempts = attempts
-            if not error.retryable or attempts >= policy.max_attempts:
-                raise
-            rng = rng or random.Random()  # created on the first retry only: seeding is costly
-            delay = policy.delay(attempts, error, rng)
-            if on_retry is not None:
-                on_retry(attempts, error, delay)
-            await sleep(delay)
+        if failed is None:
+            attempts += 1
+            try:
+                return await attempt(), attempts
+            except ProviderError as error:
+                error.attempts = attempts
+                failed = error
+        if not failed.retryable or attempts >= policy.max_attempts:
+            raise failed
+        rng = rng or random.Random()  # created on the first retry only: seeding is costly
+        delay = policy.delay(attempts, failed, rng)
+        if on_retry is not None:
+            on_retry(attempts, failed, delay)
+        await sleep(delay)
+        failed = None

@@ -8,7 +8,14 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-__all__ = ["normalize_numbers", "struct_to_dict", "to_struct", "to_value", "value_to_python"]
+__all__ = [
+    "fill_struct",
+    "normalize_numbers",
+    "struct_to_dict",
+    "to_struct",
+    "to_value",
+    "value_to_python",
+]
 
 
 def normalize_numbers(value: Any) -> Any:
@@ -70,10 +77,53 @@ def _python(value: struct_pb2.Value) -> Any:
 
 
 def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
-    """Converts a mapping of JSON values to a `Struct`."""
+    """Converts a mapping of JSON values to a `Struct`.
+
+    The same as ``Struct.update``, with the common cases first (it runs for every step's inputs
+    and outputs).
+
+    Raises:
+        ValueError: A value is not JSON (``Unexpected type``, as ``Struct.update`` says).
+    """
     struct = struct_pb2.Struct()
-    struct.update(dict(data))
+    fill_struct(struct, data)
     return struct
+
+
+def fill_struct(struct: struct_pb2.Struct, data: Mapping[str, Any]) -> None:
+    """Replaces a `Struct`'s contents with a mapping of JSON values, in place (a record's field).
+
+    Raises:
+        ValueError: A value is not JSON.
+    """
+    struct.Clear()
+    fields = struct.fields
+    for key, value in data.items():
+        _set(fields[key], value)
+
+
+def _set(target: struct_pb2.Value, value: Any) -> None:
+    if isinstance(value, str):
+        target.string_value = value
+    elif value is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):  # before numbers: bools are ints in Python
+        target.bool_value = value
+    elif isinstance(value, (int, float)):
+        target.number_value = value
+    elif isinstance(value, (dict, struct_pb2.Struct)):
+        nested = target.struct_value
+        nested.Clear()
+        fields = nested.fields
+        for key, item in value.items():
+            _set(fields[key], item)
+    elif isinstance(value, (list, tuple, struct_pb2.ListValue)):
+        values = target.list_value.values
+        del values[:]
+        for item in value:
+            _set(values.add(), item)
+    else:
+        raise ValueError("Unexpected type")
 
 
 def to_value(data: Any) -> struct_pb2.Value:

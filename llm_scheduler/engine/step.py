@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llm_scheduler.config.structs import to_struct, to_value
+from llm_scheduler.config.structs import fill_struct, to_value
 from llm_scheduler.config.template import format_value
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
@@ -93,7 +93,7 @@ async def run_step(
     emit(EventKind.STEP_STARTED)
     # Defaults under the variables; without defaults the variables are only read, not copied.
     scope = {**plan.fresh_defaults(), **variables} if plan.defaults else variables
-    record.inputs.CopyFrom(to_struct({k: scope[k] for k in plan.used if k in scope}))
+    fill_struct(record.inputs, {k: scope[k] for k in plan.used if k in scope})
     started = time.perf_counter()
     try:
         if plan.query is None:
@@ -124,9 +124,10 @@ async def run_step(
                 if record.cache_hit:
                     emit(EventKind.CACHE_HIT)
             outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
-        record.outputs.CopyFrom(to_struct(outputs))
+        fill_struct(record.outputs, outputs)
         record.response_digest, record.outputs_digest = step_digests(response, outputs)
     except Exception as error:  # every failure is recorded in the run
+        record.ClearField("outputs")  # a value that is not JSON may have left some behind
         record.status = run_pb2.RUN_STATUS_FAILED
         record.error.CopyFrom(records.error_info(error))
         if isinstance(error, ProviderError):

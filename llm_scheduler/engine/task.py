@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_scheduler.config import dataflow
-from llm_scheduler.config.structs import to_struct
+from llm_scheduler.config.structs import fill_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
@@ -53,7 +53,7 @@ async def run_task(
     scope = {**dataflow.task_defaults(task), **variables}
     if context.replay is not None:
         scope.update(context.replay.edited_task_inputs(task.task_id))
-    run.inputs.CopyFrom(to_struct(scope))
+    fill_struct(run.inputs, scope)
     run.inputs_digest = digest(scope)
     if context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
@@ -81,7 +81,7 @@ async def run_task(
     except Exception as error:  # recorded in the run
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
-    run.outputs.CopyFrom(to_struct(outputs))
+    fill_struct(run.outputs, outputs)
     return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context)
 
 
@@ -90,6 +90,7 @@ def _finish(
 ) -> run_pb2.TaskRun:
     run.status = status
     records.stamp(run.finished_at)
-    detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
-    context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
+    if context.on_event is not None:
+        detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
+        context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
     return run

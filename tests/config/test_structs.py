@@ -65,3 +65,17 @@ def test_numbers_json_cannot_hold_are_refused(number: float) -> None:
         value_to_python(value)
     with pytest.raises(ValueError):
         json_format.MessageToDict(value)
+
+
+def test_to_struct_equals_struct_update_on_random_data() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        data = {f"k{i}": _random_value(rng) for i in range(rng.randrange(6))}
+        expected = struct_pb2.Struct()
+        expected.update(data)
+        assert to_struct(data) == expected
+
+
+def test_to_struct_refuses_what_is_not_json() -> None:
+    with pytest.raises(ValueError, match="Unexpected type"):
+        to_struct({"when": object()})

@@ -145,6 +145,34 @@ class ModelClient:
         limit = self._limits.get(spec.key)
         if limit is None:
             limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
+        started = time.perf_counter()
+        try:
+            # The first attempt directly: most requests need no other.
+            async with limit:
+                response = await adapter.generate(request)
+            attempts = 1
+        except ProviderError as error:
+            response, attempts = await self._retry(model_key, spec, adapter, limit, request, error)
+        usage = response.usage
+        return ModelCall(
+            spec=spec,
+            request=request,
+            response=response,
+            attempts=attempts,
+            latency_seconds=time.perf_counter() - started,
+            cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+        )
+
+    async def _retry(
+        self,
+        model_key: str,
+        spec: ModelSpec,
+        adapter: ModelAdapter,
+        limit: asyncio.Semaphore,
+        request: ModelRequest,
+        first_error: ProviderError,
+    ) -> tuple[ModelResponse, int]:
+        """Retries a request whose first attempt failed, as the policy allows."""
         policy = self._retry_policy or self._policies.get(spec.max_attempts)
         if policy is None:
             policy = self._policies.setdefault(
@@ -159,25 +187,7 @@ class ModelClient:
             if self._on_retry is not None:
                 self._on_retry(RetryEvent(model_key, retry, error, delay))
 
-        started = time.perf_counter()
-        try:
-            # The first attempt directly: most requests need no other.
-            async with limit:
-                response = await adapter.generate(request)
-            attempts = 1
-        except ProviderError as error:
-            response, attempts = await call_with_retries(
-                attempt, policy, on_retry=on_retry, first_error=error
-            )
-        usage = response.usage
-        return ModelCall(
-            spec=spec,
-            request=request,
-            response=response,
-            attempts=attempts,
-            latency_seconds=time.perf_counter() - started,
-            cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
-        )
+        return await call_with_retries(attempt, policy, on_retry=on_retry, first_error=first_error)
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,8 +92,15 @@ async def run_job(
                 record=slots[task_id],
             )
 
-    running: dict[asyncio.Task[None], str] = {}
+    running: dict[str, asyncio.Task[None]] = {}
     launched: set[str] = set()
+    # Each task reports its end here. (Waiting with asyncio.wait on every running task instead
+    # registers and removes a callback on each of them per wake-up: quadratic in the tasks in
+    # flight, which cost W3's 1000 tasks a quarter of a second.)
+    ended: asyncio.Queue[str] = asyncio.Queue()
+
+    def report_end(task_id: str, _: asyncio.Task[None]) -> None:
+        ended.put_nowait(task_id)
 
     def launch(candidates: Iterable[str]) -> None:
         for task_id in candidates:
@@ -103,21 +111,19 @@ async def run_job(
                 finished[p].status == run_pb2.RUN_STATUS_SUCCEEDED for p in preds
             ):
                 launched.add(task_id)
-                running[asyncio.create_task(execute(task_id), name=task_id)] = task_id
+                future = asyncio.create_task(execute(task_id), name=task_id)
+                future.add_done_callback(functools.partial(report_end, task_id))
+                running[task_id] = future
 
     launch(graph.task_ids)
     try:
         while running:
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            # Only the successors of finished tasks can have become ready.
-            ready: dict[str, None] = {}
-            for future in done:
-                task_id = running.pop(future)
-                future.result()
-                ready.update(dict.fromkeys(graph.successors[task_id]))
-            launch(ready)
+            task_id = await ended.get()
+            running.pop(task_id).result()
+            # Only the successors of a finished task can have become ready.
+            launch(graph.successors[task_id])
     finally:
-        for future in running:
+        for future in running.values():
             future.cancel()
     for task_id in graph.task_ids:
         if task_id in finished:

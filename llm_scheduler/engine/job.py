@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import functools
 import secrets
@@ -65,7 +66,6 @@ async def run_job(
     start = job.start_task or graph.roots[0]
     reachable = graph.reachable_from(start)
     finished: dict[str, run_pb2.TaskRun] = {}
-    limit = asyncio.Semaphore(max(context.max_concurrency, 1))
     # Every task's record has its place in the job's record from the start, in the job's task
     # order, and is filled in place: task records (with all their steps) are never copied.
     slots = {task_id: run.tasks.add() for task_id in graph.task_ids}
@@ -82,48 +82,64 @@ async def run_job(
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
         upstream = [(p, outputs(p)) for p in preds]
         variables = task_variables(job_input, tasks[task_id], upstream)
-        async with limit:
-            finished[task_id] = await run_task(
-                tasks[task_id],
-                variables,
-                context,
-                job_run_id=run.run_id,
-                predecessors=preds,
-                record=slots[task_id],
-            )
+        finished[task_id] = await run_task(
+            tasks[task_id],
+            variables,
+            context,
+            job_run_id=run.run_id,
+            predecessors=preds,
+            record=slots[task_id],
+        )
 
+    # Ready tasks wait in a queue and start as slots free up: at most `limit` tasks (and their
+    # coroutines, variables and records in progress) exist at once, however wide the job. A
+    # task's end starts its ready successors from its done callback, without a round trip
+    # through this coroutine (and without asyncio.wait over every running task, whose cost
+    # per wake-up grows with the tasks in flight).
+    limit = max(context.max_concurrency, 1)
+    ready: collections.deque[str] = collections.deque()
     running: dict[str, asyncio.Task[None]] = {}
-    launched: set[str] = set()
-    # Each task reports its end here. (Waiting with asyncio.wait on every running task instead
-    # registers and removes a callback on each of them per wake-up: quadratic in the tasks in
-    # flight, which cost W3's 1000 tasks a quarter of a second.)
-    ended: asyncio.Queue[str] = asyncio.Queue()
+    queued: set[str] = set()
+    crashed: list[asyncio.Task[None]] = []
+    idle = asyncio.Event()
 
-    def report_end(task_id: str, _: asyncio.Task[None]) -> None:
-        ended.put_nowait(task_id)
-
-    def launch(candidates: Iterable[str]) -> None:
+    def queue_ready(candidates: Iterable[str]) -> None:
         for task_id in candidates:
-            if task_id not in reachable or task_id in launched:
+            if task_id not in reachable or task_id in queued:
                 continue
             preds = [p for p in graph.predecessors[task_id] if p in reachable]
             if all(p in finished for p in preds) and all(
                 finished[p].status == run_pb2.RUN_STATUS_SUCCEEDED for p in preds
             ):
-                launched.add(task_id)
-                future = asyncio.create_task(execute(task_id), name=task_id)
-                future.add_done_callback(functools.partial(report_end, task_id))
-                running[task_id] = future
+                queued.add(task_id)
+                ready.append(task_id)
 
-    launch(graph.task_ids)
+    def start_ready() -> None:
+        while ready and len(running) < limit and not crashed:
+            task_id = ready.popleft()
+            future = asyncio.create_task(execute(task_id), name=task_id)
+            future.add_done_callback(functools.partial(on_end, task_id))
+            running[task_id] = future
+        if not running:
+            idle.set()
+
+    def on_end(task_id: str, future: asyncio.Task[None]) -> None:
+        running.pop(task_id, None)
+        if future.cancelled() or future.exception() is not None:
+            crashed.append(future)  # a bug, not a failed task (those are records): re-raised
+            idle.set()  # at once: the tasks still running are cancelled
+        else:
+            queue_ready(graph.successors[task_id])
+        start_ready()
+
+    queue_ready(graph.task_ids)
+    start_ready()
     try:
-        while running:
-            task_id = await ended.get()
-            running.pop(task_id).result()
-            # Only the successors of a finished task can have become ready.
-            launch(graph.successors[task_id])
+        await idle.wait()
+        if crashed:
+            crashed[0].result()
     finally:
-        for future in running.values():
+        for future in list(running.values()):
             future.cancel()
     for task_id in graph.task_ids:
         if task_id in finished:

@@ -23,6 +23,7 @@ from llm_scheduler import (
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.errors import MissingApiKeyError
+from llm_scheduler.function_steps import FunctionRegistry
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import (
@@ -387,3 +388,111 @@ def test_missing_sdk_is_reported_before_any_call(monkeypatch: pytest.MonkeyPatch
     client = ModelClient(offline=False, credentials=FAKE_CREDENTIALS)
     with pytest.raises(MissingDependencyError, match=r"pip install 'llm-scheduler\[openai\]'"):
         client.check_credentials(["GPT_4O_MINI"])
+
+
+def test_a_wide_job_keeps_at_most_max_concurrency_tasks_alive_and_finishes_all() -> None:
+    items = [f"w{i:03d}" for i in range(40)]
+    job = loads(
+        json.dumps(
+            {
+                "job_id": "wide",
+                "tasks": [
+                    {
+                        "task_id": "start",
+                        "steps": [
+                            {"model_query_config": {"model_key": "OFFLINE", "user_prompt": "go"}}
+                        ],
+                        "next_tasks": items,
+                    },
+                    *(
+                        {
+                            "task_id": item,
+                            "steps": [
+                                {
+                                    "model_query_config": {
+                                        "model_key": "OFFLINE",
+                                        "user_prompt": item,
+                                    }
+                                }
+                            ],
+                        }
+                        for item in items
+                    ),
+                ],
+            }
+        ),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+    started: list[str] = []
+    alive = 0
+    most_alive = 0
+
+    def on_event(event: Any) -> None:
+        nonlocal alive, most_alive
+        if event.kind.value == "task_started":
+            started.append(event.task_id)
+            alive += 1
+            most_alive = max(most_alive, alive)
+        elif event.kind.value == "task_finished":
+            alive -= 1
+
+    context = RunContext(models=ModelClient(offline=True), max_concurrency=3, on_event=on_event)
+    record = asyncio.run(run_job(job, context))
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert started == ["start", *items]  # in the job's order
+    assert most_alive <= 3
+
+
+def test_an_unexpected_error_in_a_task_ends_the_run_at_once() -> None:
+    # A failing step is recorded; an exception escaping a task (here from the progress
+    # listener) is a bug: run_job raises it without waiting for the other tasks.
+    job = loads(
+        json.dumps(
+            {
+                "job_id": "j",
+                "tasks": [
+                    {
+                        "task_id": "start",
+                        "steps": [
+                            {"model_query_config": {"model_key": "OFFLINE", "user_prompt": "a"}}
+                        ],
+                        "next_tasks": ["slow", "broken"],
+                    },
+                    {
+                        "task_id": "slow",
+                        "steps": [
+                            {
+                                "step_type": "STEP_TYPE_FUNCTION_CALL",
+                                "function_call_config": {"function_name": "sleep_long"},
+                            }
+                        ],
+                    },
+                    {
+                        "task_id": "broken",
+                        "steps": [
+                            {"model_query_config": {"model_key": "OFFLINE", "user_prompt": "b"}}
+                        ],
+                    },
+                ],
+            }
+        ),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+
+    def on_event(event: Any) -> None:
+        if event.kind.value == "task_started" and event.task_id == "broken":
+            raise RuntimeError("listener bug")
+
+    async def sleep_long(_: Any) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    functions = FunctionRegistry()
+    functions.register(sleep_long)
+    context = RunContext(models=ModelClient(offline=True), functions=functions, on_event=on_event)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="listener bug"):
+        asyncio.run(run_job(job, context))
+    assert time.monotonic() - started < 10

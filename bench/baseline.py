@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 
 from llm_scheduler.models.base import ModelAdapter, ModelRequest
 
-__all__ = ["bare_chain", "chain", "fan_out_join", "new_client", "wide"]
+__all__ = ["ask", "bare_chain", "chain", "fan_out_join", "new_client", "wide"]
 
 
 def new_client(base_url: str) -> AsyncOpenAI:
@@ -20,7 +20,7 @@ def new_client(base_url: str) -> AsyncOpenAI:
     return AsyncOpenAI(api_key="no-key", base_url=base_url, max_retries=0)
 
 
-async def _ask(client: AsyncOpenAI, model: str, prompt: str) -> str:
+async def ask(client: AsyncOpenAI, model: str, prompt: str) -> str:
     completion = await client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": prompt}]
     )
@@ -31,15 +31,15 @@ async def chain(client: AsyncOpenAI, model: str, steps: int, seed: str) -> str:
     """W1: ``steps`` sequential calls, each prompt holding the previous answer."""
     previous = seed
     for i in range(steps):
-        previous = await _ask(client, model, f"Step {i}: continue from: {previous}")
+        previous = await ask(client, model, f"Step {i}: continue from: {previous}")
     return previous
 
 
 async def fan_out_join(client: AsyncOpenAI, model: str, width: int, topic: str) -> str:
     """W2: one call, ``width`` parallel calls on its answer, one call joining theirs."""
-    root = await _ask(client, model, f"Split the topic: {topic}")
-    parts = await asyncio.gather(*(_ask(client, model, f"Part {i}: {root}") for i in range(width)))
-    return await _ask(client, model, "Join the parts:\n" + "\n\n".join(parts))
+    root = await ask(client, model, f"Split the topic: {topic}")
+    parts = await asyncio.gather(*(ask(client, model, f"Part {i}: {root}") for i in range(width)))
+    return await ask(client, model, "Join the parts:\n" + "\n\n".join(parts))
 
 
 async def wide(client: AsyncOpenAI, model: str, calls: int, concurrency: int, topic: str) -> int:
@@ -48,7 +48,7 @@ async def wide(client: AsyncOpenAI, model: str, calls: int, concurrency: int, to
 
     async def one(i: int) -> str:
         async with limit:
-            return await _ask(client, model, f"Item {i}: {topic}")
+            return await ask(client, model, f"Item {i}: {topic}")
 
     answers = await asyncio.gather(*(one(i) for i in range(calls)))
     return len(answers)

@@ -280,8 +280,39 @@ def render(results: Results, sizes: Sizes, repetitions: int) -> str:
         "",
         f"‡ a phase cut short at {sizes.hop_budget_seconds:.0f} s: figures over the task runs "
         "finished by then.",
+        "",
+        "What one call costs the client (sequential calls, 0 ms server latency, no engine):",
+        "",
+        *_table(["Client", "Per call", "vs the openai SDK"], _client_rows(results)),
     ]
     return "\n".join(lines) + "\n"
+
+
+_CLIENTS = (
+    ("client_sdk", "`openai` SDK (`AsyncOpenAI`, as the baseline and the OpenAI adapter use it)"),
+    ("client_httpx", "`httpx` `AsyncClient`, JSON by hand"),
+    ("client_lean", "one keep-alive connection on asyncio streams (`bench/lean_client.py`)"),
+)
+
+
+def _client_rows(results: Results) -> list[list[str]]:
+    def per_call(variant: str) -> float | None:
+        runs = results.get(variant, ())
+        values = [run["seconds"] / run["calls"] for run in runs if run.get("calls")]
+        return statistics.median(values) if values else None
+
+    sdk = per_call("client_sdk")
+    rows = []
+    for variant, label in _CLIENTS:
+        value = per_call(variant)
+        rows.append(
+            [
+                label,
+                "—" if value is None else f"{value * 1e6:,.0f} µs",
+                _ratio(value, sdk),
+            ]
+        )
+    return rows
 
 
 def machine(repetitions: int, quick: bool) -> str:

@@ -20,8 +20,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import httpx2 as httpx
+
 from bench import baseline, jobs
 from bench.fake_openai_server import fetch_stats
+from bench.lean_client import LeanClient
 from bench.sizes import Sizes
 from llm_scheduler import ModelClient, ModelRegistry, RunContext, run_job
 from llm_scheduler.engine.replay import ReplaySource
@@ -193,6 +196,54 @@ async def w5_replay(env: _Env) -> Result:
     }
 
 
+_CLIENT_WARMUP_CALLS = 20
+
+
+async def _sequential_calls(env: _Env, ask: Callable[[str], Awaitable[str]]) -> Result:
+    for i in range(_CLIENT_WARMUP_CALLS):
+        await ask(f"warm-up {i}")
+    calls = env.sizes.chain_steps
+    started = time.perf_counter()
+    for i in range(calls):
+        await ask(f"Item {i}: {jobs.TOPIC}")
+    return {"seconds": time.perf_counter() - started, "calls": calls}
+
+
+async def client_sdk(env: _Env) -> Result:
+    """One call's cost to the client: the openai SDK, as the baseline uses it."""
+    client = baseline.new_client(env.base_url)
+    try:
+        return await _sequential_calls(
+            env, lambda prompt: baseline.ask(client, jobs.BENCH_MODEL, prompt)
+        )
+    finally:
+        await client.close()
+
+
+async def client_httpx(env: _Env) -> Result:
+    """The same call through httpx (the SDK's HTTP layer), JSON by hand."""
+    async with httpx.AsyncClient(base_url=env.base_url) as client:
+
+        async def ask(prompt: str) -> str:
+            response = await client.post(
+                "/chat/completions",
+                json={"model": jobs.BENCH_MODEL, "messages": [{"role": "user", "content": prompt}]},
+            )
+            response.raise_for_status()
+            return str(response.json()["choices"][0]["message"]["content"])
+
+        return await _sequential_calls(env, ask)
+
+
+async def client_lean(env: _Env) -> Result:
+    """The same call on one keep-alive connection over asyncio streams (`bench.lean_client`)."""
+    client = LeanClient(env.base_url)
+    try:
+        return await _sequential_calls(env, lambda prompt: client.ask(jobs.BENCH_MODEL, prompt))
+    finally:
+        await client.close()
+
+
 VARIANTS: dict[str, Callable[[_Env], Coroutine[Any, Any, Result]]] = {
     "w1_bare": w1_bare,
     "w1_engine": w1_engine,
@@ -204,6 +255,9 @@ VARIANTS: dict[str, Callable[[_Env], Coroutine[Any, Any, Result]]] = {
     "w3_baseline": w3_baseline,
     "w3_engine": w3_engine,
     "w5_replay": w5_replay,
+    "client_sdk": client_sdk,
+    "client_httpx": client_httpx,
+    "client_lean": client_lean,
 }
 
 

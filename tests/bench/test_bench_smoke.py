@@ -29,3 +29,6 @@ def test_quick_benchmark_prints_a_table_with_every_workload() -> None:
     for workload in WORKLOADS:
         assert any(row.startswith(f"| {workload} ") for row in rows), f"no {workload} row"
     assert any(row.startswith("| W4 sqlite") for row in rows)
+    # The client-cost table: one measured row per client.
+    clients = [line for line in completed.stdout.splitlines() if " µs | " in line]
+    assert len([row for row in clients if "SDK" in row or "httpx" in row or "asyncio" in row]) == 3

@@ -218,15 +218,19 @@ async def _query_model(
             record.usage.CopyFrom(records.usage_of(cached.usage))
             record.attempts = 0  # no provider call, so no cost
             return cached.text
-    call = await context.models.generate(step.model_query_config.model_key, request)
-    record.provider_model = call.response.model or record.provider_model
-    record.response_text = call.response.text
-    record.usage.CopyFrom(records.usage_of(call.response.usage))
+    call = await context.models.generate(record.model_key, request)
+    response = call.response
+    record.provider_model = response.model or record.provider_model
+    record.response_text = response.text
+    usage = record.usage
+    usage.input_tokens = response.usage.input_tokens
+    usage.output_tokens = response.usage.output_tokens
+    usage.cached_input_tokens = response.usage.cached_input_tokens
     record.cost_usd = call.cost_usd
     record.attempts = call.attempts
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
-        await asyncio.to_thread(context.cache.store, key, call.response)
-    return call.response.text
+        await asyncio.to_thread(context.cache.store, key, response)
+    return response.text
 
 
 async def _call_function(

@@ -203,6 +203,11 @@ class ModelClient:
         return ""
 
     def _adapter(self, spec: ModelSpec) -> ModelAdapter:
+        # Keyless entries (local servers, the offline model) need no key lookup per request.
+        if spec.no_api_key or not spec.needs_api_key:
+            adapter = self._adapters.get((spec.provider, spec.base_url, ""))
+            if adapter is not None:
+                return adapter
         # Never send a provider's real key to a server that was declared keyless.
         api_key = "" if spec.no_api_key else self._api_key(spec)
         if spec.needs_api_key and not api_key:

@@ -64,6 +64,7 @@ _Docs = list[tuple[str, Doc]]
 
 # Firestore's limits (https://firebase.google.com/docs/firestore/quotas).
 _MAX_IN_VALUES = 30
+_MAX_BATCH_WRITES = 500
 _INT64 = (-(2**63), 2**63 - 1)
 # A transaction is retried while it conflicts, for up to this many seconds; the pause before
 # retry n is uniform in [0, min(cap, base * 2**(n-2))] seconds.
@@ -243,6 +244,29 @@ class FirestoreStore(Store):
             except exceptions.AlreadyExists:
                 return False
         return True
+
+    def create_all(self, items: Sequence[tuple[str, Doc]]) -> int:
+        from google.api_core import exceptions
+
+        for path, data in items:
+            _check_document(path, data)
+        created = 0
+        # One commit per batch of writes (Firestore takes up to 500), not one round trip each.
+        for start in range(0, len(items), _MAX_BATCH_WRITES):
+            chunk = items[start : start + _MAX_BATCH_WRITES]
+            batch = self.client.batch()
+            for path, data in chunk:
+                batch.create(self.client.document(path), data)
+            try:
+                with self._errors("create", chunk[0][0]):
+                    batch.commit()
+                created += len(chunk)
+            except StoreError as error:
+                if not isinstance(error.__cause__, exceptions.AlreadyExists):
+                    raise
+                # A batch fails whole when one document exists: create them one by one.
+                created += sum(1 for path, data in chunk if self.create(path, data))
+        return created
 
     def set(self, path: str, data: Doc) -> None:
         _check_document(path, data)

@@ -264,15 +264,23 @@ class SqliteStore(Store):
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _lock_file(self) -> int:
+        """The open lock file (called with the write mutex held)."""
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise StoreError(f"cannot open {self._lock_path}: {error.strerror}") from None
+        return self._lock_fd
+
     def _try_writing(self) -> bool:
         """Takes the write lock (see `_writing`) if no one holds it; never waits."""
         if not self._write_mutex.acquire(blocking=False):
             return False
         try:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._lock_file()
             if self._write_depth == 0:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._write_mutex.release()
             return False
@@ -301,9 +309,7 @@ class SqliteStore(Store):
         that dies).
         """
         with self._write_mutex:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            fd = self._lock_fd
+            fd = self._lock_file()
             if self._write_depth == 0:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             self._write_depth += 1

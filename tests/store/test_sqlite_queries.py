@@ -75,3 +75,15 @@ def test_call_runs_in_place_and_waits_in_a_thread_while_another_writer_holds_the
     finally:
         store.close()
         other.close()
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_store_error(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "state.db.lock").mkdir()  # in the way of the writers' lock file
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with pytest.raises(StoreError, match=r"cannot open .*state\.db\.lock"):
+            store.set("job_runs/r/task_runs/t", {"status": "A"})
+        with pytest.raises(StoreError, match="cannot open"):
+            asyncio.run(store.call(store.get, "job_runs/r/task_runs/t"))
+    finally:
+        store.close()

@@ -45,6 +45,20 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or not b else f"{a / b:.3f}x"
 
 
+def _paired_ratio(results: Results, ours: str, base: str) -> str:
+    """The ratio of medians, and the range of the per-repetition ratios (each pair ran back to
+    back, so the spread shows how much the machine moved during the run)."""
+    ratio = _ratio(_median(results, ours), _median(results, base))
+    pairs = [
+        mine["seconds"] / theirs["seconds"]
+        for mine, theirs in zip(results.get(ours, ()), results.get(base, ()), strict=False)
+        if theirs.get("seconds")
+    ]
+    if len(pairs) < 2:
+        return ratio
+    return f"{ratio} ({min(pairs):.2f}–{max(pairs):.2f})"
+
+
 def _mb(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} MB"
 
@@ -124,7 +138,7 @@ def _main_rows(results: Results, sizes: Sizes) -> list[_Row]:
             f"wall, {steps} steps",
             _ms(http) + per_step,
             _ms(http_base),
-            vs_baseline=_ratio(http, http_base),
+            vs_baseline=_paired_ratio(results, "w1_http_engine", "w1_http_baseline"),
             rss=f"{_mb(_median(results, 'w1_http_engine', 'rss_mb'))} / "
             f"{_mb(_median(results, 'w1_http_baseline', 'rss_mb'))}",
             target=f"≤ {W1_HTTP_RATIO:.2f}x",
@@ -146,7 +160,7 @@ def _main_rows(results: Results, sizes: Sizes) -> list[_Row]:
                 _ms(ours),
                 _ms(base),
                 _ms(ideal),
-                _ratio(ours, base),
+                _paired_ratio(results, f"{name}_engine", f"{name}_baseline"),
                 _ratio(ours, ideal),
                 f"{_mb(_median(results, f'{name}_engine', 'rss_mb'))} / "
                 f"{_mb(_median(results, f'{name}_baseline', 'rss_mb'))}",
@@ -243,7 +257,9 @@ def render(results: Results, sizes: Sizes, repetitions: int) -> str:
     """The report as markdown: the main table, the W4 table and their footnotes."""
     main = _main_rows(results, sizes)
     lines = [
-        f"Medians of {repetitions} repetition(s); each variant measured in a fresh process.",
+        f"Medians of {repetitions} repetition(s); each variant measured in a fresh process. "
+        "Ratios to the baseline are ratios of medians; in brackets, the lowest and highest "
+        "ratio of one repetition's pair.",
         "",
         *_table(
             [

@@ -168,6 +168,22 @@ def _main_rows(results: Results, sizes: Sizes) -> list[_Row]:
                 _met(None if ours is None or not base else ours / base <= PARALLEL_RATIO),
             )
         )
+    capped = _median(results, "w3_engine_tasks_capped")
+    if capped is not None:
+        base = _median(results, "w3_baseline")
+        rows.append(
+            _Row(
+                f"W3 wide, tasks also capped at {sizes.wide_concurrency}",
+                f"wall ({sizes.wide_latency_ms:.0f} ms per call); for comparison",
+                _ms(capped),
+                _ms(base),
+                _ms(sizes.wide_ideal_seconds),
+                _paired_ratio(results, "w3_engine_tasks_capped", "w3_baseline"),
+                _ratio(capped, sizes.wide_ideal_seconds),
+                f"{_mb(_median(results, 'w3_engine_tasks_capped', 'rss_mb'))} / "
+                f"{_mb(_median(results, 'w3_baseline', 'rss_mb'))}",
+            )
+        )
     w3_rss = _median(results, "w3_engine", "rss_mb")
     rows.append(
         _Row(

@@ -37,7 +37,7 @@ def _pairs(sizes: Sizes) -> list[tuple[tuple[str, ...], float]]:
         (("w1_persisted",), 0.0),
         (("w1_http_baseline", "w1_http_engine"), 0.0),
         (("w2_baseline", "w2_engine"), sizes.fanout_latency_ms),
-        (("w3_baseline", "w3_engine"), sizes.wide_latency_ms),
+        (("w3_baseline", "w3_engine", "w3_engine_tasks_capped"), sizes.wide_latency_ms),
         (("w5_replay",), 0.0),
         (("client_sdk", "client_httpx", "client_lean"), 0.0),
     ]

@@ -21,10 +21,12 @@ from llm_scheduler.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "ConfigFormat",
+    "decode_text",
     "dumps",
     "format_for_path",
     "load",
     "loads",
+    "read_bytes",
     "strip_json_comments",
 ]
 
@@ -77,14 +79,39 @@ def load(path: str | pathlib.Path, message_type: type[M]) -> M:
     Raises:
         ConfigError: The file is missing, unreadable or not a valid ``message_type``.
     """
-    file = str(path)
+    data = read_bytes(path)
+    return loads(data, message_type, format_for_path(path, data), file=str(path))
+
+
+def read_bytes(path: str | pathlib.Path) -> bytes:
+    """A config-like file's bytes (configs, models files, traces).
+
+    Raises:
+        ConfigError: The file is missing or unreadable, naming it.
+    """
     try:
-        data = pathlib.Path(path).read_bytes()
+        return pathlib.Path(path).read_bytes()
     except OSError as error:
         raise ConfigError.single(
-            "", f"cannot read the file: {error.strerror or error}", "check the path", file
+            "", f"cannot read the file: {error.strerror or error}", "check the path", str(path)
         ) from None
-    return loads(data, message_type, format_for_path(path, data), file=file)
+
+
+def decode_text(data: bytes, file: str, hint: str = "") -> str:
+    """A file's bytes as text (UTF-8, a byte-order mark dropped).
+
+    Raises:
+        ConfigError: The bytes are not UTF-8; ``hint`` says what the file should be.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError.single(
+            "",
+            "the file is not UTF-8 text",
+            hint or "save it as UTF-8, or use a .binpb extension",
+            file,
+        ) from None
 
 
 def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str = "") -> M:
@@ -100,7 +127,7 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
                 "", f"not a binary {name}: {error}", "check the file and --config_type", file
             ) from None
         return message
-    text = data if isinstance(data, str) else _decode(data, file)
+    text = data if isinstance(data, str) else decode_text(data, file)
     if fmt is ConfigFormat.TEXTPROTO:
         try:
             text_format.Parse(text, message)
@@ -220,15 +247,6 @@ def _no_dupes(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, 
             duplicates.append(key)
         result[key] = value
     return result
-
-
-def _decode(data: bytes, file: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError.single(
-            "", "the file is not UTF-8 text", "save it as UTF-8, or use a .binpb extension", file
-        ) from None
 
 
 def _unknown_fields(

@@ -237,12 +237,7 @@ def guess_config_type(path: str) -> str:
     Raises:
         UserError: The file is binary (its type cannot be seen) or unreadable.
     """
-    try:
-        data = open(path, "rb").read()  # noqa: SIM115 - read in one go
-    except OSError as error:
-        raise ConfigError.single(
-            "", f"cannot read the file: {error.strerror or error}", "check the path", path
-        ) from None
+    data = formats.read_bytes(path)
     fmt = formats.format_for_path(path, data)
     if fmt is formats.ConfigFormat.BINARY:
         raise UserError(

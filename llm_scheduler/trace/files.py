@@ -51,18 +51,7 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
             llm-scheduler does not read, or not a valid trace.
     """
     file = str(path)
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except OSError as error:
-        raise ConfigError.single(
-            "", f"cannot read the file: {error.strerror or error}", "check the path", file
-        ) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError.single(
-            "", "the file is not UTF-8 text", "a trace is a UTF-8 JSON file", file
-        ) from None
+    text = formats.decode_text(formats.read_bytes(path), file, "a trace is a UTF-8 JSON file")
     header = _header(text)
     if header is not None:
         _check_header(header, file)

@@ -20,7 +20,7 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.errors import ConfigError, LlmSchedulerError, RunError, UserError
+from llm_scheduler.errors import LlmSchedulerError, RunError, UserError
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry

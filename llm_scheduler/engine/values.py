@@ -16,7 +16,6 @@ from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "apply_outputs",
-    "compute_outputs",
     "render_request",
     "task_outputs",
     "task_variables",
@@ -60,13 +59,10 @@ def task_variables(
     return variables
 
 
-def compute_outputs(
-    output: config_pb2.DataConfig,
-    scope: Mapping[str, Any],
-    response: Any,
-    passthrough: Container[str],
+def apply_outputs(
+    plan: OutputPlan, scope: Mapping[str, Any], response: Any, passthrough: Container[str]
 ) -> dict[str, Any]:
-    """Computes outputs from an ``output_config``.
+    """Computes outputs from a planned ``output_config`` (`plans.output_plan`).
 
     For each key: a template value is rendered with ``%response%`` bound (and the scope's
     variables); any other value passes the variable of that name through when the key is in
@@ -75,13 +71,6 @@ def compute_outputs(
     Raises:
         InterpolationError: A template names a missing variable or field.
     """
-    return apply_outputs(output_plan(output), scope, response, passthrough)
-
-
-def apply_outputs(
-    plan: OutputPlan, scope: Mapping[str, Any], response: Any, passthrough: Container[str]
-) -> dict[str, Any]:
-    """`compute_outputs` with the ``output_config`` already planned (see `plans.output_plan`)."""
     if not plan.items:
         return {dataflow.RESPONSE: response}
     bound: Mapping[str, Any] | None = None

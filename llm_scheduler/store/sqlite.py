@@ -226,11 +226,11 @@ class SqliteStore(Store):
         # times that (thread wake-ups, GIL hand-offs, another thread's connection). So the call
         # runs in place when the write lock is free at once, holding it so that it cannot wait
         # in the middle; when another writer has it, the call waits in a worker thread instead.
-        if self._try_writing():
+        if self._acquire_writing(wait=False):
             try:
                 return function(*args)
             finally:
-                self._stop_writing()
+                self._release_writing()
         return await asyncio.to_thread(function, *args)
 
     def interrupt_wait(self) -> None:
@@ -273,14 +273,14 @@ class SqliteStore(Store):
                 raise StoreError(f"cannot open {self._lock_path}: {error.strerror}") from None
         return self._lock_fd
 
-    def _try_writing(self) -> bool:
-        """Takes the write lock (see `_writing`) if no one holds it; never waits."""
-        if not self._write_mutex.acquire(blocking=False):
+    def _acquire_writing(self, wait: bool) -> bool:
+        """Takes the write lock (see `_writing`); without ``wait``, only if it is free now."""
+        if not self._write_mutex.acquire(blocking=wait):
             return False
         try:
             fd = self._lock_file()
             if self._write_depth == 0:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._write_mutex.release()
             return False
@@ -290,8 +290,8 @@ class SqliteStore(Store):
         self._write_depth += 1
         return True
 
-    def _stop_writing(self) -> None:
-        """Releases what `_try_writing` took."""
+    def _release_writing(self) -> None:
+        """Releases what `_acquire_writing` took."""
         self._write_depth -= 1
         if self._write_depth == 0 and self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -308,17 +308,11 @@ class SqliteStore(Store):
         wakes as soon as the one before it is done (the kernel releases the flock of a process
         that dies).
         """
-        with self._write_mutex:
-            fd = self._lock_file()
-            if self._write_depth == 0:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            self._write_depth += 1
-            try:
-                yield
-            finally:
-                self._write_depth -= 1
-                if self._write_depth == 0:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        self._acquire_writing(wait=True)
+        try:
+            yield
+        finally:
+            self._release_writing()
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)

@@ -21,10 +21,8 @@ idempotent:
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import functools
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +30,6 @@ from typing import Any
 
 from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
-from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.step import run_step
@@ -119,7 +116,8 @@ async def handle_task_run(
     task_doc, job_doc = claimed
     context = context_with_cache(context, store, job_doc)
     context = context_with_event_sink(context, store, run_id, worker_id)
-    job = docs.job_config_of(run_id, job_doc)
+    run_config = docs.run_config_of(run_id, job_doc)
+    job = run_config.job
     task = docs.record_from_doc(task_doc["config"], config_pb2.TaskConfig)
     if job_doc.get("status") == Status.PENDING:  # this claim started the job run
         context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id, run_id=run_id))
@@ -136,7 +134,7 @@ async def handle_task_run(
     heartbeat = asyncio.create_task(lease.keep_alive())
     try:
         return await _run_claimed(
-            store, run_id, task, task_doc, job, context, lease, deadline, handoff_margin
+            store, run_id, task, task_doc, run_config, context, lease, deadline, handoff_margin
         )
     except _LostLease:
         context.emit(
@@ -153,7 +151,7 @@ async def _run_claimed(
     run_id: str,
     task: config_pb2.TaskConfig,
     task_doc: Doc,
-    job: config_pb2.JobConfig,
+    run_config: docs.RunConfig,
     context: RunContext,
     lease: _Lease,
     deadline: float | None,
@@ -179,7 +177,7 @@ async def _run_claimed(
                 _fail,
                 run_id=run_id,
                 task_id=task_id,
-                job=job,
+                run_config=run_config,
                 lease=lease,
                 failed_step=step,
                 records=records,
@@ -237,7 +235,7 @@ async def _run_claimed(
                 _succeed,
                 run_id=run_id,
                 task_id=task_id,
-                job=job,
+                run_config=run_config,
                 lease=lease,
                 outputs=outputs,
                 records=records,
@@ -385,12 +383,12 @@ def _succeed(
     tx: Transaction,
     run_id: str,
     task_id: str,
-    job: config_pb2.JobConfig,
+    run_config: docs.RunConfig,
     lease: _Lease,
     outputs: dict[str, Any],
     records: list[run_pb2.StepRun],
 ) -> None:
-    graph, tasks = _plan_of(job)
+    graph, tasks = run_config.graph, run_config.tasks
     task_path = docs.task_run_path(run_id, task_id)
     job_path = docs.job_run_path(run_id)
     # Reads first (Firestore requires all reads before any write).
@@ -461,12 +459,12 @@ def _fail(
     tx: Transaction,
     run_id: str,
     task_id: str,
-    job: config_pb2.JobConfig,
+    run_config: docs.RunConfig,
     lease: _Lease,
     failed_step: run_pb2.StepRun,
     records: list[run_pb2.StepRun],
 ) -> None:
-    graph, tasks = _plan_of(job)
+    graph, tasks = run_config.graph, run_config.tasks
     task_path = docs.task_run_path(run_id, task_id)
     job_path = docs.job_run_path(run_id)
     task_doc = tx.get(task_path)
@@ -520,33 +518,6 @@ def _fail(
     if _finished_count(job_doc) + 1 + skipped >= int(job_doc["tasks_total"]):
         fields["finished_at"] = docs.iso(now)
     tx.update(job_path, fields)
-
-
-_PLANS: collections.OrderedDict[
-    int, tuple[config_pb2.JobConfig, TaskGraph, dict[str, config_pb2.TaskConfig]]
-] = collections.OrderedDict()
-_PLANS_LOCK = threading.Lock()
-
-
-def _plan_of(job: config_pb2.JobConfig) -> tuple[TaskGraph, dict[str, config_pb2.TaskConfig]]:
-    """The job's graph and tasks by id, built once per job config object.
-
-    `documents.job_config_of` shares one config object per run, and building the graph of a
-    large job inside every completing transaction (which holds the write lock) was measurable.
-    The cached entry keeps its config alive, so an id is never reused while it is cached.
-    """
-    with _PLANS_LOCK:
-        cached = _PLANS.get(id(job))
-        if cached is not None and cached[0] is job:
-            _PLANS.move_to_end(id(job))
-            return cached[1], cached[2]
-    graph = TaskGraph.from_job(job)
-    tasks = {task.task_id: task for task in job.tasks}
-    with _PLANS_LOCK:
-        _PLANS[id(job)] = (job, graph, tasks)
-        while len(_PLANS) > 64:
-            _PLANS.popitem(last=False)
-    return graph, tasks
 
 
 def _finished_count(job_doc: Doc) -> int:

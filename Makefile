@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup run test lint typecheck pytest proto lock bazel clean
 
-$(STAMP): requirements_lock.txt pyproject.toml
+$(STAMP): requirements_pip.txt requirements_lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements_pip.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements_lock.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)

@@ -128,3 +128,18 @@ def test_lock_is_in_step_with_requirements_in() -> None:
         assert pin.via, f"{name} is pinned but nothing requires it: run make lock"
         unpinned = {v for v in pin.via if not v.startswith("-r ")} - set(pins)
         assert not unpinned, f"{name} is required by unpinned {sorted(unpinned)}: run make lock"
+
+
+def test_bootstrap_pip_is_the_locked_pip() -> None:
+    # `make setup` upgrades a fresh venv's bundled pip from requirements_pip.txt before it
+    # installs the lock; both files must name the same pip with the same hashes.
+    text = (REPO_ROOT / "requirements_pip.txt").read_text()
+    version = re.search(r"^pip==(\S+)", text, re.M)
+    assert version, "requirements_pip.txt pins no pip"
+    lock = (REPO_ROOT / "requirements_lock.txt").read_text()
+    locked = re.search(r"^pip==(\S+) \\\n((?:\s+--hash=sha256:\w+(?: \\)?\n)+)", lock, re.M)
+    assert locked, "the lock pins no pip (make lock uses --allow-unsafe)"
+    assert version[1] == locked[1], "requirements_pip.txt and requirements_lock.txt disagree"
+    assert set(re.findall(r"sha256:(\w+)", text)) == set(re.findall(r"sha256:(\w+)", locked[2]))
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert makefile.index("-r requirements_pip.txt") < makefile.index("-r requirements_lock.txt")

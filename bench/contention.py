@@ -1,0 +1,141 @@
+"""Dispatchers racing on one store: a 12-task fan-out job run by 1 and by 3 dispatcher processes.
+
+Each dispatcher is the real CLI (``dispatcher --until_idle --offline``) in its own process, as
+several machines (or function instances) would share one Firestore database. The job is a start
+task, 10 parallel branches and a join, every task one offline model step, so the time is the
+protocol's: claims, step writes and the completions of concurrent branches of one run.
+
+    python -m bench.contention [--store=firestore|sqlite] [--dispatchers=1,3] [--repetitions=2]
+
+Prints one line per run (seconds until the job run finished and every dispatcher exited) and
+the median per dispatcher count. On Firestore it starts Google's emulator for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.store import open_store
+from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
+
+BRANCHES = 10
+BIN = pathlib.Path(sys.executable).parent
+
+
+def fan_out_job() -> dict[str, object]:
+    """A start task, ``BRANCHES`` branches and a join: 12 one-step tasks."""
+
+    def task(task_id: str, prompt: str, **links: object) -> dict[str, object]:
+        return {
+            "task_id": task_id,
+            "steps": [
+                {
+                    "model_query_config": {"model_key": "GEMINI_FLASH", "user_prompt": prompt},
+                    "output_config": {"payload": {f"{task_id}_out": ""}},
+                }
+            ],
+            **links,
+        }
+
+    branches = [f"b{i:02d}" for i in range(BRANCHES)]
+    tasks = [task("start", "Outline %topic%", next_tasks=branches)]
+    tasks += [task(b, f"Branch {b} of %start_out%", next_task="join") for b in branches]
+    tasks.append(task("join", "Join " + " ".join(f"%{b}_out%" for b in branches)))
+    return {
+        "job_id": "contention",
+        "input_config": {"payload": {"topic": "owls"}},
+        "tasks": tasks,
+    }
+
+
+@contextlib.contextmanager
+def store_urls(kind: str, folder: pathlib.Path) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """The environment for the CLIs and an endless supply of empty store URLs."""
+    if kind == "sqlite":
+        yield {}, [f"sqlite:///{folder / f'state-{i}.db'}" for i in range(100)]
+        return
+    with FirestoreEmulator() as emulator:
+        env = {"FIRESTORE_EMULATOR_HOST": emulator.host}
+        yield env, [f"firestore://bench-{uuid.uuid4().hex[:10]}" for _ in range(100)]
+
+
+def one_run(url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.Path) -> float:
+    import os
+
+    environ = {**os.environ, **env, "LLM_SCHEDULER_OFFLINE": "1"}
+    submitted = subprocess.run(
+        [str(BIN / "job_submitter"), f"--input_path={job_file}", f"--store={url}", "--offline"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = submitted.stdout.strip().splitlines()[-1]
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dispatcher"), "--until_idle", "--offline", f"--store={url}", "--quiet"],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(dispatchers)
+    ]
+    errors = 0
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        errors += stderr.count("lock timeout") + stderr.count("Transaction lock")
+    elapsed = time.monotonic() - started
+    for key, value in env.items():
+        os.environ[key] = value
+    with open_store(url) as store:
+        job = store.get(docs.job_run_path(run_id)) or {}
+    if job.get("status") != docs.Status.SUCCEEDED:
+        raise RuntimeError(f"run {run_id} ended {job.get('status')}: {job.get('error')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["firestore", "sqlite"], default="firestore")
+    parser.add_argument("--dispatchers", default="1,3")
+    parser.add_argument("--repetitions", type=int, default=2)
+    args = parser.parse_args()
+    counts = [int(c) for c in args.dispatchers.split(",")]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        store_urls(args.store, pathlib.Path(tmp)) as (
+            env,
+            urls,
+        ),
+    ):
+        job_file = pathlib.Path(tmp) / "fan_out.json"
+        job_file.write_text(json.dumps(fan_out_job()))
+        results: dict[int, list[float]] = {count: [] for count in counts}
+        supply = iter(urls)
+        for repetition in range(args.repetitions):
+            for count in counts:
+                seconds = one_run(next(supply), env, count, job_file)
+                results[count].append(seconds)
+                print(f"{args.store}: {count} dispatcher(s), run {repetition + 1}: {seconds:.1f} s")
+        for count, times in results.items():
+            print(
+                f"{args.store}: {count} dispatcher(s): median {statistics.median(times):.1f} s "
+                f"(runs: {', '.join(f'{t:.1f}' for t in times)})"
+            )
+
+
+if __name__ == "__main__":
+    main()

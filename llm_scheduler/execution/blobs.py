@@ -1,8 +1,9 @@
-"""Large prompts, responses and values stored out of line, so step records stay small.
+"""Large prompts, responses and values stored out of line, so run documents stay small.
 
 A step field whose JSON is over `BLOB_THRESHOLD_BYTES` is moved to a content-addressed blob and
 replaced in the step document by an empty value, with ``"$blobs": {field: sha256}`` recording
-where it went::
+where it went. Other run documents (job runs, task runs) do the same for their data fields
+with a lower threshold (`out_of_line`, `with_fields`), leaving the field out of the document::
 
     blobs/{sha256}                   {"size": n, "content": text}         one document, or
     blobs/{sha256}                   {"size": n, "chunks": k}             a chunked blob and
@@ -15,8 +16,10 @@ it. Chunks are created before their parent, so a parent that exists is always co
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from llm_scheduler.errors import StoreError
@@ -26,12 +29,15 @@ __all__ = [
     "BLOBS_FIELD",
     "BLOB_THRESHOLD_BYTES",
     "CHUNK_BYTES",
+    "OutOfLine",
     "blob_path",
     "chunk_path",
     "inline",
+    "out_of_line",
     "put_blob",
     "put_step",
     "read_blob",
+    "with_fields",
 ]
 
 # A field over this much JSON goes out of line. With seven such fields a step document stays
@@ -91,8 +97,13 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
     return store.create(path, stored)
 
 
-def inline(store: Store, doc: Doc) -> Doc:
-    """A step document with its out-of-line fields read back in (a new dict when any were).
+def inline(store: Store, doc: Doc, what: str = "") -> Doc:
+    """A document with its out-of-line fields read back in (a new dict when any were).
+
+    Args:
+        store: The store.
+        doc: A step, task-run or job-run document.
+        what: What the document is, for error messages (a step's id by default).
 
     Raises:
         StoreError: A blob or one of its chunks is missing or does not match its hash.
@@ -101,10 +112,60 @@ def inline(store: Store, doc: Doc) -> Doc:
     if not moved:
         return doc
     result = {key: value for key, value in doc.items() if key != BLOBS_FIELD}
+    what = what or f"step {doc.get('step_id', '')!r} (index {doc.get('index', 0)})"
     for field, sha in dict(moved).items():
-        where = f"field {field!r} of step {doc.get('step_id', '')!r} (index {doc.get('index', 0)})"
-        content = read_blob(store, str(sha), where)
+        content = read_blob(store, str(sha), f"field {field!r} of {what}")
         result[field] = content if field in _TEXT_FIELDS else json.loads(content)
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class OutOfLine:
+    """Fields ready to write into a run document: small ones as they are, large ones as blobs.
+
+    Attributes:
+        fields: The fields small enough to stay in the document.
+        moved: Field name → blob SHA-256 of the fields that went out of line (already stored).
+    """
+
+    fields: Doc
+    moved: Mapping[str, str]
+
+
+def out_of_line(store: Store, fields: Mapping[str, Any], limit: int) -> OutOfLine:
+    """Stores each field whose JSON is over ``limit`` bytes as a blob (before any transaction).
+
+    Blobs are content-addressed and written create-if-absent, so doing this again (a retried
+    transaction, a redelivered event) stores nothing twice.
+
+    Raises:
+        StoreError: A blob could not be written.
+    """
+    kept: Doc = {}
+    moved: dict[str, str] = {}
+    for field, value in fields.items():
+        if _fits(value, limit):
+            kept[field] = value
+        else:
+            moved[field] = put_blob(store, _content(field, value))
+    return OutOfLine(kept, moved)
+
+
+def with_fields(current: Doc | None, update: OutOfLine) -> Doc:
+    """The top-level fields to write so that ``current`` ends up holding ``update``.
+
+    Fields that went out of line are removed from the document (set to None) and recorded in
+    its ``$blobs`` map; fields written inline drop any blob reference they had.
+    """
+    refs = {
+        field: sha
+        for field, sha in dict((current or {}).get(BLOBS_FIELD) or {}).items()
+        if field not in update.fields
+    }
+    refs.update(update.moved)
+    result: Doc = {**update.fields, **{field: None for field in update.moved}}
+    if refs or (current or {}).get(BLOBS_FIELD):
+        result[BLOBS_FIELD] = refs
     return result
 
 
@@ -169,11 +230,15 @@ def _content(field: str, value: Any) -> str:
 
 
 def _fits_inline(value: Any) -> bool:
+    return _fits(value, BLOB_THRESHOLD_BYTES)
+
+
+def _fits(value: Any, limit: int) -> bool:
     # A character takes at most 6 bytes of JSON (an escape such as \u001f), so most strings
     # are known to fit without encoding them.
-    if isinstance(value, str) and 6 * len(value) + 2 <= BLOB_THRESHOLD_BYTES:
+    if isinstance(value, str) and 6 * len(value) + 2 <= limit:
         return True
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) <= BLOB_THRESHOLD_BYTES
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) <= limit
 
 
 def _json_size(text: str) -> int:

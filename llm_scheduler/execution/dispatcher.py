@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,9 +27,12 @@ from llm_scheduler.execution.protocol import (
     handle_task_run,
     new_worker_id,
 )
+from llm_scheduler.execution.sweeper import reconcile_stalled_runs
 from llm_scheduler.store.base import Doc, Store
 
 __all__ = ["DispatchStats", "Dispatcher", "Sender"]
+
+_log = logging.getLogger(__name__)
 
 # Runs a task through another path (e.g. POSTs a CloudEvent); gets the task-run path and doc.
 Sender = Callable[[str, Doc], Awaitable[Outcome]]
@@ -40,10 +46,12 @@ class DispatchStats:
     """What a dispatcher did.
 
     Attributes:
-        handled: Events handled, by outcome action.
+        handled: Events handled, by outcome action (``error`` for a delivery that raised).
+        reconciled: Runs found stalled (nothing left to run, yet unfinished) and repaired.
     """
 
     handled: dict[str, int] = dataclasses.field(default_factory=dict)
+    reconciled: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
         """Counts an outcome."""
@@ -95,6 +103,7 @@ class Dispatcher:
         Idle means: no task run is PENDING and none is RUNNING under any lease (a lease held by
         a dead worker still expires back into work, so it is waited for).
         """
+        idle_checked = False
         try:
             while stop is None or not stop.is_set():
                 if len(self._in_flight) >= self.workers:
@@ -106,6 +115,9 @@ class Dispatcher:
                 runnable = await self.store.call(
                     self.store.find, "task_runs", "status", list(RUNNABLE)
                 )
+                # Several dispatchers see the same list: each takes it in its own order, so they
+                # mostly claim different task runs instead of racing for the first ones.
+                random.shuffle(runnable)
                 now = self.clock()
                 next_expiry: float | None = None
                 for path, doc in runnable:
@@ -122,8 +134,25 @@ class Dispatcher:
                     if len(self._in_flight) >= self.workers:
                         break
                     self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
-                if until_idle and not runnable and not self._in_flight:
-                    return self.stats
+                if not runnable and not self._in_flight:
+                    if idle_checked:
+                        if until_idle:
+                            return self.stats
+                    else:
+                        # Nothing to run: finish (or repair) runs a crash left unfinished.
+                        idle_checked = True
+                        repaired = await self.store.call(
+                            functools.partial(
+                                reconcile_stalled_runs, self.store, grace=0.0, clock=self.clock
+                            )
+                        )
+                        self.stats.reconciled += repaired
+                        if repaired:
+                            continue
+                        if until_idle:
+                            return self.stats
+                else:
+                    idle_checked = False
                 timeout = _MAX_WAIT_SECONDS
                 if next_expiry is not None:
                     timeout = min(timeout, max(next_expiry - now, 0.01))
@@ -151,18 +180,24 @@ class Dispatcher:
             if parsed is None:
                 return
             run_id, task_id = parsed
-            if self.sender is not None:
-                outcome = await self.sender(path, doc)
-            else:
-                outcome = await handle_task_run(
-                    self.store,
-                    run_id,
-                    task_id,
-                    self.context,
-                    worker_id=self.worker_id,
-                    lease_seconds=self.lease_seconds,
-                    clock=self.clock,
-                )
+            try:
+                if self.sender is not None:
+                    outcome = await self.sender(path, doc)
+                else:
+                    outcome = await handle_task_run(
+                        self.store,
+                        run_id,
+                        task_id,
+                        self.context,
+                        worker_id=self.worker_id,
+                        lease_seconds=self.lease_seconds,
+                        clock=self.clock,
+                    )
+            except Exception as error:
+                # E.g. the store failing while a failure was being recorded: the task's lease
+                # expires and a later claim counts as another attempt, so this ends.
+                _log.error("task run %s: %s: %s", path, type(error).__name__, error)
+                outcome = Outcome("error", f"{type(error).__name__}: {error}")
             self.stats.add(outcome)
             if self.on_outcome is not None:
                 self.on_outcome(path, outcome)

@@ -2,14 +2,24 @@
 
 Layout (the same in SQLite and Firestore)::
 
-    jobs/{job_id}                                   the job definition (JobConfig map)
-    job_runs/{run_id}                               a JobRun without its tasks, plus counters
-    job_runs/{run_id}/task_runs/{task_id}           a TaskRun without its steps, plus its lease
+    jobs/{job_id}                                   a saved job definition
+    job_runs/{run_id}                               a JobRun without its tasks (small)
+    job_runs/{run_id}/task_runs/{task_id}           a TaskRun without its steps, plus its lease:
+                                                    the document whose writes trigger work, so
+                                                    it stays small whatever the data
     job_runs/{run_id}/task_runs/{task_id}/step_runs/{i}
                                                     one completed StepRun (i zero-padded)
+    job_runs/{run_id}/joins/{task_id}/arrived/{predecessor}
+                                                    a predecessor of a join that has succeeded
 
 Records are stored in the proto JSON mapping with snake_case names, so they read naturally in the
-Firestore console; control fields (lease, counters) sit beside them at the top level.
+Firestore console; control fields (lease, attempts) sit beside them at the top level. A value
+that may be large (a config, inputs, outputs, an error's step) is stored in the document only
+when it is small (`INLINE_FIELD_BYTES`), and otherwise as a content-addressed blob
+(`llm_scheduler.execution.blobs`), so no document, and no trigger event, grows with the data.
+
+Every id that becomes a path segment is checked (`path_segment`): an id can never change a
+path's shape.
 """
 
 from __future__ import annotations
@@ -24,22 +34,29 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.errors import UserError
 from llm_scheduler.execution import codec
 from llm_scheduler.store.base import Doc
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "FINISHED",
+    "INLINE_FIELD_BYTES",
+    "MAX_ERROR_MESSAGE_CHARS",
+    "MAX_ID_BYTES",
     "RUNNABLE",
     "RunConfig",
     "Status",
+    "arrival_path",
+    "arrivals_collection",
     "iso",
     "job_definition_path",
     "job_run_path",
     "parse_task_run_path",
+    "path_segment",
     "record_from_doc",
     "record_to_doc",
-    "run_config_of",
+    "run_config_from",
     "step_run_path",
     "step_runs_collection",
     "task_run_path",
@@ -64,30 +81,81 @@ class Status:
 RUNNABLE = (Status.PENDING, Status.RUNNING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
 
+# A field of a run document holding data (inputs, outputs, a config, a failed step) stays in
+# the document up to this much JSON, and goes to a blob beyond. A task-run document then stays
+# under ~70 KB, so the update event that carries its old and new versions stays far below
+# Eventarc's 512 KB, whatever the prompts, inputs and outputs hold.
+INLINE_FIELD_BYTES = 16 * 1024
+# Error messages kept in run documents are cut to this many characters.
+MAX_ERROR_MESSAGE_CHARS = 4000
+# Firestore's document ids are at most 1,500 bytes; ours far less.
+MAX_ID_BYTES = 256
+
+
+def path_segment(kind: str, value: str) -> str:
+    """``value`` checked as one segment of a document path: it can never change the path's shape.
+
+    Config ids are checked with their field path by validation; this is the last line, for ids
+    from command lines, events and documents.
+
+    Raises:
+        UserError: It is empty, holds a ``/`` or a control character, is ``.`` or ``..``, has
+            Firestore's reserved ``__name__`` form, or is longer than `MAX_ID_BYTES`.
+    """
+    problem = ""
+    if not value:
+        problem = "is empty"
+    elif "/" in value:
+        problem = "contains '/'"
+    elif value in (".", ".."):
+        problem = "is '.' or '..'"
+    elif len(value) > 4 and value.startswith("__") and value.endswith("__"):
+        problem = "has the form __name__, which Firestore reserves"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = "contains a control character"
+    elif len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        problem = f"is longer than {MAX_ID_BYTES} bytes"
+    if problem:
+        raise UserError(
+            f"invalid {kind} {value[:80]!r}: it {problem} (ids become store paths: use "
+            "letters, digits, '_', '-' and '.')"
+        )
+    return value
+
 
 def job_definition_path(job_id: str) -> str:
     """The path of a job definition."""
-    return f"jobs/{job_id}"
+    return f"jobs/{path_segment('job id', job_id)}"
 
 
 def job_run_path(run_id: str) -> str:
     """The path of a job run."""
-    return f"job_runs/{run_id}"
+    return f"job_runs/{path_segment('run id', run_id)}"
 
 
 def task_runs_collection(run_id: str) -> str:
     """The collection holding a job run's task runs."""
-    return f"job_runs/{run_id}/task_runs"
+    return f"{job_run_path(run_id)}/task_runs"
 
 
 def task_run_path(run_id: str, task_id: str) -> str:
     """The path of a task run; the task id is the document id (deterministic)."""
-    return f"{task_runs_collection(run_id)}/{task_id}"
+    return f"{task_runs_collection(run_id)}/{path_segment('task id', task_id)}"
 
 
 def step_runs_collection(run_id: str, task_id: str) -> str:
     """The collection holding a task run's completed steps."""
     return f"{task_run_path(run_id, task_id)}/step_runs"
+
+
+def arrivals_collection(run_id: str, join_id: str) -> str:
+    """The collection recording which predecessors of a join task have succeeded."""
+    return f"{job_run_path(run_id)}/joins/{path_segment('task id', join_id)}/arrived"
+
+
+def arrival_path(run_id: str, join_id: str, predecessor: str) -> str:
+    """The arrival of one predecessor at a join (each predecessor writes only its own)."""
+    return f"{arrivals_collection(run_id, join_id)}/{path_segment('task id', predecessor)}"
 
 
 def step_run_path(run_id: str, task_id: str, index: int) -> str:
@@ -120,39 +188,60 @@ def record_from_doc(doc: Doc, message_type: type[M]) -> M:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """A job run's config and what the protocol derives from it, shared for the whole run.
+    """What never changes in a job run, and what the protocol derives from it, shared per run.
 
     Attributes:
+        run_id: The run.
         job: The job config (shared: never modify it).
         graph: Its task graph.
         tasks: Its tasks by id.
+        start: The task the run starts from.
+        reachable: The tasks reachable from ``start`` (the ones the run can run).
+        inputs: The job's input variables.
+        offline: Whether every model step answers with the offline model (the submitter's
+            ``--offline``, honoured by every worker).
+        default_cache_policy: The `CachePolicy` name for steps whose ``cache`` is DEFAULT.
     """
 
+    run_id: str
     job: config_pb2.JobConfig
     graph: TaskGraph
     tasks: Mapping[str, config_pb2.TaskConfig]
+    start: str
+    reachable: frozenset[str]
+    inputs: Mapping[str, Any]
+    offline: bool = False
+    default_cache_policy: str = ""
 
 
 _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict()
 _RUN_CONFIGS_LOCK = threading.Lock()
 
 
-def run_config_of(run_id: str, job_doc: Doc) -> RunConfig:
-    """The config of a job run with its graph, built once per run (a run's config never changes).
+def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
+    """The config of a job run from its document (blobs read back), built once per run.
 
-    Building the graph of a large job inside every completing transaction (which holds the
-    write lock) was measurable, as was parsing the config on every claim.
+    A run's config and inputs never change, so the result is cached by run id: parsing the
+    config and building the graph of a large job on every claim was measurable.
     """
     with _RUN_CONFIGS_LOCK:
         cached = _RUN_CONFIGS.get(run_id)
         if cached is not None:
             _RUN_CONFIGS.move_to_end(run_id)
             return cached
-    job = record_from_doc(job_doc["config"], config_pb2.JobConfig)
+    job = record_from_doc(job_doc.get("config") or {}, config_pb2.JobConfig)
+    graph = TaskGraph.from_job(job)
+    start = str(job_doc.get("start_task") or job.start_task or graph.roots[0])
     config = RunConfig(
+        run_id=run_id,
         job=job,
-        graph=TaskGraph.from_job(job),
+        graph=graph,
         tasks={task.task_id: task for task in job.tasks},
+        start=start,
+        reachable=frozenset(graph.reachable_from(start)),
+        inputs=dict(job_doc.get("inputs") or {}),
+        offline=bool(job_doc.get("offline")),
+        default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
     )
     with _RUN_CONFIGS_LOCK:
         _RUN_CONFIGS[run_id] = config

@@ -4,18 +4,23 @@ One pure library function, `handle_task_run`, is called by the cloud function, t
 dispatcher and tests alike. Deliveries may be duplicated, late or out of order, so every step is
 idempotent:
 
-1. Claim the task run in a transaction (PENDING, or RUNNING with an expired lease, becomes
-   RUNNING with a lease and attempt + 1). Anything else (finished, or running under a live lease)
-   is a no-op.
+1. Claim the task run in a transaction that touches only its own document (PENDING, or RUNNING
+   with an expired lease, becomes RUNNING with a lease and attempt + 1); its inputs, gathered
+   from the job and its predecessors, are recorded with the claim. Anything else (finished, or
+   running under a live lease) is a no-op. A task claimed more than its ``max_attempt`` times
+   without finishing fails for good.
 2. Run the steps not yet persisted, persisting each completed step (create-if-absent, at a
    deterministic path) before starting the next. A redelivery after a crash resumes after the
    last persisted step, so no completed step is called again.
-3. On success, in one transaction: mark the task SUCCEEDED with its outputs and create the run of
-   every successor whose predecessors have all succeeded (create-if-absent, deterministic id),
-   carrying the outputs as inputs. That write triggers the next hop. On failure: mark it FAILED,
-   the job run FAILED, and every task that can no longer run SKIPPED.
+3. Complete (`llm_scheduler.execution.completion`): on success, mark the task SUCCEEDED with its
+   outputs and create the runs it unblocks (that write triggers the next hop); on failure, mark
+   it FAILED and what can no longer run SKIPPED; then, when nothing is left to run, finish the
+   job run.
 4. When the invocation's deadline is near, hand the rest of the task to a new invocation by
    putting it back to PENDING (a write that triggers again).
+
+Any other failure after the claim (a store error, a blob that cannot be read) is recorded on the
+task run, which goes back to PENDING for another attempt, or fails once its attempts are used.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -32,19 +38,24 @@ from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.step import run_step
-from llm_scheduler.engine.values import task_outputs, task_variables
-from llm_scheduler.errors import StoreError
-from llm_scheduler.execution import blobs
+from llm_scheduler.engine.values import task_outputs
+from llm_scheduler.errors import StoreError, UserError
+from llm_scheduler.execution import blobs, completion, submit
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.documents import Status
+from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import context_with_event_sink
-from llm_scheduler.execution.submit import new_task_run_doc
+from llm_scheduler.execution.lease import Lease, LostLease
+from llm_scheduler.models.client import ModelClient
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["Outcome", "handle_task_run", "new_worker_id"]
+__all__ = ["Outcome", "handle_task_run", "new_worker_id", "run_config"]
 
+_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = submit.DEFAULT_MAX_ATTEMPTS
 DEFAULT_LEASE_SECONDS = 60.0
 # Hand off when less than this is left before the deadline: enough for one more model call to
 # be unlikely to overrun, and for the handoff write itself.
@@ -57,7 +68,8 @@ class Outcome:
 
     Attributes:
         action: ``noop`` (nothing to do), ``succeeded``, ``failed``, ``handed_off`` (the rest goes
-            to a new invocation) or ``lost_lease`` (another worker took the task over).
+            to a new invocation), ``released`` (an error outside the steps; the task goes back
+            to PENDING for another attempt) or ``lost_lease`` (another worker took it over).
         detail: A short explanation.
         steps_run: Steps executed by this invocation (model or function calls made).
     """
@@ -72,8 +84,27 @@ def new_worker_id() -> str:
     return f"worker-{uuid.uuid4().hex[:12]}"
 
 
-class _LostLease(Exception):
-    """Another worker owns the task now; stop without writing."""
+def run_config(store: Store, run_id: str, job_doc: Doc | None = None) -> RunConfig | None:
+    """The config of a job run (read once per run and cached), or None when there is no run.
+
+    Raises:
+        StoreError: The run's document or one of its blobs cannot be read.
+    """
+    if job_doc is None:
+        job_doc = store.get(docs.job_run_path(run_id))
+        if job_doc is None:
+            return None
+    job_doc = blobs.inline(store, job_doc, f"job run {run_id!r}")
+    return docs.run_config_from(run_id, job_doc)
+
+
+def _claimable(doc: Doc | None, now: float) -> bool:
+    if doc is None:
+        return False
+    status = doc.get("status")
+    if status == Status.PENDING:
+        return True
+    return status == Status.RUNNING and float(doc.get("lease_expires_at", 0)) <= now
 
 
 async def handle_task_run(
@@ -102,25 +133,57 @@ async def handle_task_run(
         handoff_margin: Hand off when fewer seconds than this remain before ``deadline`` (after
             at least one step, so a handoff always makes progress).
         clock: Wall-clock time, for leases (shared between processes).
+
+    Raises:
+        StoreError: The store failed before the task was claimed, or while recording a failure
+            (the claim then expires, and a later delivery tries again).
     """
     worker_id = worker_id or new_worker_id()
-    task_path = docs.task_run_path(run_id, task_id)
-    job_path = docs.job_run_path(run_id)
-
+    try:
+        task_path = docs.task_run_path(run_id, task_id)
+    except UserError as error:
+        return Outcome("noop", f"not a task run: {error}")
+    # Cheap checks first: a duplicate delivery costs one read, and no inputs are gathered.
+    current = await store.call(store.get, task_path)
+    if not _claimable(current, clock()):
+        return Outcome("noop", "not runnable (missing, finished, or leased by another worker)")
+    run = await store.call(run_config, store, run_id)
+    if run is None or task_id not in run.tasks:
+        return Outcome("noop", f"no job run {run_id!r} with a task {task_id!r}")
+    prepared: blobs.OutOfLine | None = None
+    if current is not None and "inputs_digest" not in current:
+        variables = await store.call(completion.gather_inputs, store, run, task_id)
+        prepared = await store.call(
+            blobs.out_of_line, store, {"inputs": variables}, docs.INLINE_FIELD_BYTES
+        )
+        prepared = dataclasses.replace(
+            prepared, fields={**prepared.fields, "inputs_digest": digest(variables)}
+        )
     claimed = await store.call(
         store.run_transaction,
-        lambda tx: _claim(tx, task_path, job_path, worker_id, lease_seconds, clock),
+        functools.partial(
+            _claim,
+            task_path=task_path,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            clock=clock,
+            inputs=prepared,
+        ),
     )
     if claimed is None:
-        return Outcome("noop", "not runnable (missing, finished, or leased by another worker)")
-    task_doc, job_doc = claimed
-    context = context_with_cache(context, store, job_doc)
-    context = context_with_event_sink(context, store, run_id, worker_id)
-    run_config = docs.run_config_of(run_id, job_doc)
-    job = run_config.job
-    task = docs.record_from_doc(task_doc["config"], config_pb2.TaskConfig)
-    if job_doc.get("status") == Status.PENDING:  # this claim started the job run
-        context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id, run_id=run_id))
+        return Outcome("noop", "not runnable (claimed by another worker first)")
+    task_doc = claimed
+    lease = Lease(store, task_path, worker_id, lease_seconds, clock)
+    context = _context_for(context, store, run, worker_id)
+    task = run.tasks[task_id]
+    if task_id == run.start and int(task_doc["attempt"]) == 1:
+        started = await store.call(store.run_transaction, functools.partial(_start_job, run, clock))
+        if started:
+            context.emit(
+                EngineEvent(
+                    EventKind.JOB_STARTED, name=run.job.name or run.job.job_id, run_id=run_id
+                )
+            )
     context.emit(
         EngineEvent(
             EventKind.TASK_STARTED,
@@ -130,13 +193,27 @@ async def handle_task_run(
             run_id=run_id,
         )
     )
-    lease = _Lease(store, task_path, worker_id, lease_seconds, clock)
     heartbeat = asyncio.create_task(lease.keep_alive())
     try:
-        return await _run_claimed(
-            store, run_id, task, task_doc, run_config, context, lease, deadline, handoff_margin
-        )
-    except _LostLease:
+        if int(task_doc["attempt"]) > int(task_doc.get("max_attempt", DEFAULT_MAX_ATTEMPTS)):
+            reason = (
+                f"gave up after {int(task_doc['attempt']) - 1} attempts without finishing "
+                "(each claim ended with the worker gone, its lease expired, or an error)"
+            )
+            if task_doc.get("last_error"):
+                reason += f"; last error: {task_doc['last_error']}"
+            return await _fail(
+                store, run, task_id, lease, context, _failure("", 0, RuntimeError(reason)), []
+            )
+        try:
+            return await _run_claimed(
+                store, run, task, task_doc, context, lease, deadline, handoff_margin
+            )
+        except LostLease:
+            raise
+        except Exception as error:
+            return await _recover(store, run, task_id, task_doc, lease, context, error)
+    except LostLease:
         context.emit(
             EngineEvent(EventKind.TASK_FINISHED, task_id, detail="lost_lease", run_id=run_id)
         )
@@ -146,20 +223,33 @@ async def handle_task_run(
         await asyncio.gather(heartbeat, return_exceptions=True)
 
 
+def _context_for(context: RunContext, store: Store, run: RunConfig, worker_id: str) -> RunContext:
+    if run.offline and not context.models.offline:
+        # The submitter asked for the offline model: every worker honours it.
+        context = dataclasses.replace(
+            context, models=ModelClient(context.models.registry, offline=True)
+        )
+    context = context_with_cache(context, store, {"default_cache_policy": run.default_cache_policy})
+    return context_with_event_sink(context, store, run.run_id, worker_id)
+
+
 async def _run_claimed(
     store: Store,
-    run_id: str,
+    run: RunConfig,
     task: config_pb2.TaskConfig,
     task_doc: Doc,
-    run_config: docs.RunConfig,
     context: RunContext,
-    lease: _Lease,
+    lease: Lease,
     deadline: float | None,
     handoff_margin: float,
 ) -> Outcome:
     task_id = task.task_id
+    run_id = run.run_id
     persisted = await store.call(store.list, docs.step_runs_collection(run_id, task_id))
-    scope: dict[str, Any] = {**dataflow.task_defaults(task), **task_doc.get("inputs", {})}
+    inputs = await store.call(
+        blobs.inline, store, task_doc, f"task run {task_id!r} of run {run_id!r}"
+    )
+    scope: dict[str, Any] = {**dataflow.task_defaults(task), **(inputs.get("inputs") or {})}
     response: Any = None
     records: list[run_pb2.StepRun] = []
     for _, step_doc in persisted:
@@ -169,27 +259,13 @@ async def _run_claimed(
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
     steps_run = 0
-
-    async def fail(step: run_pb2.StepRun) -> Outcome:
-        await store.call(
-            store.run_transaction,
-            functools.partial(
-                _fail,
-                run_id=run_id,
-                task_id=task_id,
-                run_config=run_config,
-                lease=lease,
-                failed_step=step,
-                records=records,
-            ),
-        )
-        context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="failed", run_id=run_id))
-        return Outcome("failed", step.error.message, steps_run)
-
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
-            await store.call(store.run_transaction, lease.handoff)
+            await store.call(
+                store.run_transaction,
+                functools.partial(lease.release, fields={}, extra_attempt=True),
+            )
             context.emit(
                 EngineEvent(EventKind.TASK_FINISHED, task_id, detail="handed_off", run_id=run_id)
             )
@@ -207,16 +283,19 @@ async def _run_claimed(
         steps_run += 1
         lease.check()
         if not result.ok:
-            return await fail(result.record)
+            return await _fail(
+                store, run, task_id, lease, context, result.record, records, steps_run
+            )
         step_path = docs.step_run_path(run_id, task_id, index)
         try:
             created = await store.call(
                 blobs.put_step, store, step_path, docs.record_to_doc(result.record)
             )
         except StoreError as error:
-            # E.g. a response too large for one document: fail the task, keeping the error
-            # (not the oversized record) so the failure itself can be written.
-            return await fail(_failure(result.record.step_id, index, error))
+            # E.g. a step document refused by the store: fail the task, keeping the error
+            # (not the refused record) so the failure itself can be written.
+            failure = _failure(result.record.step_id, index, error)
+            return await _fail(store, run, task_id, lease, context, failure, records, steps_run)
         if not created:
             # A worker that lost its lease persisted this step first; its result stands.
             existing = await store.call(store.get, step_path)
@@ -229,30 +308,111 @@ async def _run_claimed(
         response = _response_of(record)
     try:
         outputs = task_outputs(task, scope, response)
-        await store.call(
-            store.run_transaction,
-            functools.partial(
-                _succeed,
-                run_id=run_id,
-                task_id=task_id,
-                run_config=run_config,
-                lease=lease,
-                outputs=outputs,
-                records=records,
-            ),
-        )
-    except _LostLease:
-        raise
-    except Exception as error:  # task outputs that fail to render or to fit: recorded
-        return await fail(_failure("", len(task.steps), error, prefix="task outputs: "))
+    except Exception as error:  # task outputs that fail to render: recorded
+        failure = _failure("", len(task.steps), error, prefix="task outputs: ")
+        return await _fail(store, run, task_id, lease, context, failure, records, steps_run)
+    prepared = await store.call(
+        blobs.out_of_line, store, {"outputs": outputs}, docs.INLINE_FIELD_BYTES
+    )
+    usage, cost = completion.task_totals(records)
+    started: list[str] = await store.call(
+        store.run_transaction,
+        functools.partial(
+            completion.succeed_task,
+            run=run,
+            task_id=task_id,
+            lease=lease,
+            outputs=prepared,
+            usage=usage,
+            cost=cost,
+        ),
+    )
     context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="succeeded", run_id=run_id))
+    now = lease.clock()
+    started += await store.call(completion.release_joins, store, run, task_id, now)
+    if not started:
+        await store.call(completion.reconcile_run, store, run, now)
     return Outcome("succeeded", "", steps_run)
+
+
+async def _fail(
+    store: Store,
+    run: RunConfig,
+    task_id: str,
+    lease: Lease,
+    context: RunContext,
+    failed_step: run_pb2.StepRun,
+    records: list[run_pb2.StepRun],
+    steps_run: int = 0,
+) -> Outcome:
+    error = docs.record_to_doc(failed_step.error)
+    error["message"] = _shorten(str(error.get("message", "")))
+    failure = await store.call(
+        blobs.out_of_line,
+        store,
+        {"failed_step": docs.record_to_doc(failed_step)},
+        docs.INLINE_FIELD_BYTES,
+    )
+    usage, cost = completion.task_totals([*records, failed_step])
+    await store.call(
+        store.run_transaction,
+        functools.partial(
+            completion.fail_task,
+            run=run,
+            task_id=task_id,
+            lease=lease,
+            failure=failure,
+            error=error,
+            usage=usage,
+            cost=cost,
+        ),
+    )
+    context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="failed", run_id=run.run_id))
+    await store.call(completion.reconcile_run, store, run, lease.clock())
+    return Outcome("failed", str(error["message"]), steps_run)
+
+
+async def _recover(
+    store: Store,
+    run: RunConfig,
+    task_id: str,
+    task_doc: Doc,
+    lease: Lease,
+    context: RunContext,
+    error: Exception,
+) -> Outcome:
+    """Records an error raised outside the steps: another attempt, or a failure when none is left.
+
+    Raises:
+        StoreError: The store failed while recording it (the lease then expires, and the next
+            claim counts as an attempt, so this too ends).
+    """
+    message = _shorten(f"{type(error).__name__}: {error}")
+    _log.warning("task %s of run %s: %s", task_id, run.run_id, message)
+    if int(task_doc["attempt"]) >= int(task_doc.get("max_attempt", DEFAULT_MAX_ATTEMPTS)):
+        failure = _failure("", 0, error, prefix="the task could not run: ")
+        return await _fail(store, run, task_id, lease, context, failure, [])
+    await store.call(
+        store.run_transaction,
+        functools.partial(lease.release, fields={"last_error": message}, extra_attempt=False),
+    )
+    context.emit(
+        EngineEvent(EventKind.TASK_FINISHED, task_id, detail="released", run_id=run.run_id)
+    )
+    return Outcome("released", message)
+
+
+def _shorten(message: str) -> str:
+    limit = docs.MAX_ERROR_MESSAGE_CHARS
+    if len(message) <= limit:
+        return message
+    return f"{message[: limit - 40]} ... [{len(message) - limit + 40} more characters]"
 
 
 def _failure(step_id: str, index: int, error: Exception, prefix: str = "") -> run_pb2.StepRun:
     failure = run_pb2.StepRun(step_id=step_id, index=index, status=run_pb2.RUN_STATUS_FAILED)
     failure.error.type = type(error).__name__
-    failure.error.message = f"{prefix}{error}"
+    failure.error.message = _shorten(f"{prefix}{error}")
     return failure
 
 
@@ -265,20 +425,16 @@ def _response_of(record: run_pb2.StepRun) -> Any:
 def _claim(
     tx: Transaction,
     task_path: str,
-    job_path: str,
     worker_id: str,
     lease_seconds: float,
     clock: Callable[[], float],
-) -> tuple[Doc, Doc] | None:
+    inputs: blobs.OutOfLine | None,
+) -> Doc | None:
     task = tx.get(task_path)
-    job = tx.get(job_path)
-    if task is None or job is None:
-        return None
     now = clock()
-    status = task.get("status")
-    expired = status == Status.RUNNING and float(task.get("lease_expires_at", 0)) <= now
-    if status != Status.PENDING and not expired:
+    if not _claimable(task, now):
         return None
+    assert task is not None
     fields: Doc = {
         "status": Status.RUNNING,
         "attempt": int(task.get("attempt", 0)) + 1,
@@ -287,238 +443,16 @@ def _claim(
     }
     if not task.get("started_at"):
         fields["started_at"] = docs.iso(now)
+    if inputs is not None and "inputs_digest" not in task:
+        fields.update(blobs.with_fields(task, inputs))
     tx.update(task_path, fields)
-    if job.get("status") == Status.PENDING:
-        tx.update(job_path, {"status": Status.RUNNING, "started_at": docs.iso(now)})
-    return {**task, **fields}, job
+    return {**task, **fields}
 
 
-class _Lease:
-    """Keeps a claim alive while the task runs, and checks it is still ours."""
-
-    def __init__(
-        self,
-        store: Store,
-        task_path: str,
-        worker_id: str,
-        lease_seconds: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self.store = store
-        self.task_path = task_path
-        self.worker_id = worker_id
-        self.lease_seconds = lease_seconds
-        self.clock = clock
-        self.lost = False
-
-    def check(self) -> None:
-        if self.lost:
-            raise _LostLease
-
-    def owns(self, doc: Doc | None) -> bool:
-        return (
-            doc is not None
-            and doc.get("status") == Status.RUNNING
-            and doc.get("lease_owner") == self.worker_id
-        )
-
-    async def keep_alive(self) -> None:
-        # Renew at a third of the lease so one slow renewal cannot let it lapse.
-        while not self.lost:
-            await asyncio.sleep(self.lease_seconds / 3)
-            renewed = await self.store.call(self.store.run_transaction, self._renew)
-            if not renewed:
-                self.lost = True
-
-    def _renew(self, tx: Transaction) -> bool:
-        doc = tx.get(self.task_path)
-        if not self.owns(doc):
-            return False
-        tx.update(self.task_path, {"lease_expires_at": self.clock() + self.lease_seconds})
-        return True
-
-    def handoff(self, tx: Transaction) -> None:
-        doc = tx.get(self.task_path)
-        if not self.owns(doc):
-            raise _LostLease
-        assert doc is not None
-        tx.update(
-            self.task_path,
-            {
-                "status": Status.PENDING,
-                "lease_owner": "",
-                "lease_expires_at": 0.0,
-                "handoffs": int(doc.get("handoffs", 0)) + 1,
-            },
-        )
-
-
-def _totals(records: list[run_pb2.StepRun]) -> tuple[Doc, float]:
-    usage = run_pb2.TokenUsage()
-    cost = 0.0
-    for record in records:
-        usage.input_tokens += record.usage.input_tokens
-        usage.output_tokens += record.usage.output_tokens
-        usage.cached_input_tokens += record.usage.cached_input_tokens
-        cost += record.cost_usd
-    return docs.record_to_doc(usage), cost
-
-
-def _add_usage(job: Doc, task: Doc, usage: Doc, cost: float) -> Doc:
-    """The job's totals after a task's usage becomes ``usage``.
-
-    Only the change since the task's last recorded usage is added, so a task that finishes
-    twice (failed, then resumed) is not counted twice.
-    """
-    total = dict(job.get("usage") or {})
-    before = dict(task.get("usage") or {})
-    for key in set(usage) | set(before):
-        change = int(usage.get(key, 0)) - int(before.get(key, 0))
-        total[key] = str(int(total.get(key, 0)) + change)
-    cost_change = cost - float(task.get("cost_usd", 0.0))
-    return {"usage": total, "cost_usd": float(job.get("cost_usd", 0.0)) + cost_change}
-
-
-def _succeed(
-    tx: Transaction,
-    run_id: str,
-    task_id: str,
-    run_config: docs.RunConfig,
-    lease: _Lease,
-    outputs: dict[str, Any],
-    records: list[run_pb2.StepRun],
-) -> None:
-    graph, tasks = run_config.graph, run_config.tasks
-    task_path = docs.task_run_path(run_id, task_id)
-    job_path = docs.job_run_path(run_id)
-    # Reads first (Firestore requires all reads before any write).
-    task_doc = tx.get(task_path)
-    job_doc = tx.get(job_path)
-    if not lease.owns(task_doc) or job_doc is None:
-        raise _LostLease
-    successors: dict[str, tuple[Doc | None, dict[str, Doc | None]]] = {}
-    for successor in graph.successors[task_id]:
-        others = {
-            p: tx.get(docs.task_run_path(run_id, p))
-            for p in graph.predecessors[successor]
-            if p != task_id
-        }
-        successors[successor] = (tx.get(docs.task_run_path(run_id, successor)), others)
-    finished = _finished_count(job_doc) + 1
-    sinks: dict[str, Doc | None] = {}
-    if finished >= int(job_doc["tasks_total"]):
-        sinks = {s: tx.get(docs.task_run_path(run_id, s)) for s in graph.sinks if s != task_id}
-    # Writes.
-    now = lease.clock()
-    usage, cost = _totals(records)
-    tx.update(
-        task_path,
-        {
-            "status": Status.SUCCEEDED,
-            "outputs": outputs,
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(now),
-        },
-    )
-    job_input = dict(job_doc.get("inputs") or {})
-    for successor, (existing, others) in successors.items():
-        if existing is not None and existing.get("status") != Status.RESET:
-            continue
-        if not all(
-            doc is not None and doc.get("status") == Status.SUCCEEDED for doc in others.values()
-        ):
-            continue
-        preds = list(graph.predecessors[successor])
-        upstream = [
-            (p, outputs if p == task_id else dict((others[p] or {}).get("outputs") or {}))
-            for p in preds
-        ]
-        variables = task_variables(job_input, tasks[successor], upstream)
-        tx.set(
-            docs.task_run_path(run_id, successor),
-            new_task_run_doc(run_id, tasks[successor], variables, preds, now),
-        )
-    fields: Doc = {"tasks_succeeded": int(job_doc.get("tasks_succeeded", 0)) + 1}
-    fields.update(_add_usage(job_doc, task_doc or {}, usage, cost))
-    if finished >= int(job_doc["tasks_total"]):
-        fields["finished_at"] = docs.iso(now)
-        if int(job_doc.get("tasks_failed", 0)) == 0:
-            fields["status"] = Status.SUCCEEDED
-            job_outputs = {task_id: outputs} if task_id in graph.sinks else {}
-            for sink, doc in sinks.items():
-                if doc is not None and doc.get("status") == Status.SUCCEEDED:
-                    job_outputs[sink] = doc.get("outputs") or {}
-            fields["outputs"] = {s: job_outputs[s] for s in graph.sinks if s in job_outputs}
-    tx.update(job_path, fields)
-
-
-def _fail(
-    tx: Transaction,
-    run_id: str,
-    task_id: str,
-    run_config: docs.RunConfig,
-    lease: _Lease,
-    failed_step: run_pb2.StepRun,
-    records: list[run_pb2.StepRun],
-) -> None:
-    graph, tasks = run_config.graph, run_config.tasks
-    task_path = docs.task_run_path(run_id, task_id)
-    job_path = docs.job_run_path(run_id)
-    task_doc = tx.get(task_path)
-    job_doc = tx.get(job_path)
-    if not lease.owns(task_doc) or job_doc is None:
-        raise _LostLease
-    descendants = sorted(graph.reachable_from(task_id) - {task_id})
-    existing = {d: tx.get(docs.task_run_path(run_id, d)) for d in descendants}
-    now = lease.clock()
-    error = docs.record_to_doc(failed_step.error)
-    usage, cost = _totals([*records, failed_step])
-    tx.update(
-        task_path,
-        {
-            "status": Status.FAILED,
-            "error": error,
-            "failed_step": docs.record_to_doc(failed_step),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(now),
-        },
-    )
-    skipped = 0
-    for descendant, doc in existing.items():
-        if doc is None or doc.get("status") == Status.RESET:
-            skipped += 1
-            tx.set(
-                docs.task_run_path(run_id, descendant),
-                {
-                    "task_run_id": descendant,
-                    "task_id": descendant,
-                    "job_run_id": run_id,
-                    "status": Status.SKIPPED,
-                    "config": docs.record_to_doc(tasks[descendant]),
-                    "created_at": docs.iso(now),
-                },
-            )
-    fields: Doc = {
-        "status": Status.FAILED,
-        "tasks_failed": int(job_doc.get("tasks_failed", 0)) + 1,
-        "tasks_skipped": int(job_doc.get("tasks_skipped", 0)) + skipped,
-    }
-    if job_doc.get("status") != Status.FAILED:
-        fields["error"] = {
-            **error,
-            "message": f"task {task_id!r} failed: {error.get('message', '')}",
-        }
-    fields.update(_add_usage(job_doc, task_doc or {}, usage, cost))
-    if _finished_count(job_doc) + 1 + skipped >= int(job_doc["tasks_total"]):
-        fields["finished_at"] = docs.iso(now)
-    tx.update(job_path, fields)
-
-
-def _finished_count(job_doc: Doc) -> int:
-    return sum(int(job_doc.get(k, 0)) for k in ("tasks_succeeded", "tasks_failed", "tasks_skipped"))
+def _start_job(run: RunConfig, clock: Callable[[], float], tx: Transaction) -> bool:
+    path = docs.job_run_path(run.run_id)
+    job = tx.get(path)
+    if job is None or job.get("status") != Status.PENDING:
+        return False
+    tx.update(path, {"status": Status.RUNNING, "started_at": docs.iso(clock())})
+    return True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Store
 from llm_scheduler.v1 import run_pb2
 
@@ -13,18 +15,25 @@ __all__ = ["read_job_run"]
 def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
     """The job run with every task run and its persisted steps, or None when there is none.
 
-    Tasks come in the job's task order; tasks that have no run yet are left out.
+    Values stored out of line are read back; each task run carries its config (from the job's)
+    and its predecessors. Tasks come in the job's task order; tasks that have no run yet are
+    left out.
     """
     job_doc = store.get(docs.job_run_path(run_id))
     if job_doc is None:
         return None
+    job_doc = blobs.inline(store, job_doc, f"job run {run_id!r}")
     job_run = docs.record_from_doc(job_doc, run_pb2.JobRun)
+    graph = TaskGraph.from_job(job_run.config)
     task_docs = dict(store.list(docs.task_runs_collection(run_id)))
     for task in job_run.config.tasks:
         task_doc = task_docs.get(docs.task_run_path(run_id, task.task_id))
-        if task_doc is None:
+        if task_doc is None or task_doc.get("status") == Status.RESET:
             continue
+        task_doc = blobs.inline(store, task_doc, f"task run {task.task_id!r} of run {run_id!r}")
         task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
+        task_run.config.CopyFrom(task)
+        task_run.predecessors[:] = graph.predecessors.get(task.task_id, ())
         for _, step_doc in store.list(docs.step_runs_collection(run_id, task.task_id)):
             step_doc = blobs.inline(store, step_doc)
             task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.completion import reconcile_run
 from llm_scheduler.execution.documents import Status
+from llm_scheduler.execution.protocol import run_config
+from llm_scheduler.execution.submit import DEFAULT_MAX_ATTEMPTS
 from llm_scheduler.store.base import Doc, Store, Transaction
 
 __all__ = ["resume_run"]
@@ -17,13 +22,16 @@ def resume_run(store: Store, run_id: str) -> list[str]:
     user's statement that nothing else is running this run) go back to PENDING; their persisted
     steps are kept, so they continue after their last completed step and no completed step is
     called again. Tasks skipped because of a failure become placeholders that their
-    predecessors re-create when they succeed. The job run is RUNNING again.
+    predecessors re-create when they succeed. The job run is RUNNING again, and each requeued
+    task has its full number of attempts again. A run left with nothing to run (e.g. one that
+    stopped between a task's completion and the job's) is repaired or finished here.
 
     Raises:
         UserError: There is no such run, or it already succeeded.
     """
     job_path = docs.job_run_path(run_id)
     task_docs = store.list(docs.task_runs_collection(run_id))
+    now = time.time()
 
     def requeue(tx: Transaction) -> list[str]:
         job = tx.get(job_path)
@@ -38,17 +46,21 @@ def resume_run(store: Store, run_id: str) -> list[str]:
                 continue
             status = doc.get("status")
             if status in (Status.FAILED, Status.RUNNING):
-                tx.update(
-                    path,
-                    {
-                        "status": Status.PENDING,
-                        "lease_owner": "",
-                        "lease_expires_at": 0.0,
-                        "error": None,
-                        "failed_step": None,
-                        "finished_at": None,
-                    },
-                )
+                fields: Doc = {
+                    "status": Status.PENDING,
+                    "lease_owner": "",
+                    "lease_expires_at": 0.0,
+                    "pending_since": now,
+                    "max_attempt": int(doc.get("attempt", 0)) + DEFAULT_MAX_ATTEMPTS,
+                    "error": None,
+                    "failed_step": None,
+                    "last_error": None,
+                    "finished_at": None,
+                }
+                refs = dict(doc.get("$blobs") or {})
+                if refs.pop("failed_step", None):
+                    fields["$blobs"] = refs
+                tx.update(path, fields)
                 requeued.append(str(doc.get("task_id", path.rsplit("/", 1)[1])))
             elif status == Status.SKIPPED:
                 tx.update(path, {"status": Status.RESET})
@@ -56,12 +68,17 @@ def resume_run(store: Store, run_id: str) -> list[str]:
             job_path,
             {
                 "status": Status.RUNNING,
-                "tasks_failed": 0,
-                "tasks_skipped": 0,
+                "tasks_succeeded": None,
+                "tasks_failed": None,
+                "tasks_skipped": None,
                 "error": None,
                 "finished_at": None,
             },
         )
         return requeued
 
-    return store.run_transaction(requeue)
+    requeued = store.run_transaction(requeue)
+    run = run_config(store, run_id)
+    if run is not None and not requeued:
+        reconcile_run(store, run, now)
+    return requeued

@@ -8,16 +8,26 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.job import new_run_id
-from llm_scheduler.engine.values import task_variables
 from llm_scheduler.errors import UserError
+from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["new_task_run_doc", "start_task_of", "submit_job"]
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "load_job_definition",
+    "new_task_run_doc",
+    "save_job_definition",
+    "start_task_of",
+    "submit_job",
+]
+
+# How many times a task may be claimed without finishing (workers that died, internal errors)
+# before it fails for good; a handoff (a deadline reached) does not use one up.
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 def start_task_of(job: config_pb2.JobConfig) -> str:
@@ -25,29 +35,49 @@ def start_task_of(job: config_pb2.JobConfig) -> str:
     return job.start_task or TaskGraph.from_job(job).roots[0]
 
 
-def new_task_run_doc(
-    run_id: str,
-    task: config_pb2.TaskConfig,
-    variables: Mapping[str, Any],
-    predecessors: list[str],
-    now: float,
-) -> Doc:
-    """A PENDING task-run document: committing it is what triggers the task."""
+def new_task_run_doc(run_id: str, task_id: str, now: float) -> Doc:
+    """A PENDING task-run document: committing it is what triggers the task.
+
+    It holds control fields only (a few hundred bytes): the task's config is in the job run,
+    and its inputs are gathered from the job and its predecessors when it is claimed.
+    """
     return {
-        "task_run_id": task.task_id,
-        "task_id": task.task_id,
+        "task_run_id": task_id,
+        "task_id": task_id,
         "job_run_id": run_id,
         "status": Status.PENDING,
-        "config": docs.record_to_doc(task),
-        "inputs": dict(variables),
-        "inputs_digest": digest(dict(variables)),
-        "predecessors": predecessors,
         "attempt": 0,
+        "max_attempt": DEFAULT_MAX_ATTEMPTS,
         "lease_owner": "",
         "lease_expires_at": 0.0,
         "handoffs": 0,
         "created_at": docs.iso(now),
+        "pending_since": now,
     }
+
+
+def save_job_definition(store: Store, job: config_pb2.JobConfig) -> None:
+    """Saves a job config at ``jobs/{job_id}`` (a large config goes to a blob)."""
+    update = blobs.out_of_line(
+        store, {"config": docs.record_to_doc(job)}, docs.INLINE_FIELD_BYTES * 16
+    )
+    store.set(
+        docs.job_definition_path(job.job_id),
+        {
+            "job_id": job.job_id,
+            "saved_at": docs.iso(time.time()),
+            **_present(blobs.with_fields(None, update)),
+        },
+    )
+
+
+def load_job_definition(store: Store, job_id: str) -> config_pb2.JobConfig | None:
+    """The job config saved at ``jobs/{job_id}``, or None when there is none."""
+    doc = store.get(docs.job_definition_path(job_id))
+    if doc is None:
+        return None
+    doc = blobs.inline(store, doc, f"job definition {job_id!r}")
+    return docs.record_from_doc(doc.get("config") or {}, config_pb2.JobConfig)
 
 
 def submit_job(
@@ -58,11 +88,13 @@ def submit_job(
     run_id: str = "",
     parent_run_id: str = "",
     default_cache_policy: str = "",
+    offline: bool = False,
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
     Submitting the same run id again changes nothing (create-if-absent), so a retried submit
-    never starts a run twice. The job must be validated first.
+    never starts a run twice. The job must be validated first. No provider key is needed here:
+    the workers that run the steps hold them.
 
     Args:
         store: Where the run is committed.
@@ -72,9 +104,11 @@ def submit_job(
         parent_run_id: The run this one was derived from, if any.
         default_cache_policy: A `CachePolicy` name (``CACHE_POLICY_USE``) for the run's steps
             whose ``cache`` is DEFAULT; empty for the event-driven default, no cache.
+        offline: Every worker answers the run's model steps with the offline model.
 
     Raises:
-        UserError: ``default_cache_policy`` is not a `CachePolicy` name.
+        UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
+            a document id.
     """
     names = config_pb2.CachePolicy.DESCRIPTOR.values_by_name
     if default_cache_policy and default_cache_policy not in names:
@@ -82,39 +116,44 @@ def submit_job(
             f"unknown cache policy {default_cache_policy!r}: use one of {', '.join(names)}"
         )
     run_id = run_id or new_run_id(job.job_id)
+    job_path = docs.job_run_path(run_id)
     graph = TaskGraph.from_job(job)
     start = start_task_of(job)
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
-    tasks = {task.task_id: task for task in job.tasks}
     now = time.time()
+    data = blobs.out_of_line(
+        store,
+        {"config": docs.record_to_doc(job), "inputs": job_input},
+        docs.INLINE_FIELD_BYTES,
+    )
     job_doc: Doc = {
         "run_id": run_id,
         "job_id": job.job_id,
         "status": Status.PENDING,
-        "config": docs.record_to_doc(job),
-        "inputs": job_input,
         "parent_run_id": parent_run_id,
+        "start_task": start,
         "tasks_total": len(graph.reachable_from(start)),
-        "tasks_succeeded": 0,
-        "tasks_failed": 0,
-        "tasks_skipped": 0,
-        "usage": {},
-        "cost_usd": 0.0,
         "created_at": docs.iso(now),
+        **_present(blobs.with_fields(None, data)),
     }
     if default_cache_policy:
         job_doc["default_cache_policy"] = default_cache_policy
-    start_doc = new_task_run_doc(
-        run_id, tasks[start], task_variables(job_input, tasks[start], []), [], now
-    )
+    if offline:
+        job_doc["offline"] = True
+    start_doc = new_task_run_doc(run_id, start, now)
 
     def create(transaction: Transaction) -> None:
-        if transaction.get(docs.job_run_path(run_id)) is not None:
+        if transaction.get(job_path) is not None:
             return
-        transaction.set(docs.job_run_path(run_id), job_doc)
+        transaction.set(job_path, job_doc)
         transaction.set(docs.task_run_path(run_id, start), start_doc)
 
     if job.job_id:
-        store.set(docs.job_definition_path(job.job_id), docs.record_to_doc(job))
+        save_job_definition(store, job)
     store.run_transaction(create)
     return run_id
+
+
+def _present(fields: Doc) -> Doc:
+    """The fields of a new document, without the None placeholders of moved ones."""
+    return {key: value for key, value in fields.items() if value is not None}

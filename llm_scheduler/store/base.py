@@ -124,6 +124,21 @@ class Store(abc.ABC):
         This is a Firestore collection-group query (``task_runs`` under any job run).
         """
 
+    @abc.abstractmethod
+    def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> Docs:
+        """Documents directly in ``collection`` whose ``field`` is in ``values``, by id.
+
+        Args:
+            collection: A collection path (``job_runs/R/task_runs``).
+            field: A top-level field name.
+            values: The values to match (equality, as in `find`).
+            limit: At most this many documents (the first by id); 0 for all.
+        """
+
+    def count(self, collection: str) -> int:
+        """How many documents are directly in ``collection`` (backends count without reading)."""
+        return len(self.list(collection))
+
     def create_all(self, items: Sequence[tuple[str, Doc]]) -> int:
         """Creates each document that does not exist yet; returns how many were created.
 

@@ -293,6 +293,30 @@ class FirestoreStore(Store):
                 found.update(_sorted(query.stream()))
         return sorted(found.items())
 
+    def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> _Docs:
+        validate_path(f"{collection}/x")
+        if not values:
+            return []
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found: dict[str, Doc] = {}
+        unique = _unique(values)
+        for start in range(0, len(unique), _MAX_IN_VALUES):
+            chunk = unique[start : start + _MAX_IN_VALUES]
+            query = self.client.collection(collection).where(filter=FieldFilter(field, "in", chunk))
+            if limit > 0:
+                query = query.limit(limit)
+            with self._errors("query", f"{collection} by {field}"):
+                found.update(_sorted(query.stream()))
+        result = sorted(found.items())
+        return result[:limit] if limit > 0 else result
+
+    def count(self, collection: str) -> int:
+        validate_path(f"{collection}/x")
+        with self._errors("count", collection):
+            results = self.client.collection(collection).count().get()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
+        return int(results[0][0].value) if results and results[0] else 0
+
     def wait_for_change(self, timeout: float) -> bool:
         self._ensure_watch()
         if self._changed.wait(max(timeout, 0.0)):

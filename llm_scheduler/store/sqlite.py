@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_by_collection ON documents (collection, path);
 CREATE INDEX IF NOT EXISTS documents_by_status
     ON documents (collection_id, json_extract(data, '$.status'));
+CREATE INDEX IF NOT EXISTS documents_by_collection_status
+    ON documents (collection, json_extract(data, '$.status'), path);
 """
 
 
@@ -194,6 +196,21 @@ class SqliteStore(Store):
             return []
         rows = self._connection().execute(find_query(field, len(values)), (collection_id, *values))
         return [(path, json.loads(data)) for path, data in rows]
+
+    def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> Docs:
+        if not values:
+            return []
+        sql = query_sql(field, len(values)) + (f" LIMIT {int(limit)}" if limit > 0 else "")
+        rows = self._connection().execute(sql, (collection, *values))
+        return [(path, json.loads(data)) for path, data in rows]
+
+    def count(self, collection: str) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,))
+            .fetchone()
+        )
+        return int(row[0])
 
     def wait_for_change(self, timeout: float) -> bool:
         wake = self._ensure_wake_socket()
@@ -396,6 +413,19 @@ def find_query(field: str, count: int) -> str:
     Raises:
         StoreError: The field name is not a (dotted) identifier.
     """
+    return _select("collection_id", field, count)
+
+
+def query_sql(field: str, count: int) -> str:
+    """The SQL of `SqliteStore.query` (one collection; ``documents_by_collection_status``).
+
+    Raises:
+        StoreError: The field name is not a (dotted) identifier.
+    """
+    return _select("collection", field, count)
+
+
+def _select(scope: str, field: str, count: int) -> str:
     if not _FIELD_NAME.fullmatch(field):
         raise StoreError(
             f"cannot query on field {field!r}: use letters, digits and underscores "
@@ -403,7 +433,7 @@ def find_query(field: str, count: int) -> str:
         )
     marks = ", ".join("?" for _ in range(count))
     return (
-        "SELECT path, data FROM documents WHERE collection_id = ? "
+        f"SELECT path, data FROM documents WHERE {scope} = ? "
         f"AND json_extract(data, '$.{field}') IN ({marks}) ORDER BY path"
     )
 

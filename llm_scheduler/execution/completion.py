@@ -1,0 +1,360 @@
+"""How a task run ends, and how the job run learns it is over.
+
+Concurrent completions of one run must not queue behind each other (Firestore allows about one
+sustained write per second per document, and its transactions lock what they read). So a
+completing transaction touches only documents no other completion writes:
+
+- **Succeed**: the task run itself; the run of each successor that has no other predecessor
+  (created if absent); and, for a join, this predecessor's own arrival document. The join's task
+  run is created after the commit by whichever predecessor sees every arrival
+  (`release_joins`, create-if-absent in a transaction), so the predecessors of a join never read
+  each other's documents.
+- **Fail**: the task run, every task that can no longer run (SKIPPED), and the job run's status.
+- **Finish** (`reconcile_run`): no counter is kept in the job run. After a completion that made
+  no new work, a cheap query asks whether any task run is still PENDING or RUNNING; when none
+  is, the run's task runs are read once, checked against the graph (a task whose predecessors
+  all succeeded but has no run yet is created: a join whose last predecessor's process died
+  after its commit), and the job run gets its status, counts, outputs, usage and cost.
+
+Each step is idempotent, so a redelivered event, a crash between two of them, or two workers
+doing the same repair change nothing twice; the sweeper calls `reconcile_run` for runs that
+look stalled.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llm_scheduler.engine.values import task_variables
+from llm_scheduler.execution import blobs
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
+from llm_scheduler.execution.lease import Lease
+from llm_scheduler.execution.submit import new_task_run_doc
+from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.v1 import run_pb2
+
+__all__ = [
+    "fail_task",
+    "gather_inputs",
+    "needed_predecessors",
+    "reconcile_run",
+    "release_joins",
+    "succeed_task",
+    "task_totals",
+]
+
+
+def needed_predecessors(run: RunConfig, task_id: str) -> tuple[str, ...]:
+    """The predecessors a task waits for in this run (those the run can reach)."""
+    return tuple(p for p in run.graph.predecessors[task_id] if p in run.reachable)
+
+
+def _is_join(run: RunConfig, task_id: str) -> bool:
+    return len(needed_predecessors(run, task_id)) > 1
+
+
+def gather_inputs(store: Store, run: RunConfig, task_id: str) -> dict[str, Any]:
+    """A task's variables: the job input, its defaults, and its predecessors' outputs.
+
+    Read when the task is claimed (not carried in its document), so a task-run document stays
+    small however large the outputs it receives.
+    """
+    upstream: list[tuple[str, Mapping[str, Any]]] = []
+    for predecessor in needed_predecessors(run, task_id):
+        doc = store.get(docs.task_run_path(run.run_id, predecessor))
+        if doc is None or doc.get("status") != Status.SUCCEEDED:
+            continue
+        doc = blobs.inline(store, doc, f"task run {predecessor!r} of run {run.run_id!r}")
+        upstream.append((predecessor, dict(doc.get("outputs") or {})))
+    return task_variables(run.inputs, run.tasks[task_id], upstream)
+
+
+def task_totals(records: Sequence[run_pb2.StepRun]) -> tuple[Doc, float]:
+    """The summed token usage (as a document) and cost of a task's steps."""
+    usage = run_pb2.TokenUsage()
+    cost = 0.0
+    for record in records:
+        usage.input_tokens += record.usage.input_tokens
+        usage.output_tokens += record.usage.output_tokens
+        usage.cached_input_tokens += record.usage.cached_input_tokens
+        cost += record.cost_usd
+    return docs.record_to_doc(usage), cost
+
+
+def succeed_task(
+    tx: Transaction,
+    run: RunConfig,
+    task_id: str,
+    lease: Lease,
+    outputs: blobs.OutOfLine,
+    usage: Doc,
+    cost: float,
+) -> list[str]:
+    """Marks the task SUCCEEDED and starts what it unblocks; returns the task runs it created.
+
+    Successors with this task as their only predecessor are created here; for a join, only
+    this task's arrival is recorded (`release_joins` creates the join after the commit).
+    """
+    task_doc = lease.require(tx)
+    singles: dict[str, Doc | None] = {}
+    arrivals: dict[str, Doc | None] = {}
+    for successor in run.graph.successors[task_id]:
+        if successor not in run.reachable:
+            continue
+        if _is_join(run, successor):
+            arrivals[successor] = tx.get(docs.arrival_path(run.run_id, successor, task_id))
+        else:
+            singles[successor] = tx.get(docs.task_run_path(run.run_id, successor))
+    now = lease.clock()
+    tx.update(
+        lease.task_path,
+        {
+            "status": Status.SUCCEEDED,
+            **blobs.with_fields(task_doc, outputs),
+            "usage": usage,
+            "cost_usd": cost,
+            "lease_owner": "",
+            "lease_expires_at": 0.0,
+            "finished_at": docs.iso(now),
+        },
+    )
+    created: list[str] = []
+    for successor, existing in singles.items():
+        if existing is None or existing.get("status") == Status.RESET:
+            tx.set(
+                docs.task_run_path(run.run_id, successor),
+                new_task_run_doc(run.run_id, successor, now),
+            )
+            created.append(successor)
+    for join, arrival in arrivals.items():
+        if arrival is None:
+            tx.set(
+                docs.arrival_path(run.run_id, join, task_id),
+                {"task_id": task_id, "at": docs.iso(now)},
+            )
+    return created
+
+
+def release_joins(store: Store, run: RunConfig, task_id: str, now: float) -> list[str]:
+    """Creates the run of each join after ``task_id`` whose predecessors have all arrived.
+
+    Called after the completion committed. Several predecessors finishing together may each
+    see every arrival: the creation is a transaction that creates the task run only if it is
+    absent (or a resume's placeholder), so the join starts once.
+
+    Returns:
+        The joins whose task runs this call created.
+    """
+    created: list[str] = []
+    for join in run.graph.successors[task_id]:
+        if join not in run.reachable or not _is_join(run, join):
+            continue
+        needed = len(needed_predecessors(run, join))
+        if store.count(docs.arrivals_collection(run.run_id, join)) < needed:
+            continue
+        if store.run_transaction(
+            functools.partial(_create_if_absent, run=run, task_id=join, now=now)
+        ):
+            created.append(join)
+    return created
+
+
+def _create_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
+    path = docs.task_run_path(run.run_id, task_id)
+    existing = tx.get(path)
+    if existing is not None and existing.get("status") != Status.RESET:
+        return False
+    tx.set(path, new_task_run_doc(run.run_id, task_id, now))
+    return True
+
+
+def _skipped_doc(run_id: str, task_id: str, now: float) -> Doc:
+    return {
+        "task_run_id": task_id,
+        "task_id": task_id,
+        "job_run_id": run_id,
+        "status": Status.SKIPPED,
+        "created_at": docs.iso(now),
+    }
+
+
+def fail_task(
+    tx: Transaction,
+    run: RunConfig,
+    task_id: str,
+    lease: Lease,
+    failure: blobs.OutOfLine,
+    error: Doc,
+    usage: Doc,
+    cost: float,
+) -> int:
+    """Marks the task FAILED, every task that can no longer run SKIPPED, and the job FAILED.
+
+    Args:
+        tx: The transaction.
+        run: The run's config.
+        task_id: The failed task.
+        lease: Our claim on it.
+        failure: The ``failed_step`` field (out of line when large).
+        error: The task's `ErrorInfo` as a document (message already shortened).
+        usage: The task's token usage, failed step included.
+        cost: Its cost.
+
+    Returns:
+        How many tasks were skipped.
+    """
+    task_doc = lease.require(tx)
+    job_path = docs.job_run_path(run.run_id)
+    job_doc = tx.get(job_path)
+    descendants = sorted((run.graph.reachable_from(task_id) - {task_id}) & run.reachable)
+    existing = {d: tx.get(docs.task_run_path(run.run_id, d)) for d in descendants}
+    now = lease.clock()
+    tx.update(
+        lease.task_path,
+        {
+            "status": Status.FAILED,
+            "error": error,
+            **blobs.with_fields(task_doc, failure),
+            "usage": usage,
+            "cost_usd": cost,
+            "lease_owner": "",
+            "lease_expires_at": 0.0,
+            "finished_at": docs.iso(now),
+        },
+    )
+    skipped = 0
+    for descendant, doc in existing.items():
+        if doc is None or doc.get("status") == Status.RESET:
+            skipped += 1
+            tx.set(
+                docs.task_run_path(run.run_id, descendant),
+                _skipped_doc(run.run_id, descendant, now),
+            )
+    if job_doc is not None and job_doc.get("status") != Status.FAILED:
+        tx.update(
+            job_path,
+            {
+                "status": Status.FAILED,
+                "error": {
+                    **error,
+                    "message": f"task {task_id!r} failed: {error.get('message', '')}",
+                },
+            },
+        )
+    return skipped
+
+
+def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
+    """Finishes the job run when no task can run any more, repairing what a crash left undone.
+
+    Cheap while the run has work (one query that finds a PENDING or RUNNING task run). Otherwise
+    it reads the run's task runs once and walks the graph: a task whose predecessors all
+    succeeded but that has no run is created, one whose predecessor failed is marked SKIPPED;
+    when every task the run can reach is finished, the job run gets its final fields.
+
+    Returns:
+        ``busy`` (a task is PENDING or RUNNING), ``repaired`` (missing task runs were written),
+        ``finished`` (this call finished the job run) or ``done`` (it was already finished).
+    """
+    collection = docs.task_runs_collection(run.run_id)
+    if store.query(collection, "status", list(RUNNABLE), limit=1):
+        return "busy"
+    task_docs: dict[str, Doc] = {}
+    for path, doc in store.list(collection):
+        if doc.get("status") != Status.RESET:
+            task_docs[path.rsplit("/", 1)[1]] = doc
+    ready: list[str] = []
+    blocked: list[str] = []
+    for task_id in run.graph.topological_order():
+        if task_id not in run.reachable:
+            continue
+        status = task_docs.get(task_id, {}).get("status")
+        if status in FINISHED:
+            continue
+        if status in RUNNABLE:
+            return "busy"  # created since the query
+        statuses = [task_docs.get(p, {}).get("status") for p in needed_predecessors(run, task_id)]
+        if all(s == Status.SUCCEEDED for s in statuses):
+            ready.append(task_id)
+        elif any(s in (Status.FAILED, Status.SKIPPED) for s in statuses):
+            blocked.append(task_id)
+    if ready or blocked:
+        for task_id in ready:
+            store.run_transaction(
+                functools.partial(_create_if_absent, run=run, task_id=task_id, now=now)
+            )
+        for task_id in blocked:
+            store.run_transaction(
+                functools.partial(_skip_if_absent, run=run, task_id=task_id, now=now)
+            )
+        return "repaired"
+    return "finished" if _finish(store, run, task_docs, now) else "done"
+
+
+def _skip_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
+    path = docs.task_run_path(run.run_id, task_id)
+    existing = tx.get(path)
+    if existing is not None and existing.get("status") != Status.RESET:
+        return False
+    tx.set(path, _skipped_doc(run.run_id, task_id, now))
+    return True
+
+
+def _finish(store: Store, run: RunConfig, task_docs: Mapping[str, Doc], now: float) -> bool:
+    counts = {status: 0 for status in FINISHED}
+    usage = run_pb2.TokenUsage()
+    cost = 0.0
+    first_failure = ""
+    for task_id in run.graph.task_ids:
+        doc = task_docs.get(task_id)
+        if doc is None or task_id not in run.reachable:
+            continue
+        status = str(doc.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+        if status == Status.FAILED and not first_failure:
+            first_failure = task_id
+        task_usage = docs.record_from_doc(doc.get("usage") or {}, run_pb2.TokenUsage)
+        usage.input_tokens += task_usage.input_tokens
+        usage.output_tokens += task_usage.output_tokens
+        usage.cached_input_tokens += task_usage.cached_input_tokens
+        cost += float(doc.get("cost_usd") or 0.0)
+    failed = counts[Status.FAILED] > 0
+    outputs: dict[str, Any] = {}
+    if not failed:
+        for sink in run.graph.sinks:
+            doc = task_docs.get(sink)
+            if sink in run.reachable and doc is not None and doc.get("status") == Status.SUCCEEDED:
+                doc = blobs.inline(store, doc, f"task run {sink!r} of run {run.run_id!r}")
+                outputs[sink] = dict(doc.get("outputs") or {})
+    data = blobs.out_of_line(store, {"outputs": outputs}, docs.INLINE_FIELD_BYTES)
+    job_path = docs.job_run_path(run.run_id)
+
+    def finish(tx: Transaction) -> bool:
+        job_doc = tx.get(job_path)
+        if job_doc is None or job_doc.get("finished_at"):
+            return False
+        fields: Doc = {
+            "status": Status.FAILED if failed else Status.SUCCEEDED,
+            "tasks_succeeded": counts[Status.SUCCEEDED],
+            "tasks_failed": counts[Status.FAILED],
+            "tasks_skipped": counts[Status.SKIPPED],
+            "usage": docs.record_to_doc(usage),
+            "cost_usd": cost,
+            "finished_at": docs.iso(now),
+        }
+        if not failed:
+            fields.update(blobs.with_fields(job_doc, data))
+            fields["error"] = None
+        elif not job_doc.get("error"):
+            error = dict(task_docs[first_failure].get("error") or {})
+            fields["error"] = {
+                **error,
+                "message": f"task {first_failure!r} failed: {error.get('message', '')}",
+            }
+        tx.update(job_path, fields)
+        return True
+
+    return store.run_transaction(finish)

@@ -1,0 +1,97 @@
+"""A worker's claim on a task run: renewed while the task runs, checked before every write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from llm_scheduler.execution.documents import Status
+from llm_scheduler.store.base import Doc, Store, Transaction
+
+__all__ = ["Lease", "LostLease"]
+
+
+class LostLease(Exception):
+    """Another worker owns the task now; stop without writing."""
+
+
+class Lease:
+    """Keeps a claim alive while the task runs, and checks it is still ours.
+
+    Attributes:
+        lost: Whether a renewal found the task taken over (or finished) by someone else.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        task_path: str,
+        worker_id: str,
+        lease_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.task_path = task_path
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.lost = False
+
+    def check(self) -> None:
+        """Raises `LostLease` when a renewal found the claim gone."""
+        if self.lost:
+            raise LostLease
+
+    def owns(self, doc: Doc | None) -> bool:
+        """Whether ``doc`` (the task run, read in a transaction) is still claimed by us."""
+        return (
+            doc is not None
+            and doc.get("status") == Status.RUNNING
+            and doc.get("lease_owner") == self.worker_id
+        )
+
+    def require(self, tx: Transaction) -> Doc:
+        """The task run read in ``tx``; raises `LostLease` unless it is still ours."""
+        doc = tx.get(self.task_path)
+        if not self.owns(doc):
+            raise LostLease
+        assert doc is not None
+        return doc
+
+    async def keep_alive(self) -> None:
+        """Renews the lease at a third of its length until it is lost (or cancelled)."""
+        # A third, so one slow renewal cannot let it lapse.
+        while not self.lost:
+            await asyncio.sleep(self.lease_seconds / 3)
+            renewed = await self.store.call(self.store.run_transaction, self._renew)
+            if not renewed:
+                self.lost = True
+
+    def _renew(self, tx: Transaction) -> bool:
+        doc = tx.get(self.task_path)
+        if not self.owns(doc):
+            return False
+        tx.update(self.task_path, {"lease_expires_at": self.clock() + self.lease_seconds})
+        return True
+
+    def release(self, tx: Transaction, fields: Doc, *, extra_attempt: bool) -> None:
+        """Puts the task back to PENDING (the write triggers a new delivery).
+
+        Args:
+            tx: The transaction.
+            fields: More fields to write (e.g. ``last_error``).
+            extra_attempt: Whether the next claim is free (a handoff makes progress, so it
+                does not use up an attempt; an internal error does).
+        """
+        doc = self.require(tx)
+        update: Doc = {
+            "status": Status.PENDING,
+            "lease_owner": "",
+            "lease_expires_at": 0.0,
+            "pending_since": self.clock(),
+            **fields,
+        }
+        if extra_attempt:
+            update["handoffs"] = int(doc.get("handoffs", 0)) + 1
+            update["max_attempt"] = int(doc.get("max_attempt", 0)) + 1
+        tx.update(self.task_path, update)

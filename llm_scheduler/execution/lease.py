@@ -63,35 +63,41 @@ class Lease:
         # A third, so one slow renewal cannot let it lapse.
         while not self.lost:
             await asyncio.sleep(self.lease_seconds / 3)
-            renewed = await self.store.call(self.store.run_transaction, self._renew)
-            if not renewed:
+            renewed = await self.store.call(self.store.update_if, self.task_path, self._renewal)
+            if renewed is None:
                 self.lost = True
 
-    def _renew(self, tx: Transaction) -> bool:
-        doc = tx.get(self.task_path)
+    def _renewal(self, doc: Doc | None) -> Doc | None:
         if not self.owns(doc):
-            return False
-        tx.update(self.task_path, {"lease_expires_at": self.clock() + self.lease_seconds})
-        return True
+            return None
+        return {"lease_expires_at": self.clock() + self.lease_seconds}
 
-    def release(self, tx: Transaction, fields: Doc, *, extra_attempt: bool) -> None:
+    def release(self, fields: Doc, extra_attempt: bool) -> None:
         """Puts the task back to PENDING (the write triggers a new delivery).
 
         Args:
-            tx: The transaction.
             fields: More fields to write (e.g. ``last_error``).
             extra_attempt: Whether the next claim is free (a handoff makes progress, so it
                 does not use up an attempt; an internal error does).
+
+        Raises:
+            LostLease: The task is no longer ours.
         """
-        doc = self.require(tx)
-        update: Doc = {
-            "status": Status.PENDING,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "pending_since": self.clock(),
-            **fields,
-        }
-        if extra_attempt:
-            update["handoffs"] = int(doc.get("handoffs", 0)) + 1
-            update["max_attempt"] = int(doc.get("max_attempt", 0)) + 1
-        tx.update(self.task_path, update)
+
+        def decide(doc: Doc | None) -> Doc | None:
+            if not self.owns(doc):
+                raise LostLease
+            assert doc is not None
+            update: Doc = {
+                "status": Status.PENDING,
+                "lease_owner": "",
+                "lease_expires_at": 0.0,
+                "pending_since": self.clock(),
+                **fields,
+            }
+            if extra_attempt:
+                update["handoffs"] = int(doc.get("handoffs", 0)) + 1
+                update["max_attempt"] = int(doc.get("max_attempt", 0)) + 1
+            return update
+
+        self.store.update_if(self.task_path, decide)

@@ -48,7 +48,7 @@ from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import context_with_event_sink
 from llm_scheduler.execution.lease import Lease, LostLease
 from llm_scheduler.models.client import ModelClient
-from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.store.base import Doc, Store
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["Outcome", "handle_task_run", "new_worker_id", "run_config"]
@@ -160,14 +160,10 @@ async def handle_task_run(
             prepared, fields={**prepared.fields, "inputs_digest": digest(variables)}
         )
     claimed = await store.call(
-        store.run_transaction,
+        store.update_if,
+        task_path,
         functools.partial(
-            _claim,
-            task_path=task_path,
-            worker_id=worker_id,
-            lease_seconds=lease_seconds,
-            clock=clock,
-            inputs=prepared,
+            _claim, worker_id=worker_id, lease_seconds=lease_seconds, clock=clock, inputs=prepared
         ),
     )
     if claimed is None:
@@ -177,7 +173,9 @@ async def handle_task_run(
     context = _context_for(context, store, run, worker_id)
     task = run.tasks[task_id]
     if task_id == run.start and int(task_doc["attempt"]) == 1:
-        started = await store.call(store.run_transaction, functools.partial(_start_job, run, clock))
+        started = await store.call(
+            store.update_if, docs.job_run_path(run_id), functools.partial(_start_job, clock)
+        )
         if started:
             context.emit(
                 EngineEvent(
@@ -262,10 +260,7 @@ async def _run_claimed(
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
-            await store.call(
-                store.run_transaction,
-                functools.partial(lease.release, fields={}, extra_attempt=True),
-            )
+            await store.call(lease.release, {}, True)
             context.emit(
                 EngineEvent(EventKind.TASK_FINISHED, task_id, detail="handed_off", run_id=run_id)
             )
@@ -392,10 +387,7 @@ async def _recover(
     if int(task_doc["attempt"]) >= int(task_doc.get("max_attempt", DEFAULT_MAX_ATTEMPTS)):
         failure = _failure("", 0, error, prefix="the task could not run: ")
         return await _fail(store, run, task_id, lease, context, failure, [])
-    await store.call(
-        store.run_transaction,
-        functools.partial(lease.release, fields={"last_error": message}, extra_attempt=False),
-    )
+    await store.call(lease.release, {"last_error": message}, False)
     context.emit(
         EngineEvent(EventKind.TASK_FINISHED, task_id, detail="released", run_id=run.run_id)
     )
@@ -423,14 +415,13 @@ def _response_of(record: run_pb2.StepRun) -> Any:
 
 
 def _claim(
-    tx: Transaction,
-    task_path: str,
+    task: Doc | None,
     worker_id: str,
     lease_seconds: float,
     clock: Callable[[], float],
     inputs: blobs.OutOfLine | None,
 ) -> Doc | None:
-    task = tx.get(task_path)
+    """The fields that claim ``task`` for ``worker_id``, or None when it is not claimable."""
     now = clock()
     if not _claimable(task, now):
         return None
@@ -445,14 +436,10 @@ def _claim(
         fields["started_at"] = docs.iso(now)
     if inputs is not None and "inputs_digest" not in task:
         fields.update(blobs.with_fields(task, inputs))
-    tx.update(task_path, fields)
-    return {**task, **fields}
+    return fields
 
 
-def _start_job(run: RunConfig, clock: Callable[[], float], tx: Transaction) -> bool:
-    path = docs.job_run_path(run.run_id)
-    job = tx.get(path)
+def _start_job(clock: Callable[[], float], job: Doc | None) -> Doc | None:
     if job is None or job.get("status") != Status.PENDING:
-        return False
-    tx.update(path, {"status": Status.RUNNING, "started_at": docs.iso(clock())})
-    return True
+        return None
+    return {"status": Status.RUNNING, "started_at": docs.iso(clock())}

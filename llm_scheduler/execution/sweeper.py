@@ -29,7 +29,7 @@ from llm_scheduler.execution import completion
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RUNNABLE, Status
 from llm_scheduler.execution.protocol import run_config
-from llm_scheduler.store.base import Store, Transaction
+from llm_scheduler.store.base import Doc, Store
 
 __all__ = [
     "DEFAULT_PENDING_GRACE_SECONDS",
@@ -86,26 +86,21 @@ def requeue_expired_leases(store: Store, *, clock: Callable[[], float] = time.ti
         if float(doc.get("lease_expires_at", 0)) > now:
             continue
 
-        def requeue(tx: Transaction, path: str = path) -> bool:
-            current = tx.get(path)
+        def requeue(current: Doc | None) -> Doc | None:
             if (
                 current is None
                 or current.get("status") != Status.RUNNING
                 or float(current.get("lease_expires_at", 0)) > clock()
             ):
-                return False
-            tx.update(
-                path,
-                {
-                    "status": Status.PENDING,
-                    "lease_owner": "",
-                    "lease_expires_at": 0.0,
-                    "pending_since": clock(),
-                },
-            )
-            return True
+                return None
+            return {
+                "status": Status.PENDING,
+                "lease_owner": "",
+                "lease_expires_at": 0.0,
+                "pending_since": clock(),
+            }
 
-        if store.run_transaction(requeue):
+        if store.update_if(path, requeue) is not None:
             requeued.append(path)
     return requeued
 
@@ -132,19 +127,14 @@ def requeue_stale_pending(
         if not isinstance(seen, int | float) or now - float(seen) < grace:
             continue
 
-        def retrigger(tx: Transaction, path: str = path, seen: float = float(seen)) -> bool:
-            current = tx.get(path)
+        def retrigger(current: Doc | None, seen: float = float(seen)) -> Doc | None:
             if current is None or current.get("status") != Status.PENDING:
-                return False
+                return None
             if current.get("pending_since") != seen:
-                return False
-            tx.update(
-                path,
-                {"pending_since": clock(), "requeues": int(current.get("requeues", 0)) + 1},
-            )
-            return True
+                return None
+            return {"pending_since": clock(), "requeues": int(current.get("requeues", 0)) + 1}
 
-        if store.run_transaction(retrigger):
+        if store.update_if(path, retrigger) is not None:
             requeued.append(path)
     return requeued
 

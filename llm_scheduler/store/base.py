@@ -105,6 +105,31 @@ class Store(abc.ABC):
     def get(self, path: str) -> Doc | None:
         """Reads a document, or None when it does not exist."""
 
+    def update_if(self, path: str, decide: Callable[[Doc | None], Doc | None]) -> Doc | None:
+        """Updates one document by what it holds now: a read-modify-write of a single document.
+
+        ``decide`` gets the current document (None when absent) and returns the top-level
+        fields to write, or None to write nothing. The write happens only if the document has
+        not changed since ``decide`` saw it; otherwise ``decide`` runs again on the new version.
+        Backends may do this optimistically, without a transaction's locks (Firestore: a write
+        with a last-update-time precondition), so that workers racing for one document (claims)
+        do not wait on each other's locks.
+
+        Returns:
+            The document after the write (current fields merged with ``decide``'s), or None
+            when ``decide`` chose to write nothing.
+        """
+
+        def body(tx: Transaction) -> Doc | None:
+            current = tx.get(path)
+            fields = decide(current)
+            if fields is None or current is None:
+                return None
+            tx.update(path, fields)
+            return {**current, **fields}
+
+        return self.run_transaction(body)
+
     @abc.abstractmethod
     def create(self, path: str, data: Doc) -> bool:
         """Creates a document if it does not exist; returns whether it was created."""

@@ -234,6 +234,46 @@ class FirestoreStore(Store):
             snapshot = self.client.document(path).get()
         return _to_doc(snapshot)
 
+    def update_if(self, path: str, decide: Callable[[Doc | None], Doc | None]) -> Doc | None:
+        # Optimistic: read, decide, write with a precondition on the version read. No locks are
+        # held, so racing claimants never wait on each other (in the emulator, transactions
+        # that read and then write one document deadlock until a 2 s lock timeout); the loser's
+        # precondition fails at once and it decides again on what the winner wrote.
+        from google.api_core import exceptions
+        from google.cloud.firestore_v1.field_path import FieldPath
+
+        validate_path(path)
+        reference = self.client.document(path)
+        started = time.monotonic()
+        while True:
+            with self._errors("read", path):
+                snapshot = reference.get()
+            current = _to_doc(snapshot)
+            fields = decide(current)
+            if fields is None or current is None:
+                return None
+            merged = {**current, **fields}
+            _check_document(path, merged)
+            if not fields:
+                return merged
+            quoted = {FieldPath(key).to_api_repr(): value for key, value in fields.items()}
+            option = self.client.write_option(last_update_time=snapshot.update_time)
+            try:
+                with self._errors("update", path):
+                    reference.update(quoted, option=option)
+                return merged
+            except StoreError as error:
+                changed = isinstance(
+                    error.__cause__, exceptions.FailedPrecondition | exceptions.NotFound
+                )
+                if not changed:
+                    raise
+            if time.monotonic() - started > _CONFLICT_BUDGET:
+                raise StoreError(
+                    f"{self.url}: {path} kept changing while being updated for "
+                    f"{_CONFLICT_BUDGET:.0f} s; too many clients are writing it"
+                )
+
     def create(self, path: str, data: Doc) -> bool:
         from google.api_core import exceptions
 

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from llm_scheduler.errors import MissingApiKeyError, ProviderError
+from llm_scheduler.errors import MissingApiKey, MissingApiKeyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
 from llm_scheduler.models.providers import adapter_class, ensure_sdk
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
@@ -117,17 +117,23 @@ class ModelClient:
         return spec
 
     def check_credentials(self, model_keys: Iterable[str]) -> None:
-        """Fails early when a key that the given model keys need is missing.
+        """Fails early, naming every API key that the given model keys need and lack.
 
         Raises:
             MissingDependencyError: A provider's SDK is not installed.
-            MissingApiKeyError: For the first model key whose API key is not set.
+            MissingApiKeyError: One or more API keys are not set; the error lists each
+                environment variable with the model keys that need it.
         """
+        needed: dict[tuple[str, str], list[str]] = {}
         for key in sorted(set(model_keys)):
             spec = self.resolve(key)
             ensure_sdk(spec.provider)
             if spec.needs_api_key and not self._api_key(spec):
-                raise MissingApiKeyError(key, spec.provider, spec.api_key_env)
+                needed.setdefault((spec.api_key_env, spec.provider), []).append(key)
+        if needed:
+            raise MissingApiKeyError(
+                [_missing(env_var, provider, keys) for (env_var, provider), keys in needed.items()]
+            )
 
     async def generate(self, model_key: str, request: ModelRequest) -> ModelCall:
         """Sends a request to the model behind ``model_key`` (``request.model`` is replaced).
@@ -211,7 +217,7 @@ class ModelClient:
         # Never send a provider's real key to a server that was declared keyless.
         api_key = "" if spec.no_api_key else self._api_key(spec)
         if spec.needs_api_key and not api_key:
-            raise MissingApiKeyError(spec.key, spec.provider, spec.api_key_env)
+            raise MissingApiKeyError([_missing(spec.api_key_env, spec.provider, [spec.key])])
         cache_key = (spec.provider, spec.base_url, api_key)
         adapter = self._adapters.get(cache_key)
         if adapter is None:
@@ -220,3 +226,12 @@ class ModelClient:
             adapter = cls(api_key=api_key or "no-key", base_url=spec.base_url or None)
             self._adapters[cache_key] = adapter
         return adapter
+
+
+def _missing(env_var: str, provider: str, model_keys: list[str]) -> MissingApiKey:
+    return MissingApiKey(
+        env_var=env_var,
+        provider=provider,
+        model_keys=tuple(model_keys),
+        alternatives=_API_KEY_FALLBACKS.get(env_var, ()),
+    )

@@ -145,7 +145,9 @@ class ProviderError(RunError):
 
     Attributes:
         provider: The provider name (``openai``, ``google``, ``anthropic``, ``offline``).
-        retryable: Whether the failure is transient (429, 5xx, timeout, connection error).
+        model: The provider's model name the request was for; empty when not known.
+        retryable: Whether the failure is transient (429, 5xx, timeout, connection error,
+            malformed reply).
         status: The HTTP status, when there was one.
         retry_after: Seconds the provider asked to wait before retrying, when it said.
         attempts: Requests made before giving up (set by the retry loop).
@@ -157,10 +159,12 @@ class ProviderError(RunError):
         *,
         provider: str,
         retryable: bool,
+        model: str = "",
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.provider = provider
+        self.model = model
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after

@@ -154,8 +154,7 @@ class ModelClient:
         started = time.perf_counter()
         try:
             # The first attempt directly: most requests need no other.
-            async with limit:
-                response = await adapter.generate(request)
+            response = await self._attempt(adapter, limit, request)
             attempts = 1
         except ProviderError as error:
             response, attempts = await self._retry(model_key, spec, adapter, limit, request, error)
@@ -186,14 +185,28 @@ class ModelClient:
             )
 
         async def attempt() -> ModelResponse:
-            async with limit:
-                return await adapter.generate(request)
+            return await self._attempt(adapter, limit, request)
 
         def on_retry(retry: int, error: ProviderError, delay: float) -> None:
             if self._on_retry is not None:
                 self._on_retry(RetryEvent(model_key, retry, error, delay))
 
         return await call_with_retries(attempt, policy, on_retry=on_retry, first_error=first_error)
+
+    @staticmethod
+    async def _attempt(
+        adapter: ModelAdapter, limit: asyncio.Semaphore, request: ModelRequest
+    ) -> ModelResponse:
+        """Makes one request under the entry's concurrency limit; every failure a ProviderError."""
+        async with limit:
+            try:
+                return await adapter.generate(request)
+            except ProviderError:
+                raise
+            except Exception as error:
+                # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
+                # retried when transient, and masked like any provider failure.
+                raise adapter.unexpected_error(error, model=request.model) from error
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""

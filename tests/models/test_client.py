@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
-from llm_scheduler import MissingApiKey, MissingApiKeyError, ModelClient, UserError
+from llm_scheduler import (
+    MissingApiKey,
+    MissingApiKeyError,
+    ModelClient,
+    UserError,
+    loads,
+    run_step,
+)
+from llm_scheduler.config.formats import ConfigFormat
+from llm_scheduler.models.openai_provider import OpenAIAdapter
 from llm_scheduler.models.registry import ModelRegistry
+from llm_scheduler.testing import FakeProviderServer
+from llm_scheduler.v1 import config_pb2, run_pb2
+from tests.conftest import FAKE_MODEL_KEYS, context_for, run_closing
 
 # -- credentials -------------------------------------------------------------------------------
 
@@ -48,3 +63,85 @@ def test_only_the_keys_not_set_are_reported(fake_registry: ModelRegistry) -> Non
         "set it in the environment"
     )
     client.check_credentials(["FAKE_OPENAI", "FAKE_GEMINI"])  # all set: no error
+
+
+# -- every failure is a ProviderError ---------------------------------------------------------
+
+PROVIDER_MODEL = {
+    "FAKE_OPENAI": "gpt-fake",
+    "FAKE_GEMINI": "gemini-fake",
+    "FAKE_ANTHROPIC": "claude-fake",
+}
+
+
+def run_one_step(registry: ModelRegistry, model_key: str) -> run_pb2.StepRun:
+    """Runs a one-step model query through the engine (3 attempts, fast backoff)."""
+    step = loads(
+        json.dumps(
+            {"id": "ask", "model_query_config": {"model_key": model_key, "user_prompt": "hi"}}
+        ),
+        config_pb2.StepConfig,
+        ConfigFormat.JSON,
+    )
+    context = context_for(registry)
+    return run_closing(context, run_step(step, {}, context)).record
+
+
+@pytest.mark.parametrize("model_key", FAKE_MODEL_KEYS)
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (None, "malformed response: the body is not JSON"),
+        ('{"unexpected": true}', "malformed response: "),
+    ],
+    ids=["not-json", "wrong-shape"],
+)
+def test_a_malformed_200_body_is_a_retried_provider_error(
+    model_key: str,
+    body: str | None,
+    detail: str,
+    fake_server: FakeProviderServer,
+    fake_registry: ModelRegistry,
+) -> None:
+    if body is None:
+        fake_server.malformed_next(3)
+    else:
+        fake_server.malformed_next(3, body=body)
+
+    record = run_one_step(fake_registry, model_key)
+
+    assert record.status == run_pb2.RUN_STATUS_FAILED
+    assert (record.error.type, record.error.retryable) == ("ProviderError", True)
+    assert record.attempts == 3 and fake_server.count() == 3
+    assert (
+        f"request to model {PROVIDER_MODEL[model_key]!r} failed: {detail}" in record.error.message
+    )
+
+
+@pytest.mark.parametrize("model_key", FAKE_MODEL_KEYS)
+def test_a_malformed_body_then_a_good_one_succeeds_on_the_retry(
+    model_key: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.malformed_next(1)
+
+    record = run_one_step(fake_registry, model_key)
+
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED, record.error.message
+    assert record.attempts == 2
+    assert record.response_text.endswith("reply to: hi")
+
+
+def test_any_exception_an_adapter_lets_through_is_masked_and_not_retried() -> None:
+    adapter = OpenAIAdapter(api_key="sk-secret", base_url="http://127.0.0.1:9/v1")
+
+    error = adapter.unexpected_error(RuntimeError("boom, key sk-secret"), model="gpt-x")
+
+    assert str(error) == "openai request to model 'gpt-x' failed: RuntimeError: boom, key ***"
+    assert (error.provider, error.model, error.retryable, error.status) == (
+        "openai",
+        "gpt-x",
+        False,
+        None,
+    )
+    assert adapter.unexpected_error(ConnectionResetError(), model="gpt-x").retryable
+    asyncio.run(adapter.aclose())

@@ -200,7 +200,7 @@ def test_a_reply_slower_than_the_timeout_is_a_retryable_timeout(
     error = call_error(case, fake_server, timeout_seconds=0.3)
 
     assert (error.retryable, error.status) == (True, None)
-    assert "timed out after 0.3s" in str(error)
+    assert "timed out after 0.3 s" in str(error)
 
 
 def test_connection_refused_is_retryable(case: Case) -> None:

@@ -42,7 +42,9 @@ class ModelRequest:
             ``max_tokens``, ``top_p``, ``top_k``, ``stop`` as a list, ``seed``,
             ``presence_penalty``, ``frequency_penalty``) plus unknown ones passed through.
         response_format: The response format.
-        timeout_seconds: The per-request timeout.
+        timeout_seconds: The deadline of one attempt: connect, send and the whole reply.
+            `ModelClient` enforces it; adapters also hand it to their SDK, which applies it to
+            each read (a reply trickling in meets no per-read timeout).
     """
 
     model: str

@@ -197,12 +197,23 @@ class ModelClient:
     async def _attempt(
         adapter: ModelAdapter, limit: asyncio.Semaphore, request: ModelRequest
     ) -> ModelResponse:
-        """Makes one request under the entry's concurrency limit; every failure a ProviderError."""
+        """Makes one request under the entry's concurrency limit; every failure a ProviderError.
+
+        ``request.timeout_seconds`` is a deadline for the whole attempt (connect, send, the full
+        reply), not counting the wait for the limit. SDKs apply their timeouts per read, so a
+        reply trickling in would otherwise never time out.
+        """
         async with limit:
+            deadline = asyncio.timeout(request.timeout_seconds)
             try:
-                return await adapter.generate(request)
+                async with deadline:
+                    return await adapter.generate(request)
             except ProviderError:
                 raise
+            except TimeoutError as error:
+                if not deadline.expired():
+                    raise adapter.unexpected_error(error, model=request.model) from error
+                raise adapter.timeout_error(request.timeout_seconds, model=request.model) from error
             except Exception as error:
                 # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
                 # retried when transient, and masked like any provider failure.

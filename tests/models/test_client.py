@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
+import time
 
 import pytest
 
@@ -20,7 +22,7 @@ from llm_scheduler.models.openai_provider import OpenAIAdapter
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
-from tests.conftest import FAKE_MODEL_KEYS, context_for, run_closing
+from tests.conftest import FAKE_MODEL_KEYS, context_for, run_closing, write_models_file
 
 # -- credentials -------------------------------------------------------------------------------
 
@@ -145,3 +147,54 @@ def test_any_exception_an_adapter_lets_through_is_masked_and_not_retried() -> No
     )
     assert adapter.unexpected_error(ConnectionResetError(), model="gpt-x").retryable
     asyncio.run(adapter.aclose())
+
+
+# -- timeout_seconds is a deadline ------------------------------------------------------------
+
+
+def registry_with_timeout(
+    tmp_path: pathlib.Path, server: FakeProviderServer, seconds: float
+) -> ModelRegistry:
+    path = write_models_file(tmp_path / "models.json", server)
+    comment, text = path.read_text().split("\n", 1)
+    models = json.loads(text)
+    for entry in models["models"]:
+        entry["timeout_seconds"] = seconds
+    path.write_text(f"{comment}\n{json.dumps(models)}")
+    return ModelRegistry.with_models_file(path)
+
+
+@pytest.mark.parametrize("model_key", FAKE_MODEL_KEYS)
+def test_timeout_is_a_deadline_for_the_whole_attempt(
+    model_key: str, fake_server: FakeProviderServer, tmp_path: pathlib.Path
+) -> None:
+    registry = registry_with_timeout(tmp_path, fake_server, 0.5)
+    # A byte every 50 ms: no read waits long enough for a per-read timeout, the whole reply
+    # takes half a minute.
+    fake_server.trickle_next(3, seconds_per_byte=0.05)
+    started = time.monotonic()
+
+    record = run_one_step(registry, model_key)
+
+    elapsed = time.monotonic() - started
+    assert record.status == run_pb2.RUN_STATUS_FAILED
+    assert (record.error.type, record.error.retryable) == ("ProviderError", True)
+    assert record.error.message.endswith(
+        f"request to model {PROVIDER_MODEL[model_key]!r} failed: timed out after 0.5 s"
+    )
+    assert record.attempts == 3 and fake_server.count() == 3
+    assert elapsed < 8  # three deadlines of 0.5 s and backoff, not three trickled replies
+
+
+@pytest.mark.parametrize("model_key", FAKE_MODEL_KEYS)
+def test_an_attempt_past_its_deadline_is_retried(
+    model_key: str, fake_server: FakeProviderServer, tmp_path: pathlib.Path
+) -> None:
+    registry = registry_with_timeout(tmp_path, fake_server, 0.5)
+    fake_server.trickle_next(1, seconds_per_byte=0.05)
+
+    record = run_one_step(registry, model_key)
+
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED, record.error.message
+    assert record.attempts == 2
+    assert record.response_text.endswith("reply to: hi")

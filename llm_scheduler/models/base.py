@@ -5,14 +5,27 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from llm_scheduler.errors import ProviderError
 
-__all__ = ["ModelAdapter", "ModelRequest", "ModelResponse", "ResponseFormatSpec", "Usage"]
+__all__ = [
+    "ModelAdapter",
+    "ModelRequest",
+    "ModelResponse",
+    "ResponseFormatSpec",
+    "Usage",
+    "quiet_sdk_loggers",
+]
 
 ResponseKind = Literal["text", "json", "json_schema"]
+
+# Loggers that report every request at INFO ("HTTP Request: POST ...", google-genai's "AFC is
+# enabled ..."), which drowns a run's own output on stderr. The SDKs have used httpx/httpcore;
+# the installed ones use httpx2/httpcore2.
+_CHATTY_SDK_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "google_genai")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +131,7 @@ class ModelAdapter(abc.ABC):
         """
         self.api_key = api_key
         self.base_url = base_url
+        quiet_sdk_loggers()
 
     @abc.abstractmethod
     async def generate(self, request: ModelRequest) -> ModelResponse:
@@ -178,3 +192,15 @@ class ModelAdapter(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters need it
         """Releases connections; the adapter is not used afterwards."""
+
+
+def quiet_sdk_loggers() -> None:
+    """Sets the SDKs' per-request loggers to WARNING, unless the application set their level.
+
+    Every adapter calls this when it is created. An application that wants the request log sets
+    the ``httpx2`` (or ``google_genai``) logger's level itself, before or after.
+    """
+    for name in _CHATTY_SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)

@@ -85,6 +85,9 @@ class GeminiAdapter(ModelAdapter):
             timeout=max(1, math.ceil(request.timeout_seconds * 1000)),
             extra_body={"generationConfig": extra} if extra else None,
         )
+        # No tools are passed, so automatic function calling has nothing to do; left on, the SDK
+        # logs "AFC is enabled with max remote calls: 10." for every request.
+        config["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         contents = [types.Content(role="user", parts=[types.Part(text=request.user_prompt)])]
         try:
             response = await self._client.aio.models.generate_content(

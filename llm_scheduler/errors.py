@@ -6,7 +6,7 @@ errors (something failed while running a correct config)::
     LlmSchedulerError
     ├── UserError                    the user must change something; CLIs exit with code 2
     │   ├── ConfigError              one or more problems in a config file, each with its field path
-    │   ├── MissingApiKeyError       a provider needs a key that is not set
+    │   ├── MissingApiKeyError       providers need keys that are not set (all listed at once)
     │   └── MissingDependencyError   an optional SDK is not installed
     └── RunError                     a correct config failed while running; CLIs exit with code 1
         ├── ProviderError            a model provider failed (after retries, when retryable)
@@ -25,6 +25,7 @@ __all__ = [
     "FunctionCallError",
     "InterpolationError",
     "LlmSchedulerError",
+    "MissingApiKey",
     "MissingApiKeyError",
     "MissingDependencyError",
     "ProviderError",
@@ -87,16 +88,43 @@ class ConfigError(UserError):
         return cls([ConfigProblem(path=path, message=message, hint=hint, file=file)])
 
 
-class MissingApiKeyError(UserError):
-    """A provider needs an API key that is not set."""
+@dataclasses.dataclass(frozen=True)
+class MissingApiKey:
+    """An API key that is not set, and the model keys that need it.
 
-    def __init__(self, model_key: str, provider: str, env_var: str) -> None:
-        self.model_key = model_key
-        self.provider = provider
-        self.env_var = env_var
+    Attributes:
+        env_var: The environment variable the key is read from.
+        provider: The provider the key is for.
+        model_keys: The model keys that need it, sorted.
+        alternatives: Other environment variables that are read when ``env_var`` is not set.
+    """
+
+    env_var: str
+    provider: str
+    model_keys: tuple[str, ...]
+    alternatives: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        also = "".join(f" (or {name})" for name in self.alternatives)
+        keys = ", ".join(self.model_keys)
+        noun = "model key" if len(self.model_keys) == 1 else "model keys"
+        return f"{self.env_var}{also} for provider {self.provider!r}, needed by {noun} {keys}"
+
+
+class MissingApiKeyError(UserError):
+    """Providers need API keys that are not set; all of them are reported at once."""
+
+    def __init__(self, missing: list[MissingApiKey]) -> None:
+        if not missing:
+            raise ValueError("MissingApiKeyError needs at least one missing key")
+        self.missing = list(missing)
+        count = len(self.missing)
+        header = "1 API key is not set" if count == 1 else f"{count} API keys are not set"
+        lines = "\n".join(f"  - {key}" for key in self.missing)
+        them = "it" if count == 1 else "them"
         super().__init__(
-            f"model key {model_key!r} uses provider {provider!r}, which needs an API key: "
-            f"set the environment variable {env_var}, or run with --offline "
+            f"{header}:\n{lines}\nset {them} in the environment "
+            f"(e.g. export {self.missing[0].env_var}=...), or run with --offline "
             "(or LLM_SCHEDULER_OFFLINE=1) to use the offline model"
         )
 
@@ -117,7 +145,9 @@ class ProviderError(RunError):
 
     Attributes:
         provider: The provider name (``openai``, ``google``, ``anthropic``, ``offline``).
-        retryable: Whether the failure is transient (429, 5xx, timeout, connection error).
+        model: The provider's model name the request was for; empty when not known.
+        retryable: Whether the failure is transient (429, 5xx, timeout, connection error,
+            malformed reply).
         status: The HTTP status, when there was one.
         retry_after: Seconds the provider asked to wait before retrying, when it said.
         attempts: Requests made before giving up (set by the retry loop).
@@ -129,10 +159,12 @@ class ProviderError(RunError):
         *,
         provider: str,
         retryable: bool,
+        model: str = "",
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.provider = provider
+        self.model = model
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after

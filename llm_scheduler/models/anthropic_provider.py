@@ -67,7 +67,7 @@ class AnthropicAdapter(ModelAdapter):
 
         Raises:
             ProviderError: When the request fails; ``retryable`` for 408, 409, 429, 5xx
-                (including 529 overloaded), timeouts and connection errors.
+                (including 529 overloaded), timeouts, connection errors and malformed replies.
         """
         import anthropic
 
@@ -103,22 +103,26 @@ class AnthropicAdapter(ModelAdapter):
                 **kwargs,
             )
         except anthropic.APITimeoutError as exc:
-            raise self.provider_error(
-                f"timed out after {request.timeout_seconds:g}s", True
-            ) from exc
+            raise self.timeout_error(request.timeout_seconds, model=request.model) from exc
         except anthropic.APIConnectionError as exc:
-            raise self.provider_error(f"connection failed: {exc}", True) from exc
+            raise self.provider_error(
+                f"connection failed: {exc}", True, model=request.model
+            ) from exc
         except anthropic.APIStatusError as exc:
             status = exc.status_code
             raise self.provider_error(
                 f"HTTP {status}: {exc.api_message or exc.message}",
                 is_retryable_status(status),
+                model=request.model,
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except anthropic.AnthropicError as exc:
-            raise self.provider_error(str(exc), False) from exc
-        return _to_response(message, request.model)
+            raise self.provider_error(str(exc), False, model=request.model) from exc
+        try:
+            return _to_response(message, request.model)
+        except Exception as exc:  # the SDK does not validate replies: fields may be missing
+            raise self.malformed_response_error(exc, model=request.model) from exc
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections."""
@@ -126,6 +130,9 @@ class AnthropicAdapter(ModelAdapter):
 
 
 def _to_response(message: Message, requested: str) -> ModelResponse:
+    # The SDK builds the message without validating it, so a reply missing fields gets here.
+    if not isinstance(message.content, list) or message.usage is None:
+        raise ValueError("the response has no content or no usage")
     text = "".join(block.text for block in message.content if block.type == "text")
     usage = message.usage
     cached = usage.cache_read_input_tokens or 0

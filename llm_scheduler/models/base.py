@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from llm_scheduler.errors import ProviderError
 
-__all__ = ["ModelAdapter", "ModelRequest", "ModelResponse", "ResponseFormatSpec", "Usage"]
+__all__ = [
+    "ModelAdapter",
+    "ModelRequest",
+    "ModelResponse",
+    "ResponseFormatSpec",
+    "Usage",
+    "quiet_sdk_loggers",
+]
 
 ResponseKind = Literal["text", "json", "json_schema"]
+
+# Loggers that report every request at INFO ("HTTP Request: POST ...", google-genai's "AFC is
+# enabled ..."), which drowns a run's own output on stderr. The SDKs have used httpx/httpcore;
+# the installed ones use httpx2/httpcore2.
+_CHATTY_SDK_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "google_genai")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +55,9 @@ class ModelRequest:
             ``max_tokens``, ``top_p``, ``top_k``, ``stop`` as a list, ``seed``,
             ``presence_penalty``, ``frequency_penalty``) plus unknown ones passed through.
         response_format: The response format.
-        timeout_seconds: The per-request timeout.
+        timeout_seconds: The deadline of one attempt: connect, send and the whole reply.
+            `ModelClient` enforces it; adapters also hand it to their SDK, which applies it to
+            each read (a reply trickling in meets no per-read timeout).
     """
 
     model: str
@@ -88,11 +104,13 @@ class ModelResponse:
 class ModelAdapter(abc.ABC):
     """Talks to one provider. Adapters translate to and from the provider's SDK and nothing else.
 
-    An adapter makes exactly one request per `generate` call: retries, timeouts between attempts,
-    concurrency limits and pricing are the caller's (see `llm_scheduler.models.client`). Provider
-    failures are raised as `llm_scheduler.errors.ProviderError` with ``retryable`` set for 429,
-    5xx, timeouts and connection errors, and ``retry_after`` from the Retry-After header when the
-    provider sent one.
+    An adapter makes exactly one request per `generate` call: retries, the deadline of each
+    attempt, concurrency limits and pricing are the caller's (see `llm_scheduler.models.client`).
+    Provider failures are raised as `llm_scheduler.errors.ProviderError` (built with
+    `provider_error`) with ``retryable`` set for 429, 5xx, timeouts, connection errors and
+    malformed replies, and ``retry_after`` from the Retry-After header when the provider sent
+    one. Anything else an adapter lets through is translated by the caller with
+    `unexpected_error`.
 
     Attributes:
         provider: The provider name used in model keys (``openai:gpt-4o-mini``).
@@ -113,6 +131,7 @@ class ModelAdapter(abc.ABC):
         """
         self.api_key = api_key
         self.base_url = base_url
+        quiet_sdk_loggers()
 
     @abc.abstractmethod
     async def generate(self, request: ModelRequest) -> ModelResponse:
@@ -123,20 +142,65 @@ class ModelAdapter(abc.ABC):
         detail: str,
         retryable: bool,
         *,
+        model: str,
         status: int | None = None,
         retry_after: float | None = None,
     ) -> ProviderError:
-        """Builds the `ProviderError` for a failed request, with the API key masked."""
+        """Builds the `ProviderError` for a failed request to ``model``, with the API key masked."""
         # Error bodies may echo the key back; proxies in front of the APIs differ.
         if self.api_key:
             detail = detail.replace(self.api_key, "***")
         return ProviderError(
-            f"{self.provider} request failed: {detail}",
+            f"{self.provider} request to model {model!r} failed: {detail}",
             provider=self.provider,
+            model=model,
             retryable=retryable,
             status=status,
             retry_after=retry_after,
         )
 
+    def timeout_error(self, seconds: float, *, model: str) -> ProviderError:
+        """The retryable error for a request that ran past its deadline."""
+        return self.provider_error(f"timed out after {seconds:g} s", True, model=model)
+
+    def malformed_response_error(self, error: Exception, *, model: str) -> ProviderError:
+        """The error for a reply that arrived but cannot be read: not JSON, or fields missing.
+
+        It is retryable: such replies are usually cut short on the way or come from a proxy in
+        trouble, and the next attempt tends to get a whole one.
+        """
+        if isinstance(error, json.JSONDecodeError):
+            detail = f"the body is not JSON ({error})"
+        else:
+            detail = str(error) or type(error).__name__
+        return self.provider_error(f"malformed response: {detail}", True, model=model)
+
+    def unexpected_error(self, error: Exception, *, model: str) -> ProviderError:
+        """Translates an exception that `generate` let through; the caller applies it to each.
+
+        The SDKs decode a successful reply's body without wrapping the error, so invalid JSON
+        arrives as `json.JSONDecodeError`; stray timeouts and socket errors are transient too.
+        Anything else (an SDK surprise, a bug) is not worth retrying.
+        """
+        if isinstance(error, json.JSONDecodeError):
+            return self.malformed_response_error(error, model=model)
+        if isinstance(error, TimeoutError):
+            return self.provider_error(f"timed out ({error!r})", True, model=model)
+        if isinstance(error, OSError):
+            return self.provider_error(f"connection failed: {error!r}", True, model=model)
+        return self.provider_error(f"{type(error).__name__}: {error}", False, model=model)
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters need it
         """Releases connections; the adapter is not used afterwards."""
+
+
+def quiet_sdk_loggers() -> None:
+    """Sets the SDKs' per-request loggers to WARNING, unless the application set their level.
+
+    Every adapter calls this when it is created. An application that wants the request log sets
+    the ``httpx2`` (or ``google_genai``) logger's level itself, before or after.
+    """
+    for name in _CHATTY_SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)

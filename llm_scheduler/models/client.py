@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from llm_scheduler.errors import MissingApiKeyError, ProviderError
+from llm_scheduler.errors import MissingApiKey, MissingApiKeyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
 from llm_scheduler.models.providers import adapter_class, ensure_sdk
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
@@ -117,17 +117,23 @@ class ModelClient:
         return spec
 
     def check_credentials(self, model_keys: Iterable[str]) -> None:
-        """Fails early when a key that the given model keys need is missing.
+        """Fails early, naming every API key that the given model keys need and lack.
 
         Raises:
             MissingDependencyError: A provider's SDK is not installed.
-            MissingApiKeyError: For the first model key whose API key is not set.
+            MissingApiKeyError: One or more API keys are not set; the error lists each
+                environment variable with the model keys that need it.
         """
+        needed: dict[tuple[str, str], list[str]] = {}
         for key in sorted(set(model_keys)):
             spec = self.resolve(key)
             ensure_sdk(spec.provider)
             if spec.needs_api_key and not self._api_key(spec):
-                raise MissingApiKeyError(key, spec.provider, spec.api_key_env)
+                needed.setdefault((spec.api_key_env, spec.provider), []).append(key)
+        if needed:
+            raise MissingApiKeyError(
+                [_missing(env_var, provider, keys) for (env_var, provider), keys in needed.items()]
+            )
 
     async def generate(self, model_key: str, request: ModelRequest) -> ModelCall:
         """Sends a request to the model behind ``model_key`` (``request.model`` is replaced).
@@ -148,8 +154,7 @@ class ModelClient:
         started = time.perf_counter()
         try:
             # The first attempt directly: most requests need no other.
-            async with limit:
-                response = await adapter.generate(request)
+            response = await self._attempt(adapter, limit, request)
             attempts = 1
         except ProviderError as error:
             response, attempts = await self._retry(model_key, spec, adapter, limit, request, error)
@@ -180,14 +185,39 @@ class ModelClient:
             )
 
         async def attempt() -> ModelResponse:
-            async with limit:
-                return await adapter.generate(request)
+            return await self._attempt(adapter, limit, request)
 
         def on_retry(retry: int, error: ProviderError, delay: float) -> None:
             if self._on_retry is not None:
                 self._on_retry(RetryEvent(model_key, retry, error, delay))
 
         return await call_with_retries(attempt, policy, on_retry=on_retry, first_error=first_error)
+
+    @staticmethod
+    async def _attempt(
+        adapter: ModelAdapter, limit: asyncio.Semaphore, request: ModelRequest
+    ) -> ModelResponse:
+        """Makes one request under the entry's concurrency limit; every failure a ProviderError.
+
+        ``request.timeout_seconds`` is a deadline for the whole attempt (connect, send, the full
+        reply), not counting the wait for the limit. SDKs apply their timeouts per read, so a
+        reply trickling in would otherwise never time out.
+        """
+        async with limit:
+            deadline = asyncio.timeout(request.timeout_seconds)
+            try:
+                async with deadline:
+                    return await adapter.generate(request)
+            except ProviderError:
+                raise
+            except TimeoutError as error:
+                if not deadline.expired():
+                    raise adapter.unexpected_error(error, model=request.model) from error
+                raise adapter.timeout_error(request.timeout_seconds, model=request.model) from error
+            except Exception as error:
+                # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
+                # retried when transient, and masked like any provider failure.
+                raise adapter.unexpected_error(error, model=request.model) from error
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""
@@ -211,7 +241,7 @@ class ModelClient:
         # Never send a provider's real key to a server that was declared keyless.
         api_key = "" if spec.no_api_key else self._api_key(spec)
         if spec.needs_api_key and not api_key:
-            raise MissingApiKeyError(spec.key, spec.provider, spec.api_key_env)
+            raise MissingApiKeyError([_missing(spec.api_key_env, spec.provider, [spec.key])])
         cache_key = (spec.provider, spec.base_url, api_key)
         adapter = self._adapters.get(cache_key)
         if adapter is None:
@@ -220,3 +250,12 @@ class ModelClient:
             adapter = cls(api_key=api_key or "no-key", base_url=spec.base_url or None)
             self._adapters[cache_key] = adapter
         return adapter
+
+
+def _missing(env_var: str, provider: str, model_keys: list[str]) -> MissingApiKey:
+    return MissingApiKey(
+        env_var=env_var,
+        provider=provider,
+        model_keys=tuple(model_keys),
+        alternatives=_API_KEY_FALLBACKS.get(env_var, ()),
+    )

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_scheduler.errors import MissingDependencyError
+from llm_scheduler.errors import MissingDependencyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
 from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
@@ -74,7 +74,7 @@ class GeminiAdapter(ModelAdapter):
 
         Raises:
             ProviderError: When the request fails or the prompt was blocked; ``retryable`` for
-                408, 409, 429, 5xx, timeouts and connection errors.
+                408, 409, 429, 5xx, timeouts, connection errors and malformed replies.
         """
         import httpx2
         from google.genai import errors, types
@@ -85,6 +85,9 @@ class GeminiAdapter(ModelAdapter):
             timeout=max(1, math.ceil(request.timeout_seconds * 1000)),
             extra_body={"generationConfig": extra} if extra else None,
         )
+        # No tools are passed, so automatic function calling has nothing to do; left on, the SDK
+        # logs "AFC is enabled with max remote calls: 10." for every request.
+        config["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         contents = [types.Content(role="user", parts=[types.Part(text=request.user_prompt)])]
         try:
             response = await self._client.aio.models.generate_content(
@@ -97,20 +100,27 @@ class GeminiAdapter(ModelAdapter):
             raise self.provider_error(
                 f"HTTP {exc.code}: {exc.message or exc.status}",
                 is_retryable_status(exc.code),
+                model=request.model,
                 status=exc.code,
                 retry_after=retry_after_seconds(headers) if isinstance(headers, Mapping) else None,
             ) from exc
         except (httpx2.TimeoutException, TimeoutError) as exc:
-            raise self.provider_error(
-                f"timed out after {request.timeout_seconds:g}s", True
-            ) from exc
+            raise self.timeout_error(request.timeout_seconds, model=request.model) from exc
         except Exception as exc:
             # The SDK lets its HTTP library's errors through: httpx2 by default, httpx or
-            # aiohttp when configured so. Only those are turned into ProviderError.
+            # aiohttp when configured so. Those are connection failures; anything else (such
+            # as a body that is not JSON) is translated by the caller (`unexpected_error`).
             if not _is_transport_error(exc, httpx2.TransportError):
                 raise
-            raise self.provider_error(f"connection failed: {exc!r}", True) from exc
-        return self._to_response(response, request.model)
+            raise self.provider_error(
+                f"connection failed: {exc!r}", True, model=request.model
+            ) from exc
+        try:
+            return self._to_response(response, request.model)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self.malformed_response_error(exc, model=request.model) from exc
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections (the async pool and the unused sync one)."""
@@ -123,8 +133,11 @@ class GeminiAdapter(ModelAdapter):
         if not response.candidates:
             feedback = response.prompt_feedback
             reason = feedback.block_reason if feedback is not None else None
-            detail = f"the prompt was blocked ({reason})" if reason else "no candidates returned"
-            raise self.provider_error(detail, False)
+            if reason:
+                raise self.provider_error(
+                    f"the prompt was blocked ({reason})", False, model=requested
+                )
+            raise ValueError("no candidates returned")
         candidate = response.candidates[0]
         parts = (candidate.content.parts if candidate.content else None) or []
         text = "".join(part.text for part in parts if part.text and not part.thought)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_scheduler.errors import MissingDependencyError, ProviderError
+from llm_scheduler.errors import MissingDependencyError
 from llm_scheduler.models.base import (
     ModelAdapter,
     ModelRequest,
@@ -76,7 +76,7 @@ class OpenAIAdapter(ModelAdapter):
 
         Raises:
             ProviderError: When the request fails; ``retryable`` for 408, 409, 429, 5xx,
-                timeouts and connection errors.
+                timeouts, connection errors and malformed replies.
         """
         import openai
 
@@ -97,22 +97,26 @@ class OpenAIAdapter(ModelAdapter):
                 **kwargs,
             )
         except openai.APITimeoutError as exc:
-            raise self.provider_error(
-                f"timed out after {request.timeout_seconds:g}s", True
-            ) from exc
+            raise self.timeout_error(request.timeout_seconds, model=request.model) from exc
         except openai.APIConnectionError as exc:
-            raise self.provider_error(f"connection failed: {exc}", True) from exc
+            raise self.provider_error(
+                f"connection failed: {exc}", True, model=request.model
+            ) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
             raise self.provider_error(
                 f"HTTP {status}: {_error_message(exc.body) or exc.message}",
                 is_retryable_status(status),
+                model=request.model,
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except openai.OpenAIError as exc:
-            raise self.provider_error(str(exc), False) from exc
-        return _to_response(completion, request.model)
+            raise self.provider_error(str(exc), False, model=request.model) from exc
+        try:
+            return _to_response(completion, request.model)
+        except Exception as exc:  # the SDK does not validate replies: fields may be missing
+            raise self.malformed_response_error(exc, model=request.model) from exc
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections."""
@@ -153,11 +157,7 @@ def _response_format(spec: ResponseFormatSpec) -> ResponseFormat | None:
 
 def _to_response(completion: ChatCompletion, requested: str) -> ModelResponse:
     if not completion.choices:
-        raise ProviderError(
-            "openai request failed: the response has no choices",
-            provider="openai",
-            retryable=False,
-        )
+        raise ValueError("the response has no choices")
     choice = completion.choices[0]
     usage = completion.usage
     cached = 0

@@ -51,7 +51,7 @@ class ModelSpec:
         output_price: US dollars per million output tokens.
         cached_input_price: US dollars per million cached input tokens.
         max_concurrency: Requests in flight at once for this entry.
-        timeout_seconds: Per-request timeout.
+        timeout_seconds: The deadline of one attempt (connect, send, the whole reply).
         max_attempts: Attempts per request, retries included.
     """
 

@@ -2,7 +2,8 @@
 
 Tests point the real provider SDKs at it (``base_url``) so adapters are exercised over real HTTP,
 with no network and no ``mock.patch``. Replies are deterministic, every request is recorded, and
-failures (429 with ``Retry-After``, 5xx, ...) and latency can be scripted.
+failures (429 with ``Retry-After``, 5xx, malformed 200 bodies, ...), latency and replies that
+trickle in byte by byte can be scripted.
 
 Example::
 
@@ -69,7 +70,8 @@ class RecordedRequest:
         path: The URL path, without the query string.
         headers: The request headers, names lower-cased.
         body: The parsed JSON body.
-        failed: Whether the server answered it with a scripted failure.
+        failed: Whether the server answered it with a scripted failure (an error status or a
+            malformed body).
     """
 
     provider: str
@@ -79,11 +81,23 @@ class RecordedRequest:
     failed: bool = False
 
 
+# Cut off mid-value, like a body truncated by a proxy.
+_MALFORMED_BODY = '{"id": "truncated", "choices": [{"index": 0, "message": {"content": "cut'
+
+
 @dataclasses.dataclass(frozen=True)
-class _Failure:
-    status: int
-    retry_after: float | None
+class _Script:
+    """How to answer one upcoming request instead of the default reply."""
+
     provider: str | None
+    status: int = 0  # an error status; 0 for none
+    retry_after: float | None = None
+    raw_body: str | None = None  # sent verbatim with HTTP 200
+    seconds_per_byte: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.status) or self.raw_body is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +105,8 @@ class _Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    raw_body: str | None = None  # replaces `body` on the wire when set
+    seconds_per_byte: float = 0.0
 
 
 class FakeProviderServer:
@@ -118,7 +134,7 @@ class FakeProviderServer:
         self._max_in_flight = 0
         # Bumped by reset, so replies still in flight from before it are not counted after it.
         self._generation = 0
-        self._failures: collections.deque[_Failure] = collections.deque()
+        self._scripts: collections.deque[_Script] = collections.deque()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -231,14 +247,41 @@ class FakeProviderServer:
             retry_after: Seconds to send in a ``Retry-After`` header; none when omitted.
             provider: Only requests to this provider fail (and consume the failure).
         """
-        with self._lock:
-            self._failures.extend(_Failure(status, retry_after, provider) for _ in range(count))
+        self._script(count, _Script(provider, status=status, retry_after=retry_after))
+
+    def malformed_next(
+        self, count: int, body: str = _MALFORMED_BODY, provider: str | None = None
+    ) -> None:
+        """Answers the next ``count`` requests with HTTP 200 and a body that is not a reply.
+
+        Args:
+            count: How many requests get the body.
+            body: Sent verbatim as ``application/json``; by default truncated JSON. Valid JSON
+                of the wrong shape tests how clients check the reply's fields.
+            provider: Only requests to this provider get it (and consume it).
+        """
+        self._script(count, _Script(provider, raw_body=body))
+
+    def trickle_next(
+        self, count: int, seconds_per_byte: float = 0.5, provider: str | None = None
+    ) -> None:
+        """Sends the next ``count`` replies slowly: headers at once, then one body byte at a time.
+
+        Every read then gets a byte before a per-read timeout fires, so only a deadline on the
+        whole request stops it.
+
+        Args:
+            count: How many replies trickle.
+            seconds_per_byte: The pause before each byte of the body.
+            provider: Only requests to this provider trickle (and consume it).
+        """
+        self._script(count, _Script(provider, seconds_per_byte=seconds_per_byte))
 
     def reset(self) -> None:
-        """Forgets requests and queued failures and restores the default settings."""
+        """Forgets requests and scripted replies and restores the default settings."""
         with self._lock:
             self._requests.clear()
-            self._failures.clear()
+            self._scripts.clear()
             self._in_flight = self._max_in_flight = 0
             self._generation += 1
         self.responder = None
@@ -251,17 +294,16 @@ class FakeProviderServer:
         if not isinstance(body, dict):
             return _error_reply(provider, 400, "request body must be a JSON object")
         with self._lock:
-            failure = self._take_failure(provider)
-            self._requests.append(
-                RecordedRequest(provider, path, headers, body, failure is not None)
-            )
+            script = self._take_script(provider)
+            failed = script is not None and script.failed
+            self._requests.append(RecordedRequest(provider, path, headers, body, failed))
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             generation = self._generation
         try:
             if self.latency_seconds > 0:
                 self._stopping.wait(self.latency_seconds)
-            return self._reply(provider, path, headers, body, failure)
+            return self._reply(provider, path, headers, body, script)
         finally:
             with self._lock:
                 if generation == self._generation:
@@ -273,22 +315,31 @@ class FakeProviderServer:
         path: str,
         headers: dict[str, str],
         body: dict[str, Any],
-        failure: _Failure | None,
+        script: _Script | None,
     ) -> _Reply:
-        if failure is not None:
-            reply = _error_reply(provider, failure.status, "scripted failure")
-            if failure.retry_after is not None:
-                reply.headers["Retry-After"] = format(failure.retry_after, "g")
+        if script is not None and script.status:
+            reply = _error_reply(provider, script.status, "scripted failure")
+            if script.retry_after is not None:
+                reply.headers["Retry-After"] = format(script.retry_after, "g")
             return reply
+        if script is not None and script.raw_body is not None:
+            return _Reply(200, {}, raw_body=script.raw_body)
         if not _has_api_key(provider, headers):
             return _error_reply(provider, 401, "missing API key")
-        return self._success(provider, path, body)
+        reply = self._success(provider, path, body)
+        if script is not None and script.seconds_per_byte > 0:
+            reply = dataclasses.replace(reply, seconds_per_byte=script.seconds_per_byte)
+        return reply
 
-    def _take_failure(self, provider: str) -> _Failure | None:
-        for failure in self._failures:
-            if failure.provider in (None, provider):
-                self._failures.remove(failure)
-                return failure
+    def _script(self, count: int, script: _Script) -> None:
+        with self._lock:
+            self._scripts.extend(script for _ in range(count))
+
+    def _take_script(self, provider: str) -> _Script | None:
+        for script in self._scripts:
+            if script.provider in (None, provider):
+                self._scripts.remove(script)
+                return script
         return None
 
     def _success(self, provider: str, path: str, body: dict[str, Any]) -> _Reply:
@@ -518,14 +569,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(_error_reply(None, 404, f"no fake endpoint at {self.path}"))
 
     def _send(self, reply: _Reply) -> None:
-        payload = json.dumps(reply.body).encode()
+        text = reply.raw_body if reply.raw_body is not None else json.dumps(reply.body)
+        payload = text.encode()
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if reply.seconds_per_byte <= 0:
+            self.wfile.write(payload)
+            return
+        stopping = self.server.fake._stopping
+        for index in range(len(payload)):
+            if stopping.wait(reply.seconds_per_byte):
+                self.close_connection = True
+                return
+            # A client that gave up closes the socket: the write raises ConnectionError, which
+            # ends the handler quietly (see _Server.handle_error).
+            self.wfile.write(payload[index : index + 1])
 
     def log_message(self, format: str, *args: Any) -> None:
         # Tests do not want an access log on stderr.

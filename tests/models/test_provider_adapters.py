@@ -6,10 +6,11 @@ import asyncio
 import dataclasses
 import email.utils
 import json
+import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -200,7 +201,46 @@ def test_a_reply_slower_than_the_timeout_is_a_retryable_timeout(
     error = call_error(case, fake_server, timeout_seconds=0.3)
 
     assert (error.retryable, error.status) == (True, None)
-    assert "timed out after 0.3s" in str(error)
+    assert "timed out after 0.3 s" in str(error)
+
+
+@pytest.fixture
+def fresh_sdk_loggers() -> Iterator[None]:
+    """The SDK loggers' levels as in a new process (no adapter yet), restored afterwards."""
+    loggers = [logging.getLogger(name) for name in ("httpx2", "httpcore2", "google_genai")]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    yield
+    for logger, level in zip(loggers, saved, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("fresh_sdk_loggers")
+def test_sdk_calls_log_nothing_below_warning(
+    case: Case, fake_server: FakeProviderServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # an application logging everything at the root
+
+    call(case, fake_server)
+
+    # No "HTTP Request: POST ..." from httpx2 nor "AFC is enabled ..." from google-genai.
+    sdk_names = ("httpx", "httpcore", "google_genai")
+    noise = [r.getMessage() for r in caplog.records if r.name.startswith(sdk_names)]
+    assert noise == []
+
+
+def test_an_application_may_still_ask_for_the_request_log(
+    fake_server: FakeProviderServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx2")
+    caplog.set_level(logging.INFO, logger="google_genai")
+
+    call(BY_PROVIDER["google"], fake_server)
+
+    assert "HTTP Request: POST" in caplog.text
+    # The adapter passes no tools, so google-genai's automatic function calling stays off.
+    assert "AFC" not in caplog.text
 
 
 def test_connection_refused_is_retryable(case: Case) -> None:

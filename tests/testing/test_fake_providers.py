@@ -227,8 +227,69 @@ def test_latency_and_concurrency(server: FakeProviderServer) -> None:
     assert server.max_in_flight == 4
 
 
+def post_raw(url: str, body: Any, headers: dict[str, str]) -> tuple[int, bytes]:
+    """Posts JSON and returns the status and the reply body undecoded."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, response.read()
+
+
+def test_malformed_body_is_a_200_with_the_body_verbatim(server: FakeProviderServer) -> None:
+    server.malformed_next(1, provider="anthropic")
+    server.malformed_next(1, body='{"unexpected": true}')
+
+    # The anthropic body waits for an anthropic request; the unscoped one takes the next.
+    openai_url = f"{server.openai_base_url}/chat/completions"
+    status, raw = post_raw(openai_url, OPENAI_BODY, KEYS["openai"])
+    assert (status, json.loads(raw)) == (200, {"unexpected": True})
+    status, raw = post_raw(f"{server.url}/v1/messages", ANTHROPIC_BODY, KEYS["anthropic"])
+    assert status == 200
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    assert post_openai(server)[0] == 200
+
+    assert [r.failed for r in server.requests] == [True, True, False]
+
+
+def test_trickled_reply_arrives_whole_one_byte_at_a_time(server: FakeProviderServer) -> None:
+    server.trickle_next(1, seconds_per_byte=0.002, provider="openai")
+    url = f"{server.openai_base_url}/chat/completions"
+    started = time.monotonic()
+
+    status, raw = post_raw(url, OPENAI_BODY, KEYS["openai"])
+
+    elapsed = time.monotonic() - started
+    assert status == 200
+    assert json.loads(raw)["choices"][0]["message"]["content"] == "fake openai reply to: what now"
+    assert elapsed >= 0.002 * len(raw)
+    assert [r.failed for r in server.requests] == [False]
+    started = time.monotonic()
+    assert post_openai(server)[0] == 200  # only the scripted reply trickles
+    assert time.monotonic() - started < 0.002 * len(raw)
+
+
+def test_a_client_leaving_a_trickle_does_not_stop_the_server(
+    server: FakeProviderServer,
+) -> None:
+    server.trickle_next(1, seconds_per_byte=0.01)
+    request = urllib.request.Request(
+        f"{server.openai_base_url}/chat/completions",
+        data=json.dumps(OPENAI_BODY).encode(),
+        headers=KEYS["openai"],
+        method="POST",
+    )
+
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.read(3) == b'{"i'  # then hangs up mid-body
+
+    assert post_openai(server)[0] == 200
+
+
 def change_everything(server: FakeProviderServer) -> None:
     server.fail_next(2)
+    server.malformed_next(1)
+    server.trickle_next(1)
     server.latency_seconds = 0.1
     server.cached_input_tokens = 5
     server.responder = lambda provider, body: "x"

@@ -3,6 +3,7 @@
 Layout (the same in SQLite and Firestore)::
 
     jobs/{job_id}                                   a saved job definition
+    tasks/{task_id}                                 a saved task definition
     job_runs/{run_id}                               a JobRun without its tasks (small)
     job_runs/{run_id}/task_runs/{task_id}           a TaskRun without its steps, plus its lease:
                                                     the document whose writes trigger work, so
@@ -59,6 +60,7 @@ __all__ = [
     "run_config_from",
     "step_run_path",
     "step_runs_collection",
+    "task_definition_path",
     "task_run_path",
     "task_runs_collection",
 ]
@@ -126,6 +128,11 @@ def path_segment(kind: str, value: str) -> str:
 def job_definition_path(job_id: str) -> str:
     """The path of a job definition."""
     return f"jobs/{path_segment('job id', job_id)}"
+
+
+def task_definition_path(task_id: str) -> str:
+    """The path of a task config saved by submitting it (a ``next_task`` may name it later)."""
+    return f"tasks/{path_segment('task id', task_id)}"
 
 
 def job_run_path(run_id: str) -> str:

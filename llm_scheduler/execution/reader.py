@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.engine.records import add_usage
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
@@ -40,4 +41,10 @@ def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
         if task_doc.get("failed_step"):
             task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
         job_run.tasks.append(task_run)
+    if not job_doc.get("finished_at"):
+        # The job run gets its totals when it finishes; until then they are the tasks' sums.
+        job_run.ClearField("usage")
+        job_run.cost_usd = sum(task_run.cost_usd for task_run in job_run.tasks)
+        for task_run in job_run.tasks:
+            add_usage(job_run.usage, task_run.usage)
     return job_run

@@ -19,8 +19,10 @@ from llm_scheduler.v1 import config_pb2
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "load_job_definition",
+    "load_task_definition",
     "new_task_run_doc",
     "save_job_definition",
+    "save_task_definition",
     "start_task_of",
     "submit_job",
 ]
@@ -78,6 +80,34 @@ def load_job_definition(store: Store, job_id: str) -> config_pb2.JobConfig | Non
         return None
     doc = blobs.inline(store, doc, f"job definition {job_id!r}")
     return docs.record_from_doc(doc.get("config") or {}, config_pb2.JobConfig)
+
+
+def save_task_definition(store: Store, task: config_pb2.TaskConfig) -> None:
+    """Saves a task config at ``tasks/{task_id}``, where later submissions may find it."""
+    update = blobs.out_of_line(
+        store, {"config": docs.record_to_doc(task)}, docs.INLINE_FIELD_BYTES * 16
+    )
+    store.set(
+        docs.task_definition_path(task.task_id),
+        {
+            "task_id": task.task_id,
+            "saved_at": docs.iso(time.time()),
+            **_present(blobs.with_fields(None, update)),
+        },
+    )
+
+
+def load_task_definition(store: Store, task_id: str) -> config_pb2.TaskConfig | None:
+    """The task config saved at ``tasks/{task_id}``, or None when there is none."""
+    try:
+        path = docs.task_definition_path(task_id)
+    except UserError:
+        return None
+    doc = store.get(path)
+    if doc is None:
+        return None
+    doc = blobs.inline(store, doc, f"task definition {task_id!r}")
+    return docs.record_from_doc(doc.get("config") or {}, config_pb2.TaskConfig)
 
 
 def submit_job(

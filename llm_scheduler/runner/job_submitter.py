@@ -1,51 +1,95 @@
-"""Validates a job config and commits a job run to a store; prints the run id.
+"""Validates a config and commits a job run to a store; prints the run id.
 
-Usage: job_submitter --input_path=job.json [--store=URL] [--var name=value ...] [--run_id=ID]
-                     [--cache=use|refresh|off]
+Usage: job_submitter --input_path=job.json [--config_type=step|task|job] [--store=URL]
+                     [--var name=value ...] [--run_id=ID] [--offline] [--cache=use|refresh|off]
 
 The commit is what starts event-driven execution: a dispatcher (or, in the cloud, the function
-triggered by the write) picks the run up. Submitting the same --run_id twice starts it once.
+triggered by the write) picks the run up. A step config is submitted as a job of one task, task
+configs (``--input_path=a.json,b.json``) as a job of their ``next_task`` chain, resolved among
+the given files and the tasks saved by earlier submissions. Submitting needs no provider key:
+the workers that run the steps hold them. ``--offline`` is recorded in the run, so every worker
+answers its model steps with the offline model. Submitting the same --run_id twice starts it
+once.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
-from llm_scheduler.config.validation import Validator, model_keys_of
-from llm_scheduler.execution.submit import submit_job
+from llm_scheduler.config.as_job import SubmittedConfig, job_of
+from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config.validation import Validator
+from llm_scheduler.errors import ConfigError, UserError
+from llm_scheduler.execution.submit import (
+    load_task_definition,
+    save_task_definition,
+    submit_job,
+)
 from llm_scheduler.function_steps import default_registry
-from llm_scheduler.models.client import ModelClient, offline_from_env
+from llm_scheduler.models.client import offline_from_env
 from llm_scheduler.runner import common, flags
 from llm_scheduler.v1 import config_pb2
 
 __all__ = ["main", "run"]
 
+_SUBMITTABLE = ("step", "task", "job")
+
+
+def _load(path: str) -> SubmittedConfig:
+    config_type = flags.CONFIG_TYPE.value or common.guess_config_type(path)
+    if config_type not in _SUBMITTABLE:
+        raise UserError(
+            f"{path}: a {config_type} config cannot be submitted; submit a step, task or job "
+            "config (--config_type=step|task|job)"
+        )
+    config = formats.load(path, message_type(config_type))
+    assert isinstance(config, SubmittedConfig)
+    return config
+
 
 def _submit() -> int:
-    path = common.require_input_path()
-    job = formats.load(path, config_pb2.JobConfig)
+    paths = [p for p in common.require_input_path().split(",") if p]
+    configs = [(path, _load(path)) for path in paths]
     registry = common.models_registry()
     functions = default_registry()
     functions.load_modules(flags.FUNCTION_MODULES.value)
     variables = common.parse_vars(flags.VARS.value)
-    Validator(registry, functions, file=path).check_job(job, variables)
-    if not (flags.OFFLINE.value or offline_from_env()):
-        # The workers need the keys, but a missing one is better reported now than later.
-        ModelClient(registry, offline=False).check_credentials(
-            model_keys_of(s for t in job.tasks for s in t.steps)
-        )
+    validator = Validator(registry, functions)
+    # Each file is checked on its own first, so that problems name the file's own fields.
+    problems = []
+    for path, config in configs:
+        validator.file = path
+        try:
+            if isinstance(config, config_pb2.StepConfig):
+                validator.check_step(config, variables)
+            elif isinstance(config, config_pb2.JobConfig):
+                validator.check_job(config, variables)
+        except ConfigError as error:
+            problems += error.problems
+    if problems:
+        raise ConfigError(problems)
+    offline = flags.OFFLINE.value or offline_from_env()
     with common.open_store_from_flags() as store:
+        job = job_of(configs, functools.partial(load_task_definition, store))
+        validator.file = paths[0] if len(paths) == 1 else ",".join(paths)
+        validator.check_job(job, variables)
+        for _, config in configs:
+            if isinstance(config, config_pb2.TaskConfig):
+                save_task_definition(store, config)
         run_id = submit_job(
             store,
             job,
             inputs=variables,
             run_id=flags.RUN_ID.value or "",
             default_cache_policy=_cache_policy(),
+            offline=offline,
         )
-        print(f"submitted job {job.job_id!r} to {store.url}", file=sys.stderr)
+        mode = " (offline: every worker answers with the offline model)" if offline else ""
+        print(f"submitted job {job.job_id!r} to {store.url}{mode}", file=sys.stderr)
     print(run_id)
     return common.EXIT_OK
 

@@ -50,8 +50,97 @@ def test_submitter_rejects_bad_input_before_writing(tmp_path: pathlib.Path) -> N
     assert "tasks[0].next_task" in result.stderr and "tasks[0].steps" in result.stderr
     assert not store.exists()
 
-    no_key = run_tool("job_submitter", f"--input_path={JOB}", f"--store=sqlite:///{store}")
-    assert no_key.code == 2 and "GEMINI_API_KEY" in no_key.stderr
+
+def test_submitting_needs_no_provider_key_and_offline_is_honoured_by_the_workers(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The keys live with the workers (the cloud function), not on the submitting machine. A
+    # run submitted --offline runs offline on a dispatcher that was not told so.
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    submitted = run_tool("job_submitter", f"--input_path={JOB}", f"--store={store}")
+    assert submitted.code == 0, submitted.stderr
+    offline = run_tool("job_submitter", f"--input_path={JOB}", f"--store={store}", "--offline")
+    assert offline.code == 0 and "offline" in offline.stderr
+    dispatched = run_tool("dispatcher", f"--store={store}", "--until_idle")
+    assert dispatched.code == 0, dispatched.stderr
+    without = run_tool("config_reader", f"--run_id={submitted.stdout.strip()}", f"--store={store}")
+    assert json.loads(without.stdout)["status"] == "FAILED"
+    assert "GEMINI_API_KEY" in without.stdout  # the worker had no key
+    run = run_tool("config_reader", f"--run_id={offline.stdout.strip()}", f"--store={store}")
+    assert run.code == 0 and json.loads(run.stdout)["status"] == "SUCCEEDED"
+
+
+def test_a_task_config_and_a_step_config_are_submitted_as_jobs(tmp_path: pathlib.Path) -> None:
+    # As the original executor meant it: a task config committed to the database runs.
+    samples = tmp_path / "samples"
+    assert run_tool("create_sample", f"--output_dir={samples}").code == 0
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    task = run_tool(
+        "job_submitter",
+        f"--input_path={samples / 'sample_task_config.json'}",
+        f"--store={store}",
+        "--offline",
+        "--var=topic=owls",
+    )
+    assert task.code == 0, task.stderr
+    step = run_tool(
+        "job_submitter",
+        f"--input_path={samples / 'sample_step_config.json'}",
+        "--config_type=step",
+        f"--store={store}",
+        "--offline",
+    )
+    assert step.code == 0, step.stderr
+    assert run_tool("dispatcher", f"--store={store}", "--until_idle").code == 0
+    for run_id in (task.stdout.strip(), step.stdout.strip()):
+        read = run_tool("config_reader", f"--run_id={run_id}", f"--store={store}")
+        assert read.code == 0, read.stdout
+        assert json.loads(read.stdout)["status"] == "SUCCEEDED"
+
+
+def test_a_task_chain_is_resolved_in_the_files_and_the_saved_tasks(tmp_path: pathlib.Path) -> None:
+    def task(task_id: str, next_task: str = "") -> pathlib.Path:
+        config = {
+            "task_id": task_id,
+            "steps": [
+                {
+                    "step_type": "STEP_TYPE_FUNCTION_CALL",
+                    "function_call_config": {
+                        "function_name": "template",
+                        "request": {"text": f"{task_id} after %previous%"},
+                    },
+                    "output_config": {"payload": {"previous": "%response%"}},
+                }
+            ],
+            "input_config": {"payload": {"previous": "nothing"}},
+        }
+        if next_task:
+            config["next_task"] = next_task
+        path = tmp_path / f"{task_id}.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    first, second, third = task("first", "second"), task("second", "third"), task("third")
+    missing = run_tool("job_submitter", f"--input_path={first},{second}", f"--store={store}")
+    assert missing.code == 2
+    assert "next_task: no task 'third'" in missing.stderr and str(second) in missing.stderr
+    # Submitting `third` saves it; the chain then resolves to it.
+    assert run_tool("job_submitter", f"--input_path={third}", f"--store={store}").code == 0
+    chain = run_tool("job_submitter", f"--input_path={first},{second}", f"--store={store}")
+    assert chain.code == 0, chain.stderr
+    assert run_tool("dispatcher", f"--store={store}", "--until_idle").code == 0
+    read = run_tool("config_reader", f"--run_id={chain.stdout.strip()}", f"--store={store}")
+    assert json.loads(read.stdout)["outputs"] == {
+        "third": {"previous": "third after second after first after nothing"}
+    }
+
+
+def test_only_step_task_and_job_configs_can_be_submitted(tmp_path: pathlib.Path) -> None:
+    models = tmp_path / "models.json"
+    models.write_text('{"models": []}')
+    result = run_tool("job_submitter", f"--input_path={models}", "--config_type=models")
+    assert result.code == 2 and "cannot be submitted" in result.stderr
 
 
 def test_unknown_run_and_bad_store_url(tmp_path: pathlib.Path) -> None:

@@ -1,14 +1,16 @@
-"""Dispatchers racing on one store: a 12-task fan-out job run by 1 and by 3 dispatcher processes.
+"""Dispatchers racing on one store: a fan-out job run by 1 and by several dispatcher processes.
 
 Each dispatcher is the real CLI (``dispatcher --until_idle --offline``) in its own process, as
 several machines (or function instances) would share one Firestore database. The job is a start
-task, 10 parallel branches and a join, every task one offline model step, so the time is the
-protocol's: claims, step writes and the completions of concurrent branches of one run.
+task, parallel branches and a join (12 tasks by default), every task one offline model step, so
+the time is the protocol's: claims, step writes and the completions of concurrent branches of
+one run.
 
-    python -m bench.contention [--store=firestore|sqlite] [--dispatchers=1,3] [--repetitions=2]
+    python -m bench.contention [--store=firestore|sqlite] [--tasks=12] [--dispatchers=1,3]
+                               [--repetitions=2]
 
-Prints one line per run (seconds until the job run finished and every dispatcher exited) and
-the median per dispatcher count. On Firestore it starts Google's emulator for the run.
+Prints one line per run (seconds from the submit's end until every dispatcher exited, the job
+run finished) and the median per dispatcher count. On Firestore it starts Google's emulator.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ BRANCHES = 10
 BIN = pathlib.Path(sys.executable).parent
 
 
-def fan_out_job() -> dict[str, object]:
-    """A start task, ``BRANCHES`` branches and a join: 12 one-step tasks."""
+def fan_out_job(branches: int = BRANCHES) -> dict[str, object]:
+    """A start task, ``branches`` branches and a join, each one model step."""
 
     def task(task_id: str, prompt: str, **links: object) -> dict[str, object]:
         return {
@@ -48,10 +50,10 @@ def fan_out_job() -> dict[str, object]:
             **links,
         }
 
-    branches = [f"b{i:02d}" for i in range(BRANCHES)]
-    tasks = [task("start", "Outline %topic%", next_tasks=branches)]
-    tasks += [task(b, f"Branch {b} of %start_out%", next_task="join") for b in branches]
-    tasks.append(task("join", "Join " + " ".join(f"%{b}_out%" for b in branches)))
+    names = [f"b{i:05d}" for i in range(branches)]
+    tasks = [task("start", "Outline %topic%", next_tasks=names)]
+    tasks += [task(b, f"Branch {b} of %start_out%", next_task="join") for b in names]
+    tasks.append(task("join", "Join " + " ".join(f"%{b}_out%" for b in names[:20])))
     return {
         "job_id": "contention",
         "input_config": {"payload": {"topic": "owls"}},
@@ -70,7 +72,9 @@ def store_urls(kind: str, folder: pathlib.Path) -> Iterator[tuple[dict[str, str]
         yield env, [f"firestore://bench-{uuid.uuid4().hex[:10]}" for _ in range(100)]
 
 
-def one_run(url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.Path) -> float:
+def one_run(
+    url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.Path, workers: int
+) -> float:
     import os
 
     environ = {**os.environ, **env, "LLM_SCHEDULER_OFFLINE": "1"}
@@ -85,7 +89,14 @@ def one_run(url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.P
     started = time.monotonic()
     processes = [
         subprocess.Popen(
-            [str(BIN / "dispatcher"), "--until_idle", "--offline", f"--store={url}", "--quiet"],
+            [
+                str(BIN / "dispatcher"),
+                "--until_idle",
+                "--offline",
+                f"--store={url}",
+                f"--workers={workers}",
+                "--quiet",
+            ],
             env=environ,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -110,7 +121,9 @@ def one_run(url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["firestore", "sqlite"], default="firestore")
+    parser.add_argument("--tasks", type=int, default=BRANCHES + 2)
     parser.add_argument("--dispatchers", default="1,3")
+    parser.add_argument("--workers", type=int, default=4, help="per dispatcher")
     parser.add_argument("--repetitions", type=int, default=2)
     args = parser.parse_args()
     counts = [int(c) for c in args.dispatchers.split(",")]
@@ -122,17 +135,22 @@ def main() -> None:
         ),
     ):
         job_file = pathlib.Path(tmp) / "fan_out.json"
-        job_file.write_text(json.dumps(fan_out_job()))
+        job_file.write_text(json.dumps(fan_out_job(args.tasks - 2)))
         results: dict[int, list[float]] = {count: [] for count in counts}
         supply = iter(urls)
         for repetition in range(args.repetitions):
             for count in counts:
-                seconds = one_run(next(supply), env, count, job_file)
+                seconds = one_run(next(supply), env, count, job_file, args.workers)
                 results[count].append(seconds)
-                print(f"{args.store}: {count} dispatcher(s), run {repetition + 1}: {seconds:.1f} s")
+                print(
+                    f"{args.store}: {args.tasks} tasks, {count} dispatcher(s), "
+                    f"run {repetition + 1}: {seconds:.1f} s ({args.tasks / seconds:.1f} tasks/s)",
+                    flush=True,
+                )
         for count, times in results.items():
             print(
-                f"{args.store}: {count} dispatcher(s): median {statistics.median(times):.1f} s "
+                f"{args.store}: {args.tasks} tasks, {count} dispatcher(s): "
+                f"median {statistics.median(times):.1f} s "
                 f"(runs: {', '.join(f'{t:.1f}' for t in times)})"
             )
 

@@ -57,6 +57,7 @@ __all__ = [
     "path_segment",
     "record_from_doc",
     "record_to_doc",
+    "cached_run_config",
     "run_config_from",
     "step_run_path",
     "step_runs_collection",
@@ -225,17 +226,24 @@ _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict(
 _RUN_CONFIGS_LOCK = threading.Lock()
 
 
+def cached_run_config(run_id: str) -> RunConfig | None:
+    """The config of a run built before in this process, if it is still cached."""
+    with _RUN_CONFIGS_LOCK:
+        cached = _RUN_CONFIGS.get(run_id)
+        if cached is not None:
+            _RUN_CONFIGS.move_to_end(run_id)
+        return cached
+
+
 def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
     """The config of a job run from its document (blobs read back), built once per run.
 
     A run's config and inputs never change, so the result is cached by run id: parsing the
     config and building the graph of a large job on every claim was measurable.
     """
-    with _RUN_CONFIGS_LOCK:
-        cached = _RUN_CONFIGS.get(run_id)
-        if cached is not None:
-            _RUN_CONFIGS.move_to_end(run_id)
-            return cached
+    cached = cached_run_config(run_id)
+    if cached is not None:
+        return cached
     job = record_from_doc(job_doc.get("config") or {}, config_pb2.JobConfig)
     graph = TaskGraph.from_job(job)
     start = str(job_doc.get("start_task") or job.start_task or graph.roots[0])

@@ -90,6 +90,9 @@ def run_config(store: Store, run_id: str, job_doc: Doc | None = None) -> RunConf
     Raises:
         StoreError: The run's document or one of its blobs cannot be read.
     """
+    cached = docs.cached_run_config(run_id)
+    if cached is not None:
+        return cached
     if job_doc is None:
         job_doc = store.get(docs.job_run_path(run_id))
         if job_doc is None:

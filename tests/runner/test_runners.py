@@ -155,3 +155,46 @@ def test_bad_flag_exits_2() -> None:
     result = run_tool("job_runner", "--no_such_flag=1")
     assert result.code == 2
     assert "no_such_flag" in result.stderr
+
+
+def _defaults_configs(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+    """A step, a task and a job whose input_config says topic=computers."""
+    step = {
+        "input_config": {"payload": {"topic": "computers"}},
+        "model_query_config": {"model_key": "OFFLINE", "user_prompt": "About %topic%."},
+        "output_config": {"payload": {"said": "%response%"}},
+    }
+    task = {
+        "task_id": "t",
+        "input_config": {"payload": {"topic": "computers"}},
+        "steps": [{**step, "input_config": {}}],
+    }
+    job = {"job_id": "j", "input_config": {"payload": {"topic": "cats"}}, "tasks": [task]}
+    paths = {}
+    for name, config in (("step", step), ("task", task), ("job", job)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(config))
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("tool", "config", "extra"),
+    [
+        ("step_runner", "step", []),
+        ("task_runner", "task", []),
+        ("job_runner", "job", []),
+        ("job_runner", "job", ["--store"]),  # through the event-driven protocol
+    ],
+    ids=["step_runner", "task_runner", "job_runner", "job_runner_store"],
+)
+def test_var_wins_over_input_config_defaults_in_every_runner(
+    tmp_path: pathlib.Path, tool: str, config: str, extra: list[str]
+) -> None:
+    path = _defaults_configs(tmp_path)[config]
+    if extra == ["--store"]:
+        extra = [f"--store=sqlite:///{tmp_path / 'runs.db'}"]
+    result = run_tool(tool, f"--input_path={path}", "--offline", "--var", "topic=owls", *extra)
+    assert result.code == 0, result.stderr
+    assert "About owls." in result.stdout
+    assert "computers" not in result.stdout and "cats" not in result.stdout
+

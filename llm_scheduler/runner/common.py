@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_RUN_FAILED",
     "build_context",
     "cache_policy_from_flags",
+    "check_input_file",
     "describe_cache_hits",
     "guess_config_type",
     "main_for",
@@ -44,6 +45,7 @@ __all__ = [
     "parse_vars",
     "print_json",
     "require_input_path",
+    "require_input_paths",
     "run_cli",
     "start",
     "status_exit_code",
@@ -100,22 +102,66 @@ def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
         return 130
 
 
-def require_input_path() -> str:
-    """The ``--input_path`` flag's value.
+def check_input_file(path: str, source: str = "--input_path") -> str:
+    """Returns ``path`` if it names a readable file.
+
+    A missing file is the user's typo, not a problem in a config: it gets its own message.
+
+    Args:
+        path: The file.
+        source: Where the path came from (a flag or an environment variable), for the message.
 
     Raises:
-        UserError: The flag is missing.
+        UserError: There is no such file, or it is a folder or unreadable.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"{source}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"{source}: {path} is a folder, not a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{source}: cannot read {path}: permission denied")
+    return path
+
+
+def require_input_path() -> str:
+    """The ``--input_path`` flag's value, a readable file.
+
+    Raises:
+        UserError: The flag is missing, or names no readable file.
     """
     if not flags.INPUT_PATH.value:
         raise UserError("--input_path is required: the config file to read")
-    return flags.INPUT_PATH.value
+    return check_input_file(flags.INPUT_PATH.value)
+
+
+def require_input_paths() -> list[str]:
+    """The comma-separated files of ``--input_path``, each a readable file.
+
+    Raises:
+        UserError: The flag is missing, or a path names no readable file.
+    """
+    if not flags.INPUT_PATH.value:
+        raise UserError("--input_path is required: the config file to read")
+    paths = [path for path in flags.INPUT_PATH.value.split(",") if path]
+    if not paths:
+        raise UserError("--input_path is required: the config file to read")
+    return [check_input_file(path) for path in paths]
 
 
 def models_registry() -> ModelRegistry:
-    """The model registry with the models file from ``--models_file`` or the environment."""
-    return ModelRegistry.with_models_file(
-        flags.MODELS_FILE.value or os.environ.get(MODELS_FILE_ENV) or None
-    )
+    """The model registry with the models file from ``--models_file`` or the environment.
+
+    Raises:
+        UserError: The models file does not exist.
+        ConfigError: The models file is invalid.
+    """
+    if flags.MODELS_FILE.value:
+        path: str | None = check_input_file(flags.MODELS_FILE.value, "--models_file")
+    else:
+        path = os.environ.get(MODELS_FILE_ENV) or None
+        if path:
+            check_input_file(path, MODELS_FILE_ENV)
+    return ModelRegistry.with_models_file(path)
 
 
 def open_store_from_flags() -> Store:

@@ -69,7 +69,7 @@ def _run_job() -> int:
         context.replay = ReplaySource(source)
     path = flags.INPUT_PATH.value or ""
     if path:
-        job = formats.load(path, config_pb2.JobConfig)
+        job = formats.load(common.check_input_file(path), config_pb2.JobConfig)
     elif source is not None:
         job, path = source.config, REPLAY.value or f"run {REPLAY_RUN_ID.value}"
     else:
@@ -97,7 +97,7 @@ def _replay_source() -> run_pb2.JobRun:
     if REPLAY.value:
         from llm_scheduler.trace import read_trace
 
-        return read_trace(REPLAY.value)
+        return read_trace(common.check_input_file(REPLAY.value, "--replay"))
     with common.open_store_from_flags() as store:
         found = read_job_run(store, REPLAY_RUN_ID.value or "")
         url = store.url

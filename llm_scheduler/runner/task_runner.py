@@ -45,7 +45,7 @@ async def run_tasks(
 
 
 def _run_tasks() -> int:
-    paths = [p for p in common.require_input_path().split(",") if p]
+    paths = common.require_input_paths()
     tasks = [formats.load(path, config_pb2.TaskConfig) for path in paths]
     registry = common.models_registry()
     context = common.build_context(

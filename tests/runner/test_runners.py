@@ -198,3 +198,29 @@ def test_var_wins_over_input_config_defaults_in_every_runner(
     assert "About owls." in result.stdout
     assert "computers" not in result.stdout and "cats" not in result.stdout
 
+
+@pytest.mark.parametrize(
+    ("tool", "args", "message"),
+    [
+        ("job_runner", ["--input_path=/nope.json"], "--input_path: no such file: /nope.json"),
+        (
+            "task_runner",
+            [f"--input_path={EXAMPLES / 'sample_task_config.json'},/nope/b.json"],
+            "--input_path: no such file: /nope/b.json",
+        ),
+        (
+            "step_runner",
+            [f"--input_path={EXAMPLES / 'sample_step_config.json'}", "--models_file=/nope.json"],
+            "--models_file: no such file: /nope.json",
+        ),
+        ("proto_decoder", ["--input_path=/tmp"], "--input_path: /tmp is a folder, not a file"),
+    ],
+    ids=["job_runner", "task_runner_second_file", "models_file", "folder"],
+)
+def test_a_missing_file_is_named_not_called_an_invalid_config(
+    tool: str, args: list[str], message: str
+) -> None:
+    result = run_tool(tool, *args, "--offline")
+    assert result.code == 2
+    assert f"error: {message}" in result.stderr
+    assert "invalid config" not in result.stderr

@@ -20,7 +20,7 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.errors import LlmSchedulerError, RunError, UserError
+from llm_scheduler.errors import LlmSchedulerError, RunError, StoreError, UserError
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
@@ -94,6 +94,9 @@ def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=err)
         return EXIT_BAD_INPUT
+    except StoreError as error:  # e.g. reading a run back: nothing may have run
+        print(f"store error: {error}", file=err)
+        return EXIT_RUN_FAILED
     except (RunError, LlmSchedulerError) as error:
         print(f"run failed: {error}", file=err)
         return EXIT_RUN_FAILED

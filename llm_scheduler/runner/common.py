@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any, TextIO, TypeVar
 
 from absl import app
@@ -24,7 +26,7 @@ from llm_scheduler.errors import LlmSchedulerError, RunError, StoreError, UserEr
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
-from llm_scheduler.runner import flags
+from llm_scheduler.runner import flags, usage
 from llm_scheduler.runner.progress import ProgressPrinter
 from llm_scheduler.store import Store, default_store_url, open_store
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -60,8 +62,22 @@ MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 T = TypeVar("T")
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input."""
+def parse_flags(argv: list[str], module: ModuleType | None = None) -> list[str]:
+    """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input.
+
+    ``--help`` (or ``-h``, ``--helpshort``) prints the tool's usage and flags and exits 0;
+    ``--helpfull`` adds absl's own flags.
+
+    Args:
+        argv: The command line.
+        module: The tool's module, whose docstring and flags ``--help`` shows; ``__main__`` by
+            default.
+    """
+    wanted = usage.help_requested(argv)
+    if wanted is not None:
+        tool = module or sys.modules["__main__"]
+        sys.stdout.write(usage.tool_help(tool, full=wanted == "helpfull"))
+        sys.exit(EXIT_OK)
     try:
         return absl_flags.FLAGS(argv)
     except absl_flags.Error as error:
@@ -70,8 +86,13 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
-    """A tool's absl ``main``: refuses stray arguments, then runs ``body`` under `run_cli`."""
+    """A tool's absl ``main``: refuses stray arguments, then runs ``body`` under `run_cli`.
 
+    The ``main`` carries ``body``'s module and name, so `start` finds the tool's docstring and
+    flags for ``--help``.
+    """
+
+    @functools.wraps(body)
     def main(argv: list[str]) -> int:
         if len(argv) > 1:
             print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
@@ -83,7 +104,8 @@ def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
 
 def start(main: Callable[[list[str]], int]) -> None:
     """Runs a tool's ``main`` with absl, as every console script does."""
-    app.run(main, flags_parser=parse_flags)
+    module = sys.modules.get(main.__module__) or sys.modules["__main__"]
+    app.run(main, flags_parser=functools.partial(parse_flags, module=module))
 
 
 def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:

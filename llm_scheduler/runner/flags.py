@@ -48,7 +48,7 @@ FUNCTION_MODULES = flags.DEFINE_list(
 VARS = flags.DEFINE_multi_string(
     "var",
     [],
-    "An input variable as name=value (value parsed as JSON when it is JSON); repeatable.",
+    "An input variable as name=value (value parsed as JSON when it is JSON)",
 )
 MAX_CONCURRENCY = flags.DEFINE_integer(
     "max_concurrency", 8, "How many tasks may run at once.", lower_bound=1

@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -14,6 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from absl import app
 from absl import flags as absl_flags
+from absl import logging as absl_logging
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -38,6 +40,7 @@ __all__ = [
     "build_context",
     "cache_policy_from_flags",
     "check_input_file",
+    "configure_logging",
     "describe_cache_hits",
     "guess_config_type",
     "main_for",
@@ -46,6 +49,7 @@ __all__ = [
     "parse_flags",
     "parse_vars",
     "print_json",
+    "report",
     "require_input_path",
     "require_input_paths",
     "run_cli",
@@ -62,11 +66,27 @@ MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 T = TypeVar("T")
 
 
+# Libraries that log routine INFO lines (each HTTP request, SDK notices): a CLI shows their
+# warnings and errors only.
+THIRD_PARTY_LOGGERS = (
+    "absl",
+    "anthropic",
+    "google.api_core",
+    "google.auth",
+    "google_genai",
+    "grpc",
+    "httpcore",
+    "httpx",
+    "openai",
+    "urllib3",
+)
+
+
 def parse_flags(argv: list[str], module: ModuleType | None = None) -> list[str]:
     """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input.
 
     ``--help`` (or ``-h``, ``--helpshort``) prints the tool's usage and flags and exits 0;
-    ``--helpfull`` adds absl's own flags.
+    ``--helpfull`` adds absl's own flags. Logging is then set up (`configure_logging`).
 
     Args:
         argv: The command line.
@@ -79,10 +99,29 @@ def parse_flags(argv: list[str], module: ModuleType | None = None) -> list[str]:
         sys.stdout.write(usage.tool_help(tool, full=wanted == "helpfull"))
         sys.exit(EXIT_OK)
     try:
-        return absl_flags.FLAGS(argv)
+        remaining = absl_flags.FLAGS(argv)
     except absl_flags.Error as error:
         print(f"error: {error}\nPass --help to list the flags.", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    configure_logging(quiet=flags.QUIET.value)
+    return remaining
+
+
+def configure_logging(*, quiet: bool) -> None:
+    """Shows warnings and errors of the logging module on stderr; with ``quiet``, errors only.
+
+    absl raises the level to INFO after parsing unless ``--verbosity`` is given, which shows
+    every library's routine lines (each HTTP request, SDK notices): the level is set here
+    instead. An explicit ``--verbosity`` or ``--logger_levels`` still decides.
+    """
+    floor = logging.ERROR if quiet else logging.WARNING
+    verbosity = absl_flags.FLAGS["verbosity"]
+    if not verbosity.present:
+        verbosity.value = absl_logging.ERROR if quiet else absl_logging.WARNING
+        verbosity.using_default_value = False  # or absl sets INFO
+    if not absl_flags.FLAGS["logger_levels"].present:
+        for name in THIRD_PARTY_LOGGERS:
+            logging.getLogger(name).setLevel(floor)
 
 
 def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
@@ -125,6 +164,12 @@ def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
+
+
+def report(message: str) -> None:
+    """Prints a progress or summary line on stderr, unless ``--quiet``."""
+    if not flags.QUIET.value:
+        print(message, file=sys.stderr)
 
 
 def check_input_file(path: str, source: str = "--input_path") -> str:

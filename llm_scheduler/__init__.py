@@ -1,23 +1,29 @@
 """llm-scheduler: run LLM workflows described by protobuf configs.
 
 A Job is a graph of Tasks, a Task a list of Steps, a Step one model query or one registered
-function call. The same configs run in process (`run_job`) and, in later releases, event-driven
-on a store.
+function call. The same configs run in process (`run_job`) and event-driven on a store: each
+committed task run triggers the work that runs it (`llm_scheduler.execution`; the
+`job_submitter` and `dispatcher` tools on one machine, a Cloud Function on Firestore).
 
 Example::
 
     import asyncio
+    import json
+
     from llm_scheduler import ModelClient, RunContext, Validator, load_config, run_job
+    from llm_scheduler import struct_to_dict
     from llm_scheduler.v1 import config_pb2
 
     job = load_config("examples/sample_job_config.json", config_pb2.JobConfig)
     Validator().check_job(job)
     record = asyncio.run(run_job(job, RunContext(models=ModelClient(offline=True))))
+    print(json.dumps(struct_to_dict(record.outputs), indent=2))
 """
 
 from llm_scheduler.config.formats import ConfigFormat, dumps, loads
 from llm_scheduler.config.formats import load as load_config
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.template import Template
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
@@ -32,6 +38,7 @@ from llm_scheduler.errors import (
     LlmSchedulerError,
     MissingApiKey,
     MissingApiKeyError,
+    MissingCredentialsError,
     MissingDependencyError,
     ProviderError,
     RunError,
@@ -63,6 +70,7 @@ __all__ = [
     "LlmSchedulerError",
     "MissingApiKey",
     "MissingApiKeyError",
+    "MissingCredentialsError",
     "MissingDependencyError",
     "ModelAdapter",
     "ModelCall",
@@ -91,4 +99,5 @@ __all__ = [
     "run_job",
     "run_step",
     "run_task",
+    "struct_to_dict",
 ]

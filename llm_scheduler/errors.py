@@ -7,6 +7,7 @@ errors (something failed while running a correct config)::
     ├── UserError                    the user must change something; CLIs exit with code 2
     │   ├── ConfigError              one or more problems in a config file, each with its field path
     │   ├── MissingApiKeyError       providers need keys that are not set (all listed at once)
+    │   ├── MissingCredentialsError  a cloud store needs credentials that are not set up
     │   └── MissingDependencyError   an optional SDK is not installed
     └── RunError                     a correct config failed while running; CLIs exit with code 1
         ├── ProviderError            a model provider failed (after retries, when retryable)
@@ -27,6 +28,7 @@ __all__ = [
     "LlmSchedulerError",
     "MissingApiKey",
     "MissingApiKeyError",
+    "MissingCredentialsError",
     "MissingDependencyError",
     "ProviderError",
     "RunError",
@@ -127,6 +129,13 @@ class MissingApiKeyError(UserError):
             f"(e.g. export {self.missing[0].env_var}=...), or run with --offline "
             "(or LLM_SCHEDULER_OFFLINE=1) to use the offline model"
         )
+
+
+class MissingCredentialsError(UserError):
+    """A cloud service (the Firestore store) needs credentials that are not set up.
+
+    The message names the service and how to set them up.
+    """
 
 
 class MissingDependencyError(UserError):

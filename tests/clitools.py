@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from tests.conftest import REPO_ROOT
 
@@ -33,16 +33,20 @@ class Result:
     stdout_bytes: bytes
 
 
-def run_tool(tool: str, *args: str, env: Mapping[str, str] | None = None) -> Result:
+def run_tool(
+    tool: str, *args: str, env: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+) -> Result:
     """Runs a tool with a clean environment (no API keys, no offline switch) plus ``env``.
 
     Unless ``env`` names a store, the default store is a fresh file, so no test sees another's
-    runs or cached responses (nor the repository's own ``.llm_scheduler/``).
+    runs or cached responses (nor the repository's own ``.llm_scheduler/``). The variables in
+    ``unset`` are removed.
     """
+    removed = set(unset)
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.endswith("_API_KEY") and not k.startswith("LLM_SCHEDULER_")
+        if not k.endswith("_API_KEY") and not k.startswith("LLM_SCHEDULER_") and k not in removed
     }
     scratch = tempfile.mkdtemp(prefix="llm-scheduler-test-")
     base["LLM_SCHEDULER_STORE"] = f"sqlite:///{scratch}/state.db"

@@ -69,7 +69,7 @@ def _read() -> int:
         return common.EXIT_BAD_INPUT
     sys.stdout.write(formats.dumps(message, fmt).decode("utf-8"))
     sys.stdout.flush()
-    print(describe(config_type, message), file=sys.stderr)
+    common.report(describe(config_type, message))
     return common.EXIT_OK
 
 
@@ -85,10 +85,9 @@ def _read_run(run_id: str) -> int:
         common.print_json(summarize_run(job_run))
     status = run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_").lower()
     done = sum(t.status == run_pb2.RUN_STATUS_SUCCEEDED for t in job_run.tasks)
-    print(
+    common.report(
         f"run {run_id} in {url}: {status}, {done}/{len(job_run.config.tasks)} tasks succeeded; "
-        f"{common.describe_usage(job_run.usage, job_run.cost_usd)}",
-        file=sys.stderr,
+        f"{common.describe_usage(job_run.usage, job_run.cost_usd)}"
     )
     return common.EXIT_OK
 

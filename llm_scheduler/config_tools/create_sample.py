@@ -6,7 +6,6 @@ Usage: create_sample --output_dir=DIR
 from __future__ import annotations
 
 import pathlib
-import sys
 
 from absl import flags
 
@@ -40,18 +39,13 @@ def write_samples(output_dir: str | pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
-def main(argv: list[str]) -> int:
-    """Entry point after flag parsing."""
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
-        return common.EXIT_BAD_INPUT
+def _create() -> int:
+    for path in write_samples(OUTPUT_DIR.value):
+        print(path)
+    return common.EXIT_OK
 
-    def body() -> int:
-        for path in write_samples(OUTPUT_DIR.value):
-            print(path)
-        return common.EXIT_OK
 
-    return common.run_cli(body)
+main = common.main_for(_create)
 
 
 def run() -> None:

@@ -29,16 +29,19 @@ def task_variables(
 ) -> dict[str, Any]:
     """The variables a task starts with.
 
-    Layers, later ones winning: the job input, the task's ``input_config`` defaults, then the
-    outputs of its predecessors. A name several predecessors produce is combined as the task's
+    Layers, later ones winning: the task's ``input_config`` defaults, the job input, then the
+    outputs of its predecessors. A config default is only a default: a value given at run time
+    (``--var``, the ``inputs`` of a run) or by the job wins over it, as a task variable wins
+    over a step default. A name several predecessors produce is combined as the task's
     ``{"$combine": MODE}`` says (validation requires one).
 
     Args:
-        job_input: The job's input variables.
+        job_input: The job's input variables (its ``input_config`` and the run's inputs), or a
+            task run's inputs.
         task: The task.
         upstream: ``(task_id, outputs)`` of each predecessor, in the job's task order.
     """
-    variables = {**job_input, **dataflow.task_defaults(task)}
+    variables = {**dataflow.task_defaults(task), **job_input}
     configured = dataflow.payload(task.input_config)
     produced: dict[str, list[tuple[str, Any]]] = {}
     for task_id, outputs in upstream:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any, TextIO, TypeVar
 
 from absl import app
 from absl import flags as absl_flags
+from absl import logging as absl_logging
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -20,11 +24,11 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.errors import LlmSchedulerError, RunError, UserError
+from llm_scheduler.errors import LlmSchedulerError, RunError, StoreError, UserError
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
-from llm_scheduler.runner import flags
+from llm_scheduler.runner import flags, usage
 from llm_scheduler.runner.progress import ProgressPrinter
 from llm_scheduler.store import Store, default_store_url, open_store
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -35,6 +39,8 @@ __all__ = [
     "EXIT_RUN_FAILED",
     "build_context",
     "cache_policy_from_flags",
+    "check_input_file",
+    "configure_logging",
     "describe_cache_hits",
     "guess_config_type",
     "main_for",
@@ -43,7 +49,9 @@ __all__ = [
     "parse_flags",
     "parse_vars",
     "print_json",
+    "report",
     "require_input_path",
+    "require_input_paths",
     "run_cli",
     "start",
     "status_exit_code",
@@ -58,18 +66,72 @@ MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 T = TypeVar("T")
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input."""
+# Libraries that log routine INFO lines (each HTTP request, SDK notices): a CLI shows their
+# warnings and errors only.
+THIRD_PARTY_LOGGERS = (
+    "absl",
+    "anthropic",
+    "google.api_core",
+    "google.auth",
+    "google_genai",
+    "grpc",
+    "httpcore",
+    "httpx",
+    "openai",
+    "urllib3",
+)
+
+
+def parse_flags(argv: list[str], module: ModuleType | None = None) -> list[str]:
+    """Parses flags for `absl.app.run`; a bad flag exits with code 2 like any bad input.
+
+    ``--help`` (or ``-h``, ``--helpshort``) prints the tool's usage and flags and exits 0;
+    ``--helpfull`` adds absl's own flags. Logging is then set up (`configure_logging`).
+
+    Args:
+        argv: The command line.
+        module: The tool's module, whose docstring and flags ``--help`` shows; ``__main__`` by
+            default.
+    """
+    wanted = usage.help_requested(argv)
+    if wanted is not None:
+        tool = module or sys.modules["__main__"]
+        sys.stdout.write(usage.tool_help(tool, full=wanted == "helpfull"))
+        sys.exit(EXIT_OK)
     try:
-        return absl_flags.FLAGS(argv)
+        remaining = absl_flags.FLAGS(argv)
     except absl_flags.Error as error:
         print(f"error: {error}\nPass --help to list the flags.", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    configure_logging(quiet=flags.QUIET.value)
+    return remaining
+
+
+def configure_logging(*, quiet: bool) -> None:
+    """Shows warnings and errors of the logging module on stderr; with ``quiet``, errors only.
+
+    absl raises the level to INFO after parsing unless ``--verbosity`` is given, which shows
+    every library's routine lines (each HTTP request, SDK notices): the level is set here
+    instead. An explicit ``--verbosity`` or ``--logger_levels`` still decides.
+    """
+    floor = logging.ERROR if quiet else logging.WARNING
+    verbosity = absl_flags.FLAGS["verbosity"]
+    if not verbosity.present:
+        verbosity.value = absl_logging.ERROR if quiet else absl_logging.WARNING
+        verbosity.using_default_value = False  # or absl sets INFO
+    if not absl_flags.FLAGS["logger_levels"].present:
+        for name in THIRD_PARTY_LOGGERS:
+            logging.getLogger(name).setLevel(floor)
 
 
 def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
-    """A tool's absl ``main``: refuses stray arguments, then runs ``body`` under `run_cli`."""
+    """A tool's absl ``main``: refuses stray arguments, then runs ``body`` under `run_cli`.
 
+    The ``main`` carries ``body``'s module and name, so `start` finds the tool's docstring and
+    flags for ``--help``.
+    """
+
+    @functools.wraps(body)
     def main(argv: list[str]) -> int:
         if len(argv) > 1:
             print(f"error: unexpected arguments {argv[1:]}; use --flags", file=sys.stderr)
@@ -81,7 +143,8 @@ def main_for(body: Callable[[], int]) -> Callable[[list[str]], int]:
 
 def start(main: Callable[[list[str]], int]) -> None:
     """Runs a tool's ``main`` with absl, as every console script does."""
-    app.run(main, flags_parser=parse_flags)
+    module = sys.modules.get(main.__module__) or sys.modules["__main__"]
+    app.run(main, flags_parser=functools.partial(parse_flags, module=module))
 
 
 def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
@@ -92,6 +155,9 @@ def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=err)
         return EXIT_BAD_INPUT
+    except StoreError as error:  # e.g. reading a run back: nothing may have run
+        print(f"store error: {error}", file=err)
+        return EXIT_RUN_FAILED
     except (RunError, LlmSchedulerError) as error:
         print(f"run failed: {error}", file=err)
         return EXIT_RUN_FAILED
@@ -100,22 +166,72 @@ def run_cli(body: Callable[[], int], *, stderr: TextIO | None = None) -> int:
         return 130
 
 
-def require_input_path() -> str:
-    """The ``--input_path`` flag's value.
+def report(message: str) -> None:
+    """Prints a progress or summary line on stderr, unless ``--quiet``."""
+    if not flags.QUIET.value:
+        print(message, file=sys.stderr)
+
+
+def check_input_file(path: str, source: str = "--input_path") -> str:
+    """Returns ``path`` if it names a readable file.
+
+    A missing file is the user's typo, not a problem in a config: it gets its own message.
+
+    Args:
+        path: The file.
+        source: Where the path came from (a flag or an environment variable), for the message.
 
     Raises:
-        UserError: The flag is missing.
+        UserError: There is no such file, or it is a folder or unreadable.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"{source}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"{source}: {path} is a folder, not a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{source}: cannot read {path}: permission denied")
+    return path
+
+
+def require_input_path() -> str:
+    """The ``--input_path`` flag's value, a readable file.
+
+    Raises:
+        UserError: The flag is missing, or names no readable file.
     """
     if not flags.INPUT_PATH.value:
         raise UserError("--input_path is required: the config file to read")
-    return flags.INPUT_PATH.value
+    return check_input_file(flags.INPUT_PATH.value)
+
+
+def require_input_paths() -> list[str]:
+    """The comma-separated files of ``--input_path``, each a readable file.
+
+    Raises:
+        UserError: The flag is missing, or a path names no readable file.
+    """
+    if not flags.INPUT_PATH.value:
+        raise UserError("--input_path is required: the config file to read")
+    paths = [path for path in flags.INPUT_PATH.value.split(",") if path]
+    if not paths:
+        raise UserError("--input_path is required: the config file to read")
+    return [check_input_file(path) for path in paths]
 
 
 def models_registry() -> ModelRegistry:
-    """The model registry with the models file from ``--models_file`` or the environment."""
-    return ModelRegistry.with_models_file(
-        flags.MODELS_FILE.value or os.environ.get(MODELS_FILE_ENV) or None
-    )
+    """The model registry with the models file from ``--models_file`` or the environment.
+
+    Raises:
+        UserError: The models file does not exist.
+        ConfigError: The models file is invalid.
+    """
+    if flags.MODELS_FILE.value:
+        path: str | None = check_input_file(flags.MODELS_FILE.value, "--models_file")
+    else:
+        path = os.environ.get(MODELS_FILE_ENV) or None
+        if path:
+            check_input_file(path, MODELS_FILE_ENV)
+    return ModelRegistry.with_models_file(path)
 
 
 def open_store_from_flags() -> Store:

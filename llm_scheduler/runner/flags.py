@@ -48,7 +48,7 @@ FUNCTION_MODULES = flags.DEFINE_list(
 VARS = flags.DEFINE_multi_string(
     "var",
     [],
-    "An input variable as name=value (value parsed as JSON when it is JSON); repeatable.",
+    "An input variable as name=value (value parsed as JSON when it is JSON)",
 )
 MAX_CONCURRENCY = flags.DEFINE_integer(
     "max_concurrency", 8, "How many tasks may run at once.", lower_bound=1
@@ -58,7 +58,11 @@ PRINT_RECORD = flags.DEFINE_bool(
     False,
     "Print the full run record (prompts, responses, usage) instead of only the outputs.",
 )
-QUIET = flags.DEFINE_bool("quiet", False, "Print only failures and retries on stderr.")
+QUIET = flags.DEFINE_bool(
+    "quiet",
+    False,
+    "Print only failures and retries on stderr: no progress, no summary, no library logs.",
+)
 OUTPUT_FORMAT = flags.DEFINE_enum(
     "output_format", "json", ["json", "textproto", "binary"], "The format to print or write."
 )

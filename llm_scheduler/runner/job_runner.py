@@ -69,7 +69,7 @@ def _run_job() -> int:
         context.replay = ReplaySource(source)
     path = flags.INPUT_PATH.value or ""
     if path:
-        job = formats.load(path, config_pb2.JobConfig)
+        job = formats.load(common.check_input_file(path), config_pb2.JobConfig)
     elif source is not None:
         job, path = source.config, REPLAY.value or f"run {REPLAY_RUN_ID.value}"
     else:
@@ -86,9 +86,8 @@ def _run_job() -> int:
         job_run.parent_run_id = source.run_id
         reused = sum(bool(s.reused_from_run_id) for t in job_run.tasks for s in t.steps)
         total = sum(len(t.steps) for t in job_run.tasks)
-        print(
-            f"replay of {source.run_id}: {reused} of {total} steps reused, {total - reused} run",
-            file=sys.stderr,
+        common.report(
+            f"replay of {source.run_id}: {reused} of {total} steps reused, {total - reused} run"
         )
     return _report(job_run)
 
@@ -97,7 +96,7 @@ def _replay_source() -> run_pb2.JobRun:
     if REPLAY.value:
         from llm_scheduler.trace import read_trace
 
-        return read_trace(REPLAY.value)
+        return read_trace(common.check_input_file(REPLAY.value, "--replay"))
     with common.open_store_from_flags() as store:
         found = read_job_run(store, REPLAY_RUN_ID.value or "")
         url = store.url
@@ -109,10 +108,9 @@ def _replay_source() -> run_pb2.JobRun:
 def _report(job_run: run_pb2.JobRun) -> int:
     if TRACE_OUT.value:
         _write_trace(job_run, TRACE_OUT.value)
-    print(
+    common.report(
         f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}"
-        f"{common.describe_cache_hits(job_run.tasks)}",
-        file=sys.stderr,
+        f"{common.describe_cache_hits(job_run.tasks)}"
     )
     if job_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
         print(f"job failed: {job_run.error.message}", file=sys.stderr)
@@ -127,7 +125,7 @@ def _write_trace(job_run: run_pb2.JobRun, path: str) -> None:
         write_trace(pathlib.Path(path), job_run)
     except OSError as error:
         raise UserError(f"--trace_out {path}: cannot write: {error.strerror or error}") from None
-    print(f"trace written to {path}", file=sys.stderr)
+    common.report(f"trace written to {path}")
 
 
 main = common.main_for(_run_job)

@@ -35,7 +35,7 @@ def _run_step() -> int:
         model = f"{record.provider}:{record.provider_model} " if record.provider else ""
         summary = common.describe_usage(record.usage, record.cost_usd)
         cached = " (cached)" if record.cache_hit else ""
-        print(f"{model}{summary}; {record.latency_seconds:.2f}s{cached}", file=sys.stderr)
+        common.report(f"{model}{summary}; {record.latency_seconds:.2f}s{cached}")
     common.print_json(record if flags.PRINT_RECORD.value else result.outputs)
     return common.status_exit_code(record.status)
 

@@ -45,7 +45,7 @@ async def run_tasks(
 
 
 def _run_tasks() -> int:
-    paths = [p for p in common.require_input_path().split(",") if p]
+    paths = common.require_input_paths()
     tasks = [formats.load(path, config_pb2.TaskConfig) for path in paths]
     registry = common.models_registry()
     context = common.build_context(
@@ -72,7 +72,7 @@ def _run_tasks() -> int:
     for task_run in runs:
         records.add_usage(usage, task_run.usage)
         cost += task_run.cost_usd
-    print(common.describe_usage(usage, cost) + common.describe_cache_hits(runs), file=sys.stderr)
+    common.report(common.describe_usage(usage, cost) + common.describe_cache_hits(runs))
     if last.status != run_pb2.RUN_STATUS_SUCCEEDED:
         print(f"task {last.task_id!r} failed: {last.error.message}", file=sys.stderr)
     if flags.PRINT_RECORD.value:

@@ -5,8 +5,6 @@ Usage: trace_export --run_id=ID --output=trace.json [--store=URL]
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags as absl_flags
 
 from llm_scheduler.errors import UserError
@@ -37,10 +35,9 @@ def _export() -> int:
             f"--output {OUTPUT.value}: cannot write: {error.strerror or error}"
         ) from None
     steps = sum(len(task.steps) for task in job_run.tasks)
-    print(
+    common.report(
         f"trace of run {run_id} ({len(job_run.tasks)} tasks, {steps} steps) written to "
-        f"{OUTPUT.value}",
-        file=sys.stderr,
+        f"{OUTPUT.value}"
     )
     return common.EXIT_OK
 

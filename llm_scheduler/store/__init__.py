@@ -41,8 +41,10 @@ def open_store(url: str | None = None) -> Store:
     Firestore, or the emulator when ``FIRESTORE_EMULATOR_HOST`` is set.
 
     Raises:
-        UserError: The URL is malformed or names an unknown backend.
+        UserError: The URL is malformed, names an unknown backend, or a SQLite file whose folder
+            cannot be created.
         MissingDependencyError: The backend's SDK is not installed.
+        MissingCredentialsError: Firestore without credentials or ``FIRESTORE_EMULATOR_HOST``.
     """
     url = url or default_store_url()
     parsed = urllib.parse.urlparse(url)
@@ -51,6 +53,12 @@ def open_store(url: str | None = None) -> Store:
         if not raw.startswith("/") or raw == "/":
             raise UserError(f"store URL {url!r}: write sqlite:///path/to/state.db")
         path = raw[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+        try:
+            pathlib.Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(
+                f"store URL {url!r}: cannot create the folder of {path}: {error.strerror or error}"
+            ) from None
         from llm_scheduler.store.sqlite import SqliteStore
 
         return SqliteStore(pathlib.Path(path))

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from llm_scheduler.errors import MissingDependencyError, StoreError
+from llm_scheduler.errors import MissingCredentialsError, MissingDependencyError, StoreError
 from llm_scheduler.store.base import (
     WATCHED_COLLECTION,
     Doc,
@@ -75,6 +75,14 @@ _BACKOFF_CAP = 8.0
 _SDK_ATTEMPTS = 1000
 # How far the server's clock may run behind ours when judging the listener's first snapshot.
 _CLOCK_SKEW = datetime.timedelta(seconds=2)
+
+
+def _credentials_error(url: str, what: str, error: BaseException) -> MissingCredentialsError:
+    return MissingCredentialsError(
+        f"{url}: {what} ({error}); run `gcloud auth application-default login` (or set "
+        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file), or set "
+        "FIRESTORE_EMULATOR_HOST=host:port to use the Firestore emulator"
+    )
 
 
 class _Contention(StoreError):
@@ -156,7 +164,7 @@ class FirestoreStore(Store):
 
         Raises:
             MissingDependencyError: google-cloud-firestore is not installed.
-            StoreError: No credentials were found.
+            MissingCredentialsError: No credentials were found.
         """
         try:
             from google.auth import exceptions as auth_exceptions
@@ -172,11 +180,7 @@ class FirestoreStore(Store):
         try:
             self.client: Client = firestore.Client(project=project, database=database)
         except auth_exceptions.GoogleAuthError as error:
-            raise StoreError(
-                f"{self.url}: no Google Cloud credentials ({error}); run "
-                "`gcloud auth application-default login`, or set FIRESTORE_EMULATOR_HOST to use "
-                "the emulator"
-            ) from None
+            raise _credentials_error(self.url, "no Google Cloud credentials", error) from None
         self._lock = threading.Lock()
         self._changed = threading.Event()
         self._watch: Watch | None = None
@@ -398,9 +402,16 @@ class FirestoreStore(Store):
             self._fail(action, what, error)
 
     def _fail(self, action: str, what: str, error: BaseException) -> NoReturn:
-        """Raises a `StoreError` for an SDK failure, or re-raises what is not one."""
-        from google.api_core import exceptions
+        """Raises a `StoreError` for an SDK failure, or re-raises what is not one.
 
+        Credentials the SDK could not find or refresh at a request (it may only look for them
+        then) raise `MissingCredentialsError`: the user's setup, not a failed store.
+        """
+        from google.api_core import exceptions
+        from google.auth import exceptions as auth
+
+        if isinstance(error, auth.DefaultCredentialsError | auth.RefreshError):
+            raise _credentials_error(self.url, "Google Cloud credentials unusable", error) from None
         if isinstance(error, exceptions.GoogleAPICallError):
             code = error.code if error.code is not None else "error"
             detail = f"{code} {type(error).__name__}: {error.message}"

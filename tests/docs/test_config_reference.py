@@ -8,7 +8,11 @@ message's fields, with their proto types.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -259,3 +263,112 @@ def test_builtin_function_documented(name: str) -> None:
     assert f"`{name}(" in found[0].text, (
         f"document the built-in function {name!r} with its signature under 'Function-call steps'"
     )
+
+
+# -- commands and examples in the docs ------------------------------------------------------------
+
+REPO_ROOT = REFERENCE.parents[1]
+README = REPO_ROOT / "README.md"
+_SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
+_EXAMPLE_PATH = re.compile(r"(?<![\w.-])examples/[\w./-]*\w")
+_OPTION = re.compile(r"--(\w+)=(\S+)")
+_WRITES = {"output_path", "output", "trace_out", "output_dir"}
+_READS = {"input_path", "replay"}
+
+
+def _fenced_blocks(text: str) -> Iterator[tuple[str, list[str]]]:
+    """(language, lines) of every fenced code block of Markdown text, in order."""
+    language, inside = "", False
+    lines: list[str] = []
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            if inside:
+                yield language, lines
+                language, lines, inside = "", [], False
+            else:
+                language, inside = line.strip().strip("`~").strip().lower(), True
+        elif inside:
+            lines.append(line)
+
+
+def _shell_commands(path: Path) -> list[str]:
+    """The commands of a doc's shell blocks (in a console block, the lines after ``$ ``)."""
+    commands: list[str] = []
+    for language, lines in _fenced_blocks(path.read_text(encoding="utf-8")):
+        if language not in _SHELL_LANGUAGES:
+            continue
+        for line in lines:
+            if language == "console":
+                if line.startswith("$ "):
+                    commands.append(line[2:])
+            elif line.strip() and not line.lstrip().startswith("#"):
+                commands.append(line.split(" # ")[0])
+    return commands
+
+
+DOCS = [REFERENCE, README]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
+def test_shell_commands_name_existing_example_files(doc: Path) -> None:
+    commands = _shell_commands(doc)
+    named = [(command, match) for command in commands for match in _EXAMPLE_PATH.findall(command)]
+    assert named, f"{doc.name}: no command uses a file of examples/"
+    missing = [(match, command) for command, match in named if not (REPO_ROOT / match).is_file()]
+    assert not missing, f"{doc.name}: commands name files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
+def test_every_example_file_the_doc_names_exists(doc: Path) -> None:
+    named = set(_EXAMPLE_PATH.findall(doc.read_text(encoding="utf-8")))
+    assert [name for name in sorted(named) if not (REPO_ROOT / name).exists()] == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
+def test_commands_read_files_only_after_a_command_writes_them(doc: Path) -> None:
+    # A file one command writes (--output_path, --trace_out, ...) and another reads
+    # (--input_path, --replay) must be written first, so the commands run in the order shown.
+    written: dict[str, int] = {}
+    read: list[tuple[int, str]] = []
+    for index, command in enumerate(_shell_commands(doc)):
+        for option, value in _OPTION.findall(command):
+            if option in _WRITES:
+                written.setdefault(value.rstrip("/"), index)
+            elif option in _READS:
+                read += [(index, file) for file in value.split(",") if file]
+
+    def writer(file: str) -> int | None:
+        found = [at for out, at in written.items() if file == out or file.startswith(out + "/")]
+        return min(found) if found else None
+
+    early = [
+        (file, command)
+        for command, file in read
+        if (at := writer(file)) is not None and at >= command
+    ]
+    assert not early, f"{doc.name}: files read before the command that writes them: {early}"
+
+
+def test_readme_library_example_runs_and_prints_readable_json() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Using it as a library") :]
+    code = next(lines for language, lines in _fenced_blocks(section) if language == "python")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.endswith("_API_KEY") and not name.startswith("LLM_SCHEDULER_")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", "\n".join(code)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    printed = json.loads(completed.stdout)  # readable JSON, not a protobuf repr
+    assert printed["status"] == "RUN_STATUS_SUCCEEDED"
+    assert set(printed["outputs"]) == {"revise"}
+    assert "owls" in printed["outputs"]["revise"]["poem"]

@@ -155,3 +155,72 @@ def test_bad_flag_exits_2() -> None:
     result = run_tool("job_runner", "--no_such_flag=1")
     assert result.code == 2
     assert "no_such_flag" in result.stderr
+
+
+def _defaults_configs(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+    """A step, a task and a job whose input_config says topic=computers."""
+    step = {
+        "input_config": {"payload": {"topic": "computers"}},
+        "model_query_config": {"model_key": "OFFLINE", "user_prompt": "About %topic%."},
+        "output_config": {"payload": {"said": "%response%"}},
+    }
+    task = {
+        "task_id": "t",
+        "input_config": {"payload": {"topic": "computers"}},
+        "steps": [{**step, "input_config": {}}],
+    }
+    job = {"job_id": "j", "input_config": {"payload": {"topic": "cats"}}, "tasks": [task]}
+    paths = {}
+    for name, config in (("step", step), ("task", task), ("job", job)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(config))
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("tool", "config", "extra"),
+    [
+        ("step_runner", "step", []),
+        ("task_runner", "task", []),
+        ("job_runner", "job", []),
+        ("job_runner", "job", ["--store"]),  # through the event-driven protocol
+    ],
+    ids=["step_runner", "task_runner", "job_runner", "job_runner_store"],
+)
+def test_var_wins_over_input_config_defaults_in_every_runner(
+    tmp_path: pathlib.Path, tool: str, config: str, extra: list[str]
+) -> None:
+    path = _defaults_configs(tmp_path)[config]
+    if extra == ["--store"]:
+        extra = [f"--store=sqlite:///{tmp_path / 'runs.db'}"]
+    result = run_tool(tool, f"--input_path={path}", "--offline", "--var", "topic=owls", *extra)
+    assert result.code == 0, result.stderr
+    assert "About owls." in result.stdout
+    assert "computers" not in result.stdout and "cats" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "message"),
+    [
+        ("job_runner", ["--input_path=/nope.json"], "--input_path: no such file: /nope.json"),
+        (
+            "task_runner",
+            [f"--input_path={EXAMPLES / 'sample_task_config.json'},/nope/b.json"],
+            "--input_path: no such file: /nope/b.json",
+        ),
+        (
+            "step_runner",
+            [f"--input_path={EXAMPLES / 'sample_step_config.json'}", "--models_file=/nope.json"],
+            "--models_file: no such file: /nope.json",
+        ),
+        ("proto_decoder", ["--input_path=/tmp"], "--input_path: /tmp is a folder, not a file"),
+    ],
+    ids=["job_runner", "task_runner_second_file", "models_file", "folder"],
+)
+def test_a_missing_file_is_named_not_called_an_invalid_config(
+    tool: str, args: list[str], message: str
+) -> None:
+    result = run_tool(tool, *args, "--offline")
+    assert result.code == 2
+    assert f"error: {message}" in result.stderr
+    assert "invalid config" not in result.stderr

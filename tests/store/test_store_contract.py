@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_scheduler.errors import StoreError, UserError
+from llm_scheduler.errors import MissingCredentialsError, StoreError, UserError
 from llm_scheduler.store import MAX_DOCUMENT_BYTES, Doc, Store, Transaction, open_store
 from llm_scheduler.store.sqlite import SqliteStore
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
@@ -421,7 +421,7 @@ def test_firestore_without_credentials_names_the_fixes(
 
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
-    with pytest.raises(StoreError, match="FIRESTORE_EMULATOR_HOST"):
+    with pytest.raises(MissingCredentialsError, match="FIRESTORE_EMULATOR_HOST"):
         FirestoreStore(project="p")
 
 

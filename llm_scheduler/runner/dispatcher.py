@@ -52,7 +52,11 @@ def _dispatch() -> int:
 
     def report(path: str, outcome: Outcome) -> None:
         detail = f": {outcome.detail}" if outcome.detail else ""
-        print(f"{path}: {outcome.action}{detail}", file=sys.stderr, flush=True)
+        line = f"{path}: {outcome.action}{detail}"
+        if outcome.action in ("failed", "released", "error"):
+            print(line, file=sys.stderr, flush=True)  # failures show even with --quiet
+        else:
+            common.report(line)
 
     with common.open_store_from_flags() as store:
         dispatcher = Dispatcher(
@@ -64,9 +68,11 @@ def _dispatch() -> int:
             on_outcome=report,
         )
         mode = f"posting to {TARGET_URL.value}" if sender else f"{WORKERS.value} workers"
-        print(f"dispatching {store.url} ({mode})", file=sys.stderr, flush=True)
+        common.report(f"dispatching {store.url} ({mode})")
         stats = asyncio.run(_run(dispatcher))
-    print(f"handled: {stats.handled}", file=sys.stderr)
+    common.report(f"handled: {stats.handled}")
+    if stats.reconciled:
+        common.report(f"finished or repaired stalled runs: {', '.join(stats.reconciled)}")
     return common.EXIT_OK
 
 

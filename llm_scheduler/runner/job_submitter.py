@@ -15,7 +15,6 @@ once.
 from __future__ import annotations
 
 import functools
-import sys
 
 from absl import flags as absl_flags
 
@@ -52,7 +51,7 @@ def _load(path: str) -> SubmittedConfig:
 
 
 def _submit() -> int:
-    paths = [p for p in common.require_input_path().split(",") if p]
+    paths = common.require_input_paths()
     configs = [(path, _load(path)) for path in paths]
     registry = common.models_registry()
     functions = default_registry()
@@ -89,7 +88,7 @@ def _submit() -> int:
             offline=offline,
         )
         mode = " (offline: every worker answers with the offline model)" if offline else ""
-        print(f"submitted job {job.job_id!r} to {store.url}{mode}", file=sys.stderr)
+        common.report(f"submitted job {job.job_id!r} to {store.url}{mode}")
     print(run_id)
     return common.EXIT_OK
 

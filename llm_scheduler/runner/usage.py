@@ -80,6 +80,7 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
     "llm_scheduler.runner.job_runner": (*_RUN_FLAGS, flags.MAX_CONCURRENCY),
     "llm_scheduler.runner.job_submitter": (
         flags.INPUT_PATH,
+        flags.CONFIG_TYPE,
         flags.VARS,
         flags.OFFLINE,
         flags.MODELS_FILE,
@@ -87,6 +88,7 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
         flags.STORE,
         flags.RUN_ID,
         flags.CACHE,
+        flags.QUIET,
     ),
     "llm_scheduler.runner.dispatcher": (
         flags.STORE,

@@ -189,7 +189,9 @@ def decode_document_event(data: object, content_type: str = "") -> DocumentEvent
     event = _event_data_type()()
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
-        if "json" in content_type.lower() or (not content_type and raw.lstrip()[:1] == b"{"):
+        # Sniff only the first byte: no DocumentEventData starts with "{" (field 15, which it
+        # does not have), while leading whitespace would be ambiguous ("\n" is field 1's tag).
+        if "json" in content_type.lower() or (not content_type and raw[:1] == b"{"):
             _parse_json(_json_object(raw), event)
         else:
             _parse_protobuf(raw, event)

@@ -262,6 +262,19 @@ def test_undecodable_data_is_a_value_error_saying_why(
         decode_document_event(data, content_type)
 
 
+def test_protobuf_is_never_taken_for_json() -> None:
+    # A body whose first field is 123 bytes long starts with "\n{", which looks like JSON text
+    # after a newline; the lengths below run through 123 whatever the timestamps' sizes.
+    ambiguous = 0
+    for length in range(1, 30):
+        path = docs.task_run_path("R" * length, "draft")
+        _, body = build_document_event("p", "d", path, {"status": Status.PENDING})
+        ambiguous += body.startswith(b"\n{")
+        assert decode_document_event(body).path == path
+        assert decode_document_event(body, "application/protobuf").path == path
+    assert ambiguous >= 1
+
+
 def test_every_firestore_document_event_type_is_known() -> None:
     assert set(TASK_RUN_EVENT_TYPES) <= set(DOCUMENT_EVENT_TYPES)
     assert "google.cloud.firestore.document.v1.written.withAuthContext" in DOCUMENT_EVENT_TYPES

@@ -34,7 +34,6 @@ from llm_scheduler.config.validation import Validator, model_keys_of
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, ConfigProblem, StoreError, UserError
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.cloudevents import DOCUMENT_EVENT_TYPES, decode_document_event
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.jsonvalue import describe_non_json
@@ -233,6 +232,9 @@ def handle_run_request_event(
         models: See `handle_run_request`.
         functions: See `handle_run_request`.
     """
+    # Imported here: cloudevents imports the dispatcher, which calls this module.
+    from llm_scheduler.execution.cloudevents import DOCUMENT_EVENT_TYPES, decode_document_event
+
     if event_type and event_type not in DOCUMENT_EVENT_TYPES:
         return RequestOutcome(
             "discarded", detail=f"not a Firestore document event: type {event_type!r}"

@@ -47,11 +47,12 @@ proto: setup
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. \
 		proto/llm_scheduler/v1/config.proto proto/llm_scheduler/v1/run.proto
 
-# Regenerate the hash-pinned lock from requirements.in.
+# Regenerate the hash-pinned lock from requirements.in, and the cloud functions' pins from it.
 lock: setup
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links \
 		--output-file=requirements_lock.txt requirements.in
+	$(BIN)/python scripts/function_requirements.py
 
 # The Bazel path (Debian's bazel-bootstrap, offline; Python from .venv): build everything and run
 # the Bazel tests, then check the five `bazel run` commands print what the console scripts print.

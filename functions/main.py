@@ -1,9 +1,12 @@
 """Cloud Functions entry points: thin functions-framework edges over `llm_scheduler`.
 
 ``on_task_run`` is the Firestore trigger (``google.cloud.firestore.document.v1.written`` on
-``job_runs/{run_id}/task_runs/{task_id}``, see ``deploy/``); ``run_task_http`` runs one task
-config sent over HTTP; ``sweep_expired_leases`` (called on a schedule) requeues tasks whose
-invocation died. Configuration comes from the environment:
+``job_runs/{run_id}/task_runs/{task_id}``, see ``deploy/``); ``on_run_request`` starts the run a
+created ``run_requests/{request_id}`` document asks for (docs/run_requests.md); ``run_task_http``
+runs one task config sent over HTTP; ``sweep_expired_leases`` (called on a schedule) requeues
+tasks whose invocation died. Each invocation writes one structured log entry (a JSON line on
+stdout) with a severity by outcome and the run and task ids as labels. Configuration comes from
+the environment:
 
 - ``LLM_SCHEDULER_STORE``: the store URL; ``firestore://$GOOGLE_CLOUD_PROJECT`` by default.
 - ``LLM_SCHEDULER_OFFLINE``: ``1`` to answer every model step with the offline model.
@@ -20,7 +23,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Mapping
@@ -37,6 +39,8 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.errors import ConfigError, MissingApiKeyError, UserError
 from llm_scheduler.execution.cloudevents import handle_document_event
+from llm_scheduler.execution.log_entries import labels_for_path, severity_of, write_entry
+from llm_scheduler.execution.run_requests import handle_run_request_event
 from llm_scheduler.execution.sweeper import requeue_expired_leases
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.client import ModelClient, offline_from_env
@@ -44,7 +48,7 @@ from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import STORE_ENV, Store, open_store
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["on_task_run", "run_task_http", "sweep_expired_leases"]
+__all__ = ["on_run_request", "on_task_run", "run_task_http", "sweep_expired_leases"]
 
 MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 FUNCTION_MODULES_ENV = "LLM_SCHEDULER_FUNCTION_MODULES"
@@ -109,28 +113,16 @@ async def _closing(context: RunContext, work: Awaitable[T]) -> T:
         await context.models.aclose()
 
 
-def _log(severity: str, message: str, **fields: Any) -> None:
-    # One JSON line on stdout is a structured log entry in Cloud Logging.
-    entry = {"severity": severity, "message": message, **fields}
-    print(json.dumps(entry, ensure_ascii=False, default=str), file=sys.stdout, flush=True)
-
-
 @functions_framework.cloud_event
 def on_task_run(cloud_event: CloudEvent) -> None:
     """Runs the task run a Firestore write names, when it is runnable.
 
-    Exceptions propagate, so the platform redelivers the event when retries are enabled; the
-    protocol makes redeliveries safe.
+    The event data may be protobuf or JSON. An event that can never succeed (another event
+    type, data that does not decode, a document that is not a task run) is logged as a warning
+    and acknowledged. Other exceptions propagate, so the platform redelivers the event when
+    retries are enabled; the protocol makes redeliveries safe.
     """
     started = time.monotonic()
-    # The cloudevents SDK hands over the raw body unless it parses as JSON: Eventarc sends
-    # Firestore events as application/protobuf, so anything else is a misconfigured trigger.
-    data = cloud_event.data
-    if not isinstance(data, bytes | bytearray):
-        raise TypeError(
-            f"expected a protobuf DocumentEventData body, got {type(data).__name__}: "
-            "the trigger must deliver Firestore events as application/protobuf"
-        )
     deadline = started + float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS)
     services = _shared_services()
     store = _shared_store()
@@ -138,18 +130,68 @@ def on_task_run(cloud_event: CloudEvent) -> None:
     outcome = asyncio.run(
         _closing(
             context,
-            handle_document_event(bytes(data), store, context, deadline=deadline),
+            handle_document_event(
+                cloud_event.data,
+                store,
+                context,
+                event_type=cloud_event.get("type") or "",
+                content_type=cloud_event.get("datacontenttype") or "",
+                deadline=deadline,
+            ),
         )
     )
-    subject = cloud_event.get("subject") or ""
-    _log(
-        "INFO",
-        f"{outcome.action}: {subject} {outcome.detail}".rstrip(),
+    _log_outcome(
+        cloud_event,
+        outcome.action,
+        outcome.detail,
+        started,
+        steps_run=outcome.steps_run,
+    )
+
+
+@functions_framework.cloud_event
+def on_run_request(cloud_event: CloudEvent) -> None:
+    """Starts the run a created ``run_requests/{request_id}`` document asks for.
+
+    The outcome is recorded on the request (ACCEPTED with the run id, or REJECTED with the
+    problems) and logged. Undecodable events are logged as warnings and acknowledged; store
+    failures propagate, so the platform redelivers the event.
+    """
+    started = time.monotonic()
+    services = _shared_services()
+    outcome = handle_run_request_event(
+        cloud_event.data,
+        _shared_store(),
+        event_type=cloud_event.get("type") or "",
+        content_type=cloud_event.get("datacontenttype") or "",
+        models=services.models,
+        functions=services.functions,
+    )
+    problems = [{"path": p.path, "message": p.message} for p in outcome.problems]
+    _log_outcome(
+        cloud_event,
+        outcome.action,
+        outcome.detail,
+        started,
+        run_id=outcome.run_id or None,
+        problems=problems or None,
+    )
+
+
+def _log_outcome(
+    cloud_event: CloudEvent, action: str, detail: str, started: float, **fields: Any
+) -> None:
+    document = str(cloud_event.get("document") or "")
+    subject = str(cloud_event.get("subject") or "")
+    write_entry(
+        severity_of(action),
+        f"{action}: {subject} {detail}".rstrip(),
+        labels=labels_for_path(document or subject.removeprefix("documents/")),
         event_id=cloud_event.get("id"),
         event_type=cloud_event.get("type"),
-        action=outcome.action,
-        steps_run=outcome.steps_run,
+        action=action,
         seconds=round(time.monotonic() - started, 3),
+        **{key: value for key, value in fields.items() if value is not None},
     )
 
 
@@ -197,7 +239,7 @@ def sweep_expired_leases(request: flask.Request) -> flask.Response:
     del request  # any method: Cloud Scheduler sends POST, a person may send GET
     requeued = requeue_expired_leases(_shared_store())
     if requeued:
-        _log("INFO", "requeued expired leases", paths=requeued)
+        write_entry("NOTICE", f"requeued {len(requeued)} expired leases", paths=requeued)
     return _json({"requeued": requeued}, 200)
 
 

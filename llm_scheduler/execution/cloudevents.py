@@ -1,11 +1,20 @@
 """Firestore document events as CloudEvents: building, decoding and handling them.
 
 Eventarc delivers a Firestore trigger to a Cloud Function as a binary-mode CloudEvent: the
-attributes travel as ``ce-*`` headers and the body is a serialized ``DocumentEventData``
-protobuf (``google.events.cloud.firestore.v1``), whose documents hold typed Firestore values.
-`build_document_event` produces exactly that, so the local dispatcher can POST real events to a
-functions-framework server (`cloudevent_sender`), and `handle_document_event` is what the
+attributes travel as ``ce-*`` headers and the body is a ``DocumentEventData``
+(``google.events.cloud.firestore.v1``), whose documents hold typed Firestore values. The body is
+a serialized protobuf (``application/protobuf``, what ``gcloud functions deploy`` sets up) or
+the same message in the proto3 JSON mapping (``application/json``, the default of a trigger made
+with ``gcloud eventarc triggers create``): ``{"value": {"name": ..., "fields": {"status":
+{"stringValue": "..."}, "attempt": {"integerValue": "1"}, ...}}, "oldValue": {...}}``.
+`decode_document_event` reads both.
+
+`build_document_event` produces the protobuf form, so the local dispatcher can POST real events
+to a functions-framework server (`cloudevent_sender`), and `handle_document_event` is what the
 deployed function does with one: decode it, and hand a runnable task run to `handle_task_run`.
+An event that can never succeed (an unknown type, a body that does not decode, a document that is
+not a task run) is answered with a ``discarded`` outcome rather than an exception: with retries
+on, an exception makes the platform deliver the same event again, for days.
 
 The protobuf types come from the ``google-events`` package (the ``cloud`` extra), imported
 lazily so the in-process engine does not need it.
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +43,7 @@ from llm_scheduler.store.base import Doc, Store
 
 __all__ = [
     "DOCUMENT_CREATED",
+    "DOCUMENT_EVENT_TYPES",
     "DOCUMENT_WRITTEN",
     "TASK_RUN_EVENT_TYPES",
     "DocumentEvent",
@@ -47,6 +58,12 @@ DOCUMENT_WRITTEN = "google.cloud.firestore.document.v1.written"
 # Event types a task-run trigger may use. `written` is the one to deploy: handoffs put a task
 # back to PENDING with an update, which `created` would never deliver.
 TASK_RUN_EVENT_TYPES = (DOCUMENT_CREATED, DOCUMENT_WRITTEN)
+# Every Firestore (native mode) document event type; any of them can be decoded.
+DOCUMENT_EVENT_TYPES = tuple(
+    f"google.cloud.firestore.document.v1.{change}{suffix}"
+    for change in ("created", "updated", "deleted", "written")
+    for suffix in ("", ".withAuthContext")
+)
 
 DATA_SCHEMA = (
     "https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/"
@@ -155,22 +172,45 @@ def build_document_event(
     return headers, body
 
 
-def decode_document_event(data: bytes) -> DocumentEvent:
-    """Decodes the body of a Firestore document event (a serialized ``DocumentEventData``).
+def decode_document_event(data: object, content_type: str = "") -> DocumentEvent:
+    """Decodes the data of a Firestore document event, protobuf or JSON.
+
+    Args:
+        data: The event data as the CloudEvents SDK hands it over: bytes (a serialized
+            ``DocumentEventData``, or JSON text), or an already parsed JSON object (the SDK
+            parses every body that is JSON). A str is read as JSON text.
+        content_type: The event's ``datacontenttype``; bytes are read as JSON when it names
+            JSON, or when it is empty and they start with ``{``, and as protobuf otherwise.
 
     Raises:
-        ValueError: The bytes are not a document event naming a document.
+        ValueError: The data is not a document event naming a document; the message says why.
         MissingDependencyError: ``google-events`` is not installed.
     """
-    from google.protobuf.message import DecodeError
-
     event = _event_data_type()()
-    try:
-        event.ParseFromString(bytes(data))
-    except DecodeError as error:
-        raise ValueError(f"not a Firestore DocumentEventData: {error}") from None
-    has_value = event.HasField("value")
-    has_old = event.HasField("old_value")
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+        # Sniff only the first byte: no DocumentEventData starts with "{" (field 15, which it
+        # does not have), while leading whitespace would be ambiguous ("\n" is field 1's tag).
+        if "json" in content_type.lower() or (not content_type and raw[:1] == b"{"):
+            _parse_json(_json_object(raw), event)
+        else:
+            _parse_protobuf(raw, event)
+    elif isinstance(data, str):
+        _parse_json(_json_object(data), event)
+    elif isinstance(data, Mapping):
+        _parse_json(data, event)
+    elif data is None:
+        raise ValueError("the event has no data: expected a Firestore DocumentEventData")
+    else:
+        raise ValueError(
+            f"the event data is a JSON {type(data).__name__}, not a Firestore DocumentEventData"
+        )
+    # The JSON form of a created document may carry an empty "oldValue": {}; a document
+    # without a name is no document.
+    has_value = event.HasField("value") and bool(event.value.name)
+    has_old = event.HasField("old_value") and bool(event.old_value.name)
+    if not has_value and not has_old:
+        raise ValueError("not a Firestore document event: it names no document")
     name = event.value.name if has_value else event.old_value.name
     _, sep, path = name.partition("/documents/")
     if not sep or not path:
@@ -183,11 +223,42 @@ def decode_document_event(data: bytes) -> DocumentEvent:
     )
 
 
+def _parse_protobuf(raw: bytes, event: Any) -> None:
+    from google.protobuf.message import DecodeError
+
+    try:
+        event.ParseFromString(raw)
+    except DecodeError as error:
+        raise ValueError(f"not a protobuf Firestore DocumentEventData: {error}") from None
+
+
+def _json_object(text: bytes | str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not a JSON Firestore DocumentEventData: {error}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"not a JSON Firestore DocumentEventData: a JSON {type(value).__name__}")
+    return value
+
+
+def _parse_json(value: Mapping[str, Any], event: Any) -> None:
+    from google.protobuf import json_format
+
+    try:
+        # Unknown fields are ignored: newer events may carry fields this version does not know.
+        json_format.ParseDict(dict(value), event, ignore_unknown_fields=True)
+    except json_format.ParseError as error:
+        raise ValueError(f"not a JSON Firestore DocumentEventData: {error}") from None
+
+
 async def handle_document_event(
-    data: bytes,
+    data: object,
     store: Store,
     context: RunContext,
     *,
+    event_type: str = "",
+    content_type: str = "",
     deadline: float | None = None,
     worker_id: str = "",
     clock: Callable[[], float] = time.time,
@@ -198,30 +269,52 @@ async def handle_document_event(
     RUNNING under a live lease, so they are answered from the event alone without a store read.
     Redeliveries and stale snapshots are safe: `handle_task_run` claims in a transaction.
 
+    A delivery that can never succeed is answered with a ``discarded`` outcome whose detail says
+    why: an event type that is not a Firestore document event, data that does not decode, a
+    document that is not a task run (the trigger's path pattern is wrong). Other failures (the
+    store unreachable) raise, so that the platform delivers the event again.
+
     Args:
-        data: The event body (a serialized ``DocumentEventData``).
+        data: The event data (see `decode_document_event`).
         store: Where the run lives.
         context: Models and functions for the steps.
+        event_type: The CloudEvent ``type``; not checked when empty.
+        content_type: The CloudEvent ``datacontenttype``.
         deadline: `time.monotonic()` value by which the invocation must return.
         worker_id: The lease owner to record; a new one by default.
         clock: Wall-clock time, for leases.
     """
-    event = decode_document_event(data)
+    if event_type and event_type not in DOCUMENT_EVENT_TYPES:
+        return Outcome("discarded", f"not a Firestore document event: type {event_type!r}")
+    try:
+        event = decode_document_event(data, content_type)
+    except ValueError as error:
+        return Outcome("discarded", str(error))
     parsed = docs.parse_task_run_path(event.path)
     if parsed is None:
-        return Outcome("noop", f"not a task run: {event.path}")
+        return Outcome(
+            "discarded",
+            f"not a task run: {event.path} (the trigger's path pattern must be "
+            "job_runs/{run_id}/task_runs/{task_id})",
+        )
     if event.deleted:
         return Outcome("noop", f"task run deleted: {event.path}")
     status = event.fields.get("status")
     if status not in RUNNABLE:
         return Outcome("noop", f"task run is {docs.status_name(status)}")
-    lease_expires_at = event.fields.get("lease_expires_at") or 0
-    if status == Status.RUNNING and float(lease_expires_at) > clock():
+    if status == Status.RUNNING and _number(event.fields.get("lease_expires_at")) > clock():
         return Outcome("noop", "task run is running under a live lease")
     run_id, task_id = parsed
     return await handle_task_run(
         store, run_id, task_id, context, worker_id=worker_id, deadline=deadline, clock=clock
     )
+
+
+def _number(value: Any) -> float:
+    # A lease time the event cannot vouch for counts as expired: the claim re-reads the store.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
 
 
 def cloudevent_sender(

@@ -14,6 +14,8 @@ the environment:
 - ``LLM_SCHEDULER_FUNCTION_MODULES``: comma-separated modules registering step functions.
 - ``LLM_SCHEDULER_TIMEOUT_SECONDS``: the function's timeout (540 by default, the maximum for
   event-driven functions); a task with less than a minute left hands itself off.
+- ``LLM_SCHEDULER_PENDING_GRACE_SECONDS``: how long a task run may stay PENDING before the sweep
+  triggers it again (300 by default).
 - ``OPENAI_API_KEY``, ``GEMINI_API_KEY``, ``ANTHROPIC_API_KEY``: provider keys (Secret Manager).
 """
 
@@ -41,7 +43,7 @@ from llm_scheduler.errors import ConfigError, MissingApiKeyError, UserError
 from llm_scheduler.execution.cloudevents import handle_document_event
 from llm_scheduler.execution.log_entries import labels_for_path, severity_of, write_entry
 from llm_scheduler.execution.run_requests import handle_run_request_event
-from llm_scheduler.execution.sweeper import requeue_expired_leases
+from llm_scheduler.execution.sweeper import DEFAULT_PENDING_GRACE_SECONDS, sweep
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.client import ModelClient, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
@@ -53,6 +55,7 @@ __all__ = ["on_run_request", "on_task_run", "run_task_http", "sweep_expired_leas
 MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 FUNCTION_MODULES_ENV = "LLM_SCHEDULER_FUNCTION_MODULES"
 TIMEOUT_ENV = "LLM_SCHEDULER_TIMEOUT_SECONDS"
+PENDING_GRACE_ENV = "LLM_SCHEDULER_PENDING_GRACE_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 540.0
 
 T = TypeVar("T")
@@ -231,16 +234,37 @@ def run_task_http(request: flask.Request) -> flask.Response:
 
 @functions_framework.http
 def sweep_expired_leases(request: flask.Request) -> flask.Response:
-    """Puts task runs whose worker died back to PENDING, which triggers them again.
+    """Recovers work whose trigger never ran or whose worker died (`execution.sweeper.sweep`).
 
-    Called every minute by Cloud Scheduler (see ``deploy/``); safe to call at any time and from
-    several places at once. Returns the requeued task-run paths.
+    Task runs under an expired lease go back to PENDING, task runs PENDING for longer than
+    ``LLM_SCHEDULER_PENDING_GRACE_SECONDS`` (300 by default) are triggered again, and runs
+    stopped between two writes are repaired or finished. Called every minute by Cloud Scheduler
+    (see ``deploy/``); safe to call at any time and from several places at once. Returns what
+    it did: ``requeued`` (expired leases), ``retriggered`` and ``reconciled`` (run ids).
     """
     del request  # any method: Cloud Scheduler sends POST, a person may send GET
-    requeued = requeue_expired_leases(_shared_store())
-    if requeued:
-        write_entry("NOTICE", f"requeued {len(requeued)} expired leases", paths=requeued)
-    return _json({"requeued": requeued}, 200)
+    grace = float(os.environ.get(PENDING_GRACE_ENV) or DEFAULT_PENDING_GRACE_SECONDS)
+    result = sweep(_shared_store(), pending_grace=grace)
+    if result.expired:
+        write_entry(
+            "NOTICE", f"requeued {len(result.expired)} expired leases", paths=result.expired
+        )
+    if result.stale:
+        write_entry(
+            "WARNING",
+            f"re-triggered {len(result.stale)} task runs whose trigger never ran",
+            paths=result.stale,
+        )
+    if result.reconciled:
+        write_entry(
+            "WARNING",
+            f"repaired or finished {len(result.reconciled)} stalled runs",
+            run_ids=result.reconciled,
+        )
+    return _json(
+        {"requeued": result.expired, "retriggered": result.stale, "reconciled": result.reconciled},
+        200,
+    )
 
 
 def _json(value: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:

@@ -27,6 +27,7 @@ from llm_scheduler.execution.protocol import (
     handle_task_run,
     new_worker_id,
 )
+from llm_scheduler.execution.run_requests import handle_pending_run_requests
 from llm_scheduler.execution.sweeper import reconcile_stalled_runs
 from llm_scheduler.store.base import Doc, Store
 
@@ -39,6 +40,8 @@ Sender = Callable[[str, Doc], Awaitable[Outcome]]
 
 # The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
 _MAX_WAIT_SECONDS = 2.0
+# How often run requests (documents other programs write to start runs) are looked for.
+_REQUESTS_EVERY_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -104,6 +107,7 @@ class Dispatcher:
         a dead worker still expires back into work, so it is waited for).
         """
         idle_checked = False
+        requests_checked = float("-inf")
         try:
             while stop is None or not stop.is_set():
                 if len(self._in_flight) >= self.workers:
@@ -112,6 +116,9 @@ class Dispatcher:
                         list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
                     )
                     continue
+                if time.monotonic() - requests_checked >= _REQUESTS_EVERY_SECONDS:
+                    requests_checked = time.monotonic()
+                    await self.store.call(handle_pending_run_requests, self.store, self.context)
                 runnable = await self.store.call(
                     self.store.find, "task_runs", "status", list(RUNNABLE)
                 )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import inspect
 import json
 import logging
 import time
@@ -33,13 +32,14 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.validation import Validator, model_keys_of
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, ConfigProblem, StoreError, UserError
+from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.jsonvalue import describe_non_json
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.models.registry import ModelRegistry
-from llm_scheduler.store.base import Doc, Store, Transaction, check_size
+from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
@@ -65,8 +65,6 @@ _RESULT_FIELDS = ("status", "run_id", "error", "problems", "handled_at")
 # Enough to show what is wrong without making the request document large.
 _MAX_PROBLEMS = 50
 _MAX_ERROR_CHARS = 4000
-# submit_job gains keyword arguments over time: a per-run offline flag is passed once it has one.
-_SUBMIT_TAKES_OFFLINE = "offline" in inspect.signature(submit_job).parameters
 
 
 class RequestStatus:
@@ -203,8 +201,7 @@ def handle_run_request(
             problems=tuple(error.problems),
         )
     else:
-        options: dict[str, Any] = {"offline": True} if offline else {}
-        run_id = submit_job(store, job, inputs=inputs, run_id=request_id, **options)
+        run_id = submit_job(store, job, inputs=inputs, run_id=request_id, offline=offline)
         outcome = RequestOutcome("accepted", request_id, run_id=run_id)
     return _record(store, outcome, clock)
 
@@ -280,6 +277,10 @@ def _read_request(
         job_id = request["job_id"]
         file, prefix = docs.job_definition_path(job_id), ""
         saved = store.get(file)
+        if saved is not None and ("config" in saved or blobs.BLOBS_FIELD in saved):
+            # As `save_job_definition` writes it; a program may also write the bare config.
+            saved = blobs.inline(store, saved, f"job definition {job_id!r}")
+            saved, prefix = saved.get("config") or {}, "config."
         if saved is None:
             raise ConfigError.single(
                 "job_id",
@@ -304,14 +305,6 @@ def _read_request(
                 str(error),
                 'set the key where the tasks run, or send "offline": true',
             ) from None
-    try:
-        # What submit_job will write, roughly: refused now rather than by the store, which
-        # would fail the same way on every retry.
-        check_size("job_runs/<run id>", {"config": docs.record_to_doc(job), "inputs": inputs})
-    except StoreError as error:
-        raise ConfigError.single(
-            "", str(error), "send a smaller config or smaller inputs"
-        ) from None
     return job, inputs, offline
 
 
@@ -378,15 +371,6 @@ def _field_problems(request: Doc) -> list[ConfigProblem]:
     offline = request.get("offline")
     if offline is not None and not isinstance(offline, bool):
         problems.append(ConfigProblem("offline", f"offline is true or false, not {offline!r}"))
-    elif offline and not _SUBMIT_TAKES_OFFLINE:
-        problems.append(
-            ConfigProblem(
-                "offline",
-                "this version cannot run a single run offline: a whole deployment runs offline "
-                "or not (LLM_SCHEDULER_OFFLINE on the functions or the dispatcher)",
-                'leave "offline" out',
-            )
-        )
     for key in ("config", "inputs"):
         value = request.get(key)
         where = describe_non_json(value) if isinstance(value, Mapping) else None

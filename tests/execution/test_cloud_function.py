@@ -290,10 +290,10 @@ def test_run_task_http_inputs_win_over_the_task_defaults(servers: dict[str, Any]
     # The same rule as task_runner --var and job_submitter --var (docs/config_reference.md).
     task = _task()
     assert task["input_config"]["payload"]["topic"] == "computers"
-    status, record = _post(servers["http"].url, {"task": task, "inputs": {"topic": "owls"}})
+    status, record = post_json(servers["http"].url, {"task": task, "inputs": {"topic": "owls"}})
     assert status == 200, record
     assert record["steps"][0]["user_prompt"] == "Tell me a short joke about owls."
-    status, record = _post(servers["http"].url, {"task": task})
+    status, record = post_json(servers["http"].url, {"task": task})
     assert status == 200, record
     assert record["steps"][0]["user_prompt"] == "Tell me a short joke about computers."
 

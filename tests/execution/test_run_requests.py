@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import inspect
 import json
 import pathlib
 import re
@@ -19,6 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from llm_scheduler.config import formats
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cloudevents import DOCUMENT_CREATED, build_document_event
 from llm_scheduler.execution.documents import Status
@@ -34,9 +34,10 @@ from llm_scheduler.execution.run_requests import (
     pending_run_requests,
     run_request_path,
 )
-from llm_scheduler.execution.submit import submit_job
+from llm_scheduler.execution.submit import save_job_definition, submit_job
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.store import open_store
+from llm_scheduler.v1 import config_pb2
 from tests.conftest import REPO_ROOT
 from tests.execution import events_json
 from tests.execution.functions_server import Server, post_bytes
@@ -233,14 +234,21 @@ def test_values_json_cannot_hold_are_rejected(
         requests.close()
 
 
-def test_an_offline_request_is_accepted_only_when_runs_can_be_offline(requests: Requests) -> None:
+def test_an_offline_request_starts_a_run_every_worker_runs_offline(requests: Requests) -> None:
     requests.write("req-offline", {"config": _config(), "offline": True})
     outcome = handle_run_request(requests.store, "req-offline")
-    if "offline" in inspect.signature(submit_job).parameters:
-        assert outcome.action == "accepted"
-    else:
-        assert outcome.action == "rejected"
-        assert [p.path for p in outcome.problems] == ["offline"]
+    assert outcome.action == "accepted"
+    job_run = requests.store.get(docs.job_run_path("req-offline"))
+    assert job_run is not None and job_run["offline"] is True
+
+
+def test_a_request_naming_a_job_saved_by_job_submitter_starts_the_run(requests: Requests) -> None:
+    job = formats.loads(json.dumps(_config()), config_pb2.JobConfig, formats.ConfigFormat.JSON)
+    save_job_definition(requests.store, job)
+    requests.write("req-submitted", {"job_id": job.job_id, "inputs": {"topic": "owls"}})
+    outcome = handle_run_request(requests.store, "req-submitted")
+    assert outcome.action == "accepted", outcome
+    assert requests.store.get(docs.job_run_path("req-submitted")) is not None
 
 
 def test_api_keys_are_checked_when_the_handler_holds_the_workers_environment(

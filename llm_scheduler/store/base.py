@@ -43,22 +43,31 @@ MAX_DOCUMENT_BYTES = 1_000_000
 def check_size(path: str, data: Doc) -> None:
     """Refuses a document too large for Firestore (it is never truncated).
 
+    Values JSON cannot hold (a timestamp another program wrote to Firestore) count as their text.
+
     Raises:
         StoreError: The document is over `MAX_DOCUMENT_BYTES` as JSON.
     """
-    encode_document(path, data)
+    encode_document(path, data, lenient=True)
 
 
-def encode_document(path: str, data: Doc) -> str:
+def encode_document(path: str, data: Doc, *, lenient: bool = False) -> str:
     """A document as compact JSON text, refused when too large for Firestore.
 
     Backends that store JSON text encode each document once, here, and size checks measure
     exactly that text.
 
+    Args:
+        path: The document's path (for the error).
+        data: The document.
+        lenient: Encode values that are not JSON as their text (for measuring only).
+
     Raises:
         StoreError: The document is over `MAX_DOCUMENT_BYTES` as JSON.
     """
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(
+        data, ensure_ascii=False, separators=(",", ":"), default=str if lenient else None
+    )
     # Bytes are at most 4 per character: count them only when that bound is over the limit.
     if len(text) * 4 > MAX_DOCUMENT_BYTES:
         size = len(text.encode("utf-8"))

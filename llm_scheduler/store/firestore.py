@@ -136,7 +136,7 @@ class _FirestoreTransaction(Transaction):
         if current is None:
             raise StoreError(f"cannot update {path}: it does not exist")
         merged = {**current, **fields}
-        _check_document(path, merged)
+        _check_document(path, merged, fields)
         if not fields:
             return
         from google.cloud.firestore_v1.field_path import FieldPath
@@ -257,7 +257,7 @@ class FirestoreStore(Store):
             if fields is None or current is None:
                 return None
             merged = {**current, **fields}
-            _check_document(path, merged)
+            _check_document(path, merged, fields)
             if not fields:
                 return merged
             quoted = {FieldPath(key).to_api_repr(): value for key, value in fields.items()}
@@ -484,10 +484,14 @@ def _unique(values: Sequence[Any]) -> list[Any]:
     return unique
 
 
-def _check_document(path: str, data: Doc) -> None:
+def _check_document(path: str, data: Doc, written: Doc | None = None) -> None:
+    """Checks the values being written (``written``, by default all of ``data``) and the size.
+
+    An update checks only the fields it writes: a field another program stored with a Firestore
+    type JSON lacks (a timestamp) stays as it is and must not block the update.
+    """
     validate_path(path)
-    # Types first: `check_size` measures the JSON, which needs JSON values.
-    _check_value(path, "", data, in_array=False)
+    _check_value(path, "", data if written is None else written, in_array=False)
     check_size(path, data)
 
 

@@ -401,6 +401,31 @@ def test_firestore_refuses_values_it_cannot_store(
     assert firestore_store.get("job_runs/r") is None
 
 
+def test_firestore_updates_leave_fields_json_cannot_hold_alone(
+    firestore_store: Store,
+) -> None:
+    # Another program (the console, a client library) stored a timestamp: updating other fields
+    # of that document works, in a transaction and as a single-document update.
+    import datetime
+
+    from google.cloud import firestore
+
+    from llm_scheduler.store.firestore import FirestoreStore
+
+    assert isinstance(firestore_store, FirestoreStore)
+    client = firestore.Client(project=firestore_store.project)
+    stamp = datetime.datetime(2025, 6, 1, tzinfo=datetime.UTC)
+    client.document("run_requests/r").set({"created_at": stamp, "n": 1})
+    firestore_store.run_transaction(
+        lambda tx: (tx.get("run_requests/r"), tx.update("run_requests/r", {"n": 2}))
+    )
+    assert firestore_store.update_if("run_requests/r", lambda doc: {"n": 3}) is not None
+    doc = firestore_store.get("run_requests/r")
+    assert doc is not None and doc["n"] == 3 and doc["created_at"] == stamp
+    with pytest.raises(StoreError, match="not a JSON value"):
+        firestore_store.update_if("run_requests/r", lambda doc: {"b": b"bytes"})
+
+
 def test_firestore_database_is_part_of_the_address(
     firestore_emulator: FirestoreEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -49,7 +49,7 @@ __all__ = [
 
 def needed_predecessors(run: RunConfig, task_id: str) -> tuple[str, ...]:
     """The predecessors a task waits for in this run (those the run can reach)."""
-    return tuple(p for p in run.graph.predecessors[task_id] if p in run.reachable)
+    return run.needed.get(task_id, ())
 
 
 def _is_join(run: RunConfig, task_id: str) -> bool:

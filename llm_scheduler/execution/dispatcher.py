@@ -20,7 +20,7 @@ from typing import Any
 
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.documents import RUNNABLE, Status
+from llm_scheduler.execution.documents import Status
 from llm_scheduler.execution.protocol import (
     DEFAULT_LEASE_SECONDS,
     Outcome,
@@ -40,6 +40,8 @@ Sender = Callable[[str, Doc], Awaitable[Outcome]]
 
 # The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
 _MAX_WAIT_SECONDS = 2.0
+# The fewest PENDING task runs read per look (more with more workers).
+_MIN_WINDOW = 32
 # How often run requests (documents other programs write to start runs) are looked for.
 _REQUESTS_EVERY_SECONDS = 1.0
 
@@ -119,33 +121,36 @@ class Dispatcher:
                 if time.monotonic() - requests_checked >= _REQUESTS_EVERY_SECONDS:
                     requests_checked = time.monotonic()
                     await self.store.call(handle_pending_run_requests, self.store, self.context)
-                runnable = await self.store.call(
-                    self.store.find, "task_runs", "status", list(RUNNABLE)
+                # A window of PENDING task runs, not all of them (a wide job has thousands),
+                # plus every RUNNING one (as many as workers hold) for leases that expire.
+                window = max(_MIN_WINDOW, self.workers * 8)
+                pending = await self.store.call(
+                    self.store.find, "task_runs", "status", [Status.PENDING], window
                 )
-                # Several dispatchers see the same list: each takes it in its own order, so they
-                # mostly claim different task runs instead of racing for the first ones.
-                random.shuffle(runnable)
+                running = await self.store.call(
+                    self.store.find, "task_runs", "status", [Status.RUNNING]
+                )
+                # Several dispatchers see the same window: each takes it in its own order, so
+                # they mostly claim different task runs instead of racing for the first ones.
+                random.shuffle(pending)
                 now = self.clock()
                 next_expiry: float | None = None
-                for path, doc in runnable:
-                    if path in self._in_flight:
-                        continue
-                    leased = (
-                        doc.get("status") == Status.RUNNING
-                        and float(doc.get("lease_expires_at", 0)) > now
-                    )
-                    if leased:
-                        expiry = float(doc["lease_expires_at"])
+                startable: list[tuple[str, Doc]] = []
+                for path, doc in running:
+                    expiry = float(doc.get("lease_expires_at", 0))
+                    if expiry <= now:
+                        startable.append((path, doc))
+                    else:
                         next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
-                        continue
+                for path, doc in [*startable, *pending]:
                     if len(self._in_flight) >= self.workers:
                         break
-                    self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
-                if not runnable and not self._in_flight:
-                    if idle_checked:
-                        if until_idle:
-                            return self.stats
-                    else:
+                    if path not in self._in_flight:
+                        self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
+                if pending or running or self._in_flight:
+                    idle_checked = False
+                else:
+                    if not idle_checked:
                         # Nothing to run: finish (or repair) runs a crash left unfinished.
                         idle_checked = True
                         repaired = await self.store.call(
@@ -156,10 +161,8 @@ class Dispatcher:
                         self.stats.reconciled += repaired
                         if repaired:
                             continue
-                        if until_idle:
-                            return self.stats
-                else:
-                    idle_checked = False
+                    if until_idle:
+                        return self.stats
                 timeout = _MAX_WAIT_SECONDS
                 if next_expiry is not None:
                     timeout = min(timeout, max(next_expiry - now, 0.01))
@@ -167,8 +170,10 @@ class Dispatcher:
         finally:
             if self._change is not None and not self._change.done():
                 self.store.interrupt_wait()
-            pending = [*self._in_flight.values(), *([self._change] if self._change else [])]
-            await asyncio.gather(*pending, return_exceptions=True)
+            unfinished: list[asyncio.Task[Any]] = [*self._in_flight.values()]
+            if self._change is not None:
+                unfinished.append(self._change)
+            await asyncio.gather(*unfinished, return_exceptions=True)
         return self.stats
 
     async def _wait(self, timeout: float) -> None:

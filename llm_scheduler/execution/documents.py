@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -95,6 +96,9 @@ MAX_ERROR_MESSAGE_CHARS = 4000
 MAX_ID_BYTES = 256
 
 
+_SAFE_ID = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_ID_BYTES}}}")
+
+
 def path_segment(kind: str, value: str) -> str:
     """``value`` checked as one segment of a document path: it can never change the path's shape.
 
@@ -105,6 +109,8 @@ def path_segment(kind: str, value: str) -> str:
         UserError: It is empty, holds a ``/`` or a control character, is ``.`` or ``..``, has
             Firestore's reserved ``__name__`` form, or is longer than `MAX_ID_BYTES`.
     """
+    if _SAFE_ID.fullmatch(value) and value not in (".", "..") and not value.startswith("__"):
+        return value
     problem = ""
     if not value:
         problem = "is empty"
@@ -206,6 +212,8 @@ class RunConfig:
         start: The task the run starts from.
         reachable: The tasks reachable from ``start`` (the ones the run can run).
         inputs: The job's input variables.
+        needed: For each task the run can reach, the predecessors it waits for (those the run
+            can reach too).
         offline: Whether every model step answers with the offline model (the submitter's
             ``--offline``, honoured by every worker).
         default_cache_policy: The `CachePolicy` name for steps whose ``cache`` is DEFAULT.
@@ -218,6 +226,7 @@ class RunConfig:
     start: str
     reachable: frozenset[str]
     inputs: Mapping[str, Any]
+    needed: Mapping[str, tuple[str, ...]]
     offline: bool = False
     default_cache_policy: str = ""
 
@@ -247,14 +256,19 @@ def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
     job = record_from_doc(job_doc.get("config") or {}, config_pb2.JobConfig)
     graph = TaskGraph.from_job(job)
     start = str(job_doc.get("start_task") or job.start_task or graph.roots[0])
+    reachable = frozenset(graph.reachable_from(start))
     config = RunConfig(
         run_id=run_id,
         job=job,
         graph=graph,
         tasks={task.task_id: task for task in job.tasks},
         start=start,
-        reachable=frozenset(graph.reachable_from(start)),
+        reachable=reachable,
         inputs=dict(job_doc.get("inputs") or {}),
+        needed={
+            task_id: tuple(p for p in graph.predecessors[task_id] if p in reachable)
+            for task_id in reachable
+        },
         offline=bool(job_doc.get("offline")),
         default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
     )

@@ -152,10 +152,11 @@ class Store(abc.ABC):
         """The documents directly in a collection (``job_runs/R/task_runs``), ordered by id."""
 
     @abc.abstractmethod
-    def find(self, collection_id: str, field: str, values: Sequence[Any]) -> Docs:
+    def find(self, collection_id: str, field: str, values: Sequence[Any], limit: int = 0) -> Docs:
         """Documents of every collection named ``collection_id`` whose ``field`` is in ``values``.
 
-        This is a Firestore collection-group query (``task_runs`` under any job run).
+        This is a Firestore collection-group query (``task_runs`` under any job run), ordered by
+        path; ``limit`` > 0 returns at most that many (the first by path).
         """
 
     @abc.abstractmethod

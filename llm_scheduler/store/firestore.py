@@ -322,7 +322,7 @@ class FirestoreStore(Store):
         with self._errors("list", collection):
             return _sorted(self.client.collection(collection).stream())
 
-    def find(self, collection_id: str, field: str, values: Sequence[Any]) -> _Docs:
+    def find(self, collection_id: str, field: str, values: Sequence[Any], limit: int = 0) -> _Docs:
         if not values:
             return []
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -333,9 +333,12 @@ class FirestoreStore(Store):
         for start in range(0, len(unique), _MAX_IN_VALUES):
             chunk = unique[start : start + _MAX_IN_VALUES]
             query = group.where(filter=FieldFilter(field, "in", chunk))
+            if limit > 0:
+                query = query.limit(limit)
             with self._errors("query", f"{collection_id} by {field}"):
                 found.update(_sorted(query.stream()))
-        return sorted(found.items())
+        result = sorted(found.items())
+        return result[:limit] if limit > 0 else result
 
     def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> _Docs:
         validate_path(f"{collection}/x")

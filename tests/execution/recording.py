@@ -137,8 +137,8 @@ class RecordingStore(Store):
     def list(self, collection: str) -> Docs:
         return self.inner.list(collection)
 
-    def find(self, collection_id: str, field: str, values: Sequence[Any]) -> Docs:
-        return self.inner.find(collection_id, field, values)
+    def find(self, collection_id: str, field: str, values: Sequence[Any], limit: int = 0) -> Docs:
+        return self.inner.find(collection_id, field, values, limit)
 
     def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> Docs:
         return self.inner.query(collection, field, values, limit)

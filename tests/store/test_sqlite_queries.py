@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from llm_scheduler.errors import StoreError
-from llm_scheduler.store.sqlite import SqliteStore, find_query
+from llm_scheduler.store.sqlite import SqliteStore, find_query, query_sql
 
 
 def test_find_on_status_uses_the_status_index(tmp_path: pathlib.Path) -> None:
@@ -22,7 +22,36 @@ def test_find_on_status_uses_the_status_index(tmp_path: pathlib.Path) -> None:
         details = " ".join(str(row[-1]) for row in plan)
     finally:
         store.close()
-    assert "USING INDEX documents_by_status (collection_id=? AND <expr>=?)" in details
+    assert "USING INDEX documents_by_status_path (collection_id=? AND <expr>=?)" in details
+
+
+def test_a_limited_find_on_one_status_reads_only_what_it_returns(tmp_path: pathlib.Path) -> None:
+    # The dispatcher reads a window of PENDING task runs: the index is in path order, so SQLite
+    # stops after the window instead of sorting every PENDING task run of a wide job.
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        plan = store._connection().execute(
+            f"EXPLAIN QUERY PLAN {find_query('status', 1)} LIMIT 5", ("task_runs", "A")
+        )
+        details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        store.close()
+    assert "documents_by_status_path" in details and "TEMP B-TREE" not in details
+
+
+def test_the_task_runs_of_one_run_are_queried_by_status_through_an_index(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        plan = store._connection().execute(
+            f"EXPLAIN QUERY PLAN {query_sql('status', 2)} LIMIT 1",
+            ("job_runs/r/task_runs", "A", "B"),
+        )
+        details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        store.close()
+    assert "USING INDEX documents_by_collection_status" in details
 
 
 @pytest.mark.parametrize("field", ["status'); DROP TABLE documents; --", "a..b", "", "1x"])

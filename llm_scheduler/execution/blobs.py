@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_scheduler.errors import StoreError
-from llm_scheduler.store.base import MAX_DOCUMENT_BYTES, Doc, Store
+from llm_scheduler.store.base import MAX_DOCUMENT_BYTES, Doc, Store, read_only
 
 __all__ = [
     "BLOBS_FIELD",
@@ -97,6 +97,7 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
     return store.create(path, stored)
 
 
+@read_only
 def inline(store: Store, doc: Doc, what: str = "") -> Doc:
     """A document with its out-of-line fields read back in (a new dict when any were).
 
@@ -187,6 +188,7 @@ def put_blob(store: Store, content: str) -> str:
     return sha
 
 
+@read_only
 def read_blob(store: Store, sha: str, where: str = "") -> str:
     """The text of a blob, checked against its hash.
 

@@ -18,6 +18,7 @@ from llm_scheduler.errors import StoreError
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "READ_METHODS",
     "WATCHED_COLLECTION",
     "Doc",
     "Docs",
@@ -25,6 +26,8 @@ __all__ = [
     "Transaction",
     "check_size",
     "encode_document",
+    "is_read_only",
+    "read_only",
 ]
 
 Doc = dict[str, Any]
@@ -38,6 +41,26 @@ WATCHED_COLLECTION = "task_runs"
 
 # Firestore's limit is 1 MiB per document including field names and overhead; keep a margin.
 MAX_DOCUMENT_BYTES = 1_000_000
+
+
+# `Store` methods that only read, and functions marked `read_only`: a backend may run them in
+# place without its write lock (SQLite's readers never wait on its writers).
+READ_METHODS = frozenset({"get", "list", "find", "query", "count"})
+_READ_ONLY: set[Callable[..., Any]] = set()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_only(function: F) -> F:
+    """Marks a function that uses a store only to read (see `Store.call`)."""
+    _READ_ONLY.add(function)
+    return function
+
+
+def is_read_only(store: Store, function: Callable[..., Any]) -> bool:
+    """Whether ``function`` only reads: a read method of ``store``, or marked `read_only`."""
+    if getattr(function, "__self__", None) is store:
+        return getattr(function, "__name__", "") in READ_METHODS
+    return function in _READ_ONLY
 
 
 def check_size(path: str, data: Doc) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.ids import ID_RULE, MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, check_id
 from llm_scheduler.config.parameters import KNOWN_PARAMETERS, coerce_parameters
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.template import Template
@@ -151,6 +152,8 @@ class Validator:
         upstream = _Scope((given,))
         for index, task in enumerate(tasks):
             prefix = f"[{index}]." if len(tasks) > 1 else ""
+            if task.task_id:
+                self._id(f"{prefix}task_id", "task id", task.task_id)
             self._task(task, prefix, upstream)
             upstream = _Scope((given, dict.fromkeys(dataflow.task_output_names(task))))
         self._raise()
@@ -163,6 +166,8 @@ class Validator:
         if not job.tasks:
             self._add("tasks", "the job has no tasks", "add at least one task")
             self._raise()
+        if job.job_id:
+            self._id("job_id", "job id", job.job_id, MAX_JOB_ID_LENGTH)
         graph, cyclic = self._graph(job)
         outputs = {task.task_id: dataflow.task_output_names(task) for task in job.tasks}
         producers_of: dict[str, list[str]] = {}
@@ -202,6 +207,12 @@ class Validator:
     def _add(self, path: str, message: str, hint: str = "") -> None:
         self._problems.append(ConfigProblem(path.rstrip("."), message, hint, self.file))
 
+    def _id(self, path: str, kind: str, value: str, max_length: int = MAX_ID_LENGTH) -> None:
+        """Reports an id that cannot be part of a store path (see `config.ids`)."""
+        problem = check_id(kind, value, max_length=max_length)
+        if problem:
+            self._add(path, problem, ID_RULE)
+
     def _graph(self, job: config_pb2.JobConfig) -> tuple[TaskGraph, bool]:
         """Checks the task graph; returns it and whether it has a cycle."""
         ids = [task.task_id for task in job.tasks]
@@ -211,6 +222,8 @@ class Validator:
                 self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
             elif task_id in first_index:
                 self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
+            else:
+                self._id(f"tasks[{index}].task_id", "task id", task_id)
             first_index.setdefault(task_id, index)
         known = _listing(i for i in first_index if i)
         for index, task in enumerate(job.tasks):

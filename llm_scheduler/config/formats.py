@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import os
 import pathlib
 import re
+import stat
 from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor, json_format, text_format
@@ -20,6 +22,7 @@ from google.protobuf.message import DecodeError, Message
 from llm_scheduler.errors import ConfigError, ConfigProblem
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "ConfigFormat",
     "decode_text",
     "dumps",
@@ -31,6 +34,9 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=Message)
+
+# The largest file `read_bytes` reads by default (configs and models files).
+MAX_FILE_BYTES = 32 * 2**20
 
 _FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
@@ -83,18 +89,69 @@ def load(path: str | pathlib.Path, message_type: type[M]) -> M:
     return loads(data, message_type, format_for_path(path, data), file=str(path))
 
 
-def read_bytes(path: str | pathlib.Path) -> bytes:
+def read_bytes(path: str | pathlib.Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """A config-like file's bytes (configs, models files, traces).
 
+    Only regular files are read, and never more than ``max_bytes``: a FIFO or a device such as
+    ``/dev/zero`` would block or never end.
+
     Raises:
-        ConfigError: The file is missing or unreadable, naming it.
+        ConfigError: The file is missing, unreadable, not a regular file or too large, naming it.
     """
+    file = str(path)
     try:
-        return pathlib.Path(path).read_bytes()
+        # Look before opening: opening a FIFO waits for a writer, opening a device may act.
+        _check_regular(os.stat(path).st_mode, file)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            _check_regular(info.st_mode, file)  # it may have been replaced meanwhile
+            if info.st_size > max_bytes:
+                raise _too_large(info.st_size, max_bytes, file)
+            data = stream.read(max_bytes + 1)  # a file may grow, or report no size (/proc)
     except OSError as error:
         raise ConfigError.single(
-            "", f"cannot read the file: {error.strerror or error}", "check the path", str(path)
+            "", f"cannot read the file: {error.strerror or error}", "check the path", file
         ) from None
+    if len(data) > max_bytes:
+        raise _too_large(None, max_bytes, file)
+    return data
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(mode: int, file: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+    raise ConfigError.single(
+        "",
+        f"cannot read the file: it is {kind}, not a regular file",
+        "pass the path of a config file (to read a pipe or a device, save its content to a "
+        "file first)",
+        file,
+    )
+
+
+def _too_large(size: int | None, max_bytes: int, file: str) -> ConfigError:
+    """The error for a file of ``size`` bytes (None: more than it reported) over ``max_bytes``."""
+    limit = f"{max_bytes:,} bytes"
+    if max_bytes % 2**20 == 0:
+        limit += f" ({max_bytes // 2**20} MiB)"
+    found = f"{size:,} bytes" if size is not None else "more bytes than that"
+    return ConfigError.single(
+        "",
+        f"the file is too large: at most {limit} are read, and it has {found}",
+        "check the path: configs are small, so a file this large is likely not one",
+        file,
+    )
 
 
 def decode_text(data: bytes, file: str, hint: str = "") -> str:

@@ -21,6 +21,9 @@ TRACE_SCHEMA = "llm-scheduler.trace"
 # Bump when a trace written now could be misread by an older reader (see docs/traces.md).
 TRACE_SCHEMA_VERSION = 1
 
+# Traces hold every prompt and response of a run, so they may be far larger than configs.
+MAX_TRACE_BYTES = 256 * 2**20
+
 _HINT_REEXPORT = "export the run again with trace_export or job_runner --trace_out"
 
 
@@ -51,7 +54,8 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
             llm-scheduler does not read, or not a valid trace.
     """
     file = str(path)
-    text = formats.decode_text(formats.read_bytes(path), file, "a trace is a UTF-8 JSON file")
+    data = formats.read_bytes(path, max_bytes=MAX_TRACE_BYTES)
+    text = formats.decode_text(data, file, "a trace is a UTF-8 JSON file")
     header = _header(text)
     if header is not None:
         _check_header(header, file)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from llm_scheduler.config import formats
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config_tools.samples import SEED_STEP_JSON
-from llm_scheduler.errors import ConfigError
+from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.v1 import config_pb2
 
 JOB_JSON = """{
@@ -224,3 +225,61 @@ def test_missing_file(tmp_path: pathlib.Path) -> None:
     assert problem.file == str(path)
     assert problem.message.startswith("cannot read the file")
     assert problem.hint == "check the path"
+
+
+# --- what read_bytes refuses ----------------------------------------------------------------------
+
+
+def _read_problem(path: pathlib.Path | str, **kwargs: int) -> ConfigProblem:
+    with pytest.raises(ConfigError) as info:
+        formats.read_bytes(path, **kwargs)
+    [problem] = info.value.problems
+    assert problem.file == str(path)
+    return problem
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "job.json"
+    os.mkfifo(fifo)
+    problem = _read_problem(fifo)
+    assert problem.message == "cannot read the file: it is a named pipe (FIFO), not a regular file"
+    assert "save its content to a file first" in problem.hint
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_device_is_refused() -> None:
+    problem = _read_problem("/dev/zero")
+    assert problem.message == "cannot read the file: it is a character device, not a regular file"
+
+
+def test_a_directory_is_refused(tmp_path: pathlib.Path) -> None:
+    problem = _read_problem(tmp_path)
+    assert problem.message == "cannot read the file: it is a directory, not a regular file"
+
+
+def test_a_file_over_the_limit_is_refused_without_reading_it(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "job.json"
+    with path.open("wb") as stream:
+        stream.truncate(formats.MAX_FILE_BYTES + 1)  # sparse: nothing is written
+    problem = _read_problem(path)
+    assert problem.message == (
+        "the file is too large: at most 33,554,432 bytes (32 MiB) are read, "
+        "and it has 33,554,433 bytes"
+    )
+    assert problem.hint.startswith("check the path")
+    path.write_bytes(b"{}")
+    assert _read_problem(path, max_bytes=1).message == (
+        "the file is too large: at most 1 bytes are read, and it has 2 bytes"
+    )
+    assert formats.read_bytes(path, max_bytes=2) == b"{}"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="no /proc here")
+def test_a_file_that_reports_no_size_is_read_up_to_the_limit_only() -> None:
+    # /proc files are regular files of size 0 whatever they hold.
+    assert os.stat("/proc/self/cmdline").st_size == 0
+    problem = _read_problem("/proc/self/cmdline", max_bytes=4)
+    assert problem.message == (
+        "the file is too large: at most 4 bytes are read, and it has more bytes than that"
+    )

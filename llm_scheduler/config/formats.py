@@ -62,6 +62,13 @@ _EXTENSIONS = {
 }
 
 
+# Every byte but the control characters other than \t \n \v \f \r (UTF-8 sequences of other
+# characters hold no byte below 0x80, so bytes can be checked before decoding).
+_NOT_CONTROL = bytes([*range(0x09, 0x0E), *range(0x20, 0x100)])
+# Whitespace and // comments before the first value of a JSON config.
+_LEADING_COMMENTS = re.compile(r"(?:\s+|//[^\n]*)*")
+
+
 def format_for_path(path: str | pathlib.Path, data: bytes | None = None) -> ConfigFormat:
     """Chooses the format from the file extension, or from the content when it is unknown."""
     known = _EXTENSIONS.get(pathlib.Path(path).suffix.lower())
@@ -73,10 +80,11 @@ def format_for_path(path: str | pathlib.Path, data: bytes | None = None) -> Conf
         return ConfigFormat.BINARY
     # Small binary messages are often valid UTF-8, but their tags and lengths are control bytes
     # that JSON and textproto never hold outside strings.
-    if any(char < " " and char not in "\t\n\r\f\v" for char in text):
+    if data.translate(None, _NOT_CONTROL):
         return ConfigFormat.BINARY
-    stripped = strip_json_comments(text).lstrip()
-    return ConfigFormat.JSON if stripped.startswith("{") else ConfigFormat.TEXTPROTO
+    leading = _LEADING_COMMENTS.match(text)  # always matches, maybe nothing
+    is_json = text.startswith("{", leading.end() if leading else 0)
+    return ConfigFormat.JSON if is_json else ConfigFormat.TEXTPROTO
 
 
 def load(path: str | pathlib.Path, message_type: type[M]) -> M:
@@ -268,32 +276,15 @@ def _sorted_json(value: Any) -> Any:
 
 def strip_json_comments(text: str) -> str:
     """Removes ``//`` line comments outside JSON strings (line numbers are kept)."""
-    out: list[str] = []
-    in_string = False
-    escaped = False
-    index = 0
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if in_string:
-            out.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-            out.append(char)
-        elif char == "/" and index + 1 < length and text[index + 1] == "/":
-            newline = text.find("\n", index)
-            index = length if newline == -1 else newline
-            continue
-        else:
-            out.append(char)
-        index += 1
-    return "".join(out)
+    return _STRING_OR_COMMENT.sub(_keep_strings, text)
+
+
+# A JSON string (to the end of the text when unterminated, as JSON would read it) or a comment.
+_STRING_OR_COMMENT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|//[^\n]*', re.DOTALL)
+
+
+def _keep_strings(match: re.Match[str]) -> str:
+    return match[0] if match[0].startswith('"') else ""
 
 
 def _no_dupes(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import pathlib
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.formats import ConfigFormat
@@ -283,3 +285,35 @@ def test_a_file_that_reports_no_size_is_read_up_to_the_limit_only() -> None:
     assert problem.message == (
         "the file is too large: at most 4 bytes are read, and it has more bytes than that"
     )
+
+
+def _strip_comments_char_by_char(text: str) -> str:
+    """The reference: what strip_json_comments did one character at a time (slow on big files)."""
+    out: list[str] = []
+    in_string = escaped = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif text.startswith("//", index):
+            newline = text.find("\n", index)
+            index = len(text) if newline == -1 else newline
+            continue
+        else:
+            in_string = char == '"'
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+@hypothesis.settings(max_examples=300)
+@hypothesis.given(st.text(alphabet='"\\/\n a{', max_size=30))
+def test_strip_json_comments_matches_the_reference(text: str) -> None:
+    assert formats.strip_json_comments(text) == _strip_comments_char_by_char(text)

@@ -7,28 +7,31 @@ each with its field path and the closest known name.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import json
+import math
 import os
 import pathlib
 import re
 import stat
 from typing import Any, TypeVar, cast
 
-from google.protobuf import descriptor, json_format, text_format
+from google.protobuf import descriptor, json_format, struct_pb2, text_format
 from google.protobuf.message import DecodeError, Message
 
+from llm_scheduler.config import jsontree
 from llm_scheduler.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "MAX_TEXTPROTO_NESTING",
     "ConfigFormat",
     "decode_text",
     "dumps",
     "format_for_path",
     "load",
     "loads",
+    "parse_json",
     "read_bytes",
     "strip_json_comments",
 ]
@@ -182,44 +185,68 @@ def decode_text(data: bytes, file: str, hint: str = "") -> str:
 def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str = "") -> M:
     """Parses config text or bytes of the given format; see `load`."""
     message = message_type()
-    name = message_type.DESCRIPTOR.name
     if fmt is ConfigFormat.BINARY:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        try:
-            message.ParseFromString(raw)
-        except DecodeError as error:
-            raise ConfigError.single(
-                "", f"not a binary {name}: {error}", "check the file and --config_type", file
-            ) from None
-        return message
-    text = data if isinstance(data, str) else decode_text(data, file)
-    if fmt is ConfigFormat.TEXTPROTO:
-        try:
-            text_format.Parse(text, message)
-        except text_format.ParseError as error:
-            raise ConfigError.single(
-                "", f"not a valid {name} textproto: {error}", "fix the text at that position", file
-            ) from None
-        return message
+        _parse_binary(data, message, file)
+    else:
+        text = data if isinstance(data, str) else decode_text(data, file)
+        if fmt is ConfigFormat.TEXTPROTO:
+            _parse_textproto(text, message, file)
+        else:
+            _parse_json(text, message, file)
+            return message  # its values were checked before protobuf read them
+    problems: list[ConfigProblem] = []
+    _check_values(message, "", file, problems)
+    if problems:
+        raise ConfigError(problems)
+    return message
+
+
+def parse_json(text: str, file: str = "") -> Any:
+    """Parses JSON text with ``//`` comments, refusing nesting deeper than a config's.
+
+    Raises:
+        ConfigError: The text is not JSON, or is nested too deep.
+    """
+    return jsontree.parse(strip_json_comments(text), file)
+
+
+# Besides their own errors, protobuf's parsers raise these on some inputs (a SystemError from a
+# lone surrogate, an OverflowError from a huge number ...); none may escape as a traceback.
+_PARSER_FAILURES = (ValueError, TypeError, OverflowError, SystemError, RecursionError)
+
+
+def _parse_binary(data: bytes | str, message: Message, file: str) -> None:
+    name = message.DESCRIPTOR.name
     try:
-        duplicates: list[str] = []
-        tree = json.loads(
-            strip_json_comments(text), object_pairs_hook=lambda pairs: _no_dupes(pairs, duplicates)
-        )
-    except json.JSONDecodeError as error:
+        message.ParseFromString(data.encode("utf-8") if isinstance(data, str) else data)
+    except (DecodeError, *_PARSER_FAILURES) as error:
+        raise ConfigError.single(
+            "", f"not a binary {name}: {_clip(error)}", "check the file and --config_type", file
+        ) from None
+
+
+def _parse_textproto(text: str, message: Message, file: str) -> None:
+    name = message.DESCRIPTOR.name
+    _check_textproto_nesting(text, file)
+    try:
+        text_format.Parse(text, message)
+    except (text_format.ParseError, *_PARSER_FAILURES) as error:
         raise ConfigError.single(
             "",
-            f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
-            "fix the JSON syntax there (only // line comments are allowed besides JSON)",
+            f"not a valid {name} textproto: {_clip(error)}",
+            "fix the text at that position",
             file,
         ) from None
+
+
+def _parse_json(text: str, message: Message, file: str) -> None:
+    desc = cast(descriptor.Descriptor, message.DESCRIPTOR)
+    tree = parse_json(text, file)
     if not isinstance(tree, dict):
-        raise ConfigError.single("", f"a {name} must be a JSON object", "wrap it in {...}", file)
-    problems = _unknown_fields(tree, cast(descriptor.Descriptor, message_type.DESCRIPTOR), "", file)
-    problems += [
-        ConfigProblem("", f"the key {key!r} appears twice in one object", "keep one", file)
-        for key in duplicates
-    ]
+        raise ConfigError.single(
+            "", f"a {desc.name} must be a JSON object", "wrap it in {...}", file
+        )
+    problems = jsontree.check(tree, desc, file)
     if problems:
         raise ConfigError(problems)
     try:
@@ -232,7 +259,104 @@ def loads(data: bytes | str, message_type: type[M], fmt: ConfigFormat, file: str
             "give the field a value of its declared type (see docs/config_reference.md)",
             file,
         ) from None
-    return message
+    except _PARSER_FAILURES as error:
+        raise ConfigError.single(
+            "",
+            f"protobuf cannot read this {desc.name}: {_clip(error)}",
+            "check the values against docs/config_reference.md",
+            file,
+        ) from None
+
+
+def _clip(error: Exception) -> str:
+    # A parser's message may quote a whole 5,000-digit token.
+    text = str(error)
+    return text if len(text) <= 300 else f"{text[:297]}..."
+
+
+# Message nesting a textproto may have: protobuf's own limit for binary messages.
+MAX_TEXTPROTO_NESTING = 100
+_TEXTPROTO_TOKENS = re.compile(
+    r"""[A-Za-z_][\w.]*|\[[^\]\n]*\]|[{}<>]|#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+)
+
+
+def _check_textproto_nesting(text: str, file: str) -> None:
+    # text_format recurses once per message: refuse deep text before it starts, naming the
+    # fields on the way (without list indexes, which textproto does not write).
+    fields: list[str] = []
+    last_name = ""
+    for match in _TEXTPROTO_TOKENS.finditer(text):
+        token = match[0]
+        if token in ("{", "<"):
+            if len(fields) == MAX_TEXTPROTO_NESTING:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - text.rfind("\n", 0, match.start())
+                shown = fields if len(fields) <= 10 else [*fields[:10], "..."]
+                raise ConfigError.single(
+                    ".".join(shown),
+                    f"messages nested more than {MAX_TEXTPROTO_NESTING} deep (line {line} "
+                    f"column {column})",
+                    f"a config nests at most {MAX_TEXTPROTO_NESTING} messages; flatten the value",
+                    file,
+                )
+            fields.append(last_name)
+        elif token in ("}", ">"):
+            if fields:
+                fields.pop()
+        elif token[0].isalpha() or token[0] in "_[":
+            last_name = token
+
+
+def _check_values(message: Message, path: str, file: str, problems: list[ConfigProblem]) -> None:
+    """Finds what textproto and binary let through that JSON would not.
+
+    Enum numbers the enum does not define, NaN and infinities in free-form values.
+    """
+    for field, value in message.ListFields():
+        field_path = f"{path}.{field.name}" if path else field.name
+        items = list(enumerate(value)) if field.is_repeated else [(-1, value)]
+        for index, item in items:
+            item_path = f"{field_path}[{index}]" if index >= 0 else field_path
+            if field.enum_type is not None and item not in field.enum_type.values_by_number:
+                allowed = ", ".join(f"{v.name} ({v.number})" for v in field.enum_type.values)
+                problems.append(
+                    ConfigProblem(
+                        item_path,
+                        f"expected one of {allowed}, got {item}",
+                        "use a name or a number from that list",
+                        file,
+                    )
+                )
+            elif field.message_type is None or field.message_type.GetOptions().map_entry:
+                continue
+            elif field.message_type.full_name in _FREE_FORM:
+                _check_free_form(item, item_path, file, problems)
+            else:
+                _check_values(item, item_path, file, problems)
+
+
+def _check_free_form(value: Message, path: str, file: str, problems: list[ConfigProblem]) -> None:
+    if isinstance(value, struct_pb2.Struct):
+        for key, item in value.fields.items():
+            _check_free_form(item, f"{path}.{key}", file, problems)
+    elif isinstance(value, struct_pb2.ListValue):
+        for index, item in enumerate(value.values):
+            _check_free_form(item, f"{path}[{index}]", file, problems)
+    elif isinstance(value, struct_pb2.Value):
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            problems.append(
+                ConfigProblem(
+                    path,
+                    f"{value.number_value} does not fit a free-form value (JSON has no NaN "
+                    "or infinite numbers)",
+                    "write a finite number, or the value as a string",
+                    file,
+                )
+            )
+        elif kind in ("struct_value", "list_value"):
+            _check_free_form(getattr(value, kind), path, file, problems)
 
 
 def dumps(message: Message, fmt: ConfigFormat) -> bytes:
@@ -285,49 +409,6 @@ _STRING_OR_COMMENT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|//[^\n]*', 
 
 def _keep_strings(match: re.Match[str]) -> str:
     return match[0] if match[0].startswith('"') else ""
-
-
-def _no_dupes(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
-    # JSON allows repeated keys and keeps the last; in a config that is almost always a mistake.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            duplicates.append(key)
-        result[key] = value
-    return result
-
-
-def _unknown_fields(
-    tree: dict[str, Any], desc: descriptor.Descriptor, path: str, file: str
-) -> list[ConfigProblem]:
-    problems: list[ConfigProblem] = []
-    fields = {**{f.json_name: f for f in desc.fields}, **{f.name: f for f in desc.fields}}
-    for key, value in tree.items():
-        field_path = f"{path}.{key}" if path else key
-        field = fields.get(key)
-        if field is None:
-            close = difflib.get_close_matches(key, [f.name for f in desc.fields], n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "remove it"
-            known = ", ".join(f.name for f in desc.fields)
-            problems.append(
-                ConfigProblem(
-                    field_path,
-                    f"unknown field {key!r} in {desc.name} (known fields: {known})",
-                    hint,
-                    file,
-                )
-            )
-            continue
-        sub = field.message_type
-        if sub is None or sub.full_name in _FREE_FORM or sub.GetOptions().map_entry:
-            continue
-        if field.is_repeated and isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, dict):
-                    problems += _unknown_fields(item, sub, f"{field_path}[{index}]", file)
-        elif isinstance(value, dict):
-            problems += _unknown_fields(value, sub, field_path, file)
-    return problems
 
 
 def _explain_parse_error(message: str) -> tuple[str, str]:

@@ -7,7 +7,6 @@ so a reader can refuse what it does not understand instead of misreading it.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 from llm_scheduler import __version__
@@ -73,8 +72,8 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
 
 def _header(text: str) -> dict[str, object] | None:
     try:
-        tree = json.loads(formats.strip_json_comments(text))
-    except ValueError:
+        tree = formats.parse_json(text)
+    except ConfigError:  # reported in full when the trace is loaded
         return None
     return tree if isinstance(tree, dict) else None
 
@@ -132,6 +131,6 @@ def _version(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
         return int(value)
     return None

@@ -14,17 +14,17 @@ import os
 import pathlib
 import re
 import stat
+import warnings
 from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor, json_format, struct_pb2, text_format
 from google.protobuf.message import DecodeError, Message
 
-from llm_scheduler.config import jsontree
+from llm_scheduler.config import jsontree, textproto
 from llm_scheduler.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "MAX_FILE_BYTES",
-    "MAX_TEXTPROTO_NESTING",
     "ConfigFormat",
     "decode_text",
     "dumps",
@@ -227,10 +227,14 @@ def _parse_binary(data: bytes | str, message: Message, file: str) -> None:
 
 def _parse_textproto(text: str, message: Message, file: str) -> None:
     name = message.DESCRIPTOR.name
-    _check_textproto_nesting(text, file)
+    textproto.check(text, file)
     try:
-        text_format.Parse(text, message)
-    except (text_format.ParseError, *_PARSER_FAILURES) as error:
+        with warnings.catch_warnings():
+            # textproto.check refuses unknown escapes, which Python's unicode_escape (used by
+            # text_format) only warns about; should one get through, it is an error too.
+            warnings.simplefilter("error", DeprecationWarning)
+            text_format.Parse(text, message)
+    except (text_format.ParseError, DeprecationWarning, *_PARSER_FAILURES) as error:
         raise ConfigError.single(
             "",
             f"not a valid {name} textproto: {_clip(error)}",
@@ -272,40 +276,6 @@ def _clip(error: Exception) -> str:
     # A parser's message may quote a whole 5,000-digit token.
     text = str(error)
     return text if len(text) <= 300 else f"{text[:297]}..."
-
-
-# Message nesting a textproto may have: protobuf's own limit for binary messages.
-MAX_TEXTPROTO_NESTING = 100
-_TEXTPROTO_TOKENS = re.compile(
-    r"""[A-Za-z_][\w.]*|\[[^\]\n]*\]|[{}<>]|#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
-)
-
-
-def _check_textproto_nesting(text: str, file: str) -> None:
-    # text_format recurses once per message: refuse deep text before it starts, naming the
-    # fields on the way (without list indexes, which textproto does not write).
-    fields: list[str] = []
-    last_name = ""
-    for match in _TEXTPROTO_TOKENS.finditer(text):
-        token = match[0]
-        if token in ("{", "<"):
-            if len(fields) == MAX_TEXTPROTO_NESTING:
-                line = text.count("\n", 0, match.start()) + 1
-                column = match.start() - text.rfind("\n", 0, match.start())
-                shown = fields if len(fields) <= 10 else [*fields[:10], "..."]
-                raise ConfigError.single(
-                    ".".join(shown),
-                    f"messages nested more than {MAX_TEXTPROTO_NESTING} deep (line {line} "
-                    f"column {column})",
-                    f"a config nests at most {MAX_TEXTPROTO_NESTING} messages; flatten the value",
-                    file,
-                )
-            fields.append(last_name)
-        elif token in ("}", ">"):
-            if fields:
-                fields.pop()
-        elif token[0].isalpha() or token[0] in "_[":
-            last_name = token
 
 
 def _check_values(message: Message, path: str, file: str, problems: list[ConfigProblem]) -> None:

@@ -567,3 +567,28 @@ def _strip_comments_char_by_char(text: str) -> str:
 @hypothesis.given(st.text(alphabet='"\\/\n a{', max_size=30))
 def test_strip_json_comments_matches_the_reference(text: str) -> None:
     assert formats.strip_json_comments(text) == _strip_comments_char_by_char(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        # Python only warns about "\j" (a DeprecationWarning), and protobuf decodes with Python.
+        ('job_id: "a\\joke"', "job_id", "unknown escape \\j in a string (line 1 column 11)"),
+        (
+            'tasks {\n  next_tasks: "x\\ud800"\n}',
+            "tasks.next_tasks",
+            "the escape \\ud800 is half of a UTF-16 surrogate pair, which a textproto string "
+            "cannot hold (line 2 column 17)",
+        ),
+    ],
+)
+def test_textproto_string_escapes(text: str, path: str, message: str) -> None:
+    problem = _only_problem(text, ConfigFormat.TEXTPROTO)
+    assert (problem.path, problem.message) == (path, message)
+
+
+def test_textproto_escapes_protobuf_takes() -> None:
+    text = "job_id: \"\\n\\t\\\\j\\\"\\x41\\101\\u00e9\" name: 'it\\'s'"
+    job = formats.loads(text, config_pb2.JobConfig, ConfigFormat.TEXTPROTO)
+    assert job.job_id == '\n\t\\j"AAé'
+    assert job.name == "it's"

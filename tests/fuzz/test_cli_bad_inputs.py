@@ -126,3 +126,18 @@ def test_a_chain_of_a_thousand_tasks_is_valid(tmp_path: pathlib.Path) -> None:
     result = run_tool("config_reader", f"--input_path={path}")
     assert result.code == 0, result.stderr[-2000:]
     assert result.stderr.startswith("valid job '': 1000 tasks, 1000 steps")
+
+
+@pytest.mark.parametrize("tool", ["job_submitter", "task_runner"])
+def test_the_other_validating_tools_refuse_an_id_that_is_a_path(
+    tmp_path: pathlib.Path, tool: str
+) -> None:
+    if tool == "task_runner":
+        path = tmp_path / "task.json"
+        path.write_text(f'{{"task_id": "runs/x", "steps": [{_STEP}]}}')
+        expected = "task_id: task id 'runs/x' holds '/'"
+    else:
+        path = _write(tmp_path, "slash_id.json")
+        expected = CASES["slash_id.json"][1]
+    result = run_tool(tool, f"--input_path={path}", "--offline")
+    _assert_clean_refusal(result.code, result.stderr, expected)

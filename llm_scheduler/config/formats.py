@@ -3,6 +3,11 @@
 JSON is the proto JSON mapping with the original snake_case field names; ``//`` line comments are
 allowed because the seed documents its configs that way. Unknown fields are reported all at once,
 each with its field path and the closest known name.
+
+Nothing a file holds may surface as a parser's traceback: files are read within limits (regular
+files, `MAX_FILE_BYTES`), JSON values are checked by type before protobuf reads them
+(`config.jsontree`), textproto nesting and escapes too (`config.textproto`), and what textproto
+and binary let through (unknown enum numbers, NaN in free-form values) is checked after.
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def describe(value: Any) -> str:
+def _describe(value: Any) -> str:
     """A JSON value as a problem shows what it got: ``true``, ``"abc"``, ``an object`` ..."""
     if isinstance(value, _BadNumber):
         return value.describe()
@@ -212,7 +212,7 @@ class _Checker:
     def expected(self, path: str, expected: str, value: Any, hint: str = "") -> None:
         self.add(
             path,
-            f"expected {expected}, got {describe(value)}",
+            f"expected {expected}, got {_describe(value)}",
             hint or "give the field a value of its declared type (see docs/config_reference.md)",
         )
 
@@ -327,7 +327,7 @@ class _Checker:
         allowed = ", ".join(f"{v.name} ({v.number})" for v in enum.values)
         self.add(
             path,
-            f"expected one of {allowed}, got {describe(value)}",
+            f"expected one of {allowed}, got {_describe(value)}",
             "use a name or a number from that list",
         )
 
@@ -350,7 +350,7 @@ class _Checker:
                 path, f"{value.text} is not a JSON number", f'write it as a string: "{value.text}"'
             )
         elif not (value is None or isinstance(value, bool) or _fits_double(value)):
-            what = "the number" if isinstance(value, float) else describe(value)
+            what = "the number" if isinstance(value, float) else _describe(value)
             self.add(
                 path,
                 f"{what} is too large for a free-form value (protobuf keeps these numbers as "

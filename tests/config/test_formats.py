@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.formats import ConfigFormat
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config_tools.samples import SEED_STEP_JSON
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.v1 import config_pb2
@@ -273,7 +274,7 @@ def test_values_protobuf_accepts_still_load() -> None:
     )
     assert job.metadata.timestamp == 1741667405
     assert job.tasks[0].steps[0].metadata.timestamp == 3
-    assert job.input_config.payload["x"][2]["y"] == "é😀"
+    assert struct_to_dict(job.input_config.payload)["x"][2]["y"] == "é😀"
 
 
 def test_models_file_numbers() -> None:

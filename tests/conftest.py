@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
+import hypothesis
 import pytest
 
 from llm_scheduler import ModelClient, RetryPolicy, RunContext
@@ -29,6 +30,13 @@ FAKE_CREDENTIALS = {
 # Model keys the models file defines, one per provider SDK.
 FAKE_MODEL_KEYS = ("FAKE_OPENAI", "FAKE_GEMINI", "FAKE_ANTHROPIC")
 
+
+# Property tests: the same examples on every run (CI is reproducible), no deadline (the machine
+# may be busy), and no example database written into the checkout.
+hypothesis.settings.register_profile(
+    "llm_scheduler", derandomize=True, deadline=None, database=None
+)
+hypothesis.settings.load_profile("llm_scheduler")
 
 FAST_RETRIES = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Mapping
 
@@ -32,20 +33,20 @@ class TaskGraph:
 
     @classmethod
     def from_job(cls, job: config_pb2.JobConfig) -> TaskGraph:
-        """Builds the graph of a job."""
+        """Builds the graph of a job, in time linear in its tasks and links."""
         ids = tuple(dict.fromkeys(task.task_id for task in job.tasks))
-        known = set(ids)
-        successors: dict[str, tuple[str, ...]] = {task_id: () for task_id in ids}
-        predecessors: dict[str, list[str]] = {task_id: [] for task_id in ids}
+        # Dicts as ordered sets: a join's predecessors and a repeated id's successors are
+        # gathered without a linear membership test per link.
+        successors: dict[str, dict[str, None]] = {task_id: {} for task_id in ids}
+        predecessors: dict[str, dict[str, None]] = {task_id: {} for task_id in ids}
         for task in job.tasks:
-            nexts = tuple(n for n in successors_of(task) if n in known and n != task.task_id)
-            successors[task.task_id] = tuple(dict.fromkeys(successors[task.task_id] + nexts))
-            for name in nexts:
-                if task.task_id not in predecessors[name]:
-                    predecessors[name].append(task.task_id)
+            for name in successors_of(task):
+                if name in predecessors and name != task.task_id:
+                    successors[task.task_id][name] = None
+                    predecessors[name][task.task_id] = None
         return cls(
             task_ids=ids,
-            successors=successors,
+            successors={k: tuple(v) for k, v in successors.items()},
             predecessors={k: tuple(v) for k, v in predecessors.items()},
         )
 
@@ -60,29 +61,31 @@ class TaskGraph:
         return [t for t in self.task_ids if not self.successors[t]]
 
     def find_cycle(self) -> list[str] | None:
-        """A cycle as a list of task ids (first id repeated at the end), or None."""
-        state: dict[str, int] = {}  # 1: on the current path, 2: done
-        stack: list[str] = []
+        """A cycle as a list of task ids (first id repeated at the end), or None.
 
-        def visit(node: str) -> list[str] | None:
-            state[node] = 1
-            stack.append(node)
-            for nxt in self.successors[node]:
-                if state.get(nxt) == 1:
-                    return [*stack[stack.index(nxt) :], nxt]
-                if nxt not in state:
-                    found = visit(nxt)
-                    if found:
-                        return found
-            stack.pop()
-            state[node] = 2
-            return None
-
-        for node in self.task_ids:
-            if node not in state:
-                found = visit(node)
-                if found:
-                    return found
+        A depth-first search with an explicit stack, so a chain of any length fits.
+        """
+        done: set[str] = set()
+        for root in self.task_ids:
+            if root in done:
+                continue
+            path = [root]  # the current path, and each id's position on it
+            on_path = {root: 0}
+            pending = [iter(self.successors[root])]
+            while pending:
+                for nxt in pending[-1]:
+                    if nxt in on_path:
+                        return [*path[on_path[nxt] :], nxt]
+                    if nxt not in done:
+                        on_path[nxt] = len(path)
+                        path.append(nxt)
+                        pending.append(iter(self.successors[nxt]))
+                        break
+                else:
+                    node = path.pop()
+                    del on_path[node]
+                    done.add(node)
+                    pending.pop()
         return None
 
     def reachable_from(self, start: str) -> set[str]:
@@ -115,9 +118,9 @@ class TaskGraph:
         """
         remaining = {t: len(self.predecessors[t]) for t in self.task_ids}
         order: list[str] = []
-        ready = [t for t in self.task_ids if remaining[t] == 0]
+        ready = collections.deque(t for t in self.task_ids if remaining[t] == 0)
         while ready:
-            node = ready.pop(0)
+            node = ready.popleft()
             order.append(node)
             for nxt in self.successors[node]:
                 remaining[nxt] -= 1

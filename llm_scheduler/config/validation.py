@@ -1,12 +1,19 @@
-"""Checks configs before anything runs, reporting every problem with its field path and a fix."""
+"""Checks configs before anything runs, reporting every problem with its field path and a fix.
+
+Validation takes time linear in the size of the config: large jobs (10,000 tasks) are built by
+programs, so no check may look at every task once per task.
+"""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Iterable
+import itertools
+from collections.abc import Collection, Iterable, Mapping
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.ids import ID_RULE, MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, check_id
 from llm_scheduler.config.parameters import KNOWN_PARAMETERS, coerce_parameters
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.template import Template
@@ -19,6 +26,81 @@ from llm_scheduler.v1 import config_pb2
 __all__ = ["Validator", "model_keys_of"]
 
 _KNOWN_NEUTRAL = {spec.name for spec in KNOWN_PARAMETERS}
+# How many names a hint lists before it says how many more there are.
+_HINT_NAMES = 20
+
+
+def _listing(names: Iterable[str]) -> str:
+    """Names joined by commas, the first `_HINT_NAMES` of them when there are more."""
+    names = list(names)
+    if len(names) <= _HINT_NAMES:
+        return ", ".join(names)
+    return f"{', '.join(names[:_HINT_NAMES])} and {len(names) - _HINT_NAMES} more"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    """The variable names visible at a point: layers looked up in turn, never copied together.
+
+    Merging the names into one set per task and per step was quadratic in large jobs. Layers
+    keep config order (dicts, not sets), so hints do not vary from run to run.
+    """
+
+    layers: tuple[Collection[str], ...] = ()
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in layer for layer in self.layers)
+
+    def plus(self, *layers: Collection[str]) -> _Scope:
+        """This scope with more names."""
+        return _Scope(self.layers + layers)
+
+    def listing(self) -> str:
+        """The visible names for a hint: all of them sorted, or the first few in scope order.
+
+        Bounded work per hint: a job may hold thousands of names, and thousands of problems.
+        """
+        if sum(len(layer) for layer in self.layers) <= _HINT_NAMES:
+            return ", ".join(sorted({name for layer in self.layers for name in layer}))
+        first: dict[str, None] = {}
+        for name in itertools.chain.from_iterable(self.layers):
+            first[name] = None
+            if len(first) > _HINT_NAMES:
+                return f"{', '.join(list(first)[:_HINT_NAMES])}, ..."
+        return ", ".join(first)
+
+
+@dataclasses.dataclass
+class _FarProducers:
+    """Which ancestor produces a name a task lacks (only direct predecessors pass outputs on).
+
+    Found per name on demand (only for names missing somewhere), by one search forward from the
+    tasks producing the name, instead of collecting every task's ancestors up front.
+    """
+
+    graph: TaskGraph
+    producers: Mapping[str, list[str]]
+    _reached: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+
+    def producer(self, name: str, task_id: str) -> str | None:
+        """A task that produces ``name`` and that ``task_id`` transitively depends on."""
+        reached = self._reached.get(name)
+        if reached is None:
+            reached = {}
+            queue: collections.deque[str] = collections.deque()
+            for origin in self.producers.get(name, ()):
+                for nxt in self.graph.successors.get(origin, ()):
+                    if nxt not in reached:
+                        reached[nxt] = origin
+                        queue.append(nxt)
+            while queue:
+                node = queue.popleft()
+                for nxt in self.graph.successors.get(node, ()):
+                    if nxt not in reached:
+                        reached[nxt] = reached[node]
+                        queue.append(nxt)
+            self._reached[name] = reached
+        return reached.get(task_id)
 
 
 def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
@@ -46,13 +128,14 @@ class Validator:
     functions: FunctionRegistry = dataclasses.field(default_factory=default_registry)
     file: str = ""
     _problems: list[ConfigProblem] = dataclasses.field(default_factory=list)
-    # Names produced by ancestors that are not direct predecessors, for hints.
-    _far: dict[str, str] = dataclasses.field(default_factory=dict)
+    # While a job's task is checked: the task, and who produces names it lacks (for hints).
+    _task_id: str = ""
+    _far: _FarProducers | None = None
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
         self._problems = []
-        self._step(step, "", set(variables))
+        self._step(step, "", _Scope((dict.fromkeys(variables),)))
         self._raise()
         self._plan([step])
 
@@ -65,44 +148,46 @@ class Validator:
         the message when the tasks come from different files is the caller's to add).
         """
         self._problems = []
-        upstream = set(variables)
+        given = dict.fromkeys(variables)
+        upstream = _Scope((given,))
         for index, task in enumerate(tasks):
             prefix = f"[{index}]." if len(tasks) > 1 else ""
+            if task.task_id:
+                self._id(f"{prefix}task_id", "task id", task.task_id)
             self._task(task, prefix, upstream)
-            upstream = set(variables) | set(dataflow.task_output_names(task))
+            upstream = _Scope((given, dict.fromkeys(dataflow.task_output_names(task))))
         self._raise()
         self._plan(step for task in tasks for step in task.steps)
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
         self._problems = []
-        job_inputs = set(dataflow.payload(job.input_config)) | set(variables)
+        job_inputs = dict.fromkeys([*dataflow.payload(job.input_config), *variables])
         if not job.tasks:
             self._add("tasks", "the job has no tasks", "add at least one task")
             self._raise()
-        self._graph(job)
-        graph = TaskGraph.from_job(job)
-        # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report.
-        cyclic = graph.find_cycle() is not None
+        if job.job_id:
+            self._id("job_id", "job id", job.job_id, MAX_JOB_ID_LENGTH)
+        graph, cyclic = self._graph(job)
         outputs = {task.task_id: dataflow.task_output_names(task) for task in job.tasks}
+        producers_of: dict[str, list[str]] = {}
+        for task_id, names in outputs.items():
+            for name in names:
+                producers_of.setdefault(name, []).append(task_id)
+        # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report, so
+        # be permissive about names.
+        everything: Collection[str] = producers_of.keys() if cyclic else ()
+        self._far = _FarProducers(graph, producers_of)
         for index, task in enumerate(job.tasks):
             prefix = f"tasks[{index}]."
-            upstream = set(job_inputs)
-            if cyclic:  # be permissive about names: the cycle is the problem to report
-                upstream |= {name for names in outputs.values() for name in names}
             producers: dict[str, list[str]] = {}
             for predecessor in () if cyclic else graph.predecessors.get(task.task_id, ()):
                 for name in outputs.get(predecessor, ()):
                     producers.setdefault(name, []).append(predecessor)
-            upstream |= set(producers)
             self._joins(task, prefix, producers)
-            self._far = {
-                name: ancestor
-                for ancestor in graph.ancestors(task.task_id)
-                for name in outputs.get(ancestor, ())
-            }
-            self._task(task, prefix, upstream)
-        self._far = {}
+            self._task_id = task.task_id
+            self._task(task, prefix, _Scope((job_inputs, everything, producers.keys())))
+        self._far, self._task_id = None, ""
         self._raise()
         self._plan(step for task in job.tasks for step in task.steps)
 
@@ -122,15 +207,25 @@ class Validator:
     def _add(self, path: str, message: str, hint: str = "") -> None:
         self._problems.append(ConfigProblem(path.rstrip("."), message, hint, self.file))
 
-    def _graph(self, job: config_pb2.JobConfig) -> None:
+    def _id(self, path: str, kind: str, value: str, max_length: int = MAX_ID_LENGTH) -> None:
+        """Reports an id that cannot be part of a store path (see `config.ids`)."""
+        problem = check_id(kind, value, max_length=max_length)
+        if problem:
+            self._add(path, problem, ID_RULE)
+
+    def _graph(self, job: config_pb2.JobConfig) -> tuple[TaskGraph, bool]:
+        """Checks the task graph; returns it and whether it has a cycle."""
         ids = [task.task_id for task in job.tasks]
-        seen: set[str] = set()
+        first_index: dict[str, int] = {}
         for index, task_id in enumerate(ids):
             if not task_id:
                 self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
-            elif task_id in seen:
+            elif task_id in first_index:
                 self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
-            seen.add(task_id)
+            else:
+                self._id(f"tasks[{index}].task_id", "task id", task_id)
+            first_index.setdefault(task_id, index)
+        known = _listing(i for i in first_index if i)
         for index, task in enumerate(job.tasks):
             names = [("next_task", task.next_task)] + [
                 (f"next_tasks[{i}]", name) for i, name in enumerate(task.next_tasks)
@@ -141,8 +236,7 @@ class Validator:
                 path = f"tasks[{index}].{field}"
                 if name == task.task_id:
                     self._add(path, f"task {name!r} names itself", "a task cannot loop to itself")
-                elif name not in seen:
-                    known = ", ".join(i for i in ids if i)
+                elif name not in first_index:
                     self._add(path, f"no task {name!r} in this job", f"use one of: {known}")
         graph = TaskGraph.from_job(job)
         cycle = graph.find_cycle()
@@ -152,14 +246,14 @@ class Validator:
                 f"the tasks form a cycle: {' -> '.join(cycle)}",
                 "remove one of these next_task links; jobs must be acyclic",
             )
-            return
+            return graph, True
         roots = graph.roots
         if job.start_task:
-            if job.start_task not in seen:
+            if job.start_task not in first_index:
                 self._add("start_task", f"no task {job.start_task!r}", "name an existing task")
-                return
+                return graph, False
             if graph.predecessors[job.start_task]:
-                preds = ", ".join(graph.predecessors[job.start_task])
+                preds = _listing(graph.predecessors[job.start_task])
                 self._add(
                     "start_task",
                     f"task {job.start_task!r} runs after {preds}, so it cannot start the job",
@@ -169,19 +263,21 @@ class Validator:
         elif len(roots) > 1:
             self._add(
                 "start_task",
-                f"several tasks have no predecessor ({', '.join(roots)})",
+                f"several tasks have no predecessor ({_listing(roots)})",
                 "set start_task, or link the tasks with next_task",
             )
-            return
+            return graph, False
         else:
             start = roots[0] if roots else ""
-        unreachable = [t for t in graph.task_ids if t and t not in graph.reachable_from(start)]
-        for task_id in unreachable:
-            self._add(
-                f"tasks[{ids.index(task_id)}]",
-                f"task {task_id!r} can never run: nothing leads to it from {start!r}",
-                "link it with next_task/next_tasks or remove it",
-            )
+        reachable = graph.reachable_from(start)
+        for task_id in graph.task_ids:
+            if task_id and task_id not in reachable:
+                self._add(
+                    f"tasks[{first_index[task_id]}]",
+                    f"task {task_id!r} can never run: nothing leads to it from {start!r}",
+                    "link it with next_task/next_tasks or remove it",
+                )
+        return graph, False
 
     def _joins(
         self, task: config_pb2.TaskConfig, prefix: str, producers: dict[str, list[str]]
@@ -204,10 +300,12 @@ class Validator:
                     f"(modes: {', '.join(dataflow.COMBINE_MODES)}), or rename an output",
                 )
 
-    def _task(self, task: config_pb2.TaskConfig, prefix: str, upstream: set[str]) -> None:
+    def _task(self, task: config_pb2.TaskConfig, prefix: str, upstream: _Scope) -> None:
         if not task.steps:
             self._add(f"{prefix}steps", "the task has no steps", "add at least one step")
-        available = upstream | set(dataflow.task_defaults(task))
+        # Grows in place as steps add outputs: each step sees the outputs of the steps before it.
+        from_steps: dict[str, None] = {}
+        available = upstream.plus(dataflow.task_defaults(task).keys(), from_steps)
         seen: set[str] = set()
         for index, step in enumerate(task.steps):
             path = f"{prefix}steps[{index}]."
@@ -215,12 +313,12 @@ class Validator:
                 self._add(f"{path}id", f"duplicate step id {step.id!r}", "rename one")
             seen.add(step.id)
             self._step(step, path, available)
-            available = available | set(dataflow.step_output_names(step))
+            from_steps.update(dict.fromkeys(dataflow.step_output_names(step)))
         # The task's own outputs render with its variables and the last response bound.
         self._outputs(task.output_config, f"{prefix}output_config", available)
 
-    def _step(self, step: config_pb2.StepConfig, prefix: str, available: set[str]) -> None:
-        scope = available | set(dataflow.payload(step.input_config))
+    def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
+        scope = available.plus(dataflow.payload(step.input_config).keys())
         if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
             self._model_query(step, prefix)
         elif step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
@@ -305,26 +403,28 @@ class Validator:
                 "@register_function in a module listed in --function_modules",
             )
 
-    def _outputs(self, output: config_pb2.DataConfig, path: str, scope: set[str]) -> None:
+    def _outputs(self, output: config_pb2.DataConfig, path: str, scope: _Scope) -> None:
+        with_response = scope.plus((dataflow.RESPONSE,))
         for key, value in dataflow.payload(output).items():
             if isinstance(value, str):
                 template = Template.parse(value)
-                self._names(template.names, f"{path}.payload.{key}", scope | {dataflow.RESPONSE})
+                self._names(template.names, f"{path}.payload.{key}", with_response)
 
-    def _names(self, names: Iterable[str], path: str, scope: set[str]) -> None:
+    def _names(self, names: Iterable[str], path: str, scope: _Scope) -> None:
         for name in sorted(names):
             if name in scope:
                 continue
-            if name in self._far:
+            far = self._far.producer(name, self._task_id) if self._far else None
+            if far is not None:
                 self._add(
                     path,
-                    f"%{name}% has no value here: task {self._far[name]!r} produces it, but "
+                    f"%{name}% has no value here: task {far!r} produces it, but "
                     "a task only receives the outputs of its direct predecessors",
                     f'pass it through the tasks in between (add "{name}": "" to their '
                     "output_config), or link the tasks directly",
                 )
             else:
-                known = ", ".join(sorted(scope)) or "none"
+                known = scope.listing() or "none"
                 self._add(
                     path,
                     f"%{name}% has no value: nothing upstream provides {name!r}",

@@ -24,7 +24,7 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.errors import LlmSchedulerError, RunError, StoreError, UserError
+from llm_scheduler.errors import ConfigError, LlmSchedulerError, RunError, StoreError, UserError
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import ModelClient, RetryEvent, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
@@ -302,7 +302,7 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
     """Parses ``name=value`` pairs; a value that is valid JSON is taken as JSON.
 
     Raises:
-        UserError: A pair has no ``=`` or an empty name.
+        UserError: A pair has no ``=`` or an empty name, or its JSON is nested too deep.
     """
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -313,6 +313,8 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
             value: Any = json.loads(text)
         except ValueError:
             value = text
+        except RecursionError:
+            raise UserError(f"--var {name.strip()}: the JSON value is nested too deep") from None
         result[name.strip()] = value
     return result
 
@@ -363,9 +365,10 @@ def guess_config_type(path: str) -> str:
     text = data.decode("utf-8", errors="replace")
     if fmt is formats.ConfigFormat.JSON:
         try:
-            keys = set(json.loads(formats.strip_json_comments(text)))
-        except (ValueError, TypeError):
-            keys = set()
+            tree = formats.parse_json(text, path)
+        except ConfigError:  # reported with its position when the file is loaded
+            tree = None
+        keys = set(tree) if isinstance(tree, dict) else set()
     else:
         keys = {line.split(":")[0].split("{")[0].strip() for line in text.splitlines()}
     for name, field in (

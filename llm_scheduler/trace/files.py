@@ -7,7 +7,6 @@ so a reader can refuse what it does not understand instead of misreading it.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 from llm_scheduler import __version__
@@ -20,6 +19,9 @@ __all__ = ["TRACE_SCHEMA", "TRACE_SCHEMA_VERSION", "read_trace", "to_trace", "wr
 TRACE_SCHEMA = "llm-scheduler.trace"
 # Bump when a trace written now could be misread by an older reader (see docs/traces.md).
 TRACE_SCHEMA_VERSION = 1
+
+# Traces hold every prompt and response of a run, so they may be far larger than configs.
+MAX_TRACE_BYTES = 256 * 2**20
 
 _HINT_REEXPORT = "export the run again with trace_export or job_runner --trace_out"
 
@@ -51,7 +53,8 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
             llm-scheduler does not read, or not a valid trace.
     """
     file = str(path)
-    text = formats.decode_text(formats.read_bytes(path), file, "a trace is a UTF-8 JSON file")
+    data = formats.read_bytes(path, max_bytes=MAX_TRACE_BYTES)
+    text = formats.decode_text(data, file, "a trace is a UTF-8 JSON file")
     header = _header(text)
     if header is not None:
         _check_header(header, file)
@@ -69,8 +72,8 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
 
 def _header(text: str) -> dict[str, object] | None:
     try:
-        tree = json.loads(formats.strip_json_comments(text))
-    except ValueError:
+        tree = formats.parse_json(text)
+    except ConfigError:  # reported in full when the trace is loaded
         return None
     return tree if isinstance(tree, dict) else None
 
@@ -128,6 +131,6 @@ def _version(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
         return int(value)
     return None

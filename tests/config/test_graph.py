@@ -125,3 +125,49 @@ def test_render_text_shows_parallel_levels_and_joins() -> None:
 def test_render_text_without_step_counts() -> None:
     graph = graph_of('{"tasks": [{"task_id": "a", "next_task": "b"}, {"task_id": "b"}]}')
     assert graph.render_text() == "level 0\n  a -> b\nlevel 1\n  b  (final)"
+
+
+def chain(length: int, *, closed: bool = False) -> config_pb2.JobConfig:
+    """A job whose tasks t0 -> t1 -> ... form a chain (a cycle back to t0 when ``closed``)."""
+    job = config_pb2.JobConfig()
+    for index in range(length):
+        last = index == length - 1
+        job.tasks.add(task_id=f"t{index}", next_task="t0" if last and closed else "")
+        if not last:
+            job.tasks[index].next_task = f"t{index + 1}"
+    return job
+
+
+def test_long_chains_need_no_recursion() -> None:
+    # Longer than Python's recursion limit: the graph algorithms must be iterative.
+    graph = TaskGraph.from_job(chain(5000))
+    assert graph.find_cycle() is None
+    assert graph.topological_order() == [f"t{i}" for i in range(5000)]
+    assert len(graph.levels()) == 5000
+    assert graph.reachable_from("t0") == set(graph.task_ids)
+    assert len(graph.ancestors("t4999")) == 4999
+    cycle = TaskGraph.from_job(chain(5000, closed=True)).find_cycle()
+    assert cycle == [*(f"t{i}" for i in range(5000)), "t0"]
+
+
+def test_a_wide_join_keeps_each_predecessor_once_in_config_order() -> None:
+    job = config_pb2.JobConfig()
+    start = job.tasks.add(task_id="start")
+    for index in range(3000):
+        start.next_tasks.append(f"w{index}")
+        job.tasks.add(task_id=f"w{index}", next_task="end", next_tasks=["end"])
+    job.tasks.add(task_id="end")
+    graph = TaskGraph.from_job(job)
+    assert graph.predecessors["end"] == tuple(f"w{i}" for i in range(3000))
+    assert graph.successors["w7"] == ("end",)
+    assert graph.levels() == [["start"], [f"w{i}" for i in range(3000)], ["end"]]
+
+
+def test_a_repeated_task_id_merges_its_links() -> None:
+    graph = graph_of(
+        '{"tasks": [{"task_id": "a", "next_task": "b"}, {"task_id": "b"},'
+        ' {"task_id": "a", "next_tasks": ["c", "b"]}, {"task_id": "c"}]}'
+    )
+    assert graph.task_ids == ("a", "b", "c")
+    assert graph.successors["a"] == ("b", "c")
+    assert graph.predecessors["b"] == ("a",)

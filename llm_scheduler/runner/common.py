@@ -301,6 +301,9 @@ def describe_cache_hits(task_runs: Iterable[run_pb2.TaskRun]) -> str:
 def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
     """Parses ``name=value`` pairs; a value that is valid JSON is taken as JSON.
 
+    ``NaN`` and ``Infinity`` (which Python's JSON reader accepts but JSON and the stores do not)
+    stay text, as does anything else that is not JSON.
+
     Raises:
         UserError: A pair has no ``=`` or an empty name, or its JSON is nested too deep.
     """
@@ -310,13 +313,17 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
         if not sep or not name.strip():
             raise UserError(f"--var {pair!r}: write name=value")
         try:
-            value: Any = json.loads(text)
+            value: Any = json.loads(text, parse_constant=_no_constant)
         except ValueError:
             value = text
         except RecursionError:
             raise UserError(f"--var {name.strip()}: the JSON value is nested too deep") from None
         result[name.strip()] = value
     return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def run_and_close(context: RunContext, work: Awaitable[T]) -> T:

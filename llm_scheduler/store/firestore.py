@@ -69,6 +69,9 @@ _INT64 = (-(2**63), 2**63 - 1)
 # A transaction is retried while it conflicts, for up to this many seconds; the pause before
 # retry n is uniform in [0, min(cap, base * 2**(n-2))] seconds.
 _CONFLICT_BUDGET = 60.0
+# A single-document update outlasts the locks of a transaction whose process died: Firestore
+# (and the emulator) release them after about 60 s.
+_UPDATE_BUDGET = 120.0
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 8.0
 # Only a bound for the SDK's own loop: the time budget ends retries long before.
@@ -267,15 +270,15 @@ class FirestoreStore(Store):
                     reference.update(quoted, option=option)
                 return merged
             except StoreError as error:
-                changed = isinstance(
-                    error.__cause__, exceptions.FailedPrecondition | exceptions.NotFound
-                )
-                if not changed:
+                # Changed since read (precondition, deleted), or locked by a transaction until
+                # the lock timed out (ABORTED): decide again on what is there now.
+                retry = exceptions.FailedPrecondition | exceptions.NotFound | exceptions.Aborted
+                if not isinstance(error.__cause__, retry):
                     raise
-            if time.monotonic() - started > _CONFLICT_BUDGET:
+            if time.monotonic() - started > _UPDATE_BUDGET:
                 raise StoreError(
-                    f"{self.url}: {path} kept changing while being updated for "
-                    f"{_CONFLICT_BUDGET:.0f} s; too many clients are writing it"
+                    f"{self.url}: {path} kept changing (or stayed locked) while being updated "
+                    f"for {_UPDATE_BUDGET:.0f} s; too many clients are writing it"
                 )
 
     def create(self, path: str, data: Doc) -> bool:

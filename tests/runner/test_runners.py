@@ -224,3 +224,17 @@ def test_a_missing_file_is_named_not_called_an_invalid_config(
     assert result.code == 2
     assert f"error: {message}" in result.stderr
     assert "invalid config" not in result.stderr
+
+
+def test_var_values_json_cannot_hold_stay_text() -> None:
+    # Python's JSON reader takes NaN and Infinity; JSON and the stores do not (a NaN input made
+    # `--store` runs fail with a traceback from SQLite).
+    from llm_scheduler.runner.common import parse_vars
+
+    assert parse_vars(["a=NaN", "b=-Infinity", "c=[1, NaN]", "d=1.5", 'e={"x": 1}']) == {
+        "a": "NaN",
+        "b": "-Infinity",
+        "c": "[1, NaN]",
+        "d": 1.5,
+        "e": {"x": 1},
+    }

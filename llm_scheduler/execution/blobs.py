@@ -37,6 +37,7 @@ __all__ = [
     "put_blob",
     "put_step",
     "read_blob",
+    "step_document",
     "with_fields",
 ]
 
@@ -79,6 +80,15 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
     Raises:
         StoreError: A write failed, or the document is still too large.
     """
+    return store.create(path, step_document(store, doc))
+
+
+def step_document(store: Store, doc: Doc) -> Doc:
+    """A step record as it is stored: its large fields moved to blobs (stored first).
+
+    Raises:
+        StoreError: A blob could not be written.
+    """
     moved: dict[str, str] = {}
     stored = dict(doc)
     for field in (*_TEXT_FIELDS, *_STRUCT_FIELDS, *_VALUE_FIELDS):
@@ -94,7 +104,7 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
             stored[field] = "" if field in _TEXT_FIELDS else {}
     if moved:
         stored[BLOBS_FIELD] = moved
-    return store.create(path, stored)
+    return stored
 
 
 @read_only

@@ -93,13 +93,16 @@ def succeed_task(
     outputs: blobs.OutOfLine,
     usage: Doc,
     cost: float,
+    last_step: tuple[str, Doc] | None = None,
 ) -> list[str]:
     """Marks the task SUCCEEDED and starts what it unblocks; returns the task runs it created.
 
     Successors with this task as their only predecessor are created here; for a join, only
     this task's arrival is recorded (`release_joins` creates the join after the commit).
+    ``last_step`` (its path and stored document) is written with the completion, when given.
     """
     task_doc = lease.require(tx)
+    step_exists = last_step is not None and tx.get(last_step[0]) is not None
     singles: dict[str, Doc | None] = {}
     arrivals: dict[str, Doc | None] = {}
     for successor in run.graph.successors[task_id]:
@@ -122,6 +125,8 @@ def succeed_task(
             "finished_at": docs.iso(now),
         },
     )
+    if last_step is not None and not step_exists:
+        tx.set(*last_step)
     created: list[str] = []
     for successor, existing in singles.items():
         if existing is None or existing.get("status") == Status.RESET:

@@ -124,6 +124,9 @@ class Dispatcher:
                 # A window of PENDING task runs, not all of them (a wide job has thousands),
                 # plus every RUNNING one (as many as workers hold) for leases that expire.
                 window = max(_MIN_WINDOW, self.workers * 8)
+                # A task that finishes while we look may start others after our query saw
+                # none: only a look that began with nothing in flight can conclude "idle".
+                quiet_before = not self._in_flight
                 pending = await self.store.call(
                     self.store.find, "task_runs", "status", [Status.PENDING], window
                 )
@@ -149,6 +152,8 @@ class Dispatcher:
                         self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
                 if pending or running or self._in_flight:
                     idle_checked = False
+                elif not quiet_before:
+                    continue  # what finished meanwhile may have started work: look again
                 else:
                     if not idle_checked:
                         # Nothing to run: finish (or repair) runs a crash left unfinished.

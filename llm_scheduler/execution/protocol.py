@@ -261,6 +261,7 @@ async def _run_claimed(
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
     steps_run = 0
+    last_step: tuple[str, run_pb2.StepRun] | None = None
     for index in range(len(records), len(task.steps)):
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
@@ -286,6 +287,15 @@ async def _run_claimed(
                 store, run, task_id, lease, context, result.record, records, steps_run
             )
         step_path = docs.step_run_path(run_id, task_id, index)
+        if index == len(task.steps) - 1:
+            # The last step is written by the completing transaction itself (one write less
+            # per task): until that commits, a redelivery runs it again, as it would a step
+            # whose own write had not committed.
+            last_step = (step_path, result.record)
+            records.append(result.record)
+            scope.update(struct_to_dict(result.record.outputs))
+            response = _response_of(result.record)
+            break
         try:
             created = await store.call(
                 blobs.put_step, store, step_path, docs.record_to_doc(result.record)
@@ -305,9 +315,21 @@ async def _run_claimed(
         records.append(record)
         scope.update(struct_to_dict(record.outputs))
         response = _response_of(record)
+    final: tuple[str, Doc] | None = None
+    if last_step is not None:
+        try:
+            stored = await store.call(blobs.step_document, store, docs.record_to_doc(last_step[1]))
+        except StoreError as error:
+            failure = _failure(last_step[1].step_id, last_step[1].index, error)
+            return await _fail(
+                store, run, task_id, lease, context, failure, records[:-1], steps_run
+            )
+        final = (last_step[0], stored)
     try:
         outputs = task_outputs(task, scope, response)
     except Exception as error:  # task outputs that fail to render: recorded
+        if final is not None:  # the step itself succeeded (and was paid for): keep it
+            await store.call(store.create, *final)
         failure = _failure("", len(task.steps), error, prefix="task outputs: ")
         return await _fail(store, run, task_id, lease, context, failure, records, steps_run)
     prepared = await store.call(
@@ -324,6 +346,7 @@ async def _run_claimed(
             outputs=prepared,
             usage=usage,
             cost=cost,
+            last_step=final,
         ),
     )
     context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="succeeded", run_id=run_id))

@@ -9,8 +9,10 @@ one run.
     python -m bench.contention [--store=firestore|sqlite] [--tasks=12] [--dispatchers=1,3]
                                [--repetitions=2]
 
-Prints one line per run (seconds from the submit's end until every dispatcher exited, the job
-run finished) and the median per dispatcher count. On Firestore it starts Google's emulator.
+Prints one line per run and the median per dispatcher count: by default the seconds from the
+submit to the job run's end with the dispatchers already running (throughput); with ``--cold``
+the seconds until every ``dispatcher --until_idle`` started after the submit has exited
+(process start-up included). On Firestore it starts Google's emulator.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import pathlib
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -73,49 +78,92 @@ def store_urls(kind: str, folder: pathlib.Path) -> Iterator[tuple[dict[str, str]
 
 
 def one_run(
-    url: str, env: dict[str, str], dispatchers: int, job_file: pathlib.Path, workers: int
+    url: str,
+    env: dict[str, str],
+    dispatchers: int,
+    job_file: pathlib.Path,
+    workers: int,
+    *,
+    warm: bool,
 ) -> float:
-    import os
+    """Seconds to run the job with ``dispatchers`` processes.
 
+    Warm: the dispatchers are started and ready first, then the job is submitted, and the time
+    runs from the submit to the job run's end (throughput, without process start-up). Cold: the
+    job is submitted, then ``dispatcher --until_idle`` processes are started, and the time runs
+    until the last one exits (start-up included).
+    """
     environ = {**os.environ, **env, "LLM_SCHEDULER_OFFLINE": "1"}
-    submitted = subprocess.run(
-        [str(BIN / "job_submitter"), f"--input_path={job_file}", f"--store={url}", "--offline"],
-        env=environ,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    run_id = submitted.stdout.strip().splitlines()[-1]
-    started = time.monotonic()
-    processes = [
-        subprocess.Popen(
-            [
-                str(BIN / "dispatcher"),
-                "--until_idle",
-                "--offline",
-                f"--store={url}",
-                f"--workers={workers}",
-                "--quiet",
-            ],
+    command = [str(BIN / "dispatcher"), "--offline", f"--store={url}", f"--workers={workers}"]
+
+    def submit() -> str:
+        submitted = subprocess.run(
+            [str(BIN / "job_submitter"), f"--input_path={job_file}", f"--store={url}", "--quiet"],
             env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
+            check=True,
         )
-        for _ in range(dispatchers)
-    ]
-    errors = 0
-    for process in processes:
-        _, stderr = process.communicate(timeout=600)
-        errors += stderr.count("lock timeout") + stderr.count("Transaction lock")
-    elapsed = time.monotonic() - started
-    for key, value in env.items():
-        os.environ[key] = value
-    with open_store(url) as store:
+        return submitted.stdout.strip().splitlines()[-1]
+
+    if warm:
+        processes = [
+            subprocess.Popen(
+                command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(dispatchers)
+        ]
+        for process in processes:
+            assert process.stderr is not None
+            if not process.stderr.readline().startswith("dispatching"):
+                raise RuntimeError("a dispatcher failed to start")
+            # Keep reading, so that a full pipe never blocks it.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+        run_id = submit()
+        started = time.monotonic()
+        with _env(env), open_store(url) as store:
+            while not (store.get(docs.job_run_path(run_id)) or {}).get("finished_at"):
+                time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            process.wait(timeout=60)
+    else:
+        run_id = submit()
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                [*command, "--until_idle", "--quiet"],
+                env=environ,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for _ in range(dispatchers)
+        ]
+        for process in processes:
+            process.wait(timeout=600)
+        elapsed = time.monotonic() - started
+    with _env(env), open_store(url) as store:
         job = store.get(docs.job_run_path(run_id)) or {}
     if job.get("status") != docs.Status.SUCCEEDED:
         raise RuntimeError(f"run {run_id} ended {job.get('status')}: {job.get('error')}")
     return elapsed
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def main() -> None:
@@ -124,6 +172,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=BRANCHES + 2)
     parser.add_argument("--dispatchers", default="1,3")
     parser.add_argument("--workers", type=int, default=4, help="per dispatcher")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start the dispatchers after the submit and count their start-up (as the figures "
+        "measured before the protocol change were)",
+    )
     parser.add_argument("--repetitions", type=int, default=2)
     args = parser.parse_args()
     counts = [int(c) for c in args.dispatchers.split(",")]
@@ -140,7 +194,9 @@ def main() -> None:
         supply = iter(urls)
         for repetition in range(args.repetitions):
             for count in counts:
-                seconds = one_run(next(supply), env, count, job_file, args.workers)
+                seconds = one_run(
+                    next(supply), env, count, job_file, args.workers, warm=not args.cold
+                )
                 results[count].append(seconds)
                 print(
                     f"{args.store}: {args.tasks} tasks, {count} dispatcher(s), "

@@ -21,6 +21,7 @@ from typing import Any
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
+from llm_scheduler.execution.events import wait_for_event_writes
 from llm_scheduler.execution.protocol import (
     DEFAULT_LEASE_SECONDS,
     Outcome,
@@ -40,8 +41,10 @@ Sender = Callable[[str, Doc], Awaitable[Outcome]]
 
 # The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
 _MAX_WAIT_SECONDS = 2.0
-# The fewest PENDING task runs read per look (more with more workers).
-_MIN_WINDOW = 32
+# How long PENDING task runs found by one look are taken without looking again.
+_BACKLOG_SECONDS = 1.0
+# The fewest PENDING task runs read per look (more with more free workers).
+_MIN_WINDOW = 16
 # How often run requests (documents other programs write to start runs) are looked for.
 _REQUESTS_EVERY_SECONDS = 1.0
 
@@ -110,6 +113,9 @@ class Dispatcher:
         """
         idle_checked = False
         requests_checked = float("-inf")
+        next_lease_check = float("-inf")
+        backlog: list[tuple[str, Doc]] = []
+        backlog_read_at = float("-inf")
         try:
             while stop is None or not stop.is_set():
                 if len(self._in_flight) >= self.workers:
@@ -123,19 +129,32 @@ class Dispatcher:
                     await self.store.call(handle_pending_run_requests, self.store, self.context)
                 # A window of PENDING task runs, not all of them (a wide job has thousands),
                 # plus every RUNNING one (as many as workers hold) for leases that expire.
-                window = max(_MIN_WINDOW, self.workers * 8)
+                free = self.workers - len(self._in_flight)
+                window = max(_MIN_WINDOW, free * 4)
                 # A task that finishes while we look may start others after our query saw
                 # none: only a look that began with nothing in flight can conclude "idle".
                 quiet_before = not self._in_flight
-                pending = await self.store.call(
-                    self.store.find, "task_runs", "status", [Status.PENDING], window
-                )
-                running = await self.store.call(
-                    self.store.find, "task_runs", "status", [Status.RUNNING]
-                )
-                # Several dispatchers see the same window: each takes it in its own order, so
-                # they mostly claim different task runs instead of racing for the first ones.
-                random.shuffle(pending)
+                if backlog and time.monotonic() - backlog_read_at < _BACKLOG_SECONDS:
+                    # What the last look found and no worker was free for: no need to look
+                    # again at every task's end (other dispatchers' claims make some no-ops).
+                    pending, backlog = backlog, []
+                else:
+                    pending = await self.store.call(
+                        self.store.find, "task_runs", "status", [Status.PENDING], window
+                    )
+                    backlog_read_at = time.monotonic()
+                    # Several dispatchers see the same window: each takes it in its own order,
+                    # so they mostly claim different task runs instead of racing for the first.
+                    random.shuffle(pending)
+                # RUNNING task runs matter only for their leases: read them when one may have
+                # expired, when there is nothing else to do, or every few seconds.
+                if not pending or self.clock() >= next_lease_check:
+                    running = await self.store.call(
+                        self.store.find, "task_runs", "status", [Status.RUNNING]
+                    )
+                    next_lease_check = self.clock() + _MAX_WAIT_SECONDS
+                else:
+                    running = []
                 now = self.clock()
                 next_expiry: float | None = None
                 startable: list[tuple[str, Doc]] = []
@@ -145,10 +164,13 @@ class Dispatcher:
                         startable.append((path, doc))
                     else:
                         next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
+                        next_lease_check = min(next_lease_check, expiry)
                 for path, doc in [*startable, *pending]:
+                    if path in self._in_flight:
+                        continue
                     if len(self._in_flight) >= self.workers:
-                        break
-                    if path not in self._in_flight:
+                        backlog.append((path, doc))
+                    else:
                         self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
                 if pending or running or self._in_flight:
                     idle_checked = False
@@ -179,6 +201,9 @@ class Dispatcher:
             if self._change is not None:
                 unfinished.append(self._change)
             await asyncio.gather(*unfinished, return_exceptions=True)
+            # Tasks do not wait for their progress events here (this process lives on): the
+            # dispatcher does, once, before it stops.
+            await asyncio.to_thread(wait_for_event_writes)
         return self.stats
 
     async def _wait(self, timeout: float) -> None:
@@ -209,6 +234,7 @@ class Dispatcher:
                         worker_id=self.worker_id,
                         lease_seconds=self.lease_seconds,
                         clock=self.clock,
+                        wait_for_events=False,
                     )
             except Exception as error:
                 # E.g. the store failing while a failure was being recorded: the task's lease

@@ -37,12 +37,14 @@ from llm_scheduler.store.base import Doc, Store, document_id
 from llm_scheduler.v1 import run_pb2
 
 __all__ = [
+    "EventSink",
     "context_with_event_sink",
     "event_from_record",
     "event_to_record",
     "events_collection",
     "follow_events",
     "read_events",
+    "wait_for_event_writes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,22 +91,61 @@ def event_from_record(record: run_pb2.RunEvent) -> EngineEvent | None:
     )
 
 
+class EventSink:
+    """Where the progress events of one task run go: the store, beside the context's listener.
+
+    Events are written by one background thread per process; emitting never waits. A task's
+    ``task_finished`` event has its batch written at once, and `wait_written` (awaited by the
+    protocol before an invocation returns, off the event loop) makes sure none is left behind.
+    """
+
+    def __init__(self, store: Store, run_id: str, worker_id: str, *, prompt: bool = True) -> None:
+        """Creates the sink of one task run.
+
+        Args:
+            store: Where the events go.
+            run_id: The run.
+            worker_id: The worker, part of each event's id.
+            prompt: Write a task's events as soon as it finishes (for `wait_written`); without,
+                they go with the writer's next batch (fewer, larger commits).
+        """
+        self._sink = _Sink(store, run_id, worker_id.replace("/", "_") or "worker", prompt)
+
+    def context(self, context: RunContext) -> RunContext:
+        """``context`` whose events are also written to the store (its listener still gets all)."""
+        sink = self._sink
+        original = context.on_event
+
+        def on_event(event: EngineEvent) -> None:
+            sink.record(event)
+            if original is not None:
+                original(event)
+
+        return dataclasses.replace(context, on_event=on_event)
+
+    def wait_written(self, task_id: str) -> None:
+        """Blocks until this task's events are written (at most a few seconds); logs failures."""
+        self._sink.flush(task_id)
+
+
+def wait_for_event_writes(timeout: float = _FLUSH_TIMEOUT_SECONDS) -> None:
+    """Blocks until every progress event queued in this process is written (at most ``timeout``).
+
+    For long-lived workers that do not wait after each task (`handle_task_run` with
+    ``wait_for_events=False``), before they stop.
+    """
+    _WRITER.drain(timeout)
+
+
 def context_with_event_sink(
     context: RunContext, store: Store, run_id: str, worker_id: str
 ) -> RunContext:
     """The context for one task run, whose events are also written to the store.
 
-    The original listener, if any, still receives every event.
+    The original listener, if any, still receives every event. Nothing waits for the events to
+    be written: use `EventSink` to wait before a process may stop.
     """
-    sink = _Sink(store, run_id, worker_id.replace("/", "_") or "worker")
-    original = context.on_event
-
-    def on_event(event: EngineEvent) -> None:
-        sink.record(event)
-        if original is not None:
-            original(event)
-
-    return dataclasses.replace(context, on_event=on_event)
+    return EventSink(store, run_id, worker_id).context(context)
 
 
 def read_events(store: Store, run_id: str, after: str = "") -> list[tuple[str, run_pb2.RunEvent]]:
@@ -188,10 +229,11 @@ def follow_events(
 class _Sink:
     """Writes the events of one task run; counts and logs what it could not write."""
 
-    def __init__(self, store: Store, run_id: str, worker_id: str) -> None:
+    def __init__(self, store: Store, run_id: str, worker_id: str, prompt: bool = True) -> None:
         self.store = store
         self.run_id = run_id
         self.worker_id = worker_id
+        self.prompt = prompt
         self.failures = 0
         self._pending = 0
         self._idle = threading.Condition()
@@ -204,8 +246,8 @@ class _Sink:
             self._pending += 1
         # The record and its document are built on the writer thread, off the run's path.
         _WRITER.put(_Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns))
-        if event.kind is EventKind.TASK_FINISHED:
-            self.flush(event.task_id)
+        if event.kind is EventKind.TASK_FINISHED and self.prompt:
+            _WRITER.write_now()
 
     def document(self, event: EngineEvent, time_ns: int) -> Doc:
         record = _record(event, self.worker_id, time_ns)

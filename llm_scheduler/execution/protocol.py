@@ -45,7 +45,7 @@ from llm_scheduler.errors import StoreError, UserError
 from llm_scheduler.execution import blobs, completion, submit
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
-from llm_scheduler.execution.events import context_with_event_sink
+from llm_scheduler.execution.events import EventSink
 from llm_scheduler.execution.lease import Lease, LostLease
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.store.base import Doc, Store, read_only
@@ -122,6 +122,7 @@ async def handle_task_run(
     deadline: float | None = None,
     handoff_margin: float = DEFAULT_HANDOFF_MARGIN_SECONDS,
     clock: Callable[[], float] = time.time,
+    wait_for_events: bool = True,
 ) -> Outcome:
     """Handles one delivery of a task-run event (see the module docstring).
 
@@ -137,6 +138,9 @@ async def handle_task_run(
         handoff_margin: Hand off when fewer seconds than this remain before ``deadline`` (after
             at least one step, so a handoff always makes progress).
         clock: Wall-clock time, for leases (shared between processes).
+        wait_for_events: Return only once the task's progress events are written (a cloud
+            function may be frozen as soon as it returns); a long-lived worker (the dispatcher)
+            lets its background writer catch up instead, and waits for it when it stops.
 
     Raises:
         StoreError: The store failed before the task was claimed, or while recording a failure
@@ -174,7 +178,8 @@ async def handle_task_run(
         return Outcome("noop", "not runnable (claimed by another worker first)")
     task_doc = claimed
     lease = Lease(store, task_path, worker_id, lease_seconds, clock)
-    context = _context_for(context, store, run, worker_id)
+    events = EventSink(store, run_id, worker_id, prompt=wait_for_events)
+    context = events.context(_context_for(context, store, run))
     task = run.tasks[task_id]
     if task_id == run.start and int(task_doc["attempt"]) == 1:
         started = await store.call(
@@ -223,16 +228,19 @@ async def handle_task_run(
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
+        if wait_for_events:
+            # An invocation may be frozen once it returns: its events are written first (off
+            # the event loop, so other tasks of this process go on meanwhile).
+            await asyncio.to_thread(events.wait_written, task_id)
 
 
-def _context_for(context: RunContext, store: Store, run: RunConfig, worker_id: str) -> RunContext:
+def _context_for(context: RunContext, store: Store, run: RunConfig) -> RunContext:
     if run.offline and not context.models.offline:
         # The submitter asked for the offline model: every worker honours it.
         context = dataclasses.replace(
             context, models=ModelClient(context.models.registry, offline=True)
         )
-    context = context_with_cache(context, store, {"default_cache_policy": run.default_cache_policy})
-    return context_with_event_sink(context, store, run.run_id, worker_id)
+    return context_with_cache(context, store, {"default_cache_policy": run.default_cache_policy})
 
 
 async def _run_claimed(

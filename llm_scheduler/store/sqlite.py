@@ -45,6 +45,11 @@ __all__ = ["SqliteStore"]
 T = TypeVar("T")
 
 _SETTLED_NS = 100_000_000
+# A call waits this long in place for a write lock another writer holds (writers hold it for
+# well under a millisecond), polling, before it waits in a worker thread instead: a thread hop
+# costs more than a short wait, but the event loop must not stop for a long one.
+_IN_PLACE_WAIT_SECONDS = 0.005
+_LOCK_POLL_SECONDS = 0.0002
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 _SCHEMA = """
@@ -69,19 +74,30 @@ class _SqliteTransaction(Transaction):
         self._connection = connection
         # Whether a watched document (a task run) was written: waiters are woken on commit.
         self.wrote = False
+        # What this transaction read or wrote (it holds the write lock: nobody else changes
+        # them), so an update after a read does not read and decode the document again.
+        self._known: dict[str, Doc | None] = {}
 
     def get(self, path: str) -> Doc | None:
-        return _read(self._connection, path)
+        if path in self._known:
+            known = self._known[path]
+            return None if known is None else dict(known)
+        doc = _read(self._connection, path)
+        self._known[path] = None if doc is None else dict(doc)
+        return doc
 
     def set(self, path: str, data: Doc) -> None:
         _write(self._connection, path, data)
+        self._known[path] = dict(data)
         self.wrote = self.wrote or _watched(path)
 
     def update(self, path: str, fields: Doc) -> None:
-        current = _read(self._connection, path)
+        current = self._known[path] if path in self._known else _read(self._connection, path)
         if current is None:
             raise StoreError(f"cannot update {path}: it does not exist")
-        _write(self._connection, path, {**current, **fields})
+        merged = {**current, **fields}
+        _write(self._connection, path, merged)
+        self._known[path] = merged
         self.wrote = self.wrote or _watched(path)
 
 
@@ -257,12 +273,21 @@ class SqliteStore(Store):
         # mode, and taking the lock made every read of every process queue behind the writers.
         if is_read_only(self, function):
             return function(*args)
-        if self._acquire_writing(wait=False):
+        if self._acquire_writing_soon(_IN_PLACE_WAIT_SECONDS):
             try:
                 return function(*args)
             finally:
                 self._release_writing()
         return await asyncio.to_thread(function, *args)
+
+    def _acquire_writing_soon(self, patience: float) -> bool:
+        """Takes the write lock if it comes free within ``patience`` seconds (polling)."""
+        deadline = time.monotonic() + patience
+        while not self._acquire_writing(wait=False):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_LOCK_POLL_SECONDS)
+        return True
 
     def interrupt_wait(self) -> None:
         # The flag covers a waiting thread that has not reached its socket yet (its wait then

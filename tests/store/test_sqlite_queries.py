@@ -76,7 +76,7 @@ def test_call_runs_in_place_and_waits_in_a_thread_while_another_writer_holds_the
         return threading.get_ident()
 
     async def main(store: SqliteStore, other: SqliteStore) -> None:
-        # A free lock: in place (no thread hop).
+        # A free lock (or one free within milliseconds): in place (no thread hop).
         assert await store.call(write, store, "a") == loop_thread
         # Another store instance (as another process would) holds the write lock: the call
         # must neither fail nor block the event loop; it waits in a worker thread.

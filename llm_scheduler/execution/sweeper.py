@@ -155,8 +155,9 @@ def reconcile_stalled_runs(
     """
     now = clock()
     done: list[str] = []
-    for path, doc in store.find("job_runs", "status", [Status.PENDING, Status.RUNNING]):
-        if doc.get("finished_at") or path.count("/") != 1:
+    # A collection query (job runs are a top-level collection): no collection-group index.
+    for path, doc in store.query("job_runs", "status", [Status.PENDING, Status.RUNNING]):
+        if doc.get("finished_at"):
             continue
         run_id = path.rsplit("/", 1)[1]
         if _age(doc.get("created_at"), now) < grace:

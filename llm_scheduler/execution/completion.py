@@ -169,11 +169,20 @@ def release_joins(store: Store, run: RunConfig, task_id: str, now: float) -> lis
 
 
 def _create_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
+    return _write_if_absent(tx, run, task_id, new_task_run_doc(run.run_id, task_id, now))
+
+
+def _skip_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
+    return _write_if_absent(tx, run, task_id, _skipped_doc(run.run_id, task_id, now))
+
+
+def _write_if_absent(tx: Transaction, run: RunConfig, task_id: str, doc: Doc) -> bool:
+    """Writes a task run unless it exists (a resume's placeholder counts as absent)."""
     path = docs.task_run_path(run.run_id, task_id)
     existing = tx.get(path)
     if existing is not None and existing.get("status") != Status.RESET:
         return False
-    tx.set(path, new_task_run_doc(run.run_id, task_id, now))
+    tx.set(path, doc)
     return True
 
 
@@ -298,15 +307,6 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
             )
         return "repaired"
     return "finished" if _finish(store, run, task_docs, now) else "done"
-
-
-def _skip_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
-    path = docs.task_run_path(run.run_id, task_id)
-    existing = tx.get(path)
-    if existing is not None and existing.get("status") != Status.RESET:
-        return False
-    tx.set(path, _skipped_doc(run.run_id, task_id, now))
-    return True
 
 
 def _finish(store: Store, run: RunConfig, task_docs: Mapping[str, Doc], now: float) -> bool:

@@ -237,6 +237,9 @@ class _Sink:
         self.failures = 0
         self._pending = 0
         self._idle = threading.Condition()
+        # The task's last event was recorded, and whether its failure count was logged.
+        self._finished_task = ""
+        self._reported = False
 
     def record(self, event: EngineEvent) -> None:
         if event.run_id not in ("", self.run_id):
@@ -246,8 +249,11 @@ class _Sink:
             self._pending += 1
         # The record and its document are built on the writer thread, off the run's path.
         _WRITER.put(_Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns))
-        if event.kind is EventKind.TASK_FINISHED and self.prompt:
-            _WRITER.write_now()
+        if event.kind is EventKind.TASK_FINISHED:
+            with self._idle:
+                self._finished_task = event.task_id
+            if self.prompt:
+                _WRITER.write_now()
 
     def document(self, event: EngineEvent, time_ns: int) -> Doc:
         record = _record(event, self.worker_id, time_ns)
@@ -270,6 +276,22 @@ class _Sink:
         with self._idle:
             self._pending -= 1
             self._idle.notify_all()
+            report = self._pending == 0 and bool(self._finished_task)
+        if report:
+            self._report(self._finished_task)
+
+    def _report(self, task_id: str) -> None:
+        """Logs, once, how many of the task's events could not be written."""
+        with self._idle:
+            if self._reported or not self.failures:
+                return
+            self._reported = True
+        logger.warning(
+            "%d progress events of run %s, task %s, could not be recorded",
+            self.failures,
+            self.run_id,
+            task_id,
+        )
 
     def flush(self, task_id: str) -> None:
         _WRITER.write_now()
@@ -284,13 +306,7 @@ class _Sink:
                 task_id,
                 _FLUSH_TIMEOUT_SECONDS,
             )
-        if self.failures:
-            logger.warning(
-                "%d progress events of run %s, task %s, could not be recorded",
-                self.failures,
-                self.run_id,
-                task_id,
-            )
+        self._report(task_id)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
@@ -26,6 +28,8 @@ __all__ = [
     "start_task_of",
     "submit_job",
 ]
+
+M = TypeVar("M", bound=Message)
 
 # How many times a task may be claimed without finishing (workers that died, internal errors)
 # before it fails for good; a handoff (a deadline reached) does not use one up.
@@ -60,54 +64,53 @@ def new_task_run_doc(run_id: str, task_id: str, now: float) -> Doc:
 
 def save_job_definition(store: Store, job: config_pb2.JobConfig) -> None:
     """Saves a job config at ``jobs/{job_id}`` (a large config goes to a blob)."""
-    update = blobs.out_of_line(
-        store, {"config": docs.record_to_doc(job)}, docs.INLINE_FIELD_BYTES * 16
-    )
-    store.set(
-        docs.job_definition_path(job.job_id),
-        {
-            "job_id": job.job_id,
-            "saved_at": docs.iso(time.time()),
-            **_present(blobs.with_fields(None, update)),
-        },
-    )
+    _save_definition(store, docs.job_definition_path(job.job_id), "job_id", job.job_id, job)
 
 
 def load_job_definition(store: Store, job_id: str) -> config_pb2.JobConfig | None:
     """The job config saved at ``jobs/{job_id}``, or None when there is none."""
-    doc = store.get(docs.job_definition_path(job_id))
-    if doc is None:
-        return None
-    doc = blobs.inline(store, doc, f"job definition {job_id!r}")
-    return docs.record_from_doc(doc.get("config") or {}, config_pb2.JobConfig)
+    return _load_definition(
+        store, docs.job_definition_path(job_id), config_pb2.JobConfig, f"job {job_id!r}"
+    )
 
 
 def save_task_definition(store: Store, task: config_pb2.TaskConfig) -> None:
     """Saves a task config at ``tasks/{task_id}``, where later submissions may find it."""
+    _save_definition(store, docs.task_definition_path(task.task_id), "task_id", task.task_id, task)
+
+
+def load_task_definition(store: Store, task_id: str) -> config_pb2.TaskConfig | None:
+    """The task config saved at ``tasks/{task_id}``, or None when there is none (or no such id)."""
+    try:
+        path = docs.task_definition_path(task_id)
+    except UserError:
+        return None
+    return _load_definition(store, path, config_pb2.TaskConfig, f"task {task_id!r}")
+
+
+def _save_definition(
+    store: Store, path: str, id_field: str, id_value: str, config: Message
+) -> None:
+    # A definition may be as large as a config gets (a 10,000-task job): a blob beyond 256 KiB.
     update = blobs.out_of_line(
-        store, {"config": docs.record_to_doc(task)}, docs.INLINE_FIELD_BYTES * 16
+        store, {"config": docs.record_to_doc(config)}, docs.INLINE_FIELD_BYTES * 16
     )
     store.set(
-        docs.task_definition_path(task.task_id),
+        path,
         {
-            "task_id": task.task_id,
+            id_field: id_value,
             "saved_at": docs.iso(time.time()),
             **_present(blobs.with_fields(None, update)),
         },
     )
 
 
-def load_task_definition(store: Store, task_id: str) -> config_pb2.TaskConfig | None:
-    """The task config saved at ``tasks/{task_id}``, or None when there is none."""
-    try:
-        path = docs.task_definition_path(task_id)
-    except UserError:
-        return None
+def _load_definition(store: Store, path: str, message_type: type[M], what: str) -> M | None:
     doc = store.get(path)
     if doc is None:
         return None
-    doc = blobs.inline(store, doc, f"task definition {task_id!r}")
-    return docs.record_from_doc(doc.get("config") or {}, config_pb2.TaskConfig)
+    doc = blobs.inline(store, doc, f"saved {what}")
+    return docs.record_from_doc(doc.get("config") or {}, message_type)
 
 
 def submit_job(

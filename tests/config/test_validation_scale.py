@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.validation import chain_job, fan_out_job
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import ConfigError
+from llm_scheduler.testing.sized_jobs import chain_job, fan_out_job
 
 SIZE = 10_000
 

@@ -208,11 +208,9 @@ class Dispatcher:
 
     async def _wait(self, timeout: float) -> None:
         # Wake on a store write or on a finished task (which may free a worker slot). One
-        # waiting thread at most: a wait still pending from the last round is reused.
+        # wait at most: a wait still pending from the last round is reused.
         if self._change is None or self._change.done():
-            self._change = asyncio.create_task(
-                asyncio.to_thread(self.store.wait_for_change, timeout)
-            )
+            self._change = asyncio.create_task(self.store.wait_for_change_async(timeout))
         waiting: set[asyncio.Task[Any]] = {self._change, *self._in_flight.values()}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 

@@ -218,6 +218,10 @@ class Store(abc.ABC):
             are allowed, so callers re-read what they need).
         """
 
+    async def wait_for_change_async(self, timeout: float) -> bool:
+        """`wait_for_change` from async code (in a worker thread unless a backend does better)."""
+        return await asyncio.to_thread(self.wait_for_change, timeout)
+
     async def call(self, function: Callable[..., T], /, *args: Any) -> T:
         """Calls ``function(*args)``, a function that uses this store, from async code.
 

@@ -48,8 +48,8 @@ _SETTLED_NS = 100_000_000
 # A call waits this long in place for a write lock another writer holds (writers hold it for
 # well under a millisecond), polling, before it waits in a worker thread instead: a thread hop
 # costs more than a short wait, but the event loop must not stop for a long one.
-_IN_PLACE_WAIT_SECONDS = 0.005
-_LOCK_POLL_SECONDS = 0.0002
+_IN_PLACE_WAIT_SECONDS = 0.05
+_LOCK_POLL_SECONDS = 0.0005
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 _SCHEMA = """
@@ -263,6 +263,29 @@ class SqliteStore(Store):
                 while wake.recv(64):
                     pass
             return True
+
+    async def wait_for_change_async(self, timeout: float) -> bool:
+        # On the event loop itself (the wake-up socket is a file descriptor like any other):
+        # a worker thread per wait cost a thread hop and GIL hand-offs for every task-run write
+        # of every process sharing the file.
+        wake = self._ensure_wake_socket()
+        wake.setblocking(False)
+        try:
+            wake.recv(64)  # a wake-up already queued: a change since the caller's last look
+        except BlockingIOError:
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(loop.sock_recv(wake, 64), max(timeout, 0.0))
+            except TimeoutError:
+                with self._changed:
+                    interrupted, self._interrupted = self._interrupted, False
+                return interrupted
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while wake.recv(64):
+                pass
+        with self._changed:
+            self._interrupted = False
+        return True
 
     async def call(self, function: Callable[..., T], /, *args: Any) -> T:
         # A local read or write takes tens of microseconds, a hop to a worker thread several

@@ -149,6 +149,9 @@ class RecordingStore(Store):
     def wait_for_change(self, timeout: float) -> bool:
         return self.inner.wait_for_change(timeout)
 
+    async def wait_for_change_async(self, timeout: float) -> bool:
+        return await self.inner.wait_for_change_async(timeout)
+
     def interrupt_wait(self) -> None:
         self.inner.interrupt_wait()
 

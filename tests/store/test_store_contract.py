@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import subprocess
 import sys
@@ -292,6 +293,28 @@ def test_an_interrupt_just_before_a_wait_still_ends_it(store: Store) -> None:
     started = time.monotonic()
     assert store.wait_for_change(10) is True
     assert time.monotonic() - started < 2.0
+
+
+def test_the_async_wait_wakes_on_writes_and_interrupts_and_times_out(backend: Backend) -> None:
+    # What the dispatcher waits on (on SQLite, on the event loop itself, with no thread).
+    waiter, writer = backend.open(), backend.open()
+
+    async def main() -> None:
+        assert await waiter.wait_for_change_async(0.3) is False  # starts listening
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, writer.set, "job_runs/r/task_runs/t", {"status": "PENDING"})
+        started = time.monotonic()
+        assert await waiter.wait_for_change_async(10) is True
+        assert time.monotonic() - started < 2.5
+        loop.call_later(0.2, waiter.interrupt_wait)
+        started = time.monotonic()
+        assert await waiter.wait_for_change_async(10) is True
+        assert time.monotonic() - started < 2.5
+        started = time.monotonic()
+        assert await waiter.wait_for_change_async(0.5) is False
+        assert time.monotonic() - started >= 0.45
+
+    asyncio.run(main())
 
 
 def test_wait_for_change_times_out_without_writes(store: Store) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_scheduler.errors import StoreError
-from llm_scheduler.store.base import MAX_DOCUMENT_BYTES, Doc, Store, read_only
+from llm_scheduler.store.base import MAX_DOCUMENT_BYTES, Doc, Store, lock_free
 
 __all__ = [
     "BLOBS_FIELD",
@@ -66,6 +66,7 @@ def chunk_path(sha: str, index: int) -> str:
     return f"{blob_path(sha)}/chunks/{index:05d}"
 
 
+@lock_free
 def put_step(store: Store, path: str, doc: Doc) -> bool:
     """Creates a step document if absent, moving its large fields to blobs first.
 
@@ -83,6 +84,7 @@ def put_step(store: Store, path: str, doc: Doc) -> bool:
     return store.create(path, step_document(store, doc))
 
 
+@lock_free
 def step_document(store: Store, doc: Doc) -> Doc:
     """A step record as it is stored: its large fields moved to blobs (stored first).
 
@@ -107,7 +109,7 @@ def step_document(store: Store, doc: Doc) -> Doc:
     return stored
 
 
-@read_only
+@lock_free
 def inline(store: Store, doc: Doc, what: str = "") -> Doc:
     """A document with its out-of-line fields read back in (a new dict when any were).
 
@@ -143,6 +145,7 @@ class OutOfLine:
     moved: Mapping[str, str]
 
 
+@lock_free
 def out_of_line(store: Store, fields: Mapping[str, Any], limit: int) -> OutOfLine:
     """Stores each field whose JSON is over ``limit`` bytes as a blob (before any transaction).
 
@@ -180,6 +183,7 @@ def with_fields(current: Doc | None, update: OutOfLine) -> Doc:
     return result
 
 
+@lock_free
 def put_blob(store: Store, content: str) -> str:
     """Stores text as a blob unless it is already there; returns its SHA-256 (hex)."""
     data = content.encode("utf-8")
@@ -198,7 +202,7 @@ def put_blob(store: Store, content: str) -> str:
     return sha
 
 
-@read_only
+@lock_free
 def read_blob(store: Store, sha: str, where: str = "") -> str:
     """The text of a blob, checked against its hash.
 

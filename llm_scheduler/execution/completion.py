@@ -33,7 +33,7 @@ from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.execution.submit import new_task_run_doc
-from llm_scheduler.store.base import Doc, Store, Transaction, read_only
+from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
 from llm_scheduler.v1 import run_pb2
 
 __all__ = [
@@ -56,7 +56,7 @@ def _is_join(run: RunConfig, task_id: str) -> bool:
     return len(needed_predecessors(run, task_id)) > 1
 
 
-@read_only
+@lock_free
 def gather_inputs(store: Store, run: RunConfig, task_id: str) -> dict[str, Any]:
     """A task's variables: the job input, its defaults, and its predecessors' outputs.
 
@@ -144,6 +144,7 @@ def succeed_task(
     return created
 
 
+@lock_free
 def release_joins(store: Store, run: RunConfig, task_id: str, now: float) -> list[str]:
     """Creates the run of each join after ``task_id`` whose predecessors have all arrived.
 
@@ -262,6 +263,7 @@ def fail_task(
     return skipped
 
 
+@lock_free
 def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
     """Finishes the job run when no task can run any more, repairing what a crash left undone.
 

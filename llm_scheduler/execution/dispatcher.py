@@ -42,7 +42,7 @@ Sender = Callable[[str, Doc], Awaitable[Outcome]]
 # The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
 _MAX_WAIT_SECONDS = 2.0
 # How long PENDING task runs found by one look are taken without looking again.
-_BACKLOG_SECONDS = 1.0
+_BACKLOG_SECONDS = 0.2
 # The fewest PENDING task runs read per look (more with more free workers).
 _MIN_WINDOW = 16
 # How often run requests (documents other programs write to start runs) are looked for.

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from llm_scheduler.execution.documents import Status
-from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
 
 __all__ = ["Lease", "LostLease"]
 
@@ -72,6 +72,7 @@ class Lease:
             return None
         return {"lease_expires_at": self.clock() + self.lease_seconds}
 
+    @lock_free
     def release(self, fields: Doc, extra_attempt: bool) -> None:
         """Puts the task back to PENDING (the write triggers a new delivery).
 

@@ -48,7 +48,7 @@ from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import EventSink
 from llm_scheduler.execution.lease import Lease, LostLease
 from llm_scheduler.models.client import ModelClient
-from llm_scheduler.store.base import Doc, Store, read_only
+from llm_scheduler.store.base import Doc, Store, lock_free
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["Outcome", "handle_task_run", "new_worker_id", "run_config"]
@@ -84,7 +84,7 @@ def new_worker_id() -> str:
     return f"worker-{uuid.uuid4().hex[:12]}"
 
 
-@read_only
+@lock_free
 def run_config(store: Store, run_id: str, job_doc: Doc | None = None) -> RunConfig | None:
     """The config of a job run (read once per run and cached), or None when there is no run.
 

@@ -39,7 +39,7 @@ from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.jsonvalue import describe_non_json
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.models.registry import ModelRegistry
-from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
@@ -126,6 +126,7 @@ def pending_run_requests(store: Store) -> list[str]:
     ]
 
 
+@lock_free
 def handle_pending_run_requests(
     store: Store, context: RunContext | None = None
 ) -> list[RequestOutcome]:

@@ -29,7 +29,7 @@ from llm_scheduler.execution import completion
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RUNNABLE, Status
 from llm_scheduler.execution.protocol import run_config
-from llm_scheduler.store.base import Doc, Store
+from llm_scheduler.store.base import Doc, Store, lock_free
 
 __all__ = [
     "DEFAULT_PENDING_GRACE_SECONDS",
@@ -139,6 +139,7 @@ def requeue_stale_pending(
     return requeued
 
 
+@lock_free
 def reconcile_stalled_runs(
     store: Store,
     *,

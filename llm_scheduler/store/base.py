@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -17,8 +18,8 @@ from typing import Any, TypeVar
 from llm_scheduler.errors import StoreError
 
 __all__ = [
+    "LOCK_FREE_METHODS",
     "MAX_DOCUMENT_BYTES",
-    "READ_METHODS",
     "WATCHED_COLLECTION",
     "Doc",
     "Docs",
@@ -26,8 +27,8 @@ __all__ = [
     "Transaction",
     "check_size",
     "encode_document",
-    "is_read_only",
-    "read_only",
+    "is_lock_free",
+    "lock_free",
 ]
 
 Doc = dict[str, Any]
@@ -43,24 +44,32 @@ WATCHED_COLLECTION = "task_runs"
 MAX_DOCUMENT_BYTES = 1_000_000
 
 
-# `Store` methods that only read, and functions marked `read_only`: a backend may run them in
-# place without its write lock (SQLite's readers never wait on its writers).
-READ_METHODS = frozenset({"get", "list", "find", "query", "count"})
-_READ_ONLY: set[Callable[..., Any]] = set()
+# `Store` methods that need no write lock held around them, and functions marked `lock_free`:
+# a backend may run them in place without taking its write lock first (SQLite's readers never
+# wait on its writers, and each write takes the lock itself, for just that write).
+LOCK_FREE_METHODS = frozenset({"get", "list", "find", "query", "count", "update_if"})
+_LOCK_FREE: set[Callable[..., Any]] = set()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def read_only(function: F) -> F:
-    """Marks a function that uses a store only to read (see `Store.call`)."""
-    _READ_ONLY.add(function)
+def lock_free(function: F) -> F:
+    """Marks a function `Store.call` may run without holding a write lock around it.
+
+    For functions that only read, or whose few writes are each a store primitive (which takes
+    the lock itself): holding the lock while they read and compute made every other writer of
+    the store, in every process, wait for that too.
+    """
+    _LOCK_FREE.add(function)
     return function
 
 
-def is_read_only(store: Store, function: Callable[..., Any]) -> bool:
-    """Whether ``function`` only reads: a read method of ``store``, or marked `read_only`."""
+def is_lock_free(store: Store, function: Callable[..., Any]) -> bool:
+    """Whether ``function`` is a lock-free method of ``store`` or marked `lock_free`."""
+    while isinstance(function, functools.partial):
+        function = function.func
     if getattr(function, "__self__", None) is store:
-        return getattr(function, "__name__", "") in READ_METHODS
-    return function in _READ_ONLY
+        return getattr(function, "__name__", "") in LOCK_FREE_METHODS
+    return getattr(function, "__func__", function) in _LOCK_FREE
 
 
 def check_size(path: str, data: Doc) -> None:

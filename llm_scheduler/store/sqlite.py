@@ -36,7 +36,7 @@ from llm_scheduler.store.base import (
     Transaction,
     collection_of,
     encode_document,
-    is_read_only,
+    is_lock_free,
     validate_path,
 )
 
@@ -292,9 +292,10 @@ class SqliteStore(Store):
         # times that (thread wake-ups, GIL hand-offs, another thread's connection). So the call
         # runs in place when the write lock is free at once, holding it so that it cannot wait
         # in the middle; when another writer has it, the call waits in a worker thread instead.
-        # A call that only reads runs in place without the lock: readers never wait in WAL
-        # mode, and taking the lock made every read of every process queue behind the writers.
-        if is_read_only(self, function):
+        # A call that only reads, or whose writes each take the lock themselves (`lock_free`),
+        # runs in place without it: readers never wait in WAL mode, and holding the lock while
+        # such a call read and computed made every writer of every process wait for it.
+        if is_lock_free(self, function):
             return function(*args)
         if self._acquire_writing_soon(_IN_PLACE_WAIT_SECONDS):
             try:

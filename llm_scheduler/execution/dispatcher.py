@@ -41,8 +41,6 @@ Sender = Callable[[str, Doc], Awaitable[Outcome]]
 
 # The longest the dispatcher sleeps without re-reading the store (a safety net: writes wake it).
 _MAX_WAIT_SECONDS = 2.0
-# How long PENDING task runs found by one look are taken without looking again.
-_BACKLOG_SECONDS = 0.2
 # The fewest PENDING task runs read per look (more with more free workers).
 _MIN_WINDOW = 16
 # How often run requests (documents other programs write to start runs) are looked for.
@@ -114,8 +112,6 @@ class Dispatcher:
         idle_checked = False
         requests_checked = float("-inf")
         next_lease_check = float("-inf")
-        backlog: list[tuple[str, Doc]] = []
-        backlog_read_at = float("-inf")
         try:
             while stop is None or not stop.is_set():
                 if len(self._in_flight) >= self.workers:
@@ -134,18 +130,12 @@ class Dispatcher:
                 # A task that finishes while we look may start others after our query saw
                 # none: only a look that began with nothing in flight can conclude "idle".
                 quiet_before = not self._in_flight
-                if backlog and time.monotonic() - backlog_read_at < _BACKLOG_SECONDS:
-                    # What the last look found and no worker was free for: no need to look
-                    # again at every task's end (other dispatchers' claims make some no-ops).
-                    pending, backlog = backlog, []
-                else:
-                    pending = await self.store.call(
-                        self.store.find, "task_runs", "status", [Status.PENDING], window
-                    )
-                    backlog_read_at = time.monotonic()
-                    # Several dispatchers see the same window: each takes it in its own order,
-                    # so they mostly claim different task runs instead of racing for the first.
-                    random.shuffle(pending)
+                pending = await self.store.call(
+                    self.store.find, "task_runs", "status", [Status.PENDING], window
+                )
+                # Several dispatchers see the same window: each takes it in its own order, so
+                # they mostly claim different task runs instead of racing for the first ones.
+                random.shuffle(pending)
                 # RUNNING task runs matter only for their leases: read them when one may have
                 # expired, when there is nothing else to do, or every few seconds.
                 if not pending or self.clock() >= next_lease_check:
@@ -166,11 +156,9 @@ class Dispatcher:
                         next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
                         next_lease_check = min(next_lease_check, expiry)
                 for path, doc in [*startable, *pending]:
-                    if path in self._in_flight:
-                        continue
                     if len(self._in_flight) >= self.workers:
-                        backlog.append((path, doc))
-                    else:
+                        break
+                    if path not in self._in_flight:
                         self._in_flight[path] = asyncio.create_task(self._handle(path, doc))
                 if pending or running or self._in_flight:
                     idle_checked = False

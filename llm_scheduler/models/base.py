@@ -116,11 +116,14 @@ class ModelAdapter(abc.ABC):
         provider: The provider name used in model keys (``openai:gpt-4o-mini``).
         default_api_key_env: The environment variable the provider's key is usually in.
         supported_parameters: The neutral parameter names this provider accepts.
+        in_process: The adapter answers without any I/O (the offline model), so an attempt
+            needs no deadline.
     """
 
     provider: ClassVar[str]
     default_api_key_env: ClassVar[str] = ""
     supported_parameters: ClassVar[frozenset[str]] = frozenset()
+    in_process: ClassVar[bool] = False
 
     def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
         """Creates an adapter.

@@ -22,6 +22,7 @@ class OfflineAdapter(ModelAdapter):
     """Answers every request with a deterministic text derived from the prompts."""
 
     provider: ClassVar[str] = "offline"
+    in_process: ClassVar[bool] = True
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
         {"temperature", "top_p", "top_k", "max_tokens", "stop", "seed"}
         | {"presence_penalty", "frequency_penalty"}

@@ -417,3 +417,18 @@ def test_task_outputs_larger_than_one_document_are_stored_out_of_line(
         assert [len(s.response_text) for s in job_run.tasks[0].steps[:2]] == [1_100_000] * 2
         assert struct_to_dict(job_run.outputs)["only"] == outputs
     assert fake_server.count() == 2
+
+
+def test_a_20_mb_answer_works_under_a_store_as_in_process(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    # It used to succeed in process and fail the task under a store (1 MiB per document).
+    answer = "z" * 20_000_000
+    fake_server.responder = lambda provider, body: answer
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        run_id = submit_job(store, long_task_job(1))
+        assert deliver(store, run_id, "only", fake_registry) == "succeeded"
+        job_run = read_job_run(store, run_id)
+        assert job_run is not None and job_run.status == run_pb2.RUN_STATUS_SUCCEEDED
+        assert job_run.tasks[0].steps[0].response_text == answer
+        assert struct_to_dict(job_run.outputs)["only"] == {"v1": answer}

@@ -27,6 +27,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llm_scheduler.engine.records import add_usage
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
@@ -78,9 +79,7 @@ def task_totals(records: Sequence[run_pb2.StepRun]) -> tuple[Doc, float]:
     usage = run_pb2.TokenUsage()
     cost = 0.0
     for record in records:
-        usage.input_tokens += record.usage.input_tokens
-        usage.output_tokens += record.usage.output_tokens
-        usage.cached_input_tokens += record.usage.cached_input_tokens
+        add_usage(usage, record.usage)
         cost += record.cost_usd
     return docs.record_to_doc(usage), cost
 
@@ -324,10 +323,7 @@ def _finish(store: Store, run: RunConfig, task_docs: Mapping[str, Doc], now: flo
         counts[status] = counts.get(status, 0) + 1
         if status == Status.FAILED and not first_failure:
             first_failure = task_id
-        task_usage = docs.record_from_doc(doc.get("usage") or {}, run_pb2.TokenUsage)
-        usage.input_tokens += task_usage.input_tokens
-        usage.output_tokens += task_usage.output_tokens
-        usage.cached_input_tokens += task_usage.cached_input_tokens
+        add_usage(usage, docs.record_from_doc(doc.get("usage") or {}, run_pb2.TokenUsage))
         cost += float(doc.get("cost_usd") or 0.0)
     failed = counts[Status.FAILED] > 0
     outputs: dict[str, Any] = {}

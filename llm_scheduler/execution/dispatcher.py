@@ -123,8 +123,7 @@ class Dispatcher:
                 if time.monotonic() - requests_checked >= _REQUESTS_EVERY_SECONDS:
                     requests_checked = time.monotonic()
                     await self.store.call(handle_pending_run_requests, self.store, self.context)
-                # A window of PENDING task runs, not all of them (a wide job has thousands),
-                # plus every RUNNING one (as many as workers hold) for leases that expire.
+                # A window of PENDING task runs, not all of them (a wide job has thousands).
                 free = self.workers - len(self._in_flight)
                 window = max(_MIN_WINDOW, free * 4)
                 # A task that finishes while we look may start others after our query saw
@@ -146,14 +145,12 @@ class Dispatcher:
                 else:
                     running = []
                 now = self.clock()
-                next_expiry: float | None = None
                 startable: list[tuple[str, Doc]] = []
                 for path, doc in running:
                     expiry = float(doc.get("lease_expires_at", 0))
                     if expiry <= now:
                         startable.append((path, doc))
                     else:
-                        next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
                         next_lease_check = min(next_lease_check, expiry)
                 for path, doc in [*startable, *pending]:
                     if len(self._in_flight) >= self.workers:
@@ -178,10 +175,8 @@ class Dispatcher:
                             continue
                     if until_idle:
                         return self.stats
-                timeout = _MAX_WAIT_SECONDS
-                if next_expiry is not None:
-                    timeout = min(timeout, max(next_expiry - now, 0.01))
-                await self._wait(timeout)
+                # Until a change, a freed worker, or the next lease that may expire.
+                await self._wait(min(_MAX_WAIT_SECONDS, max(next_lease_check - now, 0.01)))
         finally:
             if self._change is not None and not self._change.done():
                 self.store.interrupt_wait()

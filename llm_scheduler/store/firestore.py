@@ -326,40 +326,13 @@ class FirestoreStore(Store):
             return _sorted(self.client.collection(collection).stream())
 
     def find(self, collection_id: str, field: str, values: Sequence[Any], limit: int = 0) -> _Docs:
-        if not values:
-            return []
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        found: dict[str, Doc] = {}
-        unique = _unique(values)
         group = self.client.collection_group(collection_id)
-        for start in range(0, len(unique), _MAX_IN_VALUES):
-            chunk = unique[start : start + _MAX_IN_VALUES]
-            query = group.where(filter=FieldFilter(field, "in", chunk))
-            if limit > 0:
-                query = query.limit(limit)
-            with self._errors("query", f"{collection_id} by {field}"):
-                found.update(_sorted(query.stream()))
-        result = sorted(found.items())
-        return result[:limit] if limit > 0 else result
+        return self._where_in(group, f"{collection_id} by {field}", field, values, limit)
 
     def query(self, collection: str, field: str, values: Sequence[Any], limit: int = 0) -> _Docs:
         validate_path(f"{collection}/x")
-        if not values:
-            return []
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        found: dict[str, Doc] = {}
-        unique = _unique(values)
-        for start in range(0, len(unique), _MAX_IN_VALUES):
-            chunk = unique[start : start + _MAX_IN_VALUES]
-            query = self.client.collection(collection).where(filter=FieldFilter(field, "in", chunk))
-            if limit > 0:
-                query = query.limit(limit)
-            with self._errors("query", f"{collection} by {field}"):
-                found.update(_sorted(query.stream()))
-        result = sorted(found.items())
-        return result[:limit] if limit > 0 else result
+        scope = self.client.collection(collection)
+        return self._where_in(scope, f"{collection} by {field}", field, values, limit)
 
     def count(self, collection: str) -> int:
         validate_path(f"{collection}/x")
@@ -396,6 +369,29 @@ class FirestoreStore(Store):
             api.transport.close()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _where_in(
+        self, scope: Any, what: str, field: str, values: Sequence[Any], limit: int
+    ) -> _Docs:
+        """Documents of ``scope`` (a collection or group) whose ``field`` is in ``values``.
+
+        By path, one query per `_MAX_IN_VALUES` values (Firestore's limit on ``in``).
+        """
+        if not values:
+            return []
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found: dict[str, Doc] = {}
+        unique = _unique(values)
+        for start in range(0, len(unique), _MAX_IN_VALUES):
+            chunk = unique[start : start + _MAX_IN_VALUES]
+            query = scope.where(filter=FieldFilter(field, "in", chunk))
+            if limit > 0:
+                query = query.limit(limit)
+            with self._errors("query", what):
+                found.update(_sorted(query.stream()))
+        result = sorted(found.items())
+        return result[:limit] if limit > 0 else result
 
     @contextlib.contextmanager
     def _errors(self, action: str, what: str) -> Iterator[None]:

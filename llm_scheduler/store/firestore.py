@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import random
 import threading
 import time
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["WATCHED_COLLECTION", "FirestoreStore"]
 
 T = TypeVar("T")
+_LOGGER = logging.getLogger(__name__)
 # `list` is also a method name in `FirestoreStore`, where the builtin cannot be named.
 _Docs = list[tuple[str, Doc]]
 
@@ -446,6 +448,26 @@ class FirestoreStore(Store):
             query = self.client.collection_group(WATCHED_COLLECTION)
             with self._errors("listen to", WATCHED_COLLECTION):
                 self._watch = query.on_snapshot(self._on_snapshot)
+            self._watch.close = self._closing_quietly(self._watch)  # type: ignore[method-assign]
+
+    def _closing_quietly(self, watch: Watch) -> Callable[..., None]:
+        """``watch.close`` that does not raise the reason a stream ended with.
+
+        When the listener's stream ends on its own (the server resets it, say), the SDK closes
+        the watch from a thread of its own and re-raises the stream's error there, where nobody
+        can catch it. The error only means the listener stopped: it is logged, waiters are woken,
+        and the next wait listens again (`is_active` is then false).
+        """
+        close: Callable[..., None] = watch.close
+
+        def quiet_close(reason: Any = None) -> None:
+            try:
+                close(reason)
+            except Exception as error:
+                _LOGGER.debug("%s: the task-run listener stopped: %s", self.url, error)
+                self._changed.set()
+
+        return quiet_close
 
     def _on_snapshot(
         self, docs: Sequence[Snapshot], changes: Sequence[Any], read_time: datetime.datetime

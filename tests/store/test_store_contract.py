@@ -503,6 +503,30 @@ def test_firestore_close_stops_the_listener(firestore_store: Store) -> None:
         firestore_store.wait_for_change(0.1)
 
 
+def test_firestore_listener_ending_with_an_error_is_listened_to_again(
+    firestore_store: Store,
+) -> None:
+    # The SDK closes a watch whose stream ended with an error from a thread of its own, and
+    # re-raised the error there (an unhandled thread exception, seen as a CI failure with
+    # "Stream removed (RST_STREAM)"). Now the waiters wake and the next wait listens again.
+    from google.api_core import exceptions
+
+    from llm_scheduler.store.firestore import FirestoreStore
+
+    assert isinstance(firestore_store, FirestoreStore)
+    assert firestore_store.wait_for_change(0.2) in (True, False)  # starts listening
+    watch = firestore_store._watch
+    assert watch is not None
+    stopped = exceptions.Cancelled("Stream removed")  # type: ignore[no-untyped-call]
+    watch._on_rpc_done(stopped)  # type: ignore[no-untyped-call]  # as the SDK does
+    assert firestore_store.wait_for_change(5) is True  # woken by the stop
+    firestore_store.set("job_runs/r/task_runs/t", {"status": "PENDING"})
+    deadline = time.monotonic() + 10
+    while not firestore_store.wait_for_change(1) and time.monotonic() < deadline:
+        pass
+    assert firestore_store._watch is not watch and firestore_store._watch is not None
+
+
 def test_firestore_interrupt_wait_wakes_a_waiter(firestore_store: Store) -> None:
     from llm_scheduler.store.firestore import FirestoreStore
 

@@ -25,7 +25,7 @@ from llm_scheduler.errors import ProviderError
 from llm_scheduler.models.base import ModelRequest, Usage
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["StepResult", "run_step"]
+__all__ = ["StepResult", "prepare_request", "run_step"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,17 +96,7 @@ async def run_step(
     fill_struct(record.inputs, {k: scope[k] for k in plan.used if k in scope})
     started = time.perf_counter()
     try:
-        if plan.query is None:
-            request = _prepare_function(step, plan, scope, record)
-            record.fingerprint = call_fingerprint(record.function_name, request)
-        else:
-            model_request = _prepare_query(step, plan.query, scope, record, context)
-            record.fingerprint = query_fingerprint(
-                record.model_key,
-                record.provider,
-                model_request,
-                static_json=plan.query.static_json,
-            )
+        request = prepare_request(step, plan, scope, record, context)
         reuse = context.replay.take(record.fingerprint) if context.replay else None
         if reuse is not None:
             _reuse(record, reuse, context)
@@ -120,7 +110,7 @@ async def run_step(
             if plan.query is None:
                 response = await _call_function(step, request, record, context)
             else:
-                response = await _query_model(step, model_request, record, context)
+                response = await _query_model(step, request, record, context)
                 if record.cache_hit:
                     emit(EventKind.CACHE_HIT)
             outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
@@ -148,6 +138,38 @@ async def run_step(
             cost_usd=record.cost_usd,
         )
     return StepResult(record=record, outputs=outputs, response=response)
+
+
+def prepare_request(
+    step: config_pb2.StepConfig,
+    plan: StepPlan,
+    scope: Mapping[str, Any],
+    record: run_pb2.StepRun,
+    context: RunContext,
+) -> Any:
+    """Renders a step's request into its record and sets the record's fingerprint.
+
+    Nothing is called: this is what decides whether a replay reuses a recorded step.
+
+    Returns:
+        The `ModelRequest` of a model step, or the rendered request of a function step.
+
+    Raises:
+        InterpolationError: A template names a missing variable or field.
+        UserError: The model key cannot be resolved.
+    """
+    if plan.query is None:
+        request = _prepare_function(step, plan, scope, record)
+        record.fingerprint = call_fingerprint(record.function_name, request)
+        return request
+    model_request = _prepare_query(step, plan.query, scope, record, context)
+    record.fingerprint = query_fingerprint(
+        record.model_key,
+        record.provider,
+        model_request,
+        static_json=plan.query.static_json,
+    )
+    return model_request
 
 
 def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:

@@ -62,7 +62,8 @@ def gather_inputs(store: Store, run: RunConfig, task_id: str) -> dict[str, Any]:
     """A task's variables: the job input, its defaults, and its predecessors' outputs.
 
     Read when the task is claimed (not carried in its document), so a task-run document stays
-    small however large the outputs it receives.
+    small however large the outputs it receives. In a replay, inputs a person edited in the
+    recorded run win.
     """
     upstream: list[tuple[str, Mapping[str, Any]]] = []
     for predecessor in needed_predecessors(run, task_id):
@@ -71,7 +72,10 @@ def gather_inputs(store: Store, run: RunConfig, task_id: str) -> dict[str, Any]:
             continue
         doc = blobs.inline(store, doc, f"task run {predecessor!r} of run {run.run_id!r}")
         upstream.append((predecessor, dict(doc.get("outputs") or {})))
-    return task_variables(run.inputs, run.tasks[task_id], upstream)
+    variables = task_variables(run.inputs, run.tasks[task_id], upstream)
+    if run.replay is not None:
+        variables.update(run.replay.edited_task_inputs(task_id))
+    return variables
 
 
 def task_totals(records: Sequence[run_pb2.StepRun]) -> tuple[Doc, float]:

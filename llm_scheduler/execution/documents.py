@@ -36,10 +36,11 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import codec
 from llm_scheduler.store.base import Doc
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = [
     "FINISHED",
@@ -217,6 +218,8 @@ class RunConfig:
         offline: Whether every model step answers with the offline model (the submitter's
             ``--offline``, honoured by every worker).
         default_cache_policy: The `CachePolicy` name for steps whose ``cache`` is DEFAULT.
+        replay: For a replay, the recorded (possibly edited) run whose unchanged steps are
+            reused; shared by the run's tasks in this process, as in a run in process.
     """
 
     run_id: str
@@ -229,6 +232,7 @@ class RunConfig:
     needed: Mapping[str, tuple[str, ...]]
     offline: bool = False
     default_cache_policy: str = ""
+    replay: ReplaySource | None = None
 
 
 _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict()
@@ -271,12 +275,20 @@ def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
         },
         offline=bool(job_doc.get("offline")),
         default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
+        replay=_replay_source(job_doc),
     )
     with _RUN_CONFIGS_LOCK:
         _RUN_CONFIGS[run_id] = config
         while len(_RUN_CONFIGS) > 64:
             _RUN_CONFIGS.popitem(last=False)
     return config
+
+
+def _replay_source(job_doc: Doc) -> ReplaySource | None:
+    recorded = job_doc.get("replay_source")
+    if not recorded:
+        return None
+    return ReplaySource(record_from_doc(recorded, run_pb2.JobRun))
 
 
 def iso(timestamp: float) -> str:

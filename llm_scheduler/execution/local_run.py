@@ -30,9 +30,16 @@ async def run_in_store(
     *,
     inputs: Mapping[str, Any] | None = None,
     workers: int = 4,
+    replay_source: run_pb2.JobRun | None = None,
 ) -> run_pb2.JobRun:
-    """Submits a (validated) job to the store and runs it here until nothing is left to run."""
-    run_id = submit_job(store, job, inputs=inputs)
+    """Submits a (validated) job to the store and runs it here until nothing is left to run.
+
+    With ``replay_source`` the run is a replay of that recorded run (see `submit_job`).
+    """
+    parent = replay_source.run_id if replay_source is not None else ""
+    run_id = submit_job(
+        store, job, inputs=inputs, parent_run_id=parent, replay_source=replay_source
+    )
     print(
         f"run {run_id} stored in {store.url} (resume it with --resume={run_id})",
         file=sys.stderr,

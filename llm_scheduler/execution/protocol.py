@@ -235,6 +235,8 @@ async def handle_task_run(
 
 
 def _context_for(context: RunContext, store: Store, run: RunConfig) -> RunContext:
+    if run.replay is not None:
+        context = dataclasses.replace(context, replay=run.replay)
     if run.offline and not context.models.offline:
         # The submitter asked for the offline model: every worker honours it.
         context = dataclasses.replace(

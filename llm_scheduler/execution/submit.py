@@ -16,7 +16,7 @@ from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -122,6 +122,7 @@ def submit_job(
     parent_run_id: str = "",
     default_cache_policy: str = "",
     offline: bool = False,
+    replay_source: run_pb2.JobRun | None = None,
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
@@ -138,6 +139,9 @@ def submit_job(
         default_cache_policy: A `CachePolicy` name (``CACHE_POLICY_USE``) for the run's steps
             whose ``cache`` is DEFAULT; empty for the event-driven default, no cache.
         offline: Every worker answers the run's model steps with the offline model.
+        replay_source: For a replay, the recorded (possibly edited) run: every worker reuses
+            its steps whose fingerprint is unchanged (see `llm_scheduler.engine.replay`). It
+            is kept with the run (out of line when large).
 
     Raises:
         UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
@@ -154,11 +158,10 @@ def submit_job(
     start = start_task_of(job)
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
     now = time.time()
-    data = blobs.out_of_line(
-        store,
-        {"config": docs.record_to_doc(job), "inputs": job_input},
-        docs.INLINE_FIELD_BYTES,
-    )
+    fields: Doc = {"config": docs.record_to_doc(job), "inputs": job_input}
+    if replay_source is not None:
+        fields["replay_source"] = docs.record_to_doc(replay_source)
+    data = blobs.out_of_line(store, fields, docs.INLINE_FIELD_BYTES)
     job_doc: Doc = {
         "run_id": run_id,
         "job_id": job.job_id,

@@ -4,12 +4,14 @@ Usage:
     job_runner --input_path=job.json [--trace_out=trace.json] [--var name=value ...] [--offline]
     job_runner --replay=trace.json [--input_path=edited_job.json]    # reuse unchanged steps
     job_runner --replay_run_id=ID --store=URL                         # replay a stored run
+    job_runner --replay_run_id=ID --store=URL --edits=edits.json --plan  # what would re-run
     job_runner --input_path=job.json --store=URL     # through the store: crash-safe, resumable
     job_runner --resume=ID --store=URL               # continue a failed or interrupted run
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 
@@ -20,6 +22,8 @@ from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator, model_keys_of
 from llm_scheduler.engine.job import run_job
 from llm_scheduler.engine.replay import ReplaySource
+from llm_scheduler.engine.replay_plan import ReplayPlan, plan_replay
+from llm_scheduler.engine.what_if import Edit, apply_edits, edits_from_json
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution.local_run import resume_in_store, run_in_store
 from llm_scheduler.execution.reader import read_job_run
@@ -44,6 +48,18 @@ REPLAY = absl_flags.DEFINE_string(
 REPLAY_RUN_ID = absl_flags.DEFINE_string(
     "replay_run_id", None, "Replay a run read from --store, like --replay does a trace file."
 )
+EDITS = absl_flags.DEFINE_string(
+    "edits",
+    None,
+    "With --replay or --replay_run_id: a JSON file holding a list of what-if edits to apply to "
+    "the recorded run first (see docs/traces.md, 'What-if edits').",
+)
+PLAN = absl_flags.DEFINE_bool(
+    "plan",
+    False,
+    "With --replay or --replay_run_id: print which steps the replay would reuse and which it "
+    "would run again, with their estimated cost, and stop without calling anything.",
+)
 RESUME = absl_flags.DEFINE_string(
     "resume",
     None,
@@ -65,8 +81,12 @@ def _run_job() -> int:
     source: run_pb2.JobRun | None = None
     if REPLAY.value or REPLAY_RUN_ID.value:
         source = _replay_source()
+        if EDITS.value:
+            source = apply_edits(source, _read_edits(EDITS.value))
         variables = {**struct_to_dict(source.inputs), **variables}
         context.replay = ReplaySource(source)
+    elif EDITS.value or PLAN.value:
+        raise UserError("--edits and --plan go with --replay or --replay_run_id")
     path = flags.INPUT_PATH.value or ""
     if path:
         job = formats.load(common.check_input_file(path), config_pb2.JobConfig)
@@ -76,10 +96,18 @@ def _run_job() -> int:
         path = common.require_input_path()
         job = config_pb2.JobConfig()
     Validator(registry, context.functions, file=path).check_job(job, variables)
+    if source is not None and PLAN.value:
+        return _print_plan(plan_replay(job, source, context, inputs=variables))
     context.models.check_credentials(model_keys_of(s for t in job.tasks for s in t.steps))
-    if flags.STORE.value and source is None:
+    if flags.STORE.value:
+        if source is not None:
+            context.replay = None  # the run's workers take it from the stored run
+            source.config.CopyFrom(job)
         with common.open_store_from_flags() as store:
-            job_run = common.run_async(context, run_in_store(store, job, context, inputs=variables))
+            job_run = common.run_async(
+                context,
+                run_in_store(store, job, context, inputs=variables, replay_source=source),
+            )
     else:
         job_run = common.run_async(context, run_job(job, context, inputs=variables))
     if source is not None:
@@ -103,6 +131,32 @@ def _replay_source() -> run_pb2.JobRun:
     if found is None:
         raise UserError(f"--replay_run_id: no job run {REPLAY_RUN_ID.value!r} in {url}")
     return found
+
+
+def _read_edits(path: str) -> list[Edit]:
+    text = formats.decode_text(formats.read_bytes(common.check_input_file(path, "--edits")), path)
+    try:
+        return edits_from_json(json.loads(text))
+    except json.JSONDecodeError as error:
+        raise UserError(f"--edits {path}: not JSON: {error}") from None
+    except UserError as error:
+        raise UserError(f"--edits {path}: {error}") from None
+
+
+def _print_plan(plan: ReplayPlan) -> int:
+    for step in plan.steps:
+        cost = "" if step.action == "reuse" else _estimate(step.estimated_cost_usd)
+        print(
+            f"{step.action:5}  {step.task_id} #{step.step_index} {step.name}: {step.reason}{cost}",
+            file=sys.stderr,
+        )
+    common.report(f"replay plan of {plan.source_run_id}: {plan.summary()}")
+    common.print_json(plan.to_json())
+    return 0
+
+
+def _estimate(cost: float | None) -> str:
+    return " (no recorded cost)" if cost is None else f" (~${cost:.6f})"
 
 
 def _report(job_run: run_pb2.JobRun) -> int:

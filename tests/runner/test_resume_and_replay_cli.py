@@ -155,3 +155,42 @@ def test_trace_file_replay_of_a_50_step_job_and_an_edited_output(
     assert edited.code == 0, edited.stderr
     assert fake_server.count() == steps + (steps - k - 1)
     assert f"{k + 1} of {steps} steps reused, {steps - k - 1} run" in edited.stderr
+
+
+def test_plan_then_replay_an_edited_stored_run_from_the_cli(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, models_file: pathlib.Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    job = long_job(tmp_path / "job.json", 4)
+    env = {**FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)}
+    first = run_tool("job_runner", f"--input_path={job}", f"--store={store_url}", env=env)
+    assert first.code == 0, first.stderr
+    found = re.search(r"run (\S+) stored in", first.stderr)
+    assert found
+    run_id = found.group(1)
+    edits = tmp_path / "edits.json"
+    edits.write_text(
+        json.dumps([{"kind": "step_response", "task_id": "only", "step_index": 1, "value": "NEW"}])
+    )
+    replay_flags = [f"--replay_run_id={run_id}", f"--store={store_url}", f"--edits={edits}"]
+
+    plan = run_tool("job_runner", *replay_flags, "--plan", env=env)
+
+    assert plan.code == 0, plan.stderr
+    assert fake_server.count() == 4  # planning calls nothing
+    steps = json.loads(plan.stdout)["steps"]
+    assert [s["action"] for s in steps] == ["reuse", "reuse", "run", "run"]
+    assert "2 of 4 steps reused, 2 run (2 model calls)" in plan.stderr
+
+    replay = run_tool("job_runner", *replay_flags, "--print_record", env=env)
+
+    assert replay.code == 0, replay.stderr
+    assert fake_server.count() == 6  # exactly the two planned calls
+    record = json.loads(replay.stdout)
+    assert record["parent_run_id"] == run_id
+    with open_store(store_url) as store:
+        stored = store.get(docs.job_run_path(record["run_id"]))
+    assert stored is not None and stored["parent_run_id"] == run_id
+
+    bad = run_tool("job_runner", f"--input_path={job}", "--plan", env=env)
+    assert bad.code != 0 and "--edits and --plan go with --replay" in bad.stderr

@@ -1,17 +1,23 @@
-"""Validates a config and prints it (for jobs it also draws the task graph), or reads a run.
+"""Validates a config and prints it (for jobs it also draws the task graph), or reads runs.
 
 Usage:
     config_reader --input_path=job.json [--config_type=step|task|job|models|...]
     config_reader --run_id=ID [--store=URL] [--print_record]
+    config_reader --list_runs [--job_id=ID] [--status=FAILED] [--limit=50] [--cursor=C]
+                  [--store=URL] [--output_format=json]
 
 The config goes to stdout (JSON by default, or --output_format=textproto); the verdict and the
-graph go to stderr, so stdout can be piped into another tool.
+graph go to stderr, so stdout can be piped into another tool. --list_runs prints a table of job
+runs, newest first (JSON with --output_format=json), and on stderr the --cursor of the next page.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
 from typing import cast
+
+from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.graph import TaskGraph
@@ -20,12 +26,28 @@ from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution.reader import read_job_run
+from llm_scheduler.execution.run_list import MAX_LIMIT, STATUSES, RunSummary, list_runs
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.registry import load_models_file
 from llm_scheduler.runner import common, flags
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["describe", "main", "run", "summarize_run"]
+__all__ = ["describe", "main", "run", "run_table", "summarize_run"]
+
+LIST_RUNS = absl_flags.DEFINE_bool(
+    "list_runs", False, "List the job runs in --store, newest first, a page at a time."
+)
+JOB_ID = absl_flags.DEFINE_string("job_id", "", "With --list_runs: only runs of this job.")
+STATUS = absl_flags.DEFINE_string(
+    "status", "", f"With --list_runs: only runs in this status ({', '.join(STATUSES)})."
+)
+LIMIT = absl_flags.DEFINE_integer(
+    "limit", 50, f"With --list_runs: at most this many runs (1 to {MAX_LIMIT})."
+)
+CURSOR = absl_flags.DEFINE_string(
+    "cursor", "", "With --list_runs: the page after the one that printed this cursor."
+)
+_LIST_FLAGS = (JOB_ID, STATUS, LIMIT, CURSOR)
 
 
 def describe(config_type: str, message: object) -> str:
@@ -46,6 +68,11 @@ def describe(config_type: str, message: object) -> str:
 
 
 def _read() -> int:
+    if LIST_RUNS.value:
+        return _list_runs()
+    for holder in _LIST_FLAGS:
+        if absl_flags.FLAGS[holder.name].present:
+            raise UserError(f"--{holder.name} goes with --list_runs")
     if flags.RUN_ID.value:
         return _read_run(flags.RUN_ID.value)
     path = common.require_input_path()
@@ -90,6 +117,81 @@ def _read_run(run_id: str) -> int:
         f"{common.describe_usage(job_run.usage, job_run.cost_usd)}"
     )
     return common.EXIT_OK
+
+
+def _list_runs() -> int:
+    if flags.RUN_ID.value or flags.INPUT_PATH.value:
+        raise UserError("--list_runs lists runs: leave out --run_id and --input_path")
+    as_json = absl_flags.FLAGS["output_format"].present
+    if as_json and flags.OUTPUT_FORMAT.value != "json":
+        raise UserError("--list_runs prints a table, or JSON with --output_format=json")
+    with common.open_store_from_flags() as store:
+        page = list_runs(
+            store,
+            job_id=JOB_ID.value,
+            status=STATUS.value,
+            limit=LIMIT.value,
+            cursor=CURSOR.value,
+        )
+        url = store.url
+    if as_json:
+        common.print_json(page.to_json())
+    else:
+        sys.stdout.write(run_table(page.runs))
+        sys.stdout.flush()
+    count = f"{len(page.runs)} run{'s' if len(page.runs) != 1 else ''} in {url}"
+    if page.next_cursor:
+        common.report(f"{count}; next page: --cursor={page.next_cursor}")
+    else:
+        common.report(f"{count}; no more")
+    return common.EXIT_OK
+
+
+_COLUMNS = ("RUN ID", "JOB", "STATUS", "STARTED (UTC)", "DURATION", "TOKENS IN/OUT", "COST")
+
+
+def run_table(runs: list[RunSummary]) -> str:
+    """Runs as a text table: one line each, columns padded to their widest cell."""
+    rows = [_COLUMNS, *(_row(run) for run in runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+def _row(run: RunSummary) -> tuple[str, ...]:
+    return (
+        run.run_id,
+        run.job_id or "-",
+        run.status or "-",
+        _moment(run.started_at),
+        _duration(run.duration_seconds),
+        f"{run.input_tokens}/{run.output_tokens}",
+        f"${run.cost_usd:.6f}",
+    )
+
+
+def _moment(text: str) -> str:
+    if not text:
+        return "-"
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:

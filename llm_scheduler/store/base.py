@@ -12,7 +12,8 @@ import abc
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from llm_scheduler.errors import StoreError
@@ -25,6 +26,7 @@ __all__ = [
     "Docs",
     "Store",
     "Transaction",
+    "check_page_arguments",
     "check_size",
     "encode_document",
     "is_lock_free",
@@ -47,7 +49,7 @@ MAX_DOCUMENT_BYTES = 1_000_000
 # `Store` methods that need no write lock held around them, and functions marked `lock_free`:
 # a backend may run them in place without taking its write lock first (SQLite's readers never
 # wait on its writers, and each write takes the lock itself, for just that write).
-LOCK_FREE_METHODS = frozenset({"get", "list", "find", "query", "count", "update_if"})
+LOCK_FREE_METHODS = frozenset({"get", "list", "find", "query", "page", "count", "update_if"})
 _LOCK_FREE: set[Callable[..., Any]] = set()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,6 +204,69 @@ class Store(abc.ABC):
             limit: At most this many documents (the first by id); 0 for all.
         """
 
+    def page(
+        self,
+        collection: str,
+        *,
+        equals: Mapping[str, Any] | None = None,
+        order_by: str,
+        descending: bool = True,
+        limit: int,
+        after: tuple[Any, str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Docs:
+        """One page of the documents directly in ``collection``, in order, filtered.
+
+        The documents whose fields equal ``equals``, ordered by ``order_by`` and then by document
+        id (both ascending, or both descending), starting after the cursor ``after``. Documents
+        without an ``order_by`` field are left out (as Firestore leaves them out). The values
+        of ``order_by`` should be of one type (all strings, or all numbers) across the
+        collection: across types, the backends order differently.
+
+        This default reads the whole collection; backends query an index instead (SQLite has
+        indexes for the pages of ``job_runs`` by ``created_at``, Firestore needs the composite
+        indexes of ``deploy/firestore.indexes.json``).
+
+        Args:
+            collection: A collection path (``job_runs``).
+            equals: Top-level field names and the values they must hold (strings, numbers or
+                booleans; a boolean never equals a number on Firestore, as in `find`).
+            order_by: The top-level field to order by.
+            descending: Largest first (newest first, for timestamps).
+            limit: At most this many documents (1 or more).
+            after: ``(order value, document id)`` of the last document of the previous page;
+                the page starts after it (it need not exist any more).
+            fields: Only these top-level fields of each document (absent ones stay absent);
+                all of them when None.
+
+        Returns:
+            ``(path, document)`` pairs, in order.
+
+        Raises:
+            StoreError: A field name is not an identifier, a value is not a scalar, or
+                ``limit`` is below 1.
+        """
+        check_page_arguments(equals or {}, order_by, limit, fields)
+        wanted = dict(equals or {})
+        keyed: list[tuple[Any, str, str, Doc]] = []
+        for path, doc in self.list(collection):
+            value = doc.get(order_by)
+            if value is None or not all(_strictly_equal(doc.get(k), v) for k, v in wanted.items()):
+                continue
+            keyed.append((value, document_id(path), path, doc))
+        keyed.sort(key=lambda item: (item[0], item[1]), reverse=descending)
+        if after is not None:
+            mark = (after[0], after[1])
+            keyed = [
+                item
+                for item in keyed
+                if ((item[0], item[1]) < mark if descending else (item[0], item[1]) > mark)
+            ]
+        chosen = keyed[:limit]
+        if fields is None:
+            return [(path, doc) for _, _, path, doc in chosen]
+        return [(path, {f: doc[f] for f in fields if f in doc}) for _, _, path, doc in chosen]
+
     def count(self, collection: str) -> int:
         """How many documents are directly in ``collection`` (backends count without reading)."""
         return len(self.list(collection))
@@ -250,6 +315,39 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_page_arguments(
+    equals: Mapping[str, Any], order_by: str, limit: int, fields: Sequence[str] | None
+) -> None:
+    """Checks the arguments of `Store.page` (the same on every backend).
+
+    Raises:
+        StoreError: A field name is not an identifier (names are spelled into queries), a value
+            of ``equals`` is not a string, number or boolean, or ``limit`` is below 1.
+    """
+    for name in (*equals, order_by, *(fields or ())):
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+            raise StoreError(
+                f"cannot page on field {name!r}: use a top-level field name of letters, digits "
+                "and underscores"
+            )
+    for name, value in equals.items():
+        if not isinstance(value, str | int | float):  # bool is an int
+            raise StoreError(
+                f"cannot filter a page on {name} == {value!r}: compare with a string, a number "
+                "or a boolean"
+            )
+    if limit < 1:
+        raise StoreError(f"a page holds at least one document, not limit={limit}")
+
+
+def _strictly_equal(left: Any, right: Any) -> bool:
+    """Equality as Firestore has it: a boolean never equals a number."""
+    return isinstance(left, bool) == isinstance(right, bool) and bool(left == right)
 
 
 def collection_of(path: str) -> str:

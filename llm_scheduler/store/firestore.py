@@ -35,7 +35,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from llm_scheduler.errors import MissingCredentialsError, MissingDependencyError, StoreError
@@ -44,6 +44,7 @@ from llm_scheduler.store.base import (
     Doc,
     Store,
     Transaction,
+    check_page_arguments,
     check_size,
     validate_path,
 )
@@ -335,6 +336,41 @@ class FirestoreStore(Store):
         validate_path(f"{collection}/x")
         scope = self.client.collection(collection)
         return self._where_in(scope, f"{collection} by {field}", field, values, limit)
+
+    def page(
+        self,
+        collection: str,
+        *,
+        equals: Mapping[str, Any] | None = None,
+        order_by: str,
+        descending: bool = True,
+        limit: int,
+        after: tuple[Any, str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> _Docs:
+        # Equality filters with an order on another field need a composite index in production
+        # Firestore (deploy/firestore.indexes.json); the emulator needs none.
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        check_page_arguments(equals or {}, order_by, limit, fields)
+        validate_path(f"{collection}/x")
+        direction = "DESCENDING" if descending else "ASCENDING"
+        query: Any = self.client.collection(collection)
+        for name, value in (equals or {}).items():
+            query = query.where(filter=FieldFilter(name, "==", value))
+        query = query.order_by(order_by, direction=direction).order_by(
+            "__name__", direction=direction
+        )
+        if after is not None:
+            # A document id in the __name__ place becomes a reference to it in `collection`.
+            query = query.start_after([after[0], after[1]])
+        if fields is not None:
+            query = query.select(list(fields))
+        with self._errors("page through", collection):
+            return [
+                (snapshot.reference.path, _to_doc(snapshot) or {})
+                for snapshot in query.limit(limit).stream()
+            ]
 
     def count(self, collection: str) -> int:
         validate_path(f"{collection}/x")

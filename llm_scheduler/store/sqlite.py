@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from llm_scheduler.errors import StoreError
@@ -34,13 +34,14 @@ from llm_scheduler.store.base import (
     Docs,
     Store,
     Transaction,
+    check_page_arguments,
     collection_of,
     encode_document,
     is_lock_free,
     validate_path,
 )
 
-__all__ = ["SqliteStore"]
+__all__ = ["PAGE_INDEXES", "SqliteStore", "page_sql"]
 
 T = TypeVar("T")
 
@@ -67,6 +68,17 @@ CREATE INDEX IF NOT EXISTS documents_by_status_path
 CREATE INDEX IF NOT EXISTS documents_by_collection_status
     ON documents (collection, json_extract(data, '$.status'), path);
 """
+
+# The pages `SqliteStore.page` serves from an index: (collection, fields compared for
+# equality, field ordered by). Each is a partial index holding only that collection's
+# documents, so writes elsewhere (task runs, steps, events, blobs) never compute its JSON
+# expressions; a page of another shape is still served, by reading its collection.
+PAGE_INDEXES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("job_runs", (), "created_at"),
+    ("job_runs", ("status",), "created_at"),
+    ("job_runs", ("job_id",), "created_at"),
+    ("job_runs", ("job_id", "status"), "created_at"),
+)
 
 
 class _SqliteTransaction(Transaction):
@@ -128,7 +140,7 @@ class SqliteStore(Store):
         self._waiters_cache: tuple[str, ...] = ()
         self._waiters_seen = -1
         with self._connection() as connection:
-            connection.executescript(_SCHEMA)
+            connection.executescript(_SCHEMA + _page_index_schema())
 
     # -- primitives ----------------------------------------------------------------------------
 
@@ -228,6 +240,29 @@ class SqliteStore(Store):
             return []
         sql = query_sql(field, len(values)) + (f" LIMIT {int(limit)}" if limit > 0 else "")
         rows = self._connection().execute(sql, (collection, *values))
+        return [(path, json.loads(data)) for path, data in rows]
+
+    def page(
+        self,
+        collection: str,
+        *,
+        equals: Mapping[str, Any] | None = None,
+        order_by: str,
+        descending: bool = True,
+        limit: int,
+        after: tuple[Any, str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Docs:
+        check_page_arguments(equals or {}, order_by, limit, fields)
+        validate_path(f"{collection}/x")
+        wanted = dict(equals or {})
+        sql = page_sql(collection, sorted(wanted), order_by, descending, after is not None, fields)
+        cursor: tuple[Any, ...] = ()
+        if after is not None:
+            cursor = (after[0], after[0], f"{collection}/{after[1]}")
+        rows = self._connection().execute(
+            sql, (*(wanted[name] for name in sorted(wanted)), *cursor, int(limit))
+        )
         return [(path, json.loads(data)) for path, data in rows]
 
     def count(self, collection: str) -> int:
@@ -507,6 +542,84 @@ def _select(scope: str, field: str, count: int) -> str:
         f"SELECT path, data FROM documents{index} WHERE {scope} = ? "
         f"AND json_extract(data, '$.{field}') IN ({marks}) ORDER BY path"
     )
+
+
+def page_sql(
+    collection: str,
+    equals: Sequence[str],
+    order_by: str,
+    descending: bool,
+    after: bool,
+    fields: Sequence[str] | None = None,
+) -> str:
+    """The SQL of `SqliteStore.page`.
+
+    Its parameters are the values of ``equals`` in that order, then with ``after`` the
+    cursor's value twice and its document's path, then the limit. The collection is spelled
+    into the text, not bound: SQLite uses a partial index only when the query's terms imply
+    the index's ``WHERE``, literally. Field names are checked first (`check_page_arguments`),
+    and the collection is quoted, so nothing can be injected.
+    """
+    key = _json_field(order_by)
+    index = _page_index_name(collection, equals, order_by)
+    terms = [f"collection = {_quote(collection)}"]
+    terms += [f"{_json_field(name)} = ?" for name in equals]
+    if after:
+        # Not a row value, (key, path) < (?, ?): SQLite seeks an expression index only on a
+        # plain range; the OR then skips the few ties of the cursor's value.
+        less, most = ("<", "<=") if descending else (">", ">=")
+        terms.append(f"{key} {most} ? AND ({key} {less} ? OR path {less} ?)")
+    else:
+        terms.append(f"{key} IS NOT NULL")
+    direction = "DESC" if descending else "ASC"
+    columns = "data" if fields is None else _projection(fields)
+    return (
+        f"SELECT path, {columns} FROM documents"
+        f"{f' INDEXED BY {index}' if index else ''} WHERE {' AND '.join(terms)} "
+        f"ORDER BY {key} {direction}, path {direction} LIMIT ?"
+    )
+
+
+def _projection(fields: Sequence[str]) -> str:
+    """An SQL expression for the object of ``data``'s top-level ``fields`` that it holds.
+
+    The document is parsed once (`json_each`), not once per field; booleans, which
+    `json_each` gives as 0 and 1, are turned back into JSON's.
+    """
+    names = ", ".join(_quote(name) for name in fields)
+    value = "CASE type WHEN 'true' THEN json('true') WHEN 'false' THEN json('false') ELSE value END"
+    return (
+        f"(SELECT json_group_object(key, {value}) FROM json_each(documents.data) "
+        f"WHERE key IN ({names}))"
+    )
+
+
+def _page_index_name(collection: str, equals: Sequence[str], order_by: str) -> str:
+    """The name of the `PAGE_INDEXES` index for this page, or "" when there is none."""
+    for indexed, fields, key in PAGE_INDEXES:
+        if (indexed, sorted(fields), key) == (collection, sorted(equals), order_by):
+            return "_".join(("page", indexed.replace("/", "_"), *sorted(fields), "by", key))
+    return ""
+
+
+def _page_index_schema() -> str:
+    statements = []
+    for collection, fields, key in PAGE_INDEXES:
+        columns = ", ".join(_json_field(name) for name in (*sorted(fields), key))
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {_page_index_name(collection, fields, key)} "
+            f"ON documents ({columns}, path) WHERE collection = {_quote(collection)};"
+        )
+    return "\n".join(statements) + "\n"
+
+
+def _json_field(name: str) -> str:
+    return f"json_extract(data, '$.{name}')"
+
+
+def _quote(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _watched(path: str) -> bool:

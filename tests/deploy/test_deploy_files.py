@@ -28,6 +28,7 @@ from packaging.utils import canonicalize_name
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cloudevents import DOCUMENT_EVENT_TYPES, TASK_RUN_EVENT_TYPES
 from llm_scheduler.execution.run_requests import parse_run_request_path, run_request_path
+from llm_scheduler.store.sqlite import PAGE_INDEXES
 from tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -89,7 +90,32 @@ def test_indexes_cover_the_collection_group_status_query() -> None:
     assert len(overrides) == 1
     scopes = {(i.get("order"), i["queryScope"]) for i in overrides[0]["indexes"]}
     assert ("ASCENDING", "COLLECTION_GROUP") in scopes
-    assert config["indexes"] == []
+
+
+def test_indexes_cover_the_filtered_pages_of_job_runs() -> None:
+    # list_runs pages job runs newest first, filtered on job_id and/or status: an equality
+    # filter with an order on another field needs a composite index (single-field indexes
+    # serve the unfiltered page). SQLite indexes the same pages (PAGE_INDEXES).
+    config = json.loads((DEPLOY / "firestore.indexes.json").read_text())
+    composite = {
+        (
+            index["collectionGroup"],
+            tuple(sorted(f["fieldPath"] for f in index["fields"][:-1])),
+            index["fields"][-1]["fieldPath"],
+        )
+        for index in config["indexes"]
+        if index["queryScope"] == "COLLECTION"
+        and all(f["order"] == "ASCENDING" for f in index["fields"][:-1])
+        and index["fields"][-1]["order"] == "DESCENDING"
+    }
+    pages = {(c, tuple(sorted(fields)), key) for c, fields, key in PAGE_INDEXES if fields}
+    assert pages == {
+        ("job_runs", ("status",), "created_at"),
+        ("job_runs", ("job_id",), "created_at"),
+        ("job_runs", ("job_id", "status"), "created_at"),
+    }
+    assert pages <= composite
+    assert len(config["indexes"]) == len(composite)
 
 
 def test_rules_deny_every_client_access() -> None:

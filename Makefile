@@ -1,13 +1,14 @@
 # The targets here are exactly what the README and CI run.
 #   make run    set everything up and run the sample job end to end, event-driven on the
 #               embedded SQLite store (offline model, no keys)
-#   make test   set everything up and run lint, type checks and the whole test suite
+#   make test   set everything up (with Chromium for the browser tests) and run lint, type
+#               checks and the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck pytest proto lock bazel clean
+.PHONY: setup browser run test lint typecheck pytest proto lock bazel clean
 
 $(STAMP): requirements_pip.txt requirements_lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,14 @@ $(STAMP): requirements_pip.txt requirements_lock.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium, which the browser tests (tests/web/browser) drive through Playwright; installed
+# once (with sudo when not root), nothing when it is there.
+browser:
+	@test -x /usr/bin/chromium || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium >/dev/null; }
 
 # Event-driven, as in the cloud: commit the job run to the embedded store, let the dispatcher run
 # its task runs (each commit triggers the next), then read the run back.
@@ -34,7 +43,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup browser
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 # Benchmarks (bench/, docs/benchmarks.md): a fake OpenAI server, the workloads through

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.execution import blobs
@@ -13,12 +15,20 @@ from llm_scheduler.v1 import run_pb2
 __all__ = ["read_job_run"]
 
 
-def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
+def read_job_run(
+    store: Store, run_id: str, *, task_ids: Collection[str] | None = None
+) -> run_pb2.JobRun | None:
     """The job run with every task run and its persisted steps, or None when there is none.
 
     Values stored out of line are read back; each task run carries its config (from the job's)
     and its predecessors. Tasks come in the job's task order; tasks that have no run yet are
     left out.
+
+    Args:
+        store: Where the run lives.
+        run_id: The job run.
+        task_ids: Read only these tasks' runs (one task's details of a large run); all when
+            None. The totals of a run not finished yet are then those of these tasks.
     """
     job_doc = store.get(docs.job_run_path(run_id))
     if job_doc is None:
@@ -26,7 +36,11 @@ def read_job_run(store: Store, run_id: str) -> run_pb2.JobRun | None:
     job_doc = blobs.inline(store, job_doc, f"job run {run_id!r}")
     job_run = docs.record_from_doc(job_doc, run_pb2.JobRun)
     graph = TaskGraph.from_job(job_run.config)
-    task_docs = dict(store.list(docs.task_runs_collection(run_id)))
+    if task_ids is None:
+        task_docs = dict(store.list(docs.task_runs_collection(run_id)))
+    else:
+        paths = [docs.task_run_path(run_id, task_id) for task_id in task_ids]
+        task_docs = {path: doc for path in paths if (doc := store.get(path)) is not None}
     for task in job_run.config.tasks:
         task_doc = task_docs.get(docs.task_run_path(run_id, task.task_id))
         if task_doc is None or task_doc.get("status") == Status.RESET:

@@ -100,6 +100,13 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
     "llm_scheduler.runner.run_watcher": (flags.RUN_ID, flags.STORE, flags.QUIET),
     "llm_scheduler.runner.trace_export": (flags.RUN_ID, flags.STORE, flags.QUIET),
     "proto_decoder.main": (flags.INPUT_PATH, flags.CONFIG_TYPE, flags.OUTPUT_FORMAT),
+    "llm_scheduler.web.cli": (
+        flags.STORE,
+        flags.OFFLINE,
+        flags.MODELS_FILE,
+        flags.FUNCTION_MODULES,
+        flags.QUIET,
+    ),
 }
 
 

@@ -7,9 +7,17 @@ does not import, so that ``python -m llm_scheduler.trace.schema`` runs it cleanl
 from llm_scheduler.trace.files import (
     TRACE_SCHEMA,
     TRACE_SCHEMA_VERSION,
+    loads_trace,
     read_trace,
     to_trace,
     write_trace,
 )
 
-__all__ = ["TRACE_SCHEMA", "TRACE_SCHEMA_VERSION", "read_trace", "to_trace", "write_trace"]
+__all__ = [
+    "TRACE_SCHEMA",
+    "TRACE_SCHEMA_VERSION",
+    "loads_trace",
+    "read_trace",
+    "to_trace",
+    "write_trace",
+]

@@ -14,7 +14,14 @@ from llm_scheduler.config import formats
 from llm_scheduler.errors import ConfigError
 from llm_scheduler.v1 import run_pb2
 
-__all__ = ["TRACE_SCHEMA", "TRACE_SCHEMA_VERSION", "read_trace", "to_trace", "write_trace"]
+__all__ = [
+    "TRACE_SCHEMA",
+    "TRACE_SCHEMA_VERSION",
+    "loads_trace",
+    "read_trace",
+    "to_trace",
+    "write_trace",
+]
 
 TRACE_SCHEMA = "llm-scheduler.trace"
 # Bump when a trace written now could be misread by an older reader (see docs/traces.md).
@@ -54,7 +61,20 @@ def read_trace(path: str | pathlib.Path) -> run_pb2.JobRun:
     """
     file = str(path)
     data = formats.read_bytes(path, max_bytes=MAX_TRACE_BYTES)
-    text = formats.decode_text(data, file, "a trace is a UTF-8 JSON file")
+    return loads_trace(formats.decode_text(data, file, "a trace is a UTF-8 JSON file"), file)
+
+
+def loads_trace(text: str, file: str = "") -> run_pb2.JobRun:
+    """Parses a trace's text (as `read_trace` reads a file) and returns its run.
+
+    Args:
+        text: The trace, JSON.
+        file: Where it came from, for error messages (a file name, or e.g. an upload's).
+
+    Raises:
+        ConfigError: It is not a trace, of a format version this llm-scheduler does not read,
+            or not a valid trace.
+    """
     header = _header(text)
     if header is not None:
         _check_header(header, file)

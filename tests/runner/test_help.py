@@ -27,12 +27,14 @@ KEY_FLAGS = {
     "run_watcher": ["--run_id", "--store", "--[no]replay_timeline"],
     "trace_export": ["--run_id", "--output", "--store"],
     "proto_decoder": ["--input_path", "--output_format", "--output_path", "--config_type"],
+    "web_ui": ["--store", "--host", "--port", "--token", "--configs_dir", "--[no]dispatch"],
 }
 # Flags a tool does not read, so its help must not list them.
 NOT_LISTED = {
     "create_sample": ["--input_path", "--var"],
     "proto_decoder": ["--var", "--store"],
     "trace_export": ["--var", "--input_path"],
+    "web_ui": ["--var", "--input_path"],
 }
 SCRIPTS = pathlib.Path(sys.executable).parent
 

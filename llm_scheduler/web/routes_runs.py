@@ -1,0 +1,260 @@
+"""The runs side of the web UI: the run list, the run page, live progress, actions and traces.
+
+Pages (each with its ``.json`` twin): ``/runs``, ``/runs/{id}``, ``/runs/{id}/tasks/{task}``
+and ``/traces/view``. ``/runs/{id}/events`` streams a run's progress events (server-sent
+events); ``/runs/{id}/trace.json`` downloads its trace. Actions (JSON POSTs):
+``/api/runs/{id}/cancel``, ``/api/runs/{id}/resume`` and ``/api/traces/view`` (an uploaded
+trace, read back as the run page's data). The data comes from the library (`list_runs`,
+`read_job_run`, `resume_run`, `loads_trace`), reshaped by `run_view`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from llm_scheduler.config import formats
+from llm_scheduler.errors import ConfigError
+from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.reader import read_job_run
+from llm_scheduler.execution.resume import resume_run
+from llm_scheduler.execution.run_list import STATUSES, list_runs
+from llm_scheduler.trace import loads_trace, to_trace
+from llm_scheduler.v1 import run_pb2
+from llm_scheduler.web.app import StateDep, WebState, respond
+from llm_scheduler.web.graph_layout import layout_job
+from llm_scheduler.web.live import run_event_stream
+from llm_scheduler.web.run_view import run_view, task_view, timeline_view
+
+__all__ = ["TraceUpload", "router", "run_page_data"]
+
+router = APIRouter()
+
+T = TypeVar("T")
+
+# Runs per page of the run list.
+PAGE_SIZE = 50
+
+
+class TraceUpload(BaseModel):
+    """A trace to view: the object a trace file holds (see docs/traces.md)."""
+
+    trace: Any = Field(description="The trace file's JSON object.")
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> Response:
+    """The run list."""
+    return RedirectResponse("/runs", status_code=302)
+
+
+@router.get("/runs.json")
+@router.get("/runs")
+async def runs_page(
+    request: Request,
+    state: StateDep,
+    job_id: str = "",
+    status: str = "",
+    cursor: str = "",
+    limit: int = PAGE_SIZE,
+) -> Response:
+    """The job runs, newest first, by job and status, a page at a time (cursor)."""
+    page = await _blocking(
+        list_runs, state.store, job_id=job_id, status=status, limit=limit, cursor=cursor
+    )
+    runs = []
+    for summary in page.runs:
+        run = summary.to_json()
+        run["status"] = run["status"].lower() or "pending"
+        run["url"] = f"/runs/{summary.run_id}"
+        runs.append(run)
+    filters = {"job_id": job_id, "status": status, "limit": "" if limit == PAGE_SIZE else limit}
+    next_url = _runs_url(**filters, cursor=page.next_cursor) if page.next_cursor else None
+    data = {
+        "runs": runs,
+        "next_cursor": page.next_cursor,
+        "next_url": next_url,
+        "first_url": _runs_url(**filters) if cursor else None,
+        "filters": {"job_id": job_id, "status": status.lower()},
+        "statuses": [name.lower() for name in STATUSES],
+    }
+    return respond(request, "runs.html", data)
+
+
+# Decorators apply bottom-up: the `.json` route is registered first, so that `{run_id}` never
+# swallows "ID.json".
+@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}.json")
+async def run_page(request: Request, run_id: str, state: StateDep) -> Response:
+    """A run: its header, task graph coloured by status, timeline and tasks."""
+    job_run = await _read(state, run_id)
+    return respond(request, "run.html", await asyncio.to_thread(run_page_data, job_run))
+
+
+@router.get("/runs/{run_id}/tasks/{task_id}")
+@router.get("/runs/{run_id}/tasks/{task_id}.json")
+async def task_page(request: Request, run_id: str, task_id: str, state: StateDep) -> Response:
+    """One task of a run: inputs, outputs, error and every step's prompts, response and usage."""
+    # Only this task's run is read: a large run's other tasks may hold many prompts.
+    job_run = await _read(state, run_id, task_ids=[task_id])
+    view = await asyncio.to_thread(task_view, job_run, task_id)
+    if view is None:
+        raise HTTPException(404, f"run {run_id!r} has no task {task_id!r}")
+    view["job_id"] = job_run.job_id
+    return respond(request, "run_task.html", view)
+
+
+@router.get("/runs/{run_id}/events")
+async def run_events(request: Request, run_id: str, state: StateDep) -> Response:
+    """The run's progress events as server-sent events, live, until it finishes."""
+    if await _blocking(state.store.get, docs.job_run_path(run_id)) is None:
+        raise HTTPException(404, f"no run {run_id!r} in {state.store.url}")
+    stream = run_event_stream(
+        state.store,
+        run_id,
+        after=request.headers.get("last-event-id", ""),
+        is_disconnected=request.is_disconnected,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/runs/{run_id}/trace.json")
+async def run_trace(run_id: str, state: StateDep) -> Response:
+    """The run as a trace file (download), to read, edit or replay elsewhere."""
+    job_run = await _read(state, run_id)
+    body = await asyncio.to_thread(formats.dumps, to_trace(job_run), formats.ConfigFormat.JSON)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="trace-{run_id}.json"'},
+    )
+
+
+@router.post("/api/runs/{run_id}/cancel")
+async def cancel(run_id: str, state: StateDep) -> Response:
+    """Cancels a pending or running run: no task starts any more; returns the tasks cancelled."""
+    try:
+        module = importlib.import_module("llm_scheduler.execution.cancel")
+    except ModuleNotFoundError as error:
+        if error.name != "llm_scheduler.execution.cancel":
+            raise
+        return JSONResponse(
+            {
+                "error": "cancelling runs is not available in this version of llm-scheduler "
+                "(llm_scheduler.execution.cancel is missing); stop the dispatcher instead"
+            },
+            status_code=501,
+        )
+    await _require_run(state, run_id)
+    cancel_run: Callable[..., list[str]] = module.cancel_run
+    cancelled = await _blocking(cancel_run, state.store, run_id)
+    return JSONResponse({"run_id": run_id, "cancelled": cancelled})
+
+
+@router.post("/api/runs/{run_id}/resume")
+async def resume(run_id: str, state: StateDep) -> Response:
+    """Requeues a failed or cancelled run's unfinished tasks; a dispatcher continues it."""
+    await _require_run(state, run_id)
+    requeued = await _blocking(resume_run, state.store, run_id)
+    return JSONResponse({"run_id": run_id, "requeued": requeued})
+
+
+@router.get("/traces/view.json")
+@router.get("/traces/view")
+async def trace_view_page(request: Request) -> Response:
+    """A page to open a trace file and view it as a run page (nothing is stored)."""
+    return respond(request, "trace_view.html", {"upload_url": "/api/traces/view"})
+
+
+@router.post("/api/traces/view")
+async def view_trace(body: TraceUpload) -> dict[str, Any]:
+    """Reads an uploaded trace; returns the run page's data, with every task's details."""
+    return await asyncio.to_thread(_trace_data, body.trace)
+
+
+def _runs_url(**query: object) -> str:
+    present = {name: value for name, value in query.items() if value}
+    return "/runs?" + urlencode(present) if present else "/runs"
+
+
+def run_page_data(job_run: run_pb2.JobRun, *, read_only: bool = False) -> dict[str, Any]:
+    """The run page's data: `run_view` with the graph, the timeline and the page's links.
+
+    Args:
+        job_run: The run.
+        read_only: For a run that is not in the store (an uploaded trace): no links to it and
+            no actions.
+    """
+    view = run_view(job_run)
+    statuses = {task["task_id"]: task["status"] for task in view["tasks"]}
+    view["graph"] = layout_job(job_run.config, statuses=statuses)
+    view["timeline"] = timeline_view(view)
+    run = view["run"]
+    view["read_only"] = read_only
+    view["live"] = not read_only and not run["finished"]
+    if read_only:
+        run["can_cancel"] = run["can_resume"] = False
+        view["links"] = {}
+        return view
+    base = f"/runs/{job_run.run_id}"
+    view["links"] = {
+        "self": base,
+        "json": f"{base}.json",
+        "events": f"{base}/events",
+        "tasks": f"{base}/tasks/",
+        "trace": f"{base}/trace.json",
+        "what_if": f"{base}/what-if",
+        "cancel": f"/api/runs/{job_run.run_id}/cancel",
+        "resume": f"/api/runs/{job_run.run_id}/resume",
+        "parent": f"/runs/{run['parent_run_id']}" if run["parent_run_id"] else None,
+        "job": f"/jobs/edit?{urlencode({'job_id': job_run.job_id})}" if job_run.job_id else None,
+    }
+    return view
+
+
+def _trace_data(trace: Any) -> dict[str, Any]:
+    if not isinstance(trace, dict):
+        raise ConfigError.single(
+            "trace",
+            f"a trace is a JSON object, not {type(trace).__name__}",
+            "open a file written by trace_export, job_runner --trace_out or a run page's "
+            "Download trace",
+            "the uploaded trace",
+        )
+    job_run = loads_trace(json.dumps(trace), "the uploaded trace")
+    view = run_page_data(job_run, read_only=True)
+    view["details"] = {
+        task["task_id"]: task_view(job_run, task["task_id"]) for task in view["tasks"]
+    }
+    return view
+
+
+async def _read(
+    state: WebState, run_id: str, task_ids: list[str] | None = None
+) -> run_pb2.JobRun:
+    job_run = await _blocking(read_job_run, state.store, run_id, task_ids=task_ids)
+    if job_run is None:
+        raise HTTPException(404, f"no run {run_id!r} in {state.store.url}")
+    return job_run
+
+
+async def _require_run(state: WebState, run_id: str) -> None:
+    if await _blocking(state.store.get, docs.job_run_path(run_id)) is None:
+        raise HTTPException(404, f"no run {run_id!r} in {state.store.url}")
+
+
+async def _blocking(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Runs a blocking store call in a worker thread: reads of a large run take a while."""
+    return await asyncio.to_thread(function, *args, **kwargs)

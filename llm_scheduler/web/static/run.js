@@ -1,0 +1,528 @@
+// The run page (/runs/ID) and the trace view (/traces/view): live status from server-sent events,
+// a task's details on demand, actions. Everything from the server (model answers included) is put
+// into the page as text only: llmWeb.el / textContent, never innerHTML.
+(function () {
+  "use strict";
+
+  const W = window.llmWeb;
+  const el = W.el;
+  const svg = W.svg;
+  const clear = W.clear;
+
+  // How long after a progress event the run's JSON is fetched again (events come in bursts).
+  const REFRESH_DELAY_MS = 300;
+
+  // -- formatting ----------------------------------------------------------------------------
+
+  function fixed(value, digits) {
+    return Number(value || 0).toFixed(digits);
+  }
+
+  function moment(iso) {
+    return iso ? iso.slice(0, 23).replace("T", " ") : "—";
+  }
+
+  // Appends children to node as llmWeb.el does: strings as text, arrays flattened, and null,
+  // undefined and false left out (the DOM's own append would write "null").
+  function put(node, ...children) {
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      if (Array.isArray(child)) put(node, ...child);
+      else node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function pretty(value) {
+    return JSON.stringify(value === undefined ? null : value, null, 2);
+  }
+
+  function badge(status) {
+    return el("span", { class: "badge " + W.statusClass(status) }, status);
+  }
+
+  function fact(label, ...value) {
+    return el("div", {}, el("dt", {}, label), el("dd", {}, ...value));
+  }
+
+  function tokens(usage, withCached) {
+    let text = usage.input_tokens + " in / " + usage.output_tokens + " out";
+    if (withCached) text += " / " + usage.cached_input_tokens + " cached";
+    else if (usage.cached_input_tokens) text += " (" + usage.cached_input_tokens + " cached)";
+    return text;
+  }
+
+  function errorNotice(error) {
+    let text = ": " + error.message;
+    if (error.http_status) text += " (HTTP " + error.http_status + ")";
+    if (error.retryable) text += " — retryable, retries ran out";
+    return el("div", { class: "notice error", role: "alert" },
+      el("strong", {}, error.type || "Error"), text);
+  }
+
+  function values(label, value, open) {
+    return el("details", { class: "values", open: open },
+      el("summary", {}, label), el("pre", {}, pretty(value)));
+  }
+
+  function field(label, text, className) {
+    return [el("div", { class: "field-label" }, label), el("pre", { class: className || null }, text)];
+  }
+
+  // -- the run's sections (the same markup as the templates) ----------------------------------
+
+  function renderHeader(container, data) {
+    const run = data.run;
+    const links = data.links || {};
+    const job = links.job ? el("a", { href: links.job }, run.job_name) : run.job_name;
+    const counts = Object.entries(data.counts).filter((entry) => entry[1] > 0)
+      .map((entry) => el("span", { class: "badge " + W.statusClass(entry[0]) }, entry[1] + " " + entry[0]));
+    const parent = run.parent_run_id
+      ? fact("Parent run", links.parent
+        ? el("a", { class: "mono", href: links.parent }, run.parent_run_id)
+        : el("span", { class: "mono" }, run.parent_run_id))
+      : null;
+    clear(container);
+    put(container,
+      el("h1", { class: "run-title" },
+        el("span", {}, data.read_only ? "Trace of run" : "Run"), " ",
+        el("span", { class: "mono", id: "run-id" }, run.run_id), " ",
+        el("span", { class: "badge " + W.statusClass(run.status), id: "run-status" }, run.status)),
+      el("dl", { class: "facts" },
+        fact("Job", job, run.job_name !== run.job_id ? [" ", el("span", { class: "mono muted" }, run.job_id)] : null),
+        fact("Started", moment(run.started_at)),
+        fact("Finished", moment(run.finished_at)),
+        fact("Duration", run.duration_seconds === null ? "—" : fixed(run.duration_seconds, 2) + " s"),
+        fact("Tokens", tokens(run.usage, false)),
+        fact("Cost", "$" + fixed(run.cost_usd, 4)),
+        el("div", {}, el("dt", {}, "Tasks"), el("dd", { class: "counts" }, counts.length ? counts : "none")),
+        parent),
+      run.error ? errorNotice(run.error) : null,
+      values("Inputs", run.inputs, false),
+      values("Outputs", run.outputs, run.finished),
+    );
+  }
+
+  function drawTimeline(container, timeline) {
+    clear(container);
+    const root = svg("svg", {
+      class: "timeline", id: "run-timeline", width: timeline.width, height: timeline.height,
+      viewBox: "0 0 " + timeline.width + " " + timeline.height,
+      role: "group", "aria-label": "Timeline of the tasks",
+    });
+    const axis = svg("g", { class: "timeline-axis" });
+    for (const tick of timeline.ticks) {
+      axis.append(
+        svg("line", { class: "timeline-grid", x1: tick.x, x2: tick.x, y1: 16, y2: timeline.height }),
+        svg("text", { class: "timeline-tick", x: tick.x, y: 12 }, tick.label));
+    }
+    root.append(axis);
+    for (const row of timeline.rows) {
+      const group = svg("g", { class: "timeline-row " + W.statusClass(row.status), "data-task-id": row.task_id },
+        svg("title", {}, row.title),
+        svg("text", { class: "timeline-label", x: 4, y: row.y + 14 }, row.label));
+      if (row.bar) {
+        group.append(svg("rect", {
+          class: "timeline-bar", x: row.bar.x, y: row.y + 4, width: row.bar.width,
+          height: timeline.row_height - 8, rx: 3,
+        }));
+      }
+      root.append(group);
+    }
+    container.append(root);
+  }
+
+  function renderTaskList(container, data) {
+    const links = data.links || {};
+    const rows = data.tasks.map((task) => el("tr", { "data-task-id": task.task_id },
+      el("td", {}, el("a", {
+        class: "task-link", "data-task-id": task.task_id,
+        href: links.tasks ? links.tasks + task.task_id : "#",
+      }, task.task_id)),
+      el("td", {}, task.name, task.error ? el("div", { class: "run-error small" }, task.error) : null),
+      el("td", {}, badge(task.status)),
+      el("td", { class: "num" }, task.attempt ? String(task.attempt) : ""),
+      el("td", { class: "num" }, task.steps_done + "/" + task.step_count),
+      el("td", { class: "num" }, task.start_offset === null ? "" : "+" + fixed(task.start_offset, 2) + " s"),
+      el("td", { class: "num" }, task.duration_seconds === null ? "" : fixed(task.duration_seconds, 2) + " s"),
+      el("td", { class: "num" }, task.usage.input_tokens + " / " + task.usage.output_tokens),
+      el("td", { class: "num" }, "$" + fixed(task.cost_usd, 4))));
+    const head = ["Task", "Name", "Status", "Attempt", "Steps", "Start", "Duration", "Tokens in / out", "Cost"]
+      .map((name, index) => el("th", { scope: "col", class: index >= 3 ? "num" : null }, name));
+    clear(container);
+    container.append(el("table", { class: "table", id: "tasks" },
+      el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows)));
+  }
+
+  function renderStep(step) {
+    const summary = el("summary", {},
+      el("span", { class: "mono" }, String(step.index)), " ", step.name || step.step_id, " ",
+      el("span", { class: "muted" }, "(" + step.type.replace("_", " ") + ")"), " ", badge(step.status));
+    const body = el("div", { class: "step-body" });
+    if (step.status === "pending") {
+      let text = "Not run yet";
+      if (step.model_key) text += " · " + step.model_key;
+      if (step.function_name) text += " · " + step.function_name + "()";
+      put(body, el("p", { class: "muted" }, text));
+    } else {
+      const isFunction = step.type === "function_call";
+      let attempts = String(step.attempts);
+      if (step.retries) attempts += " (" + step.retries + (step.retries === 1 ? " retry)" : " retries)");
+      put(body,
+        step.error ? errorNotice(step.error) : null,
+        el("dl", { class: "facts" },
+          isFunction ? fact("Function", el("span", { class: "mono" }, step.function_name)) : [
+            fact("Model key", el("span", { class: "mono" }, step.model_key)),
+            fact("Provider", step.provider + " · ", el("span", { class: "mono" }, step.provider_model)),
+            fact("Tokens", tokens(step.usage, true)),
+            fact("Cost", "$" + fixed(step.cost_usd, 6)),
+          ],
+          fact("Latency", fixed(step.latency_seconds, 3) + " s"),
+          fact("Attempts", attempts),
+          step.cache_hit ? fact("Cache", "hit (no provider call)") : null,
+          step.reused_from_run_id
+            ? fact("Reused from", el("a", { class: "mono", href: "/runs/" + encodeURIComponent(step.reused_from_run_id) }, step.reused_from_run_id))
+            : null,
+          fact("Fingerprint", el("span", { class: "mono small" }, step.fingerprint || "—"))),
+        isFunction ? [
+          field("Request", pretty(step.function_request)),
+          field("Response", pretty(step.function_response), "step-response"),
+        ] : [
+          Object.keys(step.parameters || {}).length ? field("Parameters", pretty(step.parameters)) : null,
+          step.response_format ? field("Response format", pretty(step.response_format)) : null,
+          field("System prompt", step.system_prompt),
+          field("User prompt", step.user_prompt, "step-prompt"),
+          field("Response", step.response_text, "step-response"),
+        ],
+        field("Outputs", pretty(step.outputs)));
+    }
+    return el("details", { class: "step", "data-step-index": step.index, open: step.status !== "pending" },
+      summary, body);
+  }
+
+  function renderTaskDetails(panel, task, taskUrl) {
+    clear(panel);
+    put(panel,
+      el("h2", {}, el("span", { class: "mono" }, task.task_id), task.name ? " · " + task.name : "", " ",
+        badge(task.status)),
+      task.description ? el("p", {}, task.description) : null,
+      el("dl", { class: "facts" },
+        fact("Attempt", String(task.attempt)),
+        fact("Steps", task.steps_done + "/" + task.step_count),
+        fact("Duration", task.duration_seconds === null ? "—" : fixed(task.duration_seconds, 3) + " s"),
+        fact("Tokens", tokens(task.usage, false)),
+        fact("Cost", "$" + fixed(task.cost_usd, 6)),
+        fact("After", task.predecessors.join(", ") || "—"),
+        fact("Next", task.next_tasks.join(", ") || "—")),
+      task.error ? errorNotice(task.error) : null,
+      values("Inputs", task.inputs, false),
+      values("Outputs", task.outputs, true),
+      el("h3", {}, "Steps"),
+      task.steps.length ? task.steps.map(renderStep) : el("p", { class: "muted" }, "This task has no steps."),
+      taskUrl ? el("p", {}, el("a", { href: taskUrl }, "Task page"), " · ",
+        el("a", { href: taskUrl + ".json" }, "JSON")) : null,
+    );
+  }
+
+  // -- one run shown: selection, details, refresh ---------------------------------------------
+
+  class RunView {
+    // options.details: {task_id: details} (a trace), else details are fetched from links.tasks.
+    constructor(data, options) {
+      this.data = data;
+      this.details = (options && options.details) || null;
+      this.selected = null;
+      this.graphBox = document.getElementById("graph-box");
+      this.timelineBox = document.getElementById("timeline-box");
+      this.taskList = document.getElementById("task-list");
+      this.header = document.getElementById("run-header");
+      this.panel = document.getElementById("task-details");
+      this.loading = null;
+      this.wire();
+    }
+
+    // Clicks and keys are handled on the containers, so re-drawn content needs no wiring.
+    wire() {
+      const taskOf = (event, selector) => {
+        const node = event.target.closest(selector);
+        return node ? node.getAttribute("data-task-id") : null;
+      };
+      this.graphBox.addEventListener("click", (event) => {
+        const taskId = taskOf(event, "g.graph-node");
+        if (taskId !== null) this.select(taskId, false);
+      });
+      this.graphBox.addEventListener("keydown", (event) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        const taskId = taskOf(event, "g.graph-node");
+        if (taskId === null) return;
+        event.preventDefault();
+        this.select(taskId, true);
+      });
+      this.timelineBox.addEventListener("click", (event) => {
+        const taskId = taskOf(event, "g.timeline-row");
+        if (taskId !== null) this.select(taskId, false);
+      });
+      this.taskList.addEventListener("click", (event) => {
+        const taskId = taskOf(event, "a.task-link");
+        if (taskId === null) return;
+        event.preventDefault();
+        // A click from the keyboard (Enter on the link) has detail 0.
+        this.select(taskId, event.detail === 0);
+      });
+    }
+
+    render() {
+      renderHeader(this.header, this.data);
+      W.drawGraph(this.graphBox, this.data.graph, { id: "run-graph", onSelect: null });
+      for (const node of this.graphBox.querySelectorAll("g.graph-node")) {
+        node.setAttribute("tabindex", "0");
+        node.setAttribute("role", "button");
+      }
+      drawTimeline(this.timelineBox, this.data.timeline);
+      renderTaskList(this.taskList, this.data);
+      this.markSelected();
+    }
+
+    // A newer version of the run's data: redraw what changed (the graph only changes colour).
+    update(data) {
+      this.data = data;
+      renderHeader(this.header, data);
+      for (const task of data.tasks) this.setTaskStatus(task.task_id, task.status, true);
+      drawTimeline(this.timelineBox, data.timeline);
+      renderTaskList(this.taskList, data);
+      this.markSelected();
+    }
+
+    // A task's status as the events tell it, before the run's data is fetched again.
+    setTaskStatus(taskId, status, graphOnly) {
+      const node = W.graphNode(this.graphBox, taskId);
+      if (node) W.setStatus(node, status);
+      if (graphOnly) return;
+      for (const row of this.timelineBox.querySelectorAll("g.timeline-row")) {
+        if (row.getAttribute("data-task-id") === taskId) W.setStatus(row, status);
+      }
+      for (const row of this.taskList.querySelectorAll("tr[data-task-id]")) {
+        if (row.getAttribute("data-task-id") !== taskId) continue;
+        const cell = row.querySelector(".badge");
+        if (cell) {
+          W.setStatus(cell, status);
+          cell.textContent = status;
+        }
+      }
+    }
+
+    markSelected() {
+      const mark = (nodes) => {
+        for (const node of nodes) {
+          node.classList.toggle("selected", node.getAttribute("data-task-id") === this.selected);
+        }
+      };
+      mark(this.graphBox.querySelectorAll("g.graph-node"));
+      mark(this.timelineBox.querySelectorAll("g.timeline-row"));
+      mark(this.taskList.querySelectorAll("tr[data-task-id]"));
+    }
+
+    taskUrl(taskId) {
+      const links = this.data.links || {};
+      return links.tasks ? links.tasks + encodeURIComponent(taskId) : null;
+    }
+
+    async select(taskId, focus) {
+      this.selected = taskId;
+      this.markSelected();
+      await this.showDetails(focus);
+    }
+
+    async showDetails(focus) {
+      const taskId = this.selected;
+      if (taskId === null) return;
+      let task = null;
+      if (this.details) {
+        task = this.details[taskId] || null;
+      } else {
+        if (this.loading) this.loading.abort();
+        const loading = new AbortController();
+        this.loading = loading;
+        let result;
+        try {
+          result = await W.fetchJson(this.taskUrl(taskId) + ".json", { signal: loading.signal });
+        } catch (error) {
+          if (error.name === "AbortError") return;
+          result = { ok: false, data: { error: String(error) } };
+        }
+        if (this.selected !== taskId) return;
+        if (!result.ok) {
+          clear(this.panel).append(el("div", { class: "notice error" },
+            "Cannot load task " + taskId + ": " + (result.data.error || result.data.detail || result.status)));
+          return;
+        }
+        task = result.data;
+      }
+      if (task === null) return;
+      // Keep which steps the reader opened or closed across a live redraw.
+      const closed = new Set();
+      for (const step of this.panel.querySelectorAll("details.step")) {
+        if (this.panel.dataset.taskId === taskId && !step.open) closed.add(step.getAttribute("data-step-index"));
+      }
+      renderTaskDetails(this.panel, task, this.taskUrl(taskId));
+      this.panel.dataset.taskId = taskId;
+      for (const step of this.panel.querySelectorAll("details.step")) {
+        if (closed.has(step.getAttribute("data-step-index"))) step.open = false;
+      }
+      if (focus) this.panel.focus({ preventScroll: true });
+    }
+  }
+
+  // -- the run page ---------------------------------------------------------------------------
+
+  function notice(ok, text) {
+    const box = document.getElementById("action-result");
+    clear(box).append(el("div", { class: "notice " + (ok ? "ok" : "error") }, text));
+  }
+
+  function initRunPage(page) {
+    const view = new RunView({ links: page.links }, null);
+    let source = null;
+    let timer = null;
+    let inFlight = false;
+    let again = false;
+    const liveStatus = document.getElementById("live-status");
+
+    async function refresh() {
+      const result = await W.fetchJson(page.links.json);
+      if (!result.ok) return;
+      view.update(result.data);
+      document.getElementById("cancel-button").hidden = !result.data.run.can_cancel;
+      document.getElementById("resume-button").hidden = !result.data.run.can_resume;
+      if (view.selected !== null) await view.showDetails(false);
+      if (result.data.live && source === null) follow();
+    }
+
+    function scheduleRefresh() {
+      if (timer !== null || inFlight) {
+        again = true;
+        return;
+      }
+      timer = setTimeout(async () => {
+        timer = null;
+        inFlight = true;
+        again = false;
+        try {
+          await refresh();
+        } finally {
+          inFlight = false;
+          if (again) scheduleRefresh();
+        }
+      }, REFRESH_DELAY_MS);
+    }
+
+    function follow() {
+      source = new EventSource(page.links.events);
+      liveStatus.textContent = "Live";
+      source.addEventListener("progress", (message) => {
+        const event = JSON.parse(message.data);
+        if (event.kind === "task_started") view.setTaskStatus(event.task_id, "running", false);
+        else if (event.kind === "task_finished") view.setTaskStatus(event.task_id, event.detail, false);
+        else if (event.kind === "task_skipped") view.setTaskStatus(event.task_id, "skipped", false);
+        scheduleRefresh();
+      });
+      source.addEventListener("finished", () => {
+        source.close();
+        source = null;
+        liveStatus.textContent = "";
+        scheduleRefresh();
+      });
+      source.addEventListener("error", () => {
+        if (source !== null && source.readyState === EventSource.CONNECTING) {
+          liveStatus.textContent = "Reconnecting…";
+        }
+      });
+      source.addEventListener("open", () => { liveStatus.textContent = "Live"; });
+    }
+
+    for (const button of document.querySelectorAll("#run-actions button[data-action]")) {
+      button.addEventListener("click", async () => {
+        const action = button.getAttribute("data-action");
+        button.disabled = true;
+        try {
+          const result = await W.fetchJson(page.links[action], { body: {} });
+          if (!result.ok) {
+            notice(false, (result.data && (result.data.error || result.data.detail)) || "HTTP " + result.status);
+          } else if (action === "resume") {
+            const tasks = result.data.requeued;
+            notice(true, "Resumed: " + (tasks.length ? "requeued " + tasks.join(", ") : "nothing left to run"));
+          } else {
+            const tasks = result.data.cancelled;
+            notice(true, "Cancelled" + (tasks.length ? ": " + tasks.join(", ") : ""));
+          }
+          await refresh();
+        } finally {
+          button.disabled = false;
+        }
+      });
+    }
+    if (page.live) follow();
+    // Links (graph nodes) drawn by the server become focusable buttons; the rest is wired.
+    for (const node of document.querySelectorAll("#graph-box g.graph-node")) {
+      node.setAttribute("tabindex", "0");
+      node.setAttribute("role", "button");
+    }
+  }
+
+  // -- the trace view -------------------------------------------------------------------------
+
+  function initTracePage(page) {
+    const input = document.getElementById("trace-file");
+    const result = document.getElementById("trace-result");
+    const shown = document.getElementById("trace-run");
+    let view = null;
+
+    function fail(message, problems) {
+      shown.hidden = true;
+      clear(result).append(el("div", { class: "notice error", role: "alert" }, message));
+      if (problems && problems.length) {
+        result.append(el("ul", { class: "problems" }, problems.map((problem) => el("li", {},
+          el("span", { class: "problem-path" }, problem.path || "<trace>"), " — ",
+          el("span", { class: "problem-message" }, problem.message),
+          problem.hint ? [" — ", el("span", { class: "problem-hint" }, problem.hint)] : null))));
+      }
+    }
+
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      if (!file) return;
+      clear(result).append(el("p", { class: "muted" }, "Reading " + file.name + "…"));
+      let trace;
+      try {
+        trace = JSON.parse(await file.text());
+      } catch (error) {
+        fail(file.name + " is not JSON: " + error.message);
+        return;
+      }
+      const response = await W.fetchJson(page.upload_url, { body: { trace: trace } });
+      if (!response.ok) {
+        const data = response.data || {};
+        fail("Cannot read " + file.name + ": " + (data.error || data.detail || "HTTP " + response.status), data.problems);
+        return;
+      }
+      clear(result);
+      shown.hidden = false;
+      const data = response.data;
+      if (view === null) view = new RunView(data, { details: data.details });
+      else {
+        view.data = data;
+        view.details = data.details;
+        view.selected = null;
+        clear(view.panel).append(el("p", { class: "muted" }, "Select a task to see its steps."));
+      }
+      view.render();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const runPage = W.readJson("run-page");
+    if (runPage) initRunPage(runPage);
+    const tracePage = W.readJson("trace-page");
+    if (tracePage) initTracePage(tracePage);
+  });
+})();

@@ -1,1 +1,1 @@
-"""Event-driven execution: the document model, submitting, the protocol, the dispatcher."""
+"""Event-driven execution: documents, submitting, the protocol, dispatcher, cancel and resume."""

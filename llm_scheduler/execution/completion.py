@@ -19,6 +19,11 @@ completing transaction touches only documents no other completion writes:
 Each step is idempotent, so a redelivered event, a crash between two of them, or two workers
 doing the same repair change nothing twice; the sweeper calls `reconcile_run` for runs that
 look stalled.
+
+A cancelled run (`llm_scheduler.execution.cancel`) starts nothing more: its running task runs
+are CANCELLED, so their completion is refused (`Lease.require`); a join released after the
+cancel by a predecessor that completed before it is created CANCELLED; and `reconcile_run`
+leaves the run as the cancel left it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from llm_scheduler.engine.records import add_usage
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.cancel import run_error
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.execution.submit import new_task_run_doc
@@ -165,11 +171,24 @@ def release_joins(store: Store, run: RunConfig, task_id: str, now: float) -> lis
         needed = len(needed_predecessors(run, join))
         if store.count(docs.arrivals_collection(run.run_id, join)) < needed:
             continue
-        if store.run_transaction(
-            functools.partial(_create_if_absent, run=run, task_id=join, now=now)
-        ):
+        if store.run_transaction(functools.partial(_release_join, run=run, join=join, now=now)):
             created.append(join)
     return created
+
+
+def _release_join(tx: Transaction, run: RunConfig, join: str, now: float) -> bool:
+    """Creates a join's run; CANCELLED (returning False) when the run was cancelled meanwhile."""
+    job = tx.get(docs.job_run_path(run.run_id))
+    if job is not None and job.get("status") == Status.CANCELLED:
+        doc = {
+            **new_task_run_doc(run.run_id, join, now),
+            "status": Status.CANCELLED,
+            "error": run_error(job),
+            "finished_at": docs.iso(now),
+        }
+        _write_if_absent(tx, run, join, doc)
+        return False
+    return _create_if_absent(tx, run, join, now)
 
 
 def _create_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
@@ -275,6 +294,8 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
     succeeded but that has no run is created, one whose predecessor failed is marked SKIPPED;
     when every task the run can reach is finished, the job run gets its final fields.
 
+    A cancelled run is left as it is (``done``): nothing is created, skipped or finished.
+
     Returns:
         ``busy`` (a task is PENDING or RUNNING), ``repaired`` (missing task runs were written),
         ``finished`` (this call finished the job run) or ``done`` (it was already finished).
@@ -282,6 +303,9 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
     collection = docs.task_runs_collection(run.run_id)
     if store.query(collection, "status", list(RUNNABLE), limit=1):
         return "busy"
+    job = store.get(docs.job_run_path(run.run_id))
+    if job is not None and job.get("status") == Status.CANCELLED:
+        return "done"
     task_docs: dict[str, Doc] = {}
     for path, doc in store.list(collection):
         if doc.get("status") != Status.RESET:

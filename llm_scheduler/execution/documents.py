@@ -79,12 +79,16 @@ class Status:
     SUCCEEDED = "RUN_STATUS_SUCCEEDED"
     FAILED = "RUN_STATUS_FAILED"
     SKIPPED = "RUN_STATUS_SKIPPED"
+    # Stopped by `llm_scheduler.execution.cancel.cancel_run`; a resume runs it again.
+    CANCELLED = "RUN_STATUS_CANCELLED"
     # A placeholder a resume left behind for a formerly skipped task: treated as absent.
     RESET = "RUN_STATUS_UNSPECIFIED"
 
 
+# A task run that a worker may claim (or is running).
 RUNNABLE = (Status.PENDING, Status.RUNNING)
-FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+# A task run that nothing runs again (until a resume requeues a failed or cancelled one).
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 # A field of a run document holding data (inputs, outputs, a config, a failed step) stays in
 # the document up to this much JSON, and goes to a blob beyond. A task-run document then stays

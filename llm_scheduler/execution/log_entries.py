@@ -37,6 +37,7 @@ _SEVERITIES = {
     "accepted": "INFO",
     "handed_off": "NOTICE",
     "lost_lease": "NOTICE",
+    "cancelled": "NOTICE",
     "rejected": "WARNING",
     "discarded": "WARNING",
     "failed": "ERROR",

@@ -18,6 +18,9 @@ idempotent:
    job run.
 4. When the invocation's deadline is near, hand the rest of the task to a new invocation by
    putting it back to PENDING (a write that triggers again).
+5. When the run is cancelled (`llm_scheduler.execution.cancel`), the lease renewal finds the
+   task CANCELLED: the step in flight finishes and is kept, no further step starts, and the task
+   stays CANCELLED (a completion the cancel beat is refused, so no successor is started).
 
 Any other failure after the claim (a store error, a blob that cannot be read) is recorded on the
 task run, which goes back to PENDING for another attempt, or fails once its attempts are used.
@@ -46,7 +49,7 @@ from llm_scheduler.execution import blobs, completion, submit
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import EventSink
-from llm_scheduler.execution.lease import Lease, LostLease
+from llm_scheduler.execution.lease import Lease, LostLease, TaskCancelled
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.store.base import Doc, Store, lock_free
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -69,7 +72,8 @@ class Outcome:
     Attributes:
         action: ``noop`` (nothing to do), ``succeeded``, ``failed``, ``handed_off`` (the rest goes
             to a new invocation), ``released`` (an error outside the steps; the task goes back
-            to PENDING for another attempt) or ``lost_lease`` (another worker took it over).
+            to PENDING for another attempt), ``lost_lease`` (another worker took it over) or
+            ``cancelled`` (the run was cancelled; the steps done are kept).
         detail: A short explanation.
         steps_run: Steps executed by this invocation (model or function calls made).
     """
@@ -220,6 +224,12 @@ async def handle_task_run(
             raise
         except Exception as error:
             return await _recover(store, run, task_id, task_doc, lease, context, error)
+    except TaskCancelled:
+        await store.call(_let_go, store, lease, run_id, task_id)
+        context.emit(
+            EngineEvent(EventKind.TASK_FINISHED, task_id, detail="cancelled", run_id=run_id)
+        )
+        return Outcome("cancelled", "the run was cancelled; the steps done are kept")
     except LostLease:
         context.emit(
             EngineEvent(EventKind.TASK_FINISHED, task_id, detail="lost_lease", run_id=run_id)
@@ -291,7 +301,8 @@ async def _run_claimed(
             run_id=run_id,
         )
         steps_run += 1
-        lease.check()
+        if not (result.ok and lease.cancelled):
+            lease.check()  # a step that succeeded after a cancel is kept (persisted below)
         if not result.ok:
             return await _fail(
                 store, run, task_id, lease, context, result.record, records, steps_run
@@ -346,19 +357,25 @@ async def _run_claimed(
         blobs.out_of_line, store, {"outputs": outputs}, docs.INLINE_FIELD_BYTES
     )
     usage, cost = completion.task_totals(records)
-    started: list[str] = await store.call(
-        store.run_transaction,
-        functools.partial(
-            completion.succeed_task,
-            run=run,
-            task_id=task_id,
-            lease=lease,
-            outputs=prepared,
-            usage=usage,
-            cost=cost,
-            last_step=final,
-        ),
-    )
+    try:
+        lease.check()
+        started: list[str] = await store.call(
+            store.run_transaction,
+            functools.partial(
+                completion.succeed_task,
+                run=run,
+                task_id=task_id,
+                lease=lease,
+                outputs=prepared,
+                usage=usage,
+                cost=cost,
+                last_step=final,
+            ),
+        )
+    except TaskCancelled:
+        if final is not None:  # the last step succeeded (and was paid for): keep it
+            await store.call(store.create, *final)
+        raise
     context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="succeeded", run_id=run_id))
     now = lease.clock()
     started += await store.call(completion.release_joins, store, run, task_id, now)
@@ -429,6 +446,20 @@ async def _recover(
         EngineEvent(EventKind.TASK_FINISHED, task_id, detail="released", run_id=run.run_id)
     )
     return Outcome("released", message)
+
+
+@lock_free
+def _let_go(store: Store, lease: Lease, run_id: str, task_id: str) -> None:
+    """Ends the claim of a cancelled task, recording the usage and cost of its kept steps."""
+    records = [
+        run_pb2.StepRun(
+            usage=docs.record_from_doc(doc.get("usage") or {}, run_pb2.TokenUsage),
+            cost_usd=float(doc.get("cost_usd") or 0.0),
+        )
+        for _, doc in store.list(docs.step_runs_collection(run_id, task_id))
+    ]
+    usage, cost = completion.task_totals(records)
+    lease.let_go({"usage": usage, "cost_usd": cost})
 
 
 def _shorten(message: str) -> str:

@@ -55,8 +55,9 @@ def read_job_run(
         if task_doc.get("failed_step"):
             task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
         job_run.tasks.append(task_run)
-    if not job_doc.get("finished_at"):
+    if not job_doc.get("finished_at") or job_doc.get("status") == Status.CANCELLED:
         # The job run gets its totals when it finishes; until then they are the tasks' sums.
+        # A cancelled run has none: its tasks stopped mid-run record theirs as they stop.
         job_run.ClearField("usage")
         job_run.cost_usd = sum(task_run.cost_usd for task_run in job_run.tasks)
         for task_run in job_run.tasks:

@@ -1,4 +1,4 @@
-"""Resuming a failed or interrupted event-driven run where it stopped."""
+"""Resuming a failed, cancelled or interrupted event-driven run where it stopped."""
 
 from __future__ import annotations
 
@@ -16,15 +16,18 @@ __all__ = ["resume_run"]
 
 
 def resume_run(store: Store, run_id: str) -> list[str]:
-    """Makes a failed or interrupted run runnable again; returns the task ids requeued.
+    """Makes a failed, cancelled or interrupted run runnable again; returns the task ids requeued.
 
-    Failed tasks and tasks still marked RUNNING (their worker is assumed dead: resuming is the
-    user's statement that nothing else is running this run) go back to PENDING; their persisted
-    steps are kept, so they continue after their last completed step and no completed step is
-    called again. Tasks skipped because of a failure become placeholders that their
-    predecessors re-create when they succeed. The job run is RUNNING again, and each requeued
-    task has its full number of attempts again. A run left with nothing to run (e.g. one that
-    stopped between a task's completion and the job's) is repaired or finished here.
+    Failed and cancelled tasks, and tasks still marked RUNNING (their worker is assumed dead:
+    resuming is the user's statement that nothing else is running this run), go back to
+    PENDING; their persisted steps are kept, so they continue after their last completed step
+    and no completed step is called again. A task cancelled while it ran whose worker still
+    holds its lease (the step in flight at the cancel is not finished yet) is given back to that
+    lease, RUNNING: its worker goes on, or the lease expires and another worker continues it,
+    so that step is not called twice. Tasks skipped because of a failure become placeholders
+    that their predecessors re-create when they succeed. The job run is RUNNING again, and each
+    requeued task has its full number of attempts again. A run left with nothing to run (e.g.
+    one that stopped between a task's completion and the job's) is repaired or finished here.
 
     Raises:
         UserError: There is no such run, or it already succeeded.
@@ -45,7 +48,7 @@ def resume_run(store: Store, run_id: str) -> list[str]:
             if doc is None:
                 continue
             status = doc.get("status")
-            if status in (Status.FAILED, Status.RUNNING):
+            if status in (Status.FAILED, Status.RUNNING, Status.CANCELLED):
                 fields: Doc = {
                     "status": Status.PENDING,
                     "lease_owner": "",
@@ -57,6 +60,12 @@ def resume_run(store: Store, run_id: str) -> list[str]:
                     "last_error": None,
                     "finished_at": None,
                 }
+                if _worker_still_holds(doc, now):
+                    fields.update(
+                        status=Status.RUNNING,
+                        lease_owner=doc["lease_owner"],
+                        lease_expires_at=doc["lease_expires_at"],
+                    )
                 refs = dict(doc.get("$blobs") or {})
                 if refs.pop("failed_step", None):
                     fields["$blobs"] = refs
@@ -71,6 +80,7 @@ def resume_run(store: Store, run_id: str) -> list[str]:
                 "tasks_succeeded": None,
                 "tasks_failed": None,
                 "tasks_skipped": None,
+                "tasks_cancelled": None,
                 "error": None,
                 "finished_at": None,
             },
@@ -82,3 +92,12 @@ def resume_run(store: Store, run_id: str) -> list[str]:
     if run is not None and not requeued:
         reconcile_run(store, run, now)
     return requeued
+
+
+def _worker_still_holds(task: Doc, now: float) -> bool:
+    """Whether a cancelled task's worker is still finishing its step (its lease is live)."""
+    return (
+        task.get("status") == Status.CANCELLED
+        and bool(task.get("lease_owner"))
+        and float(task.get("lease_expires_at") or 0) > now
+    )

@@ -16,17 +16,23 @@ function, called every minute by Cloud Scheduler; locally ``dispatcher`` needs n
 
 Every requeue is a transaction that re-checks what it saw, and claims are transactions, so a
 sweep never makes a task run twice, and two sweepers at once change nothing more than one.
+
+A task of a cancelled run is never requeued: `cancel_run` leaves none runnable, and one that an
+interrupted cancel left behind is cancelled here instead (its job run is read once per sweep,
+and only for tasks about to be requeued).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import time
 from collections.abc import Callable
 
 from llm_scheduler.execution import completion
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.cancel import cancel_task_run, run_error
 from llm_scheduler.execution.documents import RUNNABLE, Status
 from llm_scheduler.execution.protocol import run_config
 from llm_scheduler.store.base import Doc, Store, lock_free
@@ -39,6 +45,8 @@ __all__ = [
     "requeue_stale_pending",
     "sweep",
 ]
+
+_log = logging.getLogger(__name__)
 
 # A PENDING task run older than this is assumed to have lost its trigger. Eventarc delivers
 # within seconds; a function that is retrying its delivery claims well within this.
@@ -82,8 +90,11 @@ def requeue_expired_leases(store: Store, *, clock: Callable[[], float] = time.ti
     """
     now = clock()
     requeued: list[str] = []
+    jobs: dict[str, Doc | None] = {}
     for path, doc in store.find("task_runs", "status", [Status.RUNNING]):
         if float(doc.get("lease_expires_at", 0)) > now:
+            continue
+        if _cancel_if_run_cancelled(store, path, jobs, now):
             continue
 
         def requeue(current: Doc | None) -> Doc | None:
@@ -122,9 +133,12 @@ def requeue_stale_pending(
     """
     now = clock()
     requeued: list[str] = []
+    jobs: dict[str, Doc | None] = {}
     for path, doc in store.find("task_runs", "status", [Status.PENDING]):
         seen = doc.get("pending_since")
         if not isinstance(seen, int | float) or now - float(seen) < grace:
+            continue
+        if _cancel_if_run_cancelled(store, path, jobs, now):
             continue
 
         def retrigger(current: Doc | None, seen: float = float(seen)) -> Doc | None:
@@ -171,6 +185,31 @@ def reconcile_stalled_runs(
         if completion.reconcile_run(store, run, now) in ("repaired", "finished"):
             done.append(run_id)
     return done
+
+
+def _cancel_if_run_cancelled(
+    store: Store, path: str, jobs: dict[str, Doc | None], now: float
+) -> bool:
+    """Cancels a task run instead of requeuing it when its job run is cancelled.
+
+    Args:
+        store: The store.
+        path: The task run's path.
+        jobs: Job runs read so far in this sweep, by run id (filled in).
+        now: The sweep's time.
+    """
+    parsed = docs.parse_task_run_path(path)
+    if parsed is None:
+        return False
+    run_id = parsed[0]
+    if run_id not in jobs:
+        jobs[run_id] = store.get(docs.job_run_path(run_id))
+    job = jobs[run_id]
+    if job is None or job.get("status") != Status.CANCELLED:
+        return False
+    if cancel_task_run(store, path, run_error(job), now):
+        _log.warning("cancelled %s: its run was cancelled, but the task was left runnable", path)
+    return True
 
 
 def _age(created_at: object, now: float) -> float:

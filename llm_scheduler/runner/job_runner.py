@@ -7,6 +7,7 @@ Usage:
     job_runner --replay_run_id=ID --store=URL --edits=edits.json --plan  # what would re-run
     job_runner --input_path=job.json --store=URL     # through the store: crash-safe, resumable
     job_runner --resume=ID --store=URL               # continue a failed or interrupted run
+    job_runner --cancel=ID --store=URL               # stop a run (resume it later)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.replay_plan import ReplayPlan, plan_replay
 from llm_scheduler.engine.what_if import Edit, apply_edits, edits_from_json
 from llm_scheduler.errors import UserError
+from llm_scheduler.execution.cancel import cancel_run
 from llm_scheduler.execution.local_run import resume_in_store, run_in_store
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.runner import common, flags
@@ -65,9 +67,32 @@ RESUME = absl_flags.DEFINE_string(
     None,
     "Continue the failed or interrupted run with this id in --store after its last completed step.",
 )
+CANCEL = absl_flags.DEFINE_string(
+    "cancel",
+    None,
+    "Cancel the run with this id in --store: no task of it starts again, running tasks stop "
+    "after their step in flight (within a third of the lease), and --resume continues it.",
+)
+
+
+def _cancel() -> int:
+    if RESUME.value:
+        raise UserError("--cancel and --resume name one run each: give only one of them")
+    run_id = CANCEL.value or ""
+    with common.open_store_from_flags() as store:
+        stopped = cancel_run(store, run_id)
+        url = store.url
+    common.print_json({"run_id": run_id, "status": "CANCELLED", "stopped": stopped})
+    common.report(
+        f"run {run_id} in {url} cancelled: stopped {', '.join(stopped) or 'nothing'}"
+        f" (continue it with --resume={run_id})"
+    )
+    return common.EXIT_OK
 
 
 def _run_job() -> int:
+    if CANCEL.value is not None:
+        return _cancel()
     registry = common.models_registry()
     context = common.build_context(
         registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
@@ -166,7 +191,9 @@ def _report(job_run: run_pb2.JobRun) -> int:
         f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}"
         f"{common.describe_cache_hits(job_run.tasks)}"
     )
-    if job_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
+    if job_run.status == run_pb2.RUN_STATUS_CANCELLED:
+        print(f"job cancelled: {job_run.error.message}", file=sys.stderr)
+    elif job_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
         print(f"job failed: {job_run.error.message}", file=sys.stderr)
     common.print_json(job_run if flags.PRINT_RECORD.value else common.outputs_of(job_run))
     return common.status_exit_code(job_run.status)

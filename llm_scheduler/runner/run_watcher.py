@@ -5,7 +5,7 @@ Usage:
     run_watcher --run_id=ID [--store=URL] --replay_timeline   # the recorded events, timed
 
 Following prints progress on stderr (a status bar on a terminal, plain lines otherwise) and a
-JSON summary on stdout; it exits 0 when the run succeeded and 1 when it failed.
+JSON summary on stdout; it exits 0 when the run succeeded and 1 when it failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from absl import flags as absl_flags
 
 from llm_scheduler.engine.context import EngineEvent, EventKind
+from llm_scheduler.engine.records import add_usage
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.events import event_from_record, follow_events, read_events
@@ -112,7 +113,14 @@ def _job_run(store: Store, run_id: str) -> tuple[run_pb2.JobRun, Doc]:
     doc = store.get(docs.job_run_path(run_id))
     if doc is None:
         raise UserError(f"no job run {run_id!r} in {store.url}")
-    return docs.record_from_doc(doc, run_pb2.JobRun), doc
+    job_run = docs.record_from_doc(doc, run_pb2.JobRun)
+    if doc.get("status") == docs.Status.CANCELLED:
+        # A cancelled run keeps no totals: they are its tasks' sums (as read_job_run gives).
+        for _, task in store.list(docs.task_runs_collection(run_id)):
+            usage = docs.record_from_doc(task.get("usage") or {}, run_pb2.TokenUsage)
+            add_usage(job_run.usage, usage)
+            job_run.cost_usd += float(task.get("cost_usd") or 0.0)
+    return job_run, doc
 
 
 def _seconds(record: run_pb2.RunEvent) -> float:

@@ -70,6 +70,7 @@ def test_entries_written_concurrently_are_each_one_whole_line() -> None:
         ("noop", "DEBUG"),
         ("handed_off", "NOTICE"),
         ("lost_lease", "NOTICE"),
+        ("cancelled", "NOTICE"),
         ("failed", "ERROR"),
         ("discarded", "WARNING"),
         ("accepted", "INFO"),

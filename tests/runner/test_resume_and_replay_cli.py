@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 
+from llm_scheduler.config import formats
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import open_store
 from llm_scheduler.testing import FakeProviderServer
+from llm_scheduler.v1 import config_pb2
 from tests.clitools import run_tool
 from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT
 
@@ -194,3 +197,39 @@ def test_plan_then_replay_an_edited_stored_run_from_the_cli(
 
     bad = run_tool("job_runner", f"--input_path={job}", "--plan", env=env)
     assert bad.code != 0 and "--edits and --plan go with --replay" in bad.stderr
+
+
+def test_cancel_stops_a_stored_run_and_resume_finishes_it(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer, models_file: pathlib.Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    job = formats.load(long_job(tmp_path / "job.json", 2), config_pb2.JobConfig)
+    with open_store(store_url) as store:
+        run_id = submit_job(store, job)
+
+    cancelled = run_tool("job_runner", f"--cancel={run_id}", f"--store={store_url}")
+    assert cancelled.code == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout) == {
+        "run_id": run_id,
+        "status": "CANCELLED",
+        "stopped": ["only"],
+    }
+    assert f"run {run_id} in {store_url} cancelled: stopped only" in cancelled.stderr
+    again = run_tool("job_runner", f"--cancel={run_id}", f"--store={store_url}")
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout)["stopped"] == []
+    assert "stopped nothing" in again.stderr
+    assert fake_server.count() == 0
+
+    env = {**FAKE_CREDENTIALS, "LLM_SCHEDULER_MODELS_FILE": str(models_file)}
+    resumed = run_tool("job_runner", f"--resume={run_id}", f"--store={store_url}", env=env)
+    assert resumed.code == 0, resumed.stderr
+    assert f"resuming run {run_id}: requeued only" in resumed.stderr
+    assert fake_server.count() == 2
+
+    finished = run_tool("job_runner", f"--cancel={run_id}", f"--store={store_url}")
+    assert finished.code == 2 and "already succeeded: there is nothing to cancel" in finished.stderr
+    unknown = run_tool("job_runner", "--cancel=nope", f"--store={store_url}")
+    assert unknown.code == 2 and "no job run 'nope'" in unknown.stderr
+    both = run_tool("job_runner", "--cancel=a", "--resume=a", f"--store={store_url}")
+    assert both.code == 2 and "give only one of them" in both.stderr

@@ -18,8 +18,10 @@ from llm_scheduler import ModelClient, RunContext, load_config, loads
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.engine.context import EngineEvent, EventKind
 from llm_scheduler.errors import ProviderError
+from llm_scheduler.execution.cancel import cancel_run
 from llm_scheduler.execution.dispatcher import Dispatcher
 from llm_scheduler.execution.events import read_events
+from llm_scheduler.execution.protocol import handle_task_run
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.models.base import Usage
 from llm_scheduler.models.client import RetryEvent
@@ -132,6 +134,26 @@ def test_a_failed_run_exits_1(store_url: str) -> None:
     assert json.loads(stdout)["status"] == "FAILED"
     assert "[parse] step 1/1" in stderr and "FAILED: FunctionCallError" in stderr
     assert "[parse] task failed" in stderr
+
+
+def test_a_cancelled_run_exits_1_with_the_usage_of_what_ran(store_url: str) -> None:
+    run_id = submit(store_url, load_config(str(JOB), config_pb2.JobConfig))
+
+    async def outline_then_cancel() -> None:
+        context = RunContext(models=ModelClient(offline=True))
+        with open_store(store_url) as store:
+            outcome = await handle_task_run(store, run_id, "outline", context)
+            assert outcome.action == "succeeded"
+            assert cancel_run(store, run_id) == ["cons", "pros"]
+
+    asyncio.run(outline_then_cancel())
+    code, stdout, stderr = run_watcher(f"--run_id={run_id}", f"--store={store_url}")
+    assert code == 1, stderr
+    summary = json.loads(stdout)
+    assert summary["status"] == "CANCELLED" and summary["error"] == "cancelled by user"
+    assert (summary["tasks_succeeded"], summary["tasks_total"]) == (1, 4)
+    assert int(summary["usage"]["input_tokens"]) > 0  # the outline's, summed from its task
+    assert f"run {run_id} in {store_url}: cancelled, 1/4 tasks succeeded" in stderr
 
 
 def test_replay_timeline_prints_every_event_with_its_relative_time(

@@ -243,3 +243,19 @@ def _retrying_open(request: urllib.request.Request) -> http.client.HTTPResponse:
                 raise
             time.sleep(0.05)
     raise AssertionError("the server did not start listening")
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/..%2fapp.py", "/static/%2e%2e/app.py", "/static/%2e%2e%2f%2e%2e%2fBUILD"]
+)
+def test_static_files_stay_in_their_folder(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+def test_the_api_docs_page_lists_the_operations(client: TestClient) -> None:
+    data = client.get("/docs.json").json()
+    listed = {(op["method"], op["path"]) for op in data["operations"]}
+    assert {("POST", "/api/validate"), ("POST", "/api/jobs"), ("POST", "/api/runs")} <= listed
+    assert ("GET", "/jobs") in listed
+    assert "/api/validate" in client.get("/docs").text
+    assert client.get("/openapi.json").json()["paths"]["/api/validate"]["post"]

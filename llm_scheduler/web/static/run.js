@@ -462,11 +462,6 @@
       });
     }
     if (page.live) follow();
-    // Links (graph nodes) drawn by the server become focusable buttons; the rest is wired.
-    for (const node of document.querySelectorAll("#graph-box g.graph-node")) {
-      node.setAttribute("tabindex", "0");
-      node.setAttribute("role", "button");
-    }
   }
 
   // -- the trace view -------------------------------------------------------------------------

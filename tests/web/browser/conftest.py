@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
@@ -184,6 +184,8 @@ def start_stack(
             f"--configs_dir={configs_dir}",
             "--nodispatch",
             "--offline",
+            # The dispatcher's functions, so that configs calling them validate here too.
+            "--function_modules=tests.web.browser.journey_functions",
         ],
         env,
     )
@@ -277,13 +279,13 @@ def page(context: BrowserContext, web_stack: WebStack) -> Iterator[Page]:
     """A page of a fresh context; the test fails if the page throws or logs a console error."""
     errors = PageErrors()
     tab = context.new_page()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.messages.append(f"console error: {message.text}")
+
     tab.on("pageerror", lambda error: errors.messages.append(f"page error: {error}"))
-    tab.on(
-        "console",
-        lambda message: errors.messages.append(f"console {message.type}: {message.text}")
-        if message.type == "error"
-        else None,
-    )
+    tab.on("console", on_console)
     yield tab
     web_stack.check_running()
     assert errors.messages == [], "\n".join(errors.messages)

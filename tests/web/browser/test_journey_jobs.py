@@ -44,12 +44,13 @@ def test_fix_a_job_in_the_editor_then_run_it(page: Page, web_stack: WebStack) ->
     expect(page.locator("#editor-status")).to_contain_text("Valid job poem: 3 tasks")
     expect(nodes).to_have_count(3)
     for task_id in ("draft", "review", "revise"):
-        expect(page.locator(f'#graph-preview g.graph-node[data-task-id="{task_id}"]')).to_be_visible()
+        expect(
+            page.locator(f'#graph-preview g.graph-node[data-task-id="{task_id}"]')
+        ).to_be_visible()
 
     # Break it again (a syntax error): the graph stays, the problem is the parse error.
-    editor.press("End")
     editor.press("Control+End")
-    editor.type(",")
+    editor.press_sequentially(",")
     expect(problems).to_have_count(1)
     expect(problems).to_contain_text("invalid JSON")
     expect(nodes).to_have_count(3)
@@ -73,7 +74,9 @@ def test_fix_a_job_in_the_editor_then_run_it(page: Page, web_stack: WebStack) ->
         assert doc["inputs"]["topic"] == "owls at night"
         assert doc.get("offline") is True
     # Live: the header and every node turn succeeded without a reload.
-    expect(page.locator("#run-status")).to_have_class(re.compile("status-succeeded"), timeout=60_000)
+    expect(page.locator("#run-status")).to_have_class(
+        re.compile("status-succeeded"), timeout=60_000
+    )
     for task_id in ("draft", "review", "revise"):
         node = page.locator(f'g.graph-node[data-task-id="{task_id}"]')
         expect(node).to_have_class(re.compile("status-succeeded"))

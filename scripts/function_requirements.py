@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes functions/requirements.txt: the cloud functions' dependencies, pinned as in the lock.
 
-The deployed package is ``llm-scheduler[firestore,cloud,all]``, whose own requirements are open
-ranges; installed from them alone, Cloud Build resolves whatever is newest that day. This pins
-every package of its dependency closure to the version of ``requirements_lock.txt``, which is
-what the tests ran with.
+The deployed package is ``llm-scheduler[firestore,cloud,openai,gemini,anthropic]`` (not
+``all``, which includes the web UI), whose own requirements are open ranges; installed from
+them alone, Cloud Build resolves whatever is newest that day. This pins every package of its
+dependency closure to the version of ``requirements_lock.txt``, which is what the tests ran with.
 
 The closure is read from the lock itself: the package's direct requirements (pyproject.toml:
-the base dependencies and the three extras), then every pinned package that pip-compile
+the base dependencies and the deployed extras), then every pinned package that pip-compile
 recorded as required ("# via ...") by one already in the closure. Standard library only, so
 deploy/deploy.sh can run it with any Python 3.11+.
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements_lock.txt"
 PYPROJECT = ROOT / "pyproject.toml"
 OUTPUT = ROOT / "functions" / "requirements.txt"
-EXTRAS = ("firestore", "cloud", "all")
+EXTRAS = ("firestore", "cloud", "openai", "gemini", "anthropic")
 
 HEADER = """\
 # What the deployed functions install (Cloud Build runs pip install -r on this file).

@@ -27,7 +27,7 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.plans import output_plan, step_plan
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.step import prepare_request
-from llm_scheduler.engine.values import apply_outputs, task_outputs, task_variables
+from llm_scheduler.engine.values import apply_outputs, task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["PlannedStep", "ReplayPlan", "plan_replay"]
@@ -294,13 +294,22 @@ def _why_changed(record: run_pb2.StepRun, before: run_pb2.StepRun | None) -> str
 def _task_outputs(
     task: config_pb2.TaskConfig, scope: Mapping[str, Any], response: Any
 ) -> dict[str, Any]:
-    names = dataflow.task_output_names(task)
+    """The task's outputs as the replay will compute them, unknown where they cannot be yet."""
     configured = output_plan(task.output_config)
-    if _is_unknown(response) or any(_is_unknown(value) for value in scope.values()):
-        if configured.items:
-            return dict.fromkeys(names, _UNKNOWN)
-        return {name: scope.get(name, _UNKNOWN) for name in names if name in scope}
-    try:
-        return task_outputs(task, scope, response)
-    except Exception:
-        return dict.fromkeys(names, _UNKNOWN)
+    if not configured.items:
+        names = dataflow.task_output_names(task)
+        return {name: scope[name] for name in names if name in scope}
+    outputs: dict[str, Any] = {}
+    bound = {**scope, dataflow.RESPONSE: response}
+    for key, template in configured.items:
+        if template is None:
+            outputs[key] = scope.get(key, response)
+            continue
+        if any(_is_unknown(bound.get(name)) for name in template.names):
+            outputs[key] = _UNKNOWN
+            continue
+        try:
+            outputs[key] = template.render_value(bound)
+        except Exception:  # the replay fails here too; what follows cannot be known
+            outputs[key] = _UNKNOWN
+    return outputs

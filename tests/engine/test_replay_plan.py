@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from llm_scheduler import ModelClient, ModelRegistry, RunContext
+from llm_scheduler import ModelClient, ModelRegistry, RunContext, loads
+from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.replay_plan import plan_replay
 from llm_scheduler.engine.run_compare import compare_runs
 from llm_scheduler.engine.what_if import Edit, EditKind, apply_edits, edits_from_json
 from llm_scheduler.errors import UserError
 from llm_scheduler.testing import FakeProviderServer
-from llm_scheduler.v1 import run_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import FAKE_CREDENTIALS
 from tests.engine.test_replay import CHAIN, restart, run, short_responses, two_chain_job
 
@@ -147,3 +148,57 @@ def test_edits_that_do_not_fit_the_run_are_named(
             apply_edits(original, [edit])
     # The recorded run itself is never changed.
     assert apply_edits(original, []) == original
+
+
+def test_a_successor_reading_only_known_task_outputs_is_planned_reused(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    from tests.engine.test_replay import _fn
+
+    def ask(step_id: str, prompt: str) -> dict[str, Any]:
+        return {
+            "id": step_id,
+            "model_query_config": {"model_key": "FAKE_OPENAI", "user_prompt": prompt},
+            "output_config": {"payload": {step_id: ""}},
+        }
+
+    job = loads(
+        json.dumps(
+            {
+                "job_id": "passthrough",
+                "input_config": {"payload": {"topic": "t"}},
+                "tasks": [
+                    {
+                        "task_id": "first",
+                        "steps": [_fn("seed", "%topic%"), ask("x", "about %seed%")],
+                        "output_config": {"payload": {"x": "", "seed": "", "both": "%x% %seed%"}},
+                        "next_task": "second",
+                    },
+                    {"task_id": "second", "steps": [ask("y", "again %seed%"), ask("z", "%both%")]},
+                ],
+            }
+        ),
+        config_pb2.JobConfig,
+        ConfigFormat.JSON,
+    )
+    fake_server.responder = short_responses
+    original = run(job, fake_registry)
+    edited = apply_edits(
+        original,
+        [Edit(EditKind.STEP_PROMPT, {"user_prompt": "more about %seed%"}, "first", 1)],
+    )
+
+    plan = plan_replay(edited.config, edited, context(fake_registry))
+    restart(fake_server)
+    replayed = run(
+        edited.config, fake_registry, replay=edited, inputs=struct_to_dict(edited.inputs)
+    )
+
+    actions = {(s.task_id, s.step_index): s.action for s in plan.steps}
+    assert actions == {
+        ("first", 0): "reuse",
+        ("first", 1): "run",
+        ("second", 0): "reuse",  # reads the seed, passed through unchanged
+        ("second", 1): "run",  # reads a template output over the recomputed x
+    }
+    assert [k for k, a in actions.items() if a == "run"] == ran(replayed)

@@ -1,4 +1,5 @@
-"""Journey: fix a job in the editor, run it, and watch the run finish on its page."""
+"""Journeys: fix a job in the editor, run it, watch it finish live, edit a step, see what the
+replay will re-run, replay, and compare the outputs side by side."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ SAMPLE = (REPO_ROOT / "examples/sample_job_config.json").read_text()
 MODEL_KEY_PATH = "tasks[0].steps[0].model_query_config.model_key"
 
 
-def test_fix_a_job_in_the_editor_then_run_it(page: Page, web_stack: WebStack) -> None:
+def test_fix_run_watch_edit_preview_replay_and_compare(page: Page, web_stack: WebStack) -> None:
     config = web_stack.configs_dir / "poem_typo.json"
     config.write_text(SAMPLE.replace('"GEMINI_FLASH"', '"GEMINI_FLASSH"', 1))
 
@@ -81,6 +82,62 @@ def test_fix_a_job_in_the_editor_then_run_it(page: Page, web_stack: WebStack) ->
         node = page.locator(f'g.graph-node[data-task-id="{task_id}"]')
         expect(node).to_have_class(re.compile("status-succeeded"))
     _wait_for_run(web_stack, run_id)
+
+    # Open a step: its rendered prompt and response.
+    page.locator('#run-graph g.graph-node[data-task-id="draft"]').click()
+    details = page.locator("#task-details")
+    expect(details.locator(".step-prompt").first).to_contain_text(
+        "Write a four-line poem about owls at night."
+    )
+    recorded = details.locator(".step-response").first.inner_text()
+    assert recorded.strip()
+
+    # What if the draft had been different? Edit its response and see the plan before paying.
+    page.get_by_role("link", name="What if…").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/what-if$"))
+    expect(page.locator("#plan-summary")).to_contain_text("4 of 4 steps reused, 0 run")
+    page.locator('#what-if-graph g.graph-node[data-task-id="draft"]').click()
+    response = page.get_by_label("Response", exact=True)
+    expect(response).to_have_value(recorded)
+    edited = "Owls <b>glide</b> at night,\nsilent and bright."
+    response.fill(edited)
+    expect(page.locator("#edit-count")).to_have_text("1 edit")
+    summary = page.locator("#plan-summary")
+    expect(summary).to_contain_text("1 of 4 steps reused, 3 run (2 model calls)")
+    rows = page.locator("#plan-table tbody tr")
+    expect(rows).to_have_count(4)
+    expect(rows.nth(0)).to_have_attribute("data-action", "reuse")
+    expect(rows.nth(1)).to_have_attribute("data-action", "run")
+    expect(rows.nth(1)).to_contain_text("user prompt changed")
+    expect(rows.nth(2)).to_contain_text("a step before it recomputes")
+    expect(page.locator('#what-if-graph g.graph-node[data-task-id="review"]')).to_have_class(
+        re.compile("plan-run")
+    )
+    if web_stack.backend == "sqlite":
+        screenshot(page, "what_if")
+
+    # Replay: a new run linked to this one, run by the separate dispatcher, live to succeeded.
+    page.get_by_role("button", name="Replay").click()
+    expect(page).to_have_url(re.compile(r"/runs/poem-[\w-]+$"))
+    replay_id = page.url.rsplit("/", 1)[1]
+    assert replay_id != run_id
+    expect(page.locator("#run-status")).to_have_class(
+        re.compile("status-succeeded"), timeout=60_000
+    )
+    with web_stack.open_store() as store:
+        doc = store.get(docs.job_run_path(replay_id))
+    assert doc is not None and doc["parent_run_id"] == run_id
+
+    # Side by side: the edited draft, and the outputs it changed downstream.
+    page.get_by_role("link", name="Compare with parent").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{replay_id}/compare$"))
+    expect(page.locator("#changed-count")).to_have_text("3")
+    draft = page.locator('#compare-table tr.compare-task[data-task-id="draft"]')
+    expect(draft.locator("pre.after")).to_contain_text("Owls <b>glide</b> at night")
+    expect(draft.locator("pre.before")).not_to_contain_text("glide")
+    assert page.locator("#compare-table b").count() == 0  # the model's markup is text
+    if web_stack.backend == "sqlite":
+        screenshot(page, "compare")
 
 
 def _wait_for_run(web_stack: WebStack, run_id: str) -> None:

@@ -47,9 +47,11 @@ pytest: setup browser
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 # Benchmarks (bench/, docs/benchmarks.md): a fake OpenAI server, the workloads through
-# llm-scheduler and through a plain asyncio + openai baseline, medians of 5 repetitions.
-bench: setup
+# llm-scheduler and through a plain asyncio + openai baseline, medians of 5 repetitions; then
+# the web UI against its targets (server times, and Chromium).
+bench: setup browser
 	$(BIN)/python -m bench.run --write-docs
+	$(BIN)/python -m bench.web_ui --write-docs
 
 # Regenerate the protobuf code (a test fails when the checked-in code is stale).
 proto: setup

@@ -364,38 +364,42 @@ def _edge(
     tops: Mapping[str, int],
     column: Mapping[str, int],
 ) -> dict[str, Any]:
-    points: list[list[float]] = [
-        [source["x"] + source["width"], source["y"] + source["height"] / 2]
-    ]
+    """An edge from the source's right side to the target's left, through its waypoints.
+
+    Coordinates are whole pixels (box heights are even, so centres are too).
+    """
+    x0 = source["x"] + source["width"]
+    y0 = source["y"] + source["height"] // 2
+    points = [[x0, y0]]
     for offset, waypoint in enumerate(waypoints, start=1):
         left = PADDING + (column[source["task_id"]] + offset) * (NODE_WIDTH + COLUMN_GAP)
-        y = tops[waypoint] + DUMMY_HEIGHT / 2
+        y = tops[waypoint] + DUMMY_HEIGHT // 2
         points += [[left, y], [left + NODE_WIDTH, y]]
-    points.append([target["x"], target["y"] + target["height"] / 2])
-    path = f"M {_n(points[0][0])} {_n(points[0][1])}"
+    points.append([target["x"], target["y"] + target["height"] // 2])
+    parts = [f"M {x0} {y0}"]
     for index in range(1, len(points)):
-        (x0, y0), (x1, y1) = points[index - 1], points[index]
+        (xa, ya), (xb, yb) = points[index - 1], points[index]
         if index % 2 == 0:  # through a column, between a waypoint's two points
-            path += f" L {_n(x1)} {_n(y1)}"
+            parts.append(f"L {xb} {yb}")
         else:
-            bend = (x1 - x0) / 2
-            path += f" C {_n(x0 + bend)} {_n(y0)} {_n(x1 - bend)} {_n(y1)} {_n(x1)} {_n(y1)}"
+            bend = (xb - xa) // 2
+            parts.append(f"C {xa + bend} {ya} {xb - bend} {yb} {xb} {yb}")
     return {
         "source": source["task_id"],
         "target": target["task_id"],
         "points": points,
-        "path": path,
+        "path": " ".join(parts),
     }
 
 
 def _back_edge(source: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
     """An edge closing a cycle: a loop out of the source's right side into the target's left."""
-    x0, y0 = source["x"] + source["width"], source["y"] + source["height"] / 2
-    x1, y1 = target["x"], target["y"] + target["height"] / 2
-    reach = COLUMN_GAP
+    x0, y0 = source["x"] + source["width"], source["y"] + source["height"] // 2
+    x1, y1 = target["x"], target["y"] + target["height"] // 2
+    reach, low = COLUMN_GAP, max(y0, y1) + 40
     path = (
-        f"M {_n(x0)} {_n(y0)} C {_n(x0 + reach)} {_n(y0)} {_n(x0 + reach)} {_n(y0 + 40)} "
-        f"{_n((x0 + x1) / 2)} {_n(max(y0, y1) + 40)} S {_n(x1 - reach)} {_n(y1)} {_n(x1)} {_n(y1)}"
+        f"M {x0} {y0} C {x0 + reach} {y0} {x0 + reach} {y0 + 40} {(x0 + x1) // 2} {low} "
+        f"S {x1 - reach} {y1} {x1} {y1}"
     )
     return {
         "source": source["task_id"],
@@ -403,8 +407,3 @@ def _back_edge(source: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str
         "points": [[x0, y0], [x1, y1]],
         "path": path,
     }
-
-
-def _n(value: float) -> str:
-    """A coordinate for an SVG path, without a needless ``.0``."""
-    return f"{value:.1f}".removesuffix(".0")

@@ -349,3 +349,18 @@ def test_list_jobs_directly(client: TestClient, configs_dir: pathlib.Path) -> No
     entries = job_configs.list_jobs(store_of(client), str(configs_dir))
     assert [entry.job_id for entry in entries] == ["tp", "idea_review", ""]
     assert job_configs.list_jobs(store_of(client), str(configs_dir / "missing")) == []
+
+
+def test_the_in_process_dispatcher_runs_what_the_ui_starts(web_settings: WebSettings) -> None:
+    # web_ui's default: a dispatcher in the server's event loop, stopped with the app.
+    with make_client(dataclasses.replace(web_settings, dispatch=True)) as client:
+        response = client.post("/api/runs", json={"text": FANOUT, "inputs": {"idea": "owls"}})
+        assert response.status_code == 201
+        run_id = response.json()["run_id"]
+        store = store_of(client)
+        for _ in range(600):
+            status = run_doc(client, run_id)["status"]
+            if status in docs.FINISHED:
+                break
+            store.wait_for_change(0.1)
+        assert status == docs.Status.SUCCEEDED

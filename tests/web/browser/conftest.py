@@ -26,7 +26,14 @@ from collections.abc import Iterator
 from typing import IO
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    sync_playwright,
+)
 
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
@@ -36,7 +43,7 @@ CHROMIUM = pathlib.Path("/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 # How long a server may take to answer at start (a cold Python with FastAPI imports).
 START_TIMEOUT = 60.0
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 
 
 def chromium_args() -> list[str]:
@@ -259,7 +266,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, web_stack: WebStack) -> Iterator[BrowserContext]:
     """A fresh browser context (own cookies and storage) whose relative URLs go to the stack."""
-    ctx = browser.new_context(base_url=web_stack.url, viewport=VIEWPORT)  # type: ignore[arg-type]
+    ctx = browser.new_context(base_url=web_stack.url, viewport=VIEWPORT)
     ctx.set_default_timeout(30_000)
     try:
         yield ctx

@@ -16,7 +16,7 @@ __all__ = ["read_job_run"]
 
 
 def read_job_run(
-    store: Store, run_id: str, *, task_ids: Collection[str] | None = None
+    store: Store, run_id: str, *, task_ids: Collection[str] | None = None, steps: bool = True
 ) -> run_pb2.JobRun | None:
     """The job run with every task run and its persisted steps, or None when there is none.
 
@@ -29,6 +29,8 @@ def read_job_run(
         run_id: The job run.
         task_ids: Read only these tasks' runs (one task's details of a large run); all when
             None. The totals of a run not finished yet are then those of these tasks.
+        steps: Read the step runs too; without, task runs come without steps (a summary of a
+            large run, one query per task fewer).
     """
     job_doc = store.get(docs.job_run_path(run_id))
     if job_doc is None:
@@ -49,6 +51,9 @@ def read_job_run(
         task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
         task_run.config.CopyFrom(task)
         task_run.predecessors[:] = graph.predecessors.get(task.task_id, ())
+        if not steps:
+            job_run.tasks.append(task_run)
+            continue
         for _, step_doc in store.list(docs.step_runs_collection(run_id, task.task_id)):
             step_doc = blobs.inline(store, step_doc)
             task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))

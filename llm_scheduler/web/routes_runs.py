@@ -5,15 +5,14 @@ and ``/traces/view``. ``/runs/{id}/events`` streams a run's progress events (ser
 events); ``/runs/{id}/trace.json`` downloads its trace. Actions (JSON POSTs):
 ``/api/runs/{id}/cancel``, ``/api/runs/{id}/resume`` and ``/api/traces/view`` (an uploaded
 trace, read back as the run page's data). The data comes from the library (`list_runs`,
-`read_job_run`, `resume_run`, `loads_trace`), reshaped by `run_view`.
+`read_job_run`, `cancel_run`, `resume_run`, `loads_trace`), reshaped by `run_view`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -24,9 +23,11 @@ from pydantic import BaseModel, Field
 from llm_scheduler.config import formats
 from llm_scheduler.errors import ConfigError
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.cancel import cancel_run
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.resume import resume_run
 from llm_scheduler.execution.run_list import STATUSES, list_runs
+from llm_scheduler.store.base import Store
 from llm_scheduler.trace import loads_trace, to_trace
 from llm_scheduler.v1 import run_pb2
 from llm_scheduler.web.app import StateDep, WebState, respond
@@ -42,6 +43,10 @@ T = TypeVar("T")
 
 # Runs per page of the run list.
 PAGE_SIZE = 50
+# A run with more tasks has its task table and timeline drawn by the page's script.
+LARGE_RUN_TASKS = 200
+# Task statuses whose completed steps are counted (a task that succeeded did all of them).
+_STEPPING = (run_pb2.RUN_STATUS_RUNNING, run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_STATUS_CANCELLED)
 
 
 class TraceUpload(BaseModel):
@@ -95,8 +100,12 @@ async def runs_page(
 @router.get("/runs/{run_id}.json")
 async def run_page(request: Request, run_id: str, state: StateDep) -> Response:
     """A run: its header, task graph coloured by status, timeline and tasks."""
-    job_run = await _read(state, run_id)
-    return respond(request, "run.html", await asyncio.to_thread(run_page_data, job_run))
+    found = await _blocking(_read_summary, state.store, run_id)
+    if found is None:
+        raise HTTPException(404, f"no run {run_id!r} in {state.store.url}")
+    job_run, steps_done = found
+    data = await asyncio.to_thread(run_page_data, job_run, steps_done=steps_done)
+    return respond(request, "run.html", data)
 
 
 @router.get("/runs/{run_id}/tasks/{task_id}")
@@ -145,20 +154,7 @@ async def run_trace(run_id: str, state: StateDep) -> Response:
 @router.post("/api/runs/{run_id}/cancel")
 async def cancel(run_id: str, state: StateDep) -> Response:
     """Cancels a pending or running run: no task starts any more; returns the tasks cancelled."""
-    try:
-        module = importlib.import_module("llm_scheduler.execution.cancel")
-    except ModuleNotFoundError as error:
-        if error.name != "llm_scheduler.execution.cancel":
-            raise
-        return JSONResponse(
-            {
-                "error": "cancelling runs is not available in this version of llm-scheduler "
-                "(llm_scheduler.execution.cancel is missing); stop the dispatcher instead"
-            },
-            status_code=501,
-        )
     await _require_run(state, run_id)
-    cancel_run: Callable[..., list[str]] = module.cancel_run
     cancelled = await _blocking(cancel_run, state.store, run_id)
     return JSONResponse({"run_id": run_id, "cancelled": cancelled})
 
@@ -189,19 +185,28 @@ def _runs_url(**query: object) -> str:
     return "/runs?" + urlencode(present) if present else "/runs"
 
 
-def run_page_data(job_run: run_pb2.JobRun, *, read_only: bool = False) -> dict[str, Any]:
+def run_page_data(
+    job_run: run_pb2.JobRun,
+    *,
+    read_only: bool = False,
+    steps_done: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The run page's data: `run_view` with the graph, the timeline and the page's links.
 
     Args:
         job_run: The run.
         read_only: For a run that is not in the store (an uploaded trace): no links to it and
             no actions.
+        steps_done: The steps each task completed, when ``job_run`` holds no step runs.
     """
-    view = run_view(job_run)
+    view = run_view(job_run, steps_done=steps_done)
     statuses = {task["task_id"]: task["status"] for task in view["tasks"]}
     view["graph"] = layout_job(job_run.config, statuses=statuses)
     view["timeline"] = timeline_view(view)
     run = view["run"]
+    # A large run's page leaves its task table and timeline to the script (drawn from this
+    # JSON once the graph is up), which keeps the first HTML small enough to be usable soon.
+    view["large"] = len(view["tasks"]) > LARGE_RUN_TASKS
     view["read_only"] = read_only
     view["live"] = not read_only and not run["finished"]
     if read_only:
@@ -241,9 +246,25 @@ def _trace_data(trace: Any) -> dict[str, Any]:
     return view
 
 
-async def _read(
-    state: WebState, run_id: str, task_ids: list[str] | None = None
-) -> run_pb2.JobRun:
+def _read_summary(store: Store, run_id: str) -> tuple[run_pb2.JobRun, dict[str, int]] | None:
+    """A run without its step runs (the page shows none), and how many steps each task did.
+
+    A task that succeeded did all its steps and one not started none; the others' persisted
+    steps are counted (an index count each, and only a few tasks run or fail at a time).
+    """
+    job_run = read_job_run(store, run_id, steps=False)
+    if job_run is None:
+        return None
+    done: dict[str, int] = {}
+    for task in job_run.tasks:
+        if task.status == run_pb2.RUN_STATUS_SUCCEEDED:
+            done[task.task_id] = len(task.config.steps)
+        elif task.status in _STEPPING:
+            done[task.task_id] = store.count(docs.step_runs_collection(run_id, task.task_id))
+    return job_run, done
+
+
+async def _read(state: WebState, run_id: str, task_ids: list[str] | None = None) -> run_pb2.JobRun:
     job_run = await _blocking(read_job_run, state.store, run_id, task_ids=task_ids)
     if job_run is None:
         raise HTTPException(404, f"no run {run_id!r} in {state.store.url}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -54,7 +55,12 @@ def status_name(status: int) -> str:
         return "pending"
 
 
-def run_view(job_run: run_pb2.JobRun, *, now: float | None = None) -> dict[str, Any]:
+def run_view(
+    job_run: run_pb2.JobRun,
+    *,
+    now: float | None = None,
+    steps_done: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The run page's data: the run's header, and a summary of every task of its job.
 
     Tasks come in the job's task order; a task with no run yet is ``pending``. Timeline offsets
@@ -64,6 +70,8 @@ def run_view(job_run: run_pb2.JobRun, *, now: float | None = None) -> dict[str, 
         job_run: The run, as `read_job_run` or a trace returns it.
         now: The current time (seconds since the epoch), for the elapsed time of an unfinished
             run; the clock by default.
+        steps_done: How many steps each task has completed, for a run read without its step
+            runs (``read_job_run(..., steps=False)``); else counted from its step runs.
 
     Returns:
         ``{"run": {...}, "tasks": [...], "counts": {status: n}}``, JSON values only.
@@ -74,12 +82,12 @@ def run_view(job_run: run_pb2.JobRun, *, now: float | None = None) -> dict[str, 
     seen: set[str] = set()
     for config in job_run.config.tasks:
         seen.add(config.task_id)
-        tasks.append(_task_summary(config, runs.get(config.task_id), start))
+        tasks.append(_task_summary(config, runs.get(config.task_id), start, steps_done))
     # A run recorded against an older config (or a hand-edited trace) may hold tasks the config
     # does not: they are shown rather than hidden.
     for task in job_run.tasks:
         if task.task_id not in seen:
-            tasks.append(_task_summary(task.config, task, start))
+            tasks.append(_task_summary(task.config, task, start, steps_done))
     status = status_name(job_run.status)
     finished = _seconds(job_run.finished_at)
     end = finished if finished is not None else (time.time() if now is None else now)
@@ -244,9 +252,10 @@ def timeline_view(view: dict[str, Any]) -> dict[str, Any]:
             }
         )
     step = _tick_step(span)
+    started = any(row["bar"] is not None for row in rows)
     ticks = [
         {"x": round(TIMELINE_LABEL_WIDTH + i * step * scale, 1), "label": _seconds_label(i * step)}
-        for i in range(int(span / step + 1e-9) + 1)
+        for i in range(int(span / step + 1e-9) + 1 if started else 0)
     ]
     return {
         "width": TIMELINE_LABEL_WIDTH + TIMELINE_BAR_WIDTH + 40,
@@ -262,7 +271,10 @@ def timeline_view(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_summary(
-    config: config_pb2.TaskConfig, task: run_pb2.TaskRun | None, run_start: float | None
+    config: config_pb2.TaskConfig,
+    task: run_pb2.TaskRun | None,
+    run_start: float | None,
+    steps_done: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     if task is None:
         return {
@@ -298,7 +310,11 @@ def _task_summary(
         "usage": _usage(task.usage),
         "cost_usd": task.cost_usd,
         "step_count": max(len(config.steps), len(task.steps)),
-        "steps_done": sum(step.status == run_pb2.RUN_STATUS_SUCCEEDED for step in task.steps),
+        "steps_done": (
+            steps_done.get(task.task_id, 0)
+            if steps_done is not None
+            else sum(step.status == run_pb2.RUN_STATUS_SUCCEEDED for step in task.steps)
+        ),
         "error": None if error is None else _one_line(error),
     }
 
@@ -407,7 +423,7 @@ def _offset(moment: float | None, run_start: float | None) -> float | None:
 def _tick_step(span: float) -> float:
     """A round step (1, 2 or 5 times a power of ten) giving about `_TIMELINE_TICKS` ticks."""
     rough = span / _TIMELINE_TICKS
-    power = 10 ** math.floor(math.log10(rough))
+    power = 10.0 ** math.floor(math.log10(rough))
     return next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
 
 

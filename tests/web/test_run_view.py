@@ -123,9 +123,12 @@ def test_tasks_and_steps_without_a_run_are_pending() -> None:
 def test_a_run_not_started_has_no_times() -> None:
     job_run = run_pb2.JobRun(run_id="r", status=run_pb2.RUN_STATUS_PENDING)
     job_run.config.CopyFrom(chain_job())
-    run = run_view(job_run)["run"]
+    view = run_view(job_run)
+    run = view["run"]
     assert run["status"] == "pending" and run["duration_seconds"] is None
     assert run["started_at"] is None and run["can_cancel"]
+    timeline = timeline_view(view)
+    assert timeline["ticks"] == [] and [row["bar"] for row in timeline["rows"]] == [None, None]
 
 
 def test_errors_retries_and_reuse_are_shown() -> None:
@@ -181,15 +184,19 @@ def test_task_runs_missing_from_the_config_are_shown() -> None:
     assert details is not None and len(details["steps"]) == 1
 
 
-def test_a_task_read_alone_shows_as_in_the_whole_run(tmp_path: pathlib.Path) -> None:
+def test_a_task_or_a_summary_read_alone_shows_as_in_the_whole_run(tmp_path: pathlib.Path) -> None:
     with SqliteStore(tmp_path / "state.db") as store:
         run_id = run_offline(store, chain_job())
         whole = read_job_run(store, run_id)
         alone = read_job_run(store, run_id, task_ids=["second"])
+        summary = read_job_run(store, run_id, steps=False)
         assert read_job_run(store, run_id, task_ids=["nope"]) is not None
     assert whole is not None and alone is not None
     assert [task.task_id for task in alone.tasks] == ["second"]
     assert task_view(alone, "second") == task_view(whole, "second")
+    assert summary is not None and [len(task.steps) for task in summary.tasks] == [0, 0]
+    # Read without steps, a run shows as read whole, given the steps each task did.
+    assert run_view(summary, steps_done={"first": 2, "second": 1}) == run_view(whole)
 
 
 def test_the_timeline_has_a_bar_per_started_task_and_round_ticks() -> None:
@@ -203,6 +210,13 @@ def test_the_timeline_has_a_bar_per_started_task_and_round_ticks() -> None:
     assert first["bar"]["x"] == pytest.approx(label + width * 2 / 10, abs=0.1)
     assert first["bar"]["width"] == pytest.approx(width * 8 / 10, abs=0.1)
     assert second["y"] - first["y"] == timeline["row_height"]
-    assert [tick["label"] for tick in timeline["ticks"]] == ["0", "2 s", "4 s", "6 s", "8 s", "10 s"]
+    assert [tick["label"] for tick in timeline["ticks"]] == [
+        "0",
+        "2 s",
+        "4 s",
+        "6 s",
+        "8 s",
+        "10 s",
+    ]
     assert first["title"] == "first: running, 2.000 s to now"
     assert timeline_view({"run": {"duration_seconds": None}, "tasks": []})["rows"] == []

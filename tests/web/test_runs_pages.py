@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
@@ -15,7 +14,9 @@ from llm_scheduler.errors import FunctionCallError
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.function_steps import FunctionRegistry
 from llm_scheduler.store import open_store
+from llm_scheduler.testing.sized_jobs import fan_out_job
 from llm_scheduler.v1 import config_pb2
+from llm_scheduler.web.routes_runs import LARGE_RUN_TASKS
 from tests.web.conftest import state_of, store_of
 from tests.web.runs_support import (
     IMG,
@@ -141,12 +142,16 @@ def test_a_pending_run_is_live_and_can_be_cancelled(client: TestClient) -> None:
     html = client.get(f"/runs/{run_id}").text
     assert 'id="cancel-button" data-action="cancel">' in html
     response = client.post(f"/api/runs/{run_id}/cancel", json={})
-    if importlib.util.find_spec("llm_scheduler.execution.cancel") is None:
-        assert response.status_code == 501
-        assert "cancel" in response.json()["error"]
-    else:
-        assert response.status_code == 200, response.text
-        assert page_json(client, f"/runs/{run_id}.json")["run"]["status"] == "cancelled"
+    assert response.status_code == 200, response.text
+    assert response.json() == {"run_id": run_id, "cancelled": ["first"]}
+    data = page_json(client, f"/runs/{run_id}.json")
+    assert data["run"]["status"] == "cancelled" and not data["live"]
+    assert data["run"]["can_resume"] and not data["run"]["can_cancel"]
+    assert data["run"]["error"]["message"]
+    assert [task["status"] for task in data["tasks"]] == ["cancelled", "pending"]
+    resumed = client.post(f"/api/runs/{run_id}/resume", json={})
+    assert resumed.json() == {"run_id": run_id, "requeued": ["first"]}
+    assert page_json(client, f"/runs/{run_id}.json")["run"]["status"] == "running"
 
 
 def test_model_answers_and_function_outputs_are_escaped_in_html(client: TestClient) -> None:
@@ -219,8 +224,8 @@ def test_a_failed_run_shows_its_error_and_resumes(client: TestClient) -> None:
     run_id = run_offline(store, failing_job(), functions)
     data = page_json(client, f"/runs/{run_id}.json")
     assert data["run"]["status"] == "failed" and data["run"]["can_resume"]
-    statuses = {task["task_id"]: task["status"] for task in data["tasks"]}
-    assert statuses == {"prepare": "succeeded", "fragile": "failed"}
+    summary = {task["task_id"]: (task["status"], task["steps_done"]) for task in data["tasks"]}
+    assert summary == {"prepare": ("succeeded", 1), "fragile": ("failed", 0)}
     fragile = page_json(client, f"/runs/{run_id}/tasks/fragile.json")
     assert "fix" in fragile["error"]["message"]
     assert fragile["steps"][0]["status"] == "failed"
@@ -314,3 +319,19 @@ def test_events_stream_a_run_executed_meanwhile(client: TestClient) -> None:
     kinds = [(data["kind"], data["task_id"]) for event, data in events if event == "progress"]
     assert ("task_started", "first") in kinds and ("task_finished", "second") in kinds
     assert events[-1] == ("finished", {"run_id": run_id, "status": "succeeded"})
+
+
+def test_a_large_runs_table_and_timeline_are_left_to_the_script(client: TestClient) -> None:
+    size = LARGE_RUN_TASKS + 1
+    run_id = run_offline(store_of(client), fan_out_job(size))
+    data = page_json(client, f"/runs/{run_id}.json")
+    assert data["large"] and len(data["tasks"]) == size
+    assert len(data["timeline"]["rows"]) == size
+    assert {(task["status"], task["steps_done"]) for task in data["tasks"]} == {("succeeded", 1)}
+    html = client.get(f"/runs/{run_id}").text
+    assert 'id="tasks"' not in html and 'id="run-timeline"' not in html
+    assert f"Listing {size} tasks" in html
+    assert html.count('class="graph-node ') == size
+    assert '"large": true' in html
+    small = page_json(client, f"/runs/{run_offline(store_of(client), chain_job())}.json")
+    assert not small["large"]

@@ -238,6 +238,8 @@
       this.header = document.getElementById("run-header");
       this.panel = document.getElementById("task-details");
       this.loading = null;
+      // Whether the timeline and the task table are drawn (a large run's wait to be scrolled to).
+      this.sections = !(options && options.deferSections);
       this.wire();
     }
 
@@ -278,8 +280,7 @@
         node.setAttribute("tabindex", "0");
         node.setAttribute("role", "button");
       }
-      drawTimeline(this.timelineBox, this.data.timeline);
-      renderTaskList(this.taskList, this.data);
+      this.drawSections();
       this.markSelected();
     }
 
@@ -287,10 +288,21 @@
     update(data) {
       this.data = data;
       renderHeader(this.header, data);
-      for (const task of data.tasks) this.setTaskStatus(task.task_id, task.status, true);
-      drawTimeline(this.timelineBox, data.timeline);
-      renderTaskList(this.taskList, data);
+      const nodes = new Map();
+      for (const node of this.graphBox.querySelectorAll("g.graph-node")) {
+        nodes.set(node.getAttribute("data-task-id"), node);
+      }
+      for (const task of data.tasks) {
+        const node = nodes.get(task.task_id);
+        if (node) W.setStatus(node, task.status);
+      }
+      if (this.sections) this.drawSections();
       this.markSelected();
+    }
+
+    drawSections() {
+      drawTimeline(this.timelineBox, this.data.timeline);
+      renderTaskList(this.taskList, this.data);
     }
 
     // A task's status as the events tell it, before the run's data is fetched again.
@@ -381,7 +393,7 @@
   }
 
   function initRunPage(page) {
-    const view = new RunView({ links: page.links }, null);
+    const view = new RunView({ links: page.links }, { deferSections: page.large });
     let source = null;
     let timer = null;
     let inFlight = false;
@@ -462,6 +474,18 @@
       });
     }
     if (page.live) follow();
+    if (page.large) {
+      // A large run's timeline and task table are drawn from its JSON once scrolled to, so
+      // that they cost nothing while the graph comes up and its first task is opened.
+      const observer = new IntersectionObserver((entries) => {
+        if (!entries.some((entry) => entry.isIntersecting)) return;
+        observer.disconnect();
+        view.sections = true;
+        refresh();
+      });
+      observer.observe(view.timelineBox);
+      observer.observe(view.taskList);
+    }
   }
 
   // -- the trace view -------------------------------------------------------------------------

@@ -11,10 +11,13 @@ import pathlib
 import re
 from typing import Any
 
-from playwright.sync_api import Dialog, Page, expect
+import pytest
+from playwright.sync_api import BrowserContext, Dialog, Page, expect
 
 from llm_scheduler.execution.submit import submit_job
+from llm_scheduler.testing.sized_jobs import fan_out_job
 from llm_scheduler.v1 import config_pb2
+from llm_scheduler.web.routes_runs import LARGE_RUN_TASKS
 from tests.web.browser.conftest import WebStack, screenshot
 from tests.web.runs_support import XSS, job_from, model_step, xss_job
 
@@ -124,7 +127,8 @@ def test_a_run_shows_live_and_its_steps_on_demand(
         screenshot(page, "run_page")
 
 
-def test_hostile_answers_show_as_text(page: Page, web_stack: WebStack) -> None:
+def dialogs_of(page: Page) -> list[str]:
+    """The messages of the dialogs (alert, confirm) the page opens from now on, dismissed."""
     dialogs: list[str] = []
 
     def on_dialog(dialog: Dialog) -> None:
@@ -132,6 +136,11 @@ def test_hostile_answers_show_as_text(page: Page, web_stack: WebStack) -> None:
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    return dialogs
+
+
+def test_hostile_answers_show_as_text(page: Page, web_stack: WebStack) -> None:
+    dialogs = dialogs_of(page)
     run_id = submit(web_stack, xss_job())
     page.goto(f"/runs/{run_id}")
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
@@ -197,3 +206,84 @@ def test_a_failed_run_shows_its_error_then_resumes(
     expect(resume).to_be_hidden()
     expect(page.locator("#run-header")).to_contain_text('"content": "the fix is in"')
     expect(details.locator(".step-response")).to_contain_text("the fix is in")
+
+
+def test_a_downloaded_trace_opens_in_the_trace_view(
+    page: Page, context: BrowserContext, web_stack: WebStack, tmp_path: pathlib.Path
+) -> None:
+    dialogs = dialogs_of(page)
+    run_id = submit(web_stack, xss_job())
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download trace").click()
+    download = download_info.value
+    assert download.suggested_filename == f"trace-{run_id}.json"
+    trace = tmp_path / download.suggested_filename
+    download.save_as(trace)
+
+    # A file that is no trace: the server's 422 shows as the problem, at its field. (In a tab
+    # of its own: Chromium logs the 422 as a console error, which `page` counts as a failure.)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something.else", "schema_version": 1}')
+    other = context.new_page()
+    other.goto("/traces/view")
+    other.get_by_label("Trace file").set_input_files(bad)
+    expect(other.locator("#trace-result .notice.error")).to_contain_text(
+        "not an llm-scheduler trace"
+    )
+    expect(other.locator("#trace-result .problem-path")).to_have_text("schema")
+    other.close()
+
+    page.goto("/traces/view")
+    page.get_by_label("Trace file").set_input_files(trace)
+    expect(page.locator("#run-id")).to_have_text(run_id)
+    expect(page.locator("#run-header h1")).to_contain_text("Trace of run")
+    expect(page.locator("#trace-result .notice")).to_have_count(0)
+    expect(node(page, "evil")).to_have_class(status("succeeded"))
+    expect(page.locator("#run-timeline g.timeline-row")).to_have_count(1)
+    node(page, "evil").focus()
+    page.keyboard.press("Enter")
+    responses = page.locator("#task-details .step-response")
+    expect(responses).to_have_count(2)
+    expect(responses.first).to_contain_text(XSS)
+    assert page.locator("main img").count() == 0
+    assert dialogs == []
+
+
+def test_a_running_run_is_cancelled_from_its_page(
+    page: Page, web_stack: WebStack, tmp_path: pathlib.Path
+) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    run_id = submit(web_stack, gated_job(first, second))
+    page.goto(f"/runs/{run_id}")
+    expect(node(page, "open")).to_have_class(status("running"), timeout=LIVE_TIMEOUT_MS)
+    try:
+        page.get_by_role("button", name="Cancel run").click()
+        expect(page.locator("#action-result")).to_contain_text("Cancelled: open")
+        expect(page.locator("#run-status")).to_have_text("cancelled")
+        expect(node(page, "open")).to_have_class(status("cancelled"))
+        expect(page.locator("#run-header .notice.error")).to_contain_text("cancelled by user")
+        expect(page.get_by_role("button", name="Resume")).to_be_visible()
+        expect(page.get_by_role("button", name="Cancel run")).to_be_hidden()
+    finally:
+        # The task's step in flight ends (and is kept); no further task starts.
+        first.write_text("released")
+
+
+def test_a_large_run_draws_its_tasks_when_scrolled_to(page: Page, web_stack: WebStack) -> None:
+    if web_stack.backend != "sqlite":
+        pytest.skip("drawing is the browser's: one store is enough")
+    size = LARGE_RUN_TASKS + 1
+    run_id = submit(web_stack, fan_out_job(size))
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#graph-box g.graph-node")).to_have_count(size)
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
+    page.locator("#task-list").scroll_into_view_if_needed()
+    rows = page.locator("#tasks tbody tr")
+    expect(rows).to_have_count(size)
+    expect(page.locator("#run-timeline g.timeline-row")).to_have_count(size)
+    expect(page.locator("#tasks tr[data-task-id='end'] .badge")).to_have_text("succeeded")
+    page.locator("#tasks a.task-link[data-task-id='end']").click()
+    expect(page.locator("#task-details h2")).to_contain_text("end")
+    expect(page.locator("#tasks tr[data-task-id='end']")).to_have_class(re.compile("selected"))

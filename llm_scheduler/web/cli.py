@@ -105,7 +105,15 @@ def _serve() -> int:
     # The URL on stdout, flushed, so a script (or a test) can wait for it.
     print(f"web UI: {url}", flush=True)
     common.report(f"store: {app.state.web.store.url}")
-    uvicorn.run(app, host=HOST.value, port=PORT.value, log_level="warning", access_log=False)
+    # Open live pages keep event streams open: on Ctrl-C they get 2 s to end, not forever.
+    uvicorn.run(
+        app,
+        host=HOST.value,
+        port=PORT.value,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
     return common.EXIT_OK
 
 

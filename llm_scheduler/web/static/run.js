@@ -494,7 +494,23 @@
     const input = document.getElementById("trace-file");
     const result = document.getElementById("trace-result");
     const shown = document.getElementById("trace-run");
+    const replayButton = document.getElementById("trace-replay-button");
+    const planText = document.getElementById("trace-plan");
     let view = null;
+    let loaded = null; // the trace shown, for a replay
+
+    replayButton.addEventListener("click", async () => {
+      if (loaded === null) return;
+      replayButton.disabled = true;
+      const response = await W.fetchJson(page.replay_url, { body: { trace: loaded, edits: [] } });
+      if (response.ok) {
+        window.location.assign(response.data.url);
+        return;
+      }
+      replayButton.disabled = false;
+      const data = response.data || {};
+      fail("Cannot replay: " + (data.error || data.detail || "HTTP " + response.status), data.problems);
+    });
 
     function fail(message, problems) {
       shown.hidden = true;
@@ -526,6 +542,11 @@
       }
       clear(result);
       shown.hidden = false;
+      loaded = trace;
+      planText.textContent = "";
+      W.fetchJson(page.plan_url, { body: { trace: trace, edits: [] } }).then((plan) => {
+        planText.textContent = plan.ok ? "Replay plan: " + plan.data.summary : "";
+      });
       const data = response.data;
       if (view === null) view = new RunView(data, { details: data.details });
       else {

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, expect
 
+from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.testing.sized_jobs import fan_out_job
 from llm_scheduler.v1 import config_pb2
@@ -248,6 +249,18 @@ def test_a_downloaded_trace_opens_in_the_trace_view(
     expect(responses).to_have_count(2)
     expect(responses.first).to_contain_text(XSS)
     assert page.locator("main img").count() == 0
+
+    # Replay the uploaded trace into the store: every recorded step is reused.
+    expect(page.locator("#trace-plan")).to_contain_text("2 of 2 steps reused, 0 run")
+    page.get_by_role("button", name="Replay into the store").click()
+    expect(page).to_have_url(re.compile(r"/runs/xss-[\w-]+$"))
+    replay_id = page.url.rsplit("/", 1)[1]
+    assert replay_id != run_id
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
+    with web_stack.open_store() as store:
+        replayed = read_job_run(store, replay_id)
+    assert replayed is not None and replayed.parent_run_id == run_id
+    assert all(s.reused_from_run_id == run_id for t in replayed.tasks for s in t.steps)
     assert dialogs == []
 
 

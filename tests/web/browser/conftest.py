@@ -219,11 +219,13 @@ def start_stack(
     return stack
 
 
-@pytest.fixture(scope="session", params=["sqlite", "firestore"])
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is started, which would break every later test that calls asyncio.run.
+@pytest.fixture(scope="package", params=["sqlite", "firestore"])
 def web_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebStack]:
-    """A web UI and a dispatcher on a fresh store, once per backend, for the whole session."""
+    """A web UI and a dispatcher on a fresh store, once per backend, for the browser tests."""
     folder = tmp_path_factory.mktemp(f"web-{request.param}")
     configs_dir = folder / "configs"
     configs_dir.mkdir()
@@ -245,9 +247,9 @@ def web_stack(
             stack.dispatcher.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for the browser tests (then Playwright stops)."""
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing in CI: `make browser` installs it")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
-import pathlib
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +22,7 @@ from llm_scheduler.engine.context import EngineEvent, EventKind
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.events import event_to_record, events_collection
 from llm_scheduler.store import Store
+from llm_scheduler.testing.chromium import CHROMIUM, chromium_args, missing_chromium_message
 
 __all__ = [
     "CHROMIUM",
@@ -35,7 +34,6 @@ __all__ = [
     "run_page_interactive",
 ]
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1400, "height": 900}
 # The longest a page may take to reach a mark; far above any target, it only stops a stuck run.
 _TIMEOUT_MS = 60_000
@@ -110,21 +108,6 @@ _LIVE_SCRIPT = """
 """
 
 
-def chromium_args() -> list[str]:
-    """Chromium's flags (those of tests/web/browser): no background traffic, no sandbox as root."""
-    args = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    if os.geteuid() == 0:
-        args.insert(0, "--no-sandbox")  # Chromium refuses to sandbox as root
-    return args
-
-
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, headless, with a new empty profile (Playwright makes one per launch).
@@ -133,7 +116,7 @@ def chromium() -> Iterator[Browser]:
         FileNotFoundError: /usr/bin/chromium is missing (``make browser`` installs it).
     """
     if not CHROMIUM.exists():
-        raise FileNotFoundError(f"{CHROMIUM} is missing: `make browser` installs it")
+        raise FileNotFoundError(missing_chromium_message())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=chromium_args()

@@ -242,19 +242,16 @@ def _plan_step(
 def _run(
     base: PlannedStep, reason: str, before: run_pb2.StepRun | None, replay: ReplaySource
 ) -> PlannedStep:
-    if before is None:
-        return dataclasses.replace(
-            base,
-            reason=reason,
-            estimated_cost_usd=None,
-            estimated_input_tokens=None,
-            estimated_output_tokens=None,
+    """``base`` planned to run, with the recorded usage of the same step as its estimate."""
+    unknown = before is None or (
+        # A model step's usage stayed with the run it was reused from, or with the cache.
+        base.step_type == "model"
+        and (
+            (bool(before.reused_from_run_id) and before.reused_from_run_id != replay.run_id)
+            or before.cache_hit
         )
-    reused_elsewhere = (
-        bool(before.reused_from_run_id) and before.reused_from_run_id != replay.run_id
     )
-    if base.step_type == "model" and (reused_elsewhere or before.cache_hit):
-        # Its usage stayed with the run it came from (or the cache): no recorded cost here.
+    if unknown or before is None:
         return dataclasses.replace(
             base,
             reason=reason,

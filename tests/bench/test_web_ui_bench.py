@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from llm_scheduler.testing.chromium import CHROMIUM, missing_chromium_message
 from tests.conftest import REPO_ROOT
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
 FIGURES = {
     "list_json_server",
     "list_html_server",
@@ -35,7 +34,7 @@ def test_web_ui_bench_prints_every_figure_with_its_target() -> None:
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing in CI: `make browser` installs it")
-        pytest.skip(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+        pytest.skip(missing_chromium_message())
     # The web server is a subprocess of the bench; tracing it for coverage would only slow it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
     sizes = ["--runs=200", "--tasks=20", "--samples=3", "--requests=3", "--navigations=2"]

@@ -172,7 +172,23 @@
     return null;
   }
 
+  // Fills a list with config problems ({path, message, hint}), one item each, as text:
+  // "path — message — hint". `where` names a problem without a path ("<config>").
+  function renderProblems(list, problems, where) {
+    clear(list);
+    for (const problem of problems || []) {
+      list.appendChild(el("li", {},
+        el("span", { class: "problem-path" }, problem.path || where || "<config>"),
+        " — ",
+        el("span", { class: "problem-message" }, problem.message),
+        problem.hint ? [" — ", el("span", { class: "problem-hint" }, problem.hint)] : null,
+      ));
+    }
+    return list;
+  }
+
   window.llmWeb = {
     el, svg, clear, readJson, fetchJson, debounce, statusClass, setStatus, drawGraph, graphNode,
+    renderProblems,
   };
 })();

@@ -1,7 +1,7 @@
 // The job editor (/jobs/edit): validate as you type, show problems and the graph, save, run.
 (function () {
   "use strict";
-  const { el, clear, readJson, fetchJson, debounce, drawGraph } = window.llmWeb;
+  const { el, clear, readJson, fetchJson, debounce, drawGraph, renderProblems } = window.llmWeb;
 
   const initial = readJson("editor-data");
   const textArea = document.getElementById("config-text");
@@ -23,18 +23,6 @@
 
   function plural(count, word) {
     return count + " " + word + (count === 1 ? "" : "s");
-  }
-
-  function renderProblems(list, problems) {
-    clear(list);
-    for (const problem of problems) {
-      list.appendChild(el("li", {},
-        el("span", { class: "problem-path" }, problem.path || "<config>"),
-        " — ",
-        el("span", { class: "problem-message" }, problem.message),
-        problem.hint ? [" — ", el("span", { class: "problem-hint" }, problem.hint)] : null,
-      ));
-    }
   }
 
   function renderCheck(check) {

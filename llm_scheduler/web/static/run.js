@@ -516,10 +516,7 @@
       shown.hidden = true;
       clear(result).append(el("div", { class: "notice error", role: "alert" }, message));
       if (problems && problems.length) {
-        result.append(el("ul", { class: "problems" }, problems.map((problem) => el("li", {},
-          el("span", { class: "problem-path" }, problem.path || "<trace>"), " — ",
-          el("span", { class: "problem-message" }, problem.message),
-          problem.hint ? [" — ", el("span", { class: "problem-hint" }, problem.hint)] : null))));
+        result.append(W.renderProblems(el("ul", { class: "problems" }), problems, "<trace>"));
       }
     }
 

@@ -187,10 +187,10 @@
       planTable.hidden = true;
       replayButton.disabled = true;
       const data = result.data || {};
-      const lines = (data.problems || []).map(function (p) {
-        return p.path + " — " + p.message + (p.hint ? " — " + p.hint : "");
-      });
-      planError.textContent = (data.error || data.detail || "Cannot plan the replay") + (lines.length ? "\n" + lines.join("\n") : "");
+      planError.textContent = data.error || data.detail || "Cannot plan the replay";
+      if (data.problems && data.problems.length) {
+        planError.appendChild(web.renderProblems(web.el("ul", { class: "problems" }), data.problems));
+      }
       return;
     }
     planError.hidden = true;

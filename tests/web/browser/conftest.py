@@ -36,29 +36,14 @@ from playwright.sync_api import (
 )
 
 from llm_scheduler.store import Store, open_store
+from llm_scheduler.testing.chromium import CHROMIUM, chromium_args, missing_chromium_message
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
 from tests.conftest import REPO_ROOT
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 # How long a server may take to answer at start (a cold Python with FastAPI imports).
 START_TIMEOUT = 60.0
 VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
-
-
-def chromium_args() -> list[str]:
-    """Chromium's flags: headless-friendly, no background traffic, no sandbox as root."""
-    args = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    if os.geteuid() == 0:
-        args.insert(0, "--no-sandbox")  # Chromium refuses to sandbox as root
-    return args
 
 
 def free_port() -> int:
@@ -253,7 +238,7 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing in CI: `make browser` installs it")
-        pytest.skip(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+        pytest.skip(missing_chromium_message())
     with sync_playwright() as playwright:
         # Playwright gives each launch a new, empty user-data-dir of its own.
         chromium = playwright.chromium.launch(

@@ -16,9 +16,11 @@ import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import pathlib
 import re
+import select
 import socket
 import sqlite3
 import threading
@@ -288,13 +290,17 @@ class SqliteStore(Store):
                 return False
             # Wake on a datagram from another process, or re-check the in-process counter
             # (set by `_notify`, which also sends us a datagram, so this is not a poll loop).
-            wake.settimeout(remaining)
+            # The socket stays non-blocking (an async waiter on an event loop may share it):
+            # poll, then read without blocking.
+            poller = select.poll()
+            poller.register(wake, select.POLLIN)
+            if not poller.poll(max(1, math.ceil(remaining * 1000))):
+                continue  # the deadline check above returns
             try:
                 wake.recv(64)
-            except TimeoutError:
-                return False
+            except BlockingIOError:
+                continue  # another waiter on this store took that wake-up: look again
             with contextlib.suppress(BlockingIOError, InterruptedError):
-                wake.setblocking(False)
                 while wake.recv(64):
                     pass
             return True
@@ -304,7 +310,6 @@ class SqliteStore(Store):
         # a worker thread per wait cost a thread hop and GIL hand-offs for every task-run write
         # of every process sharing the file.
         wake = self._ensure_wake_socket()
-        wake.setblocking(False)
         try:
             wake.recv(64)  # a wake-up already queued: a change since the caller's last look
         except BlockingIOError:
@@ -447,9 +452,15 @@ class SqliteStore(Store):
         return connection
 
     def _ensure_wake_socket(self) -> socket.socket:
+        # Under the condition's lock: two threads waiting for the first time must not make two.
+        with self._changed:
+            return self._wake_socket or self._new_wake_socket()
+
+    def _new_wake_socket(self) -> socket.socket:
         if self._wake_socket is None:
             name = f"llm-scheduler-{os.getpid()}-{uuid.uuid4().hex[:12]}"
             wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            wake.setblocking(False)  # always: waiters poll it, or wait on an event loop
             wake.bind("\0" + name)  # Linux abstract namespace: no file to clean up
             self._wake_dir.mkdir(exist_ok=True)
             self._wake_file = self._wake_dir / name

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
+import threading
+import time
 
 import pytest
 
@@ -60,3 +63,34 @@ def test_only_task_run_writes_wake_waiters(tmp_path: pathlib.Path) -> None:
         assert waiter.wait_for_change(5) is True
         writer.run_transaction(lambda tx: tx.update("job_runs/r/task_runs/t2", {"n": 1}))
         assert waiter.wait_for_change(5) is True
+
+
+@pytest.mark.timeout(30)
+def test_a_waiter_in_a_thread_survives_an_async_waiter_on_the_same_store(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The web UI waits on its store from a test or request thread while its dispatcher waits
+    # with wait_for_change_async on the event loop: both use the store's one wake-up socket,
+    # and the async wait makes it non-blocking. A blocking wait then got BlockingIOError.
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as store, SqliteStore(path) as writer:
+        loop_waits = threading.Event()
+
+        async def async_waiters() -> None:
+            while not loop_waits.is_set():
+                await store.wait_for_change_async(0.001)
+
+        thread = threading.Thread(target=lambda: asyncio.run(async_waiters()))
+        thread.start()
+        try:
+            for _ in range(20):
+                assert store.wait_for_change(0.02) is False
+            writer.set("job_runs/r/task_runs/t", {"n": 1})
+            deadline = time.monotonic() + 5
+            while not store.wait_for_change(0.05):  # the async waiter may take the wake-up
+                if store.get("job_runs/r/task_runs/t") is not None:
+                    break
+                assert time.monotonic() < deadline
+        finally:
+            loop_waits.set()
+            thread.join()

@@ -76,7 +76,11 @@
     try {
       data = await response.json();
     } catch (error) {
-      data = { error: response.statusText || String(error) };
+      // Aborted while the body was read (a newer request replaced this one): as if aborted
+      // before the answer came. Otherwise a body that is not JSON is a failure, whatever the
+      // status said.
+      if (error.name === "AbortError") throw error;
+      return { ok: false, status: response.status, data: { error: response.statusText || String(error) } };
     }
     return { ok: response.ok, status: response.status, data: data };
   }

@@ -362,7 +362,7 @@
           if (error.name === "AbortError") return;
           result = { ok: false, data: { error: String(error) } };
         }
-        if (this.selected !== taskId) return;
+        if (this.selected !== taskId || loading.signal.aborted) return;
         if (!result.ok) {
           clear(this.panel).append(el("div", { class: "notice error" },
             "Cannot load task " + taskId + ": " + (result.data.error || result.data.detail || result.status)));

@@ -278,7 +278,7 @@ def page(context: BrowserContext, web_stack: WebStack) -> Iterator[Page]:
         if message.type == "error":
             errors.messages.append(f"console error: {message.text}")
 
-    tab.on("pageerror", lambda error: errors.messages.append(f"page error: {error}"))
+    tab.on("pageerror", lambda error: errors.messages.append(f"page error: {error.stack or error}"))
     tab.on("console", on_console)
     yield tab
     web_stack.check_running()

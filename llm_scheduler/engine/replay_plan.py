@@ -215,7 +215,7 @@ def _plan_step(
     if waiting:
         reason = f"reads {', '.join(repr(n) for n in waiting)}, which a step before it recomputes"
         return _run(base, reason, before, replay), unknown_outputs, _UNKNOWN
-    record = run_pb2.StepRun()
+    record = run_pb2.StepRun(step_type=step.step_type)  # `_why_changed` reads it
     try:
         prepare_request(step, plan, local, record, context)
     except Exception as error:  # the replay will fail here too; say so

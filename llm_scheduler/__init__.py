@@ -1,8 +1,8 @@
 """llm-scheduler: run LLM workflows described by protobuf configs.
 
-A Job is a graph of Tasks, a Task a list of Steps, a Step one model query or one registered
-function call. The same configs run in process (`run_job`) and event-driven on a store: each
-committed task run triggers the work that runs it (`llm_scheduler.execution`; the
+A Job is a graph of Tasks, a Task a list of Steps, a Step one model query, one registered
+function call or one embedding. The same configs run in process (`run_job`) and event-driven on
+a store: each committed task run triggers the work that runs it (`llm_scheduler.execution`; the
 `job_submitter` and `dispatcher` tools on one machine, a Cloud Function on Firestore).
 
 Example::
@@ -46,13 +46,15 @@ from llm_scheduler.errors import (
 )
 from llm_scheduler.function_steps import FunctionRegistry, default_registry, register_function
 from llm_scheduler.models.base import (
+    EmbeddingRequest,
+    EmbeddingResponse,
     ModelAdapter,
     ModelRequest,
     ModelResponse,
     ResponseFormatSpec,
     Usage,
 )
-from llm_scheduler.models.client import ModelCall, ModelClient
+from llm_scheduler.models.client import EmbeddingCall, ModelCall, ModelClient
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy
 
@@ -62,6 +64,9 @@ __all__ = [
     "ConfigError",
     "ConfigFormat",
     "ConfigProblem",
+    "EmbeddingCall",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "EngineEvent",
     "EventKind",
     "FunctionCallError",

@@ -29,6 +29,8 @@ FAKE_CREDENTIALS = {
 
 # Model keys the models file defines, one per provider SDK.
 FAKE_MODEL_KEYS = ("FAKE_OPENAI", "FAKE_GEMINI", "FAKE_ANTHROPIC")
+# Embedding keys the models file defines, one per provider SDK with an embeddings API.
+FAKE_EMBEDDING_KEYS = ("FAKE_OPENAI_EMBEDDING", "FAKE_GEMINI_EMBEDDING")
 
 
 # Property tests: the same examples on every run (CI is reproducible), no deadline (the machine
@@ -96,6 +98,20 @@ def write_models_file(
             "provider": "anthropic",
             "model": "claude-fake",
             "base_url": server.anthropic_base_url,
+        },
+        {
+            "key": "FAKE_OPENAI_EMBEDDING",
+            "provider": "openai",
+            "model": "embedding-fake",
+            "base_url": server.openai_base_url,
+            "kind": "embedding",
+        },
+        {
+            "key": "FAKE_GEMINI_EMBEDDING",
+            "provider": "google",
+            "model": "gemini-embedding-fake",
+            "base_url": server.gemini_base_url,
+            "kind": "embedding",
         },
     ]
     for entry in entries:

@@ -1,8 +1,9 @@
-"""A content-addressed cache of model responses, kept in the store.
+"""A content-addressed cache of model responses and embeddings, kept in the store.
 
 Each response is one document, ``cache/{key}``, where the key is
 `llm_scheduler.engine.fingerprint.request_key` of the request (provider, provider model,
-parameters, prompts and response format). The engine decides when to read and write through
+parameters, prompts and response format), or `embedding_request_key` of an embedding (provider,
+provider model, input and dimensions). The engine decides when to read and write through
 `RunContext.cache_policy`; this module only keeps the documents.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import StoreError
-from llm_scheduler.models.base import ModelResponse, Usage
+from llm_scheduler.models.base import EmbeddingResponse, ModelResponse, Usage
 from llm_scheduler.store.base import Doc, Store, check_size
 from llm_scheduler.v1 import config_pb2
 
@@ -45,14 +46,9 @@ class StoreResponseCache:
         doc = self._store.get(cache_path(key))
         if doc is None:
             return None
-        usage: dict[str, Any] = doc.get("usage") or {}
         return ModelResponse(
             text=str(doc.get("text", "")),
-            usage=Usage(
-                input_tokens=int(usage.get("input_tokens", 0)),
-                output_tokens=int(usage.get("output_tokens", 0)),
-                cached_input_tokens=int(usage.get("cached_input_tokens", 0)),
-            ),
+            usage=_usage(doc),
             model=str(doc.get("model", "")),
             finish_reason=str(doc.get("finish_reason", "")),
         )
@@ -63,18 +59,42 @@ class StoreResponseCache:
         A response too large for one document is not cached: the step that got it still
         succeeds, and the next identical request calls the model again.
         """
-        path = cache_path(key)
-        doc: Doc = {
-            "text": response.text,
-            "model": response.model,
-            "finish_reason": response.finish_reason,
-            "usage": {
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "cached_input_tokens": response.usage.cached_input_tokens,
+        self._put(
+            key,
+            {
+                "text": response.text,
+                "model": response.model,
+                "finish_reason": response.finish_reason,
+                "usage": _usage_doc(response.usage),
             },
-            "created_at": _now(),
-        }
+        )
+
+    def lookup_embedding(self, key: str) -> EmbeddingResponse | None:
+        """The embedding stored for a request key, if any."""
+        doc = self._store.get(cache_path(key))
+        vector = doc.get("embedding") if doc is not None else None
+        if doc is None or not isinstance(vector, list):
+            return None
+        return EmbeddingResponse(
+            vector=tuple(float(value) for value in vector),
+            usage=_usage(doc),
+            model=str(doc.get("model", "")),
+        )
+
+    def store_embedding(self, key: str, response: EmbeddingResponse) -> None:
+        """Stores (or replaces) the embedding for a request key; one too large is not cached."""
+        self._put(
+            key,
+            {
+                "embedding": list(response.vector),
+                "model": response.model,
+                "usage": _usage_doc(response.usage),
+            },
+        )
+
+    def _put(self, key: str, doc: Doc) -> None:
+        path = cache_path(key)
+        doc["created_at"] = _now()
         try:
             check_size(path, doc)
         except StoreError:
@@ -95,6 +115,23 @@ def context_with_cache(context: RunContext, store: Store, job_doc: Doc) -> RunCo
     return dataclasses.replace(
         context, cache=StoreResponseCache(store), default_cache_policy=policy
     )
+
+
+def _usage(doc: Doc) -> Usage:
+    usage: dict[str, Any] = doc.get("usage") or {}
+    return Usage(
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+        cached_input_tokens=int(usage.get("cached_input_tokens", 0)),
+    )
+
+
+def _usage_doc(usage: Usage) -> Doc:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+    }
 
 
 def _now() -> str:

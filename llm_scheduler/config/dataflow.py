@@ -72,6 +72,8 @@ def step_templates(step: config_pb2.StepConfig) -> Iterator[tuple[str, Template]
         query = step.model_query_config
         yield "model_query_config.system_prompt", Template.parse(query.system_prompt)
         yield "model_query_config.user_prompt", Template.parse(query.user_prompt)
+    elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        yield "embedding_config.input", Template.parse(step.embedding_config.input)
     elif step.function_call_config.HasField("request"):
         request = value_to_python(step.function_call_config.request)
         yield from _value_templates(request, "function_call_config.request")

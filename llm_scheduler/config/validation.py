@@ -20,12 +20,27 @@ from llm_scheduler.config.template import Template
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.providers import adapter_class
-from llm_scheduler.models.registry import ModelRegistry, UnknownModelKeyError
+from llm_scheduler.models.registry import (
+    CHAT,
+    EMBEDDING,
+    ModelRegistry,
+    UnknownModelKeyError,
+    embedding_providers,
+)
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["Validator", "model_keys_of"]
+__all__ = ["MAX_EMBEDDING_DIMENSIONS", "Validator", "model_keys_of"]
 
 _KNOWN_NEUTRAL = {spec.name for spec in KNOWN_PARAMETERS}
+# The longest vector an embedding step may ask for: above every current model's (3,072), and
+# small enough that a record holding the vector stays a few hundred KB.
+MAX_EMBEDDING_DIMENSIONS = 16_384
+# Each step type (by number): its sub-config field and its name in messages.
+_SUB_CONFIGS = {
+    config_pb2.STEP_TYPE_MODEL_QUERY: ("model_query_config", "a model query"),
+    config_pb2.STEP_TYPE_FUNCTION_CALL: ("function_call_config", "a function call"),
+    config_pb2.STEP_TYPE_EMBEDDING: ("embedding_config", "an embedding"),
+}
 # How many names a hint lists before it says how many more there are.
 _HINT_NAMES = 20
 
@@ -104,12 +119,15 @@ class _FarProducers:
 
 
 def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
-    """The model keys the model-query steps among ``steps`` use."""
-    return {
-        step.model_query_config.model_key
-        for step in steps
-        if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY and step.model_query_config.model_key
-    }
+    """The model keys the model-query and embedding steps among ``steps`` use."""
+    keys: set[str] = set()
+    for step in steps:
+        if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
+            keys.add(step.model_query_config.model_key)
+        elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+            keys.add(step.embedding_config.model_key)
+    keys.discard("")
+    return keys
 
 
 @dataclasses.dataclass
@@ -319,45 +337,76 @@ class Validator:
 
     def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())
+        if step.step_type not in _SUB_CONFIGS:
+            self._add(
+                f"{prefix}step_type",
+                f"unknown step type {step.step_type}",
+                "use 0 (model query), 1 (function call) or 2 (embedding)",
+            )
+            return
+        self._foreign_configs(step, prefix)
         if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
             self._model_query(step, prefix)
         elif step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
             self._function_call(step, prefix)
         else:
-            self._add(
-                f"{prefix}step_type",
-                f"unknown step type {step.step_type}",
-                "use 0 (model query) or 1 (function call)",
-            )
-            return
+            self._embedding(step, prefix)
         for field, template in dataflow.step_templates(step):
             self._names(template.names, f"{prefix}{field}", scope)
         self._outputs(step.output_config, f"{prefix}output_config", scope)
 
+    def _foreign_configs(self, step: config_pb2.StepConfig, prefix: str) -> None:
+        """Reports the sub-configs of other step types that a step sets."""
+        _, own = _SUB_CONFIGS[step.step_type]
+        for step_type, (field, label) in _SUB_CONFIGS.items():
+            if step_type != step.step_type and step.HasField(field):
+                self._add(
+                    f"{prefix}{field}",
+                    f"set on {own} step",
+                    f"remove it, or set step_type to {step_type} for {label}",
+                )
+
+    def _model_key(self, key: str, path: str, kind: str) -> str:
+        """Checks a step's model key for steps of ``kind``; returns its provider ("" if bad)."""
+        if not key:
+            example = "GEMINI_FLASH" if kind == CHAT else "OPENAI_EMBEDDING_SMALL"
+            self._add(path, "missing", f"name a model, e.g. {example}")
+            return ""
+        try:
+            spec = self.models.resolve(key)
+        except UnknownModelKeyError:
+            self._add(path, f"unknown model key {key!r}", self.models.describe_unknown(key, kind))
+            return ""
+        if not spec.serves(kind):
+            if kind == EMBEDDING:
+                message = f"{key!r} is a chat model; an embedding step needs an embedding model"
+                other = "set step_type to 0 for a model query"
+            else:
+                message = f"{key!r} is an embedding model; a model query needs a chat model"
+                other = "set step_type to 2 for an embedding step"
+            self._add(
+                path,
+                message,
+                f"use one of the {kind} keys ({_listing(self.models.keys(kind))}), a "
+                f"models-file entry of kind {kind}, or provider:model; or {other}",
+            )
+            return ""
+        if kind == EMBEDDING and not adapter_class(spec.provider).embeds:
+            self._add(
+                path,
+                f"{spec.provider} has no embeddings API",
+                f"use an embedding model of {', '.join(embedding_providers())}",
+            )
+            return ""
+        return spec.provider
+
     def _model_query(self, step: config_pb2.StepConfig, prefix: str) -> None:
         path = f"{prefix}model_query_config"
-        if step.HasField("function_call_config"):
-            self._add(
-                f"{prefix}function_call_config",
-                "set on a model query step",
-                "remove it, or set step_type to 1 for a function call",
-            )
         if not step.HasField("model_query_config"):
             self._add(path, "missing", "a model query step needs model_query_config")
             return
         query = step.model_query_config
-        provider = ""
-        if not query.model_key:
-            self._add(f"{path}.model_key", "missing", "name a model, e.g. GEMINI_FLASH")
-        else:
-            try:
-                provider = self.models.resolve(query.model_key).provider
-            except UnknownModelKeyError:
-                self._add(
-                    f"{path}.model_key",
-                    f"unknown model key {query.model_key!r}",
-                    self.models.describe_unknown(query.model_key),
-                )
+        provider = self._model_key(query.model_key, f"{path}.model_key", CHAT)
         if not query.user_prompt and not query.system_prompt:
             self._add(f"{path}.user_prompt", "no prompt", "write a user_prompt")
         raw = struct_to_dict(query.parameters) if query.HasField("parameters") else {}
@@ -382,14 +431,24 @@ class Validator:
                 "give the JSON Schema the response must follow",
             )
 
+    def _embedding(self, step: config_pb2.StepConfig, prefix: str) -> None:
+        path = f"{prefix}embedding_config"
+        if not step.HasField("embedding_config"):
+            self._add(path, "missing", "an embedding step needs embedding_config")
+            return
+        config = step.embedding_config
+        self._model_key(config.model_key, f"{path}.model_key", EMBEDDING)
+        if not config.input:
+            self._add(f"{path}.input", "missing", 'give the text to embed, e.g. "%text%"')
+        if not 0 <= config.dimensions <= MAX_EMBEDDING_DIMENSIONS:
+            self._add(
+                f"{path}.dimensions",
+                f"{config.dimensions} is not a vector length",
+                f"use 1 to {MAX_EMBEDDING_DIMENSIONS:,}, or 0 (leave it out) for the model's own",
+            )
+
     def _function_call(self, step: config_pb2.StepConfig, prefix: str) -> None:
         path = f"{prefix}function_call_config"
-        if step.HasField("model_query_config"):
-            self._add(
-                f"{prefix}model_query_config",
-                "set on a function call step",
-                "remove it, or set step_type to 0 for a model query",
-            )
         name = step.function_call_config.function_name
         if not name:
             self._add(f"{path}.function_name", "missing", "name a registered function")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+from collections.abc import Iterable
 from typing import cast
 
 from absl import flags as absl_flags
@@ -32,7 +33,7 @@ from llm_scheduler.models.registry import load_models_file
 from llm_scheduler.runner import common, flags
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["describe", "main", "run", "run_table", "summarize_run"]
+__all__ = ["describe", "describe_step", "main", "run", "run_table", "summarize_run"]
 
 LIST_RUNS = absl_flags.DEFINE_bool(
     "list_runs", False, "List the job runs in --store, newest first, a page at a time."
@@ -51,7 +52,10 @@ _LIST_FLAGS = (JOB_ID, STATUS, LIMIT, CURSOR)
 
 
 def describe(config_type: str, message: object) -> str:
-    """A one-paragraph description of a valid config (and the graph for jobs)."""
+    """A one-paragraph description of a valid config (and the graph for jobs).
+
+    Embedding steps are listed with their model key and dimensions, as a step config is.
+    """
     if config_type == "job":
         job = cast(config_pb2.JobConfig, message)
         graph = TaskGraph.from_job(job)
@@ -59,12 +63,42 @@ def describe(config_type: str, message: object) -> str:
         counts = {task.task_id: len(task.steps) for task in job.tasks}
         return (
             f"valid job {job.job_id!r}: {len(job.tasks)} tasks, {steps} steps\n"
-            f"{graph.render_text(counts)}"
+            f"{graph.render_text(counts)}{_embeddings(job.tasks)}"
         )
     if config_type == "task":
         task = cast(config_pb2.TaskConfig, message)
-        return f"valid task {task.task_id!r}: {len(task.steps)} steps"
+        return f"valid task {task.task_id!r}: {len(task.steps)} steps{_embeddings([task])}"
+    if config_type == "step":
+        step = cast(config_pb2.StepConfig, message)
+        return f"valid step {step.id!r}: {describe_step(step)}"
     return f"valid {config_type}"
+
+
+def describe_step(step: config_pb2.StepConfig) -> str:
+    """What a step does in a few words.
+
+    ``model query · GEMINI_FLASH``, ``function call · json_parse()`` or
+    ``embedding · OPENAI_EMBEDDING_SMALL, 256 dimensions``.
+    """
+    if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+        return f"function call · {step.function_call_config.function_name}()"
+    if step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        config = step.embedding_config
+        size = f"{config.dimensions} dimensions" if config.dimensions else "the model's dimensions"
+        return f"embedding · {config.model_key}, {size}"
+    return f"model query · {step.model_query_config.model_key}"
+
+
+def _embeddings(tasks: Iterable[config_pb2.TaskConfig]) -> str:
+    """One line per embedding step, for the description of a task or job."""
+    lines = [
+        f"\n  task {task.task_id!r} step {step.name or step.id or str(index)!r}: "
+        f"{describe_step(step)}"
+        for task in tasks
+        for index, step in enumerate(task.steps)
+        if step.step_type == config_pb2.STEP_TYPE_EMBEDDING
+    ]
+    return "\nembedding steps:" + "".join(lines) if lines else ""
 
 
 def _read() -> int:

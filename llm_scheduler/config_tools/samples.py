@@ -188,6 +188,38 @@ def sample_fanout_job() -> config_pb2.JobConfig:
     )
 
 
+def sample_embedding_job() -> config_pb2.JobConfig:
+    """A summary of a note, then an embedding of the summary (text in, vector out)."""
+    note = config_pb2.TaskConfig(
+        task_id="note",
+        steps=[
+            _query(
+                "1", "summarize", "Summarize this note in one sentence:\n%note%", {"summary": ""}
+            ),
+            config_pb2.StepConfig(
+                id="2",
+                name="embed",
+                step_type=config_pb2.STEP_TYPE_EMBEDDING,
+                embedding_config=config_pb2.EmbeddingConfig(
+                    model_key="GEMINI_EMBEDDING", input="%summary%", dimensions=256
+                ),
+                output_config=_data(vector="%response%"),
+                metadata=_METADATA,
+            ),
+        ],
+        output_config=_data(summary="", vector=""),
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="note_embedding",
+        name="Summarize a note and embed the summary",
+        description="A model query, then an embedding step: its response is the vector.",
+        tasks=[note],
+        input_config=_data(note="Tides are caused mostly by the Moon's gravity."),
+        metadata=_METADATA,
+    )
+
+
 def sample_files() -> dict[str, bytes]:
     """File name to content for every sample `create_sample` writes."""
     json_format = formats.ConfigFormat.JSON
@@ -196,6 +228,7 @@ def sample_files() -> dict[str, bytes]:
         "sample_task_config.json": formats.dumps(sample_task(), json_format),
         "sample_job_config.json": formats.dumps(sample_job(), json_format),
         "sample_fanout_job_config.json": formats.dumps(sample_fanout_job(), json_format),
+        "sample_embedding_job_config.json": formats.dumps(sample_embedding_job(), json_format),
     }
 
 
@@ -204,4 +237,5 @@ SAMPLE_FILES = (
     "sample_task_config.json",
     "sample_job_config.json",
     "sample_fanout_job_config.json",
+    "sample_embedding_job_config.json",
 )

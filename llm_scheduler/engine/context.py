@@ -9,7 +9,7 @@ from typing import Protocol
 
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
-from llm_scheduler.models.base import ModelResponse, Usage
+from llm_scheduler.models.base import EmbeddingResponse, ModelResponse, Usage
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.v1 import config_pb2
 
@@ -60,13 +60,19 @@ class EngineEvent:
 
 
 class ResponseCache(Protocol):
-    """Where model responses are kept by request (see `llm_scheduler.cache`)."""
+    """Where model responses and embeddings are kept by request (see `llm_scheduler.cache`)."""
 
     def lookup(self, key: str) -> ModelResponse | None:
         """The response stored for a request key, if any."""
 
     def store(self, key: str, response: ModelResponse) -> None:
         """Stores a response for a request key."""
+
+    def lookup_embedding(self, key: str) -> EmbeddingResponse | None:
+        """The embedding stored for a request key, if any."""
+
+    def store_embedding(self, key: str, response: EmbeddingResponse) -> None:
+        """Stores an embedding for a request key."""
 
 
 @dataclasses.dataclass

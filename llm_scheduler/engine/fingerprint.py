@@ -15,13 +15,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
+from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, ResponseFormatSpec
 
 __all__ = [
     "call_fingerprint",
     "canonical_json",
     "digest",
     "digest_text",
+    "embedding_fingerprint",
+    "embedding_request_key",
     "query_fingerprint",
     "query_fingerprint_content",
     "query_static_json",
@@ -142,3 +144,30 @@ def call_fingerprint(function_name: str, request: Any) -> str:
     """What determines a function call's result: the function and its rendered request."""
     content = {"function": function_name, "request": request}
     return digest({"v": _FINGERPRINT_VERSION, "type": "function", **content})
+
+
+def _embedding(provider: str, request: EmbeddingRequest) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "model": request.model,
+        "input": request.input,
+        "dimensions": request.dimensions,
+    }
+
+
+def embedding_request_key(provider: str, request: EmbeddingRequest) -> str:
+    """The response-cache key of an embedding: provider, model, input and dimensions.
+
+    Its own shape (``embedding_cache``), so it can never equal a model query's key.
+    """
+    return digest({"v": _FINGERPRINT_VERSION, "embedding_cache": _embedding(provider, request)})
+
+
+def embedding_fingerprint(model_key: str, provider: str, request: EmbeddingRequest) -> str:
+    """What determines an embedding, hashed: the same fingerprint, the same vector.
+
+    The model key, the provider model it resolved to, the rendered input and the dimensions
+    asked for (0 for the model's own).
+    """
+    content = {"model_key": model_key, **_embedding(provider, request)}
+    return digest({"v": _FINGERPRINT_VERSION, "type": "embedding", **content})

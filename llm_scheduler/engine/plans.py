@@ -31,7 +31,7 @@ from llm_scheduler.engine.fingerprint import query_static_json
 from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["OutputPlan", "QueryPlan", "StepPlan", "output_plan", "step_plan"]
+__all__ = ["EmbeddingPlan", "OutputPlan", "QueryPlan", "StepPlan", "output_plan", "step_plan"]
 
 _FORMATS: dict[int, Any] = {
     config_pb2.ResponseFormat.TYPE_TEXT: "text",
@@ -84,6 +84,24 @@ class QueryPlan:
 
 
 @dataclasses.dataclass(frozen=True)
+class EmbeddingPlan:
+    """An embedding's static parts.
+
+    Attributes:
+        model_key: The model key.
+        input: The parsed input template.
+        dimensions: The vector length asked for; 0 for the model's own.
+        parameters_struct: What the record's ``parameters`` holds: ``{"dimensions": n}`` when
+            set, else nothing.
+    """
+
+    model_key: str
+    input: Template
+    dimensions: int
+    parameters_struct: struct_pb2.Struct
+
+
+@dataclasses.dataclass(frozen=True)
 class StepPlan:
     """A step's static parts.
 
@@ -94,6 +112,7 @@ class StepPlan:
         outputs: Its output rules.
         query: Its model query, for a model step.
         request: Its function request before rendering, for a function step.
+        embedding: Its embedding, for an embedding step.
     """
 
     label: str
@@ -102,7 +121,15 @@ class StepPlan:
     outputs: OutputPlan
     query: QueryPlan | None
     request: Any
+    embedding: EmbeddingPlan | None
     _nested_defaults: bool
+
+    @property
+    def kind(self) -> str:
+        """``model``, ``function`` or ``embedding``."""
+        if self.query is not None:
+            return "model"
+        return "embedding" if self.embedding is not None else "function"
 
     def fresh_defaults(self) -> dict[str, Any]:
         """The defaults as a new dict; nested values are copied, so callers may keep them."""
@@ -157,9 +184,20 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
         used |= template.names
     query: QueryPlan | None = None
     request: Any = None
+    embedding: EmbeddingPlan | None = None
     if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
         function = step.function_call_config
         request = value_to_python(function.request) if function.HasField("request") else {}
+    elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        config = step.embedding_config
+        embedding = EmbeddingPlan(
+            model_key=config.model_key,
+            input=Template.parse(config.input),
+            dimensions=config.dimensions,
+            parameters_struct=to_struct(
+                {"dimensions": config.dimensions} if config.dimensions else {}
+            ),
+        )
     else:
         query = _build_query_plan(step.model_query_config)
     return StepPlan(
@@ -169,6 +207,7 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
         outputs=output_plan(step.output_config),
         query=query,
         request=request,
+        embedding=embedding,
         _nested_defaults=any(isinstance(value, (dict, list)) for value in defaults.values()),
     )
 

@@ -7,9 +7,9 @@ instead of calling the model, and its outputs are recomputed from that response.
 request it changes: the edited step and what depends on it.
 
 Edits made in an exported trace are recognised by the digests recorded with each step and task:
-an edited ``response_text`` (or ``function_response``) is used as the step's response; edited
-``outputs`` (with the response left alone) are used as the step's outputs; edited task
-``inputs`` override the task's variables.
+an edited ``response_text`` (or ``function_response``, or ``embedding``) is used as the step's
+response; edited ``outputs`` (with the response left alone) are used as the step's outputs;
+edited task ``inputs`` override the task's variables.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ __all__ = ["ReplaySource", "Reuse", "recorded_response"]
 
 
 def recorded_response(record: run_pb2.StepRun) -> Any:
-    """The response a step record holds: the text of a query, the value a function returned."""
+    """The response a step record holds: a query's text, a function's value, an embedding."""
     if record.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
         return value_to_python(record.function_response)
+    if record.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        return list(record.embedding)
     return record.response_text
 
 

@@ -34,6 +34,8 @@ __all__ = ["PlannedStep", "ReplayPlan", "plan_replay"]
 
 REUSE = "reuse"
 RUN = "run"
+# The step kinds that call a model.
+_CALLS = ("model", "embedding")
 
 
 # The value of a variable that a step which runs again will produce: a text no model or person
@@ -60,10 +62,10 @@ class PlannedStep:
         task_id: The step's task.
         step_index: Its position in the task.
         name: Its name or id.
-        step_type: ``model`` or ``function``.
+        step_type: ``model``, ``function`` or ``embedding``.
         action: ``reuse`` (the recorded result is used: no call, no cost) or ``run``.
         reason: Why, in a few words.
-        model_key: The model key of a model step.
+        model_key: The model key of a model or embedding step.
         estimated_cost_usd: The recorded cost of the step, for a step that runs (0 when it is
             reused); None when the recorded run has no cost for it.
         estimated_input_tokens: The recorded input tokens, likewise.
@@ -110,8 +112,8 @@ class ReplayPlan:
 
     @property
     def model_calls(self) -> int:
-        """How many model calls the replay makes."""
-        return sum(step.action == RUN and step.step_type == "model" for step in self.steps)
+        """How many model calls (queries and embeddings) the replay makes."""
+        return sum(step.action == RUN and step.step_type in _CALLS for step in self.steps)
 
     @property
     def estimated_cost_usd(self) -> float:
@@ -205,8 +207,11 @@ def _plan_step(
     recorded: Mapping[tuple[str, int], run_pb2.StepRun],
 ) -> tuple[PlannedStep, dict[str, Any], Any]:
     plan = step_plan(step)
-    kind = "function" if plan.query is None else "model"
-    model_key = plan.query.model_key if plan.query is not None else ""
+    kind = plan.kind
+    if plan.query is not None:
+        model_key = plan.query.model_key
+    else:
+        model_key = plan.embedding.model_key if plan.embedding is not None else ""
     before = recorded.get((task_id, index))
     base = PlannedStep(task_id, index, plan.label or f"step {index + 1}", kind, RUN, "", model_key)
     unknown_outputs = dict.fromkeys(plan.outputs.names or (dataflow.RESPONSE,), _UNKNOWN)
@@ -215,7 +220,7 @@ def _plan_step(
     if waiting:
         reason = f"reads {', '.join(repr(n) for n in waiting)}, which a step before it recomputes"
         return _run(base, reason, before, replay), unknown_outputs, _UNKNOWN
-    record = run_pb2.StepRun()
+    record = run_pb2.StepRun(step_type=step.step_type)  # `_why_changed` reads it
     try:
         prepare_request(step, plan, local, record, context)
     except Exception as error:  # the replay will fail here too; say so
@@ -245,7 +250,7 @@ def _run(
     """``base`` planned to run, with the recorded usage of the same step as its estimate."""
     unknown = before is None or (
         # A model step's usage stayed with the run it was reused from, or with the cache.
-        base.step_type == "model"
+        base.step_type in _CALLS
         and (
             (bool(before.reused_from_run_id) and before.reused_from_run_id != replay.run_id)
             or before.cache_hit
@@ -275,16 +280,22 @@ def _why_changed(record: run_pb2.StepRun, before: run_pb2.StepRun | None) -> str
         if record.function_name != before.function_name:
             return "function changed"
         return "function request changed"
-    changed = [
-        label
-        for label, now, then in (
+    parameters = struct_to_dict(record.parameters), struct_to_dict(before.parameters)
+    compared: tuple[tuple[str, Any, Any], ...]
+    if record.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        compared = (
+            ("model", record.model_key, before.model_key),
+            ("input", record.embedding_input, before.embedding_input),
+            ("dimensions", *parameters),
+        )
+    else:
+        compared = (
             ("model", record.model_key, before.model_key),
             ("system prompt", record.system_prompt, before.system_prompt),
             ("user prompt", record.user_prompt, before.user_prompt),
-            ("parameters", struct_to_dict(record.parameters), struct_to_dict(before.parameters)),
+            ("parameters", *parameters),
         )
-        if now != then
-    ]
+    changed = [label for label, now, then in compared if now != then]
     return f"{' and '.join(changed) or 'request'} changed"
 
 

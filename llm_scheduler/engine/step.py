@@ -14,15 +14,17 @@ from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import (
     call_fingerprint,
+    embedding_fingerprint,
+    embedding_request_key,
     query_fingerprint,
     request_key,
     step_digests,
 )
-from llm_scheduler.engine.plans import QueryPlan, StepPlan, step_plan
+from llm_scheduler.engine.plans import EmbeddingPlan, QueryPlan, StepPlan, step_plan
 from llm_scheduler.engine.replay import Reuse
 from llm_scheduler.engine.values import apply_outputs, render_request
-from llm_scheduler.errors import ProviderError
-from llm_scheduler.models.base import ModelRequest, Usage
+from llm_scheduler.errors import ProviderError, RunError
+from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, Usage
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["StepResult", "prepare_request", "run_step"]
@@ -35,7 +37,8 @@ class StepResult:
     Attributes:
         record: The step's run record (status SUCCEEDED or FAILED).
         outputs: The step's outputs (empty when it failed).
-        response: The response: the text of a model query, the value a function returned.
+        response: The response: the text of a model query, the value a function returned,
+            the vector (a list of numbers) of an embedding.
     """
 
     record: run_pb2.StepRun
@@ -107,12 +110,14 @@ async def run_step(
                 outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
             emit(EventKind.STEP_REUSED, f"from run {record.reused_from_run_id}")
         else:
-            if plan.query is None:
-                response = await _call_function(step, request, record, context)
-            else:
+            if plan.query is not None:
                 response = await _query_model(step, request, record, context)
-                if record.cache_hit:
-                    emit(EventKind.CACHE_HIT)
+            elif plan.embedding is not None:
+                response = await _embed(step, request, record, context)
+            else:
+                response = await _call_function(step, request, record, context)
+            if record.cache_hit:
+                emit(EventKind.CACHE_HIT)
             outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
         fill_struct(record.outputs, outputs)
         record.response_digest, record.outputs_digest = step_digests(response, outputs)
@@ -152,12 +157,20 @@ def prepare_request(
     Nothing is called: this is what decides whether a replay reuses a recorded step.
 
     Returns:
-        The `ModelRequest` of a model step, or the rendered request of a function step.
+        The `ModelRequest` of a model step, the `EmbeddingRequest` of an embedding step, or the
+        rendered request of a function step.
 
     Raises:
         InterpolationError: A template names a missing variable or field.
+        RunError: An embedding's input renders to an empty text.
         UserError: The model key cannot be resolved.
     """
+    if plan.embedding is not None:
+        embedding_request = _prepare_embedding(plan.embedding, scope, record, context)
+        record.fingerprint = embedding_fingerprint(
+            record.model_key, record.provider, embedding_request
+        )
+        return embedding_request
     if plan.query is None:
         request = _prepare_function(step, plan, scope, record)
         record.fingerprint = call_fingerprint(record.function_name, request)
@@ -175,14 +188,12 @@ def prepare_request(
 def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:
     """Fills a step's record from a recorded step instead of calling anything."""
     recorded = reuse.record
-    record.response_text = (
-        recorded.response_text
-        if record.step_type != config_pb2.STEP_TYPE_FUNCTION_CALL
-        else format_value(reuse.response)
-    )
     if record.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
+        record.response_text = format_value(reuse.response)
         record.function_response.CopyFrom(recorded.function_response)
     else:
+        record.response_text = recorded.response_text
+        record.embedding[:] = recorded.embedding
         record.provider_model = recorded.provider_model or record.provider_model
     assert context.replay is not None
     record.reused_from_run_id = recorded.reused_from_run_id or context.replay.run_id
@@ -210,6 +221,31 @@ def _prepare_query(
         user_prompt=record.user_prompt,
         parameters=dict(query.parameters),
         response_format=query.response_format,
+        timeout_seconds=spec.timeout_seconds,
+    )
+
+
+def _prepare_embedding(
+    embedding: EmbeddingPlan,
+    scope: Mapping[str, Any],
+    record: run_pb2.StepRun,
+    context: RunContext,
+) -> EmbeddingRequest:
+    record.model_key = embedding.model_key
+    spec = context.models.resolve(embedding.model_key)
+    record.provider = spec.provider
+    record.provider_model = spec.model
+    record.parameters.CopyFrom(embedding.parameters_struct)
+    record.embedding_input = embedding.input.render(scope)
+    if not record.embedding_input.strip():
+        # Every embeddings API refuses an empty text; say why before calling any.
+        raise RunError(
+            "the embedding input renders to an empty text; the variables it reads are empty"
+        )
+    return EmbeddingRequest(
+        model=spec.model,
+        input=record.embedding_input,
+        dimensions=embedding.dimensions,
         timeout_seconds=spec.timeout_seconds,
     )
 
@@ -253,6 +289,39 @@ async def _query_model(
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
         await asyncio.to_thread(context.cache.store, key, response)
     return response.text
+
+
+async def _embed(
+    step: config_pb2.StepConfig,
+    request: EmbeddingRequest,
+    record: run_pb2.StepRun,
+    context: RunContext,
+) -> list[float]:
+    policy = context.cache_policy(step)
+    key = (
+        embedding_request_key(record.provider, request)
+        if policy != config_pb2.CACHE_POLICY_OFF
+        else ""
+    )
+    if policy == config_pb2.CACHE_POLICY_USE and context.cache is not None:
+        cached = await asyncio.to_thread(context.cache.lookup_embedding, key)
+        if cached is not None:
+            record.cache_hit = True
+            record.embedding[:] = cached.vector
+            record.provider_model = cached.model or record.provider_model
+            record.usage.CopyFrom(records.usage_of(cached.usage))
+            record.attempts = 0  # no provider call, so no cost
+            return list(cached.vector)
+    call = await context.models.embed(record.model_key, request)
+    response = call.response
+    record.provider_model = response.model or record.provider_model
+    record.embedding[:] = response.vector
+    record.usage.CopyFrom(records.usage_of(response.usage))
+    record.cost_usd = call.cost_usd
+    record.attempts = call.attempts
+    if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
+        await asyncio.to_thread(context.cache.store_embedding, key, response)
+    return list(response.vector)
 
 
 async def _call_function(

@@ -50,8 +50,9 @@ class Edit:
     Attributes:
         kind: What is changed.
         value: The new value: the response (text for a model step, any JSON value for a
-            function step), an outputs or inputs object (merged over the recorded one), or for
-            a prompt ``{"user_prompt": ..., "system_prompt": ...}`` (either or both).
+            function step, a list of numbers for an embedding step), an outputs or inputs
+            object (merged over the recorded one), or for a prompt
+            ``{"user_prompt": ..., "system_prompt": ...}`` (either or both).
         task_id: The task, for every kind but ``job_inputs``.
         step_index: The step's position in its task, for the step kinds.
     """
@@ -136,6 +137,8 @@ def _apply(run: run_pb2.JobRun, edit: Edit) -> None:
         fill_struct(step.outputs, {**struct_to_dict(step.outputs), **_object(edit)})
     elif step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
         step.function_response.CopyFrom(to_value(edit.value))
+    elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+        step.embedding[:] = _vector(edit)
     elif isinstance(edit.value, str):
         step.response_text = edit.value
     else:
@@ -159,6 +162,8 @@ def _edit_prompt(run: run_pb2.JobRun, edit: Edit) -> None:
         step = task.steps[edit.step_index]
         if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
             raise UserError(f"{edit.describe()}: a function step has no prompt")
+        if step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+            raise UserError(f"{edit.describe()}: an embedding step has no prompt")
         for key, text in value.items():
             setattr(step.model_query_config, key, text)
 
@@ -178,6 +183,17 @@ def _step_run(task_run: run_pb2.TaskRun, edit: Edit) -> run_pb2.StepRun:
         f"{edit.describe()}: the run has no succeeded step {edit.step_index} in that task "
         "(only recorded results can be edited)"
     )
+
+
+def _vector(edit: Edit) -> list[float]:
+    value = edit.value
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+    ):
+        raise UserError(f"{edit.describe()}: an embedding step's response is a list of numbers")
+    return [float(x) for x in value]
 
 
 def _object(edit: Edit) -> dict[str, Any]:

@@ -41,7 +41,7 @@ __all__ = [
     "with_fields",
 ]
 
-# A field over this much JSON goes out of line. With seven such fields a step document stays
+# A field over this much JSON goes out of line. With nine such fields a step document stays
 # far below Firestore's 1 MiB, whatever the prompts and responses hold.
 BLOB_THRESHOLD_BYTES = 64 * 1024
 # The most JSON text one blob document or chunk holds, leaving room under MAX_DOCUMENT_BYTES.
@@ -50,10 +50,11 @@ CHUNK_BYTES = MAX_DOCUMENT_BYTES * 9 // 10
 BLOBS_FIELD = "$blobs"
 
 # StepRun fields that may go out of line. In the step document a text field becomes "" and a
-# `Struct` {}; a `Value` field is removed, because its only empty JSON form, null, is a value.
-_TEXT_FIELDS = ("system_prompt", "user_prompt", "response_text")
+# `Struct` {}; a `Value` field is removed, because its only empty JSON form, null, is a value,
+# and so is a repeated field (the embedding's numbers).
+_TEXT_FIELDS = ("system_prompt", "user_prompt", "response_text", "embedding_input")
 _STRUCT_FIELDS = ("inputs", "outputs")
-_VALUE_FIELDS = ("function_request", "function_response")
+_VALUE_FIELDS = ("function_request", "function_response", "embedding")
 
 
 def blob_path(sha: str) -> str:

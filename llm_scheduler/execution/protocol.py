@@ -39,9 +39,10 @@ from typing import Any
 
 from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
-from llm_scheduler.config.structs import struct_to_dict, value_to_python
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
+from llm_scheduler.engine.replay import recorded_response
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
@@ -279,7 +280,7 @@ async def _run_claimed(
         record = docs.record_from_doc(inlined, run_pb2.StepRun)
         records.append(record)
         scope.update(struct_to_dict(record.outputs))
-        response = _response_of(record)
+        response = recorded_response(record)
     steps_run = 0
     last_step: tuple[str, run_pb2.StepRun] | None = None
     for index in range(len(records), len(task.steps)):
@@ -315,7 +316,7 @@ async def _run_claimed(
             last_step = (step_path, result.record)
             records.append(result.record)
             scope.update(struct_to_dict(result.record.outputs))
-            response = _response_of(result.record)
+            response = recorded_response(result.record)
             break
         try:
             created = await store.call(
@@ -335,7 +336,7 @@ async def _run_claimed(
             record = result.record
         records.append(record)
         scope.update(struct_to_dict(record.outputs))
-        response = _response_of(record)
+        response = recorded_response(record)
     final: tuple[str, Doc] | None = None
     if last_step is not None:
         try:
@@ -474,12 +475,6 @@ def _failure(step_id: str, index: int, error: Exception, prefix: str = "") -> ru
     failure.error.type = type(error).__name__
     failure.error.message = _shorten(f"{prefix}{error}")
     return failure
-
-
-def _response_of(record: run_pb2.StepRun) -> Any:
-    if record.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
-        return value_to_python(record.function_response)
-    return record.response_text
 
 
 def _claim(

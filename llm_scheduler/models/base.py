@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 from llm_scheduler.errors import ProviderError
 
 __all__ = [
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "ModelAdapter",
     "ModelRequest",
     "ModelResponse",
@@ -101,11 +103,44 @@ class ModelResponse:
     finish_reason: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class EmbeddingRequest:
+    """One text to embed, provider-neutral.
+
+    Attributes:
+        model: The provider's model name (``text-embedding-3-small``), resolved from the key.
+        input: The rendered text.
+        dimensions: The vector length to ask for; 0 for the model's own.
+        timeout_seconds: The deadline of one attempt, as for `ModelRequest`.
+    """
+
+    model: str
+    input: str
+    dimensions: int = 0
+    timeout_seconds: float = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingResponse:
+    """An embedding model's answer.
+
+    Attributes:
+        vector: The embedding.
+        usage: Token counts (input tokens only: embeddings produce none).
+        model: The model name the provider reported (may differ from the requested alias).
+    """
+
+    vector: tuple[float, ...]
+    usage: Usage = Usage()
+    model: str = ""
+
+
 class ModelAdapter(abc.ABC):
     """Talks to one provider. Adapters translate to and from the provider's SDK and nothing else.
 
-    An adapter makes exactly one request per `generate` call: retries, the deadline of each
-    attempt, concurrency limits and pricing are the caller's (see `llm_scheduler.models.client`).
+    An adapter makes exactly one request per `generate` (or `embed`) call: retries, the
+    deadline of each attempt, concurrency limits and pricing are the caller's (see
+    `llm_scheduler.models.client`).
     Provider failures are raised as `llm_scheduler.errors.ProviderError` (built with
     `provider_error`) with ``retryable`` set for 429, 5xx, timeouts, connection errors and
     malformed replies, and ``retry_after`` from the Retry-After header when the provider sent
@@ -118,12 +153,14 @@ class ModelAdapter(abc.ABC):
         supported_parameters: The neutral parameter names this provider accepts.
         in_process: The adapter answers without any I/O (the offline model), so an attempt
             needs no deadline.
+        embeds: The provider has an embeddings API (`embed` is implemented).
     """
 
     provider: ClassVar[str]
     default_api_key_env: ClassVar[str] = ""
     supported_parameters: ClassVar[frozenset[str]] = frozenset()
     in_process: ClassVar[bool] = False
+    embeds: ClassVar[bool] = False
 
     def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
         """Creates an adapter.
@@ -139,6 +176,15 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Sends one request and returns the response."""
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Sends one embedding request and returns the vector.
+
+        Raises:
+            ProviderError: Not retryable, for a provider without an embeddings API (validation
+                refuses such keys in embedding steps before anything runs).
+        """
+        raise self.provider_error("this provider has no embeddings API", False, model=request.model)
 
     def provider_error(
         self,
@@ -179,7 +225,7 @@ class ModelAdapter(abc.ABC):
         return self.provider_error(f"malformed response: {detail}", True, model=model)
 
     def unexpected_error(self, error: Exception, *, model: str) -> ProviderError:
-        """Translates an exception that `generate` let through; the caller applies it to each.
+        """Translates an exception that `generate` or `embed` let through (the caller does).
 
         The SDKs decode a successful reply's body without wrapping the error, so invalid JSON
         arrives as `json.JSONDecodeError`; stray timeouts and socket errors are transient too.

@@ -6,15 +6,31 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 from llm_scheduler.errors import MissingApiKey, MissingApiKeyError, ProviderError
-from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
+from llm_scheduler.models.base import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+)
 from llm_scheduler.models.providers import adapter_class, ensure_sdk
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy, call_with_retries
 
-__all__ = ["OFFLINE_ENV", "ModelCall", "ModelClient", "RetryEvent", "offline_from_env"]
+__all__ = [
+    "OFFLINE_ENV",
+    "EmbeddingCall",
+    "ModelCall",
+    "ModelClient",
+    "RetryEvent",
+    "offline_from_env",
+]
+
+R = TypeVar("R")
 
 OFFLINE_ENV = "LLM_SCHEDULER_OFFLINE"
 
@@ -61,6 +77,27 @@ class ModelCall:
     spec: ModelSpec
     request: ModelRequest
     response: ModelResponse
+    attempts: int
+    latency_seconds: float
+    cost_usd: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingCall:
+    """A completed embedding request.
+
+    Attributes:
+        spec: The registry entry the key resolved to (provider ``offline`` in offline mode).
+        request: The request sent.
+        response: The response received.
+        attempts: Requests made, retries included.
+        latency_seconds: Wall time from the first attempt to the response, waits included.
+        cost_usd: The input tokens' price from the registry's price table.
+    """
+
+    spec: ModelSpec
+    request: EmbeddingRequest
+    response: EmbeddingResponse
     attempts: int
     latency_seconds: float
     cost_usd: float
@@ -148,16 +185,10 @@ class ModelClient:
                 request, model=spec.model, timeout_seconds=spec.timeout_seconds
             )
         adapter = self._adapter(spec)
-        limit = self._limits.get(spec.key)
-        if limit is None:
-            limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
         started = time.perf_counter()
-        try:
-            # The first attempt directly: most requests need no other.
-            response = await self._attempt(adapter, limit, request)
-            attempts = 1
-        except ProviderError as error:
-            response, attempts = await self._retry(model_key, spec, adapter, limit, request, error)
+        response, attempts = await self._send(
+            model_key, spec, adapter, lambda: adapter.generate(request), request.model
+        )
         usage = response.usage
         return ModelCall(
             spec=spec,
@@ -168,64 +199,106 @@ class ModelClient:
             cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
         )
 
-    async def _retry(
+    async def embed(self, model_key: str, request: EmbeddingRequest) -> EmbeddingCall:
+        """Embeds a text with the model behind ``model_key`` (``request.model`` is replaced).
+
+        Retries, deadlines, the entry's concurrency limit and pricing are those of `generate`.
+
+        Raises:
+            MissingApiKeyError: The entry needs an API key that is not set.
+            ProviderError: The request failed for good (also: the provider has no embeddings
+                API); ``attempts`` says how often it was tried.
+        """
+        spec = self.resolve(model_key)
+        if request.model != spec.model or request.timeout_seconds != spec.timeout_seconds:
+            request = dataclasses.replace(
+                request, model=spec.model, timeout_seconds=spec.timeout_seconds
+            )
+        adapter = self._adapter(spec)
+        started = time.perf_counter()
+        response, attempts = await self._send(
+            model_key, spec, adapter, lambda: adapter.embed(request), request.model
+        )
+        return EmbeddingCall(
+            spec=spec,
+            request=request,
+            response=response,
+            attempts=attempts,
+            latency_seconds=time.perf_counter() - started,
+            cost_usd=spec.cost(response.usage.input_tokens, 0, 0),
+        )
+
+    async def _send(
         self,
         model_key: str,
         spec: ModelSpec,
         adapter: ModelAdapter,
-        limit: asyncio.Semaphore,
-        request: ModelRequest,
-        first_error: ProviderError,
-    ) -> tuple[ModelResponse, int]:
-        """Retries a request whose first attempt failed, as the policy allows."""
-        policy = self._retry_policy or self._policies.get(spec.max_attempts)
-        if policy is None:
-            policy = self._policies.setdefault(
-                spec.max_attempts, RetryPolicy(max_attempts=spec.max_attempts)
+        call: Callable[[], Awaitable[R]],
+        model: str,
+    ) -> tuple[R, int]:
+        """Makes a request under the entry's limit, with retries; returns it and the attempts."""
+        limit = self._limits.get(spec.key)
+        if limit is None:
+            limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
+        timeout = spec.timeout_seconds
+        try:
+            # The first attempt directly: most requests need no other.
+            return await self._attempt(adapter, limit, call, model, timeout), 1
+        except ProviderError as first_error:
+            policy = self._retry_policy or self._policies.get(spec.max_attempts)
+            if policy is None:
+                policy = self._policies.setdefault(
+                    spec.max_attempts, RetryPolicy(max_attempts=spec.max_attempts)
+                )
+
+            async def attempt() -> R:
+                return await self._attempt(adapter, limit, call, model, timeout)
+
+            def on_retry(retry: int, error: ProviderError, delay: float) -> None:
+                if self._on_retry is not None:
+                    self._on_retry(RetryEvent(model_key, retry, error, delay))
+
+            return await call_with_retries(
+                attempt, policy, on_retry=on_retry, first_error=first_error
             )
-
-        async def attempt() -> ModelResponse:
-            return await self._attempt(adapter, limit, request)
-
-        def on_retry(retry: int, error: ProviderError, delay: float) -> None:
-            if self._on_retry is not None:
-                self._on_retry(RetryEvent(model_key, retry, error, delay))
-
-        return await call_with_retries(attempt, policy, on_retry=on_retry, first_error=first_error)
 
     @staticmethod
     async def _attempt(
-        adapter: ModelAdapter, limit: asyncio.Semaphore, request: ModelRequest
-    ) -> ModelResponse:
+        adapter: ModelAdapter,
+        limit: asyncio.Semaphore,
+        call: Callable[[], Awaitable[R]],
+        model: str,
+        timeout: float,
+    ) -> R:
         """Makes one request under the entry's concurrency limit; every failure a ProviderError.
 
-        ``request.timeout_seconds`` is a deadline for the whole attempt (connect, send, the full
-        reply), not counting the wait for the limit. SDKs apply their timeouts per read, so a
-        reply trickling in would otherwise never time out.
+        ``timeout`` is a deadline for the whole attempt (connect, send, the full reply), not
+        counting the wait for the limit. SDKs apply their timeouts per read, so a reply
+        trickling in would otherwise never time out.
         """
         async with limit:
             if adapter.in_process:
                 # Nothing to wait for: no deadline (a timer per step cost ~7 µs).
                 try:
-                    return await adapter.generate(request)
+                    return await call()
                 except ProviderError:
                     raise
                 except Exception as error:
-                    raise adapter.unexpected_error(error, model=request.model) from error
-            deadline = asyncio.timeout(request.timeout_seconds)
+                    raise adapter.unexpected_error(error, model=model) from error
+            deadline = asyncio.timeout(timeout)
             try:
                 async with deadline:
-                    return await adapter.generate(request)
+                    return await call()
             except ProviderError:
                 raise
             except TimeoutError as error:
                 if not deadline.expired():
-                    raise adapter.unexpected_error(error, model=request.model) from error
-                raise adapter.timeout_error(request.timeout_seconds, model=request.model) from error
+                    raise adapter.unexpected_error(error, model=model) from error
+                raise adapter.timeout_error(timeout, model=model) from error
             except Exception as error:
                 # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
                 # retried when transient, and masked like any provider failure.
-                raise adapter.unexpected_error(error, model=request.model) from error
+                raise adapter.unexpected_error(error, model=model) from error
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from llm_scheduler.errors import MissingDependencyError, ProviderError
-from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
+from llm_scheduler.models.base import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+    Usage,
+)
 from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
 if TYPE_CHECKING:
     from google.genai import types
 
 __all__ = ["GeminiAdapter"]
+
+T = TypeVar("T")
 
 # Neutral names that differ from GenerateContentConfig's; the others keep their name.
 _RENAMED = {"max_tokens": "max_output_tokens", "stop": "stop_sequences"}
@@ -23,15 +32,20 @@ _SAME_NAME = frozenset(
 
 
 class GeminiAdapter(ModelAdapter):
-    """Calls ``models.generate_content`` with the official ``google-genai`` SDK.
+    """Calls ``models.generate_content`` and ``models.embed_content`` with ``google-genai``.
 
     Parameters the adapter does not know are merged verbatim into the request's
     ``generationConfig`` (through ``HttpOptions.extra_body``), so they must use a name the REST
     API accepts there (``candidateCount`` or ``candidate_count``).
+
+    The SDK sends an embedding to the Developer API's ``:batchEmbedContents`` (one request of
+    one text). Its reply carries token counts in ``usageMetadata`` only when the API sends them;
+    without them the step records 0 tokens (and so no cost).
     """
 
     provider: ClassVar[str] = "google"
     default_api_key_env: ClassVar[str] = "GEMINI_API_KEY"
+    embeds: ClassVar[bool] = True
     supported_parameters: ClassVar[frozenset[str]] = _SAME_NAME | frozenset(_RENAMED)
 
     def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
@@ -76,8 +90,7 @@ class GeminiAdapter(ModelAdapter):
             ProviderError: When the request fails or the prompt was blocked; ``retryable`` for
                 408, 409, 429, 5xx, timeouts, connection errors and malformed replies.
         """
-        import httpx2
-        from google.genai import errors, types
+        from google.genai import types
 
         config, extra = _config_fields(request)
         config["http_options"] = types.HttpOptions(
@@ -89,38 +102,79 @@ class GeminiAdapter(ModelAdapter):
         # logs "AFC is enabled with max remote calls: 10." for every request.
         config["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         contents = [types.Content(role="user", parts=[types.Part(text=request.user_prompt)])]
-        try:
-            response = await self._client.aio.models.generate_content(
+        response = await self._call(
+            lambda: self._client.aio.models.generate_content(
                 model=request.model,
                 contents=contents,
                 config=types.GenerateContentConfig(**config),
-            )
-        except errors.APIError as exc:
-            headers = getattr(exc.response, "headers", None)
-            raise self.provider_error(
-                f"HTTP {exc.code}: {exc.message or exc.status}",
-                is_retryable_status(exc.code),
-                model=request.model,
-                status=exc.code,
-                retry_after=retry_after_seconds(headers) if isinstance(headers, Mapping) else None,
-            ) from exc
-        except (httpx2.TimeoutException, TimeoutError) as exc:
-            raise self.timeout_error(request.timeout_seconds, model=request.model) from exc
-        except Exception as exc:
-            # The SDK lets its HTTP library's errors through: httpx2 by default, httpx or
-            # aiohttp when configured so. Those are connection failures; anything else (such
-            # as a body that is not JSON) is translated by the caller (`unexpected_error`).
-            if not _is_transport_error(exc, httpx2.TransportError):
-                raise
-            raise self.provider_error(
-                f"connection failed: {exc!r}", True, model=request.model
-            ) from exc
+            ),
+            request.model,
+            request.timeout_seconds,
+        )
         try:
             return self._to_response(response, request.model)
         except ProviderError:
             raise
         except Exception as exc:
             raise self.malformed_response_error(exc, model=request.model) from exc
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Sends one embedding request (``output_dimensionality`` when ``dimensions`` is set).
+
+        Args:
+            request: The provider-neutral request.
+
+        Returns:
+            The vector, the prompt token count when the reply has one, and the model.
+
+        Raises:
+            ProviderError: As for `generate`.
+        """
+        from google.genai import types
+
+        config = types.EmbedContentConfig(
+            output_dimensionality=request.dimensions or None,
+            http_options=types.HttpOptions(
+                timeout=max(1, math.ceil(request.timeout_seconds * 1000))
+            ),
+        )
+        reply = await self._call(
+            lambda: self._client.aio.models.embed_content(
+                model=request.model, contents=request.input, config=config
+            ),
+            request.model,
+            request.timeout_seconds,
+        )
+        try:
+            return _to_embedding(reply, request.model)
+        except Exception as exc:
+            raise self.malformed_response_error(exc, model=request.model) from exc
+
+    async def _call(self, send: Callable[[], Awaitable[T]], model: str, timeout: float) -> T:
+        """Awaits one SDK request, translating the SDK's errors to `ProviderError`."""
+        import httpx2
+        from google.genai import errors
+
+        try:
+            return await send()
+        except errors.APIError as exc:
+            headers = getattr(exc.response, "headers", None)
+            raise self.provider_error(
+                f"HTTP {exc.code}: {exc.message or exc.status}",
+                is_retryable_status(exc.code),
+                model=model,
+                status=exc.code,
+                retry_after=retry_after_seconds(headers) if isinstance(headers, Mapping) else None,
+            ) from exc
+        except (httpx2.TimeoutException, TimeoutError) as exc:
+            raise self.timeout_error(timeout, model=model) from exc
+        except Exception as exc:
+            # The SDK lets its HTTP library's errors through: httpx2 by default, httpx or
+            # aiohttp when configured so. Those are connection failures; anything else (such
+            # as a body that is not JSON) is translated by the caller (`unexpected_error`).
+            if not _is_transport_error(exc, httpx2.TransportError):
+                raise
+            raise self.provider_error(f"connection failed: {exc!r}", True, model=model) from exc
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections (the async pool and the unused sync one)."""
@@ -158,6 +212,22 @@ class GeminiAdapter(ModelAdapter):
             model=response.model_version or requested,
             finish_reason=finish.value if finish is not None else "",
         )
+
+
+def _to_embedding(reply: types.EmbedContentResponse, requested: str) -> EmbeddingResponse:
+    if not reply.embeddings:
+        raise ValueError("the response has no embeddings")
+    values = reply.embeddings[0].values
+    if not values:
+        raise ValueError("the embedding is empty")
+    metadata = reply.usage_metadata
+    tokens = (metadata.prompt_token_count or 0) if metadata is not None else 0
+    # The reply names no model: the requested one is what answered.
+    return EmbeddingResponse(
+        vector=tuple(float(value) for value in values),
+        usage=Usage(input_tokens=tokens),
+        model=requested,
+    )
 
 
 def _config_fields(request: ModelRequest) -> tuple[dict[str, Any], dict[str, Any]]:

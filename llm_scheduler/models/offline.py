@@ -2,20 +2,33 @@
 
 Every output says it is offline, so an offline answer can never pass for a real one. It is used
 for ``offline:`` model keys and, with ``--offline`` or ``LLM_SCHEDULER_OFFLINE=1``, for every key.
+Its embeddings are unit vectors derived from a hash of the model and the text: the same text
+always gets the same vector, but similar texts do not get similar vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, Usage
+from llm_scheduler.models.base import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+    Usage,
+)
 
-__all__ = ["OfflineAdapter"]
+__all__ = ["OFFLINE_EMBEDDING_DIMENSIONS", "OfflineAdapter", "offline_vector"]
 
 _ECHO_LIMIT = 200
+# The length of an offline embedding when the step asks for none.
+OFFLINE_EMBEDDING_DIMENSIONS = 8
 
 
 class OfflineAdapter(ModelAdapter):
@@ -23,6 +36,7 @@ class OfflineAdapter(ModelAdapter):
 
     provider: ClassVar[str] = "offline"
     in_process: ClassVar[bool] = True
+    embeds: ClassVar[bool] = True
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
         {"temperature", "top_p", "top_k", "max_tokens", "stop", "seed"}
         | {"presence_penalty", "frequency_penalty"}
@@ -55,6 +69,34 @@ class OfflineAdapter(ModelAdapter):
             output_tokens=_count_tokens(text),
         )
         return ModelResponse(text=text, usage=usage, model=request.model, finish_reason="stop")
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Returns `offline_vector` of the text (``dimensions`` long, 8 by default)."""
+        dimensions = request.dimensions or OFFLINE_EMBEDDING_DIMENSIONS
+        return EmbeddingResponse(
+            vector=offline_vector(request.model, request.input, dimensions),
+            usage=Usage(input_tokens=_count_tokens(request.input)),
+            model=request.model,
+        )
+
+
+def offline_vector(model: str, text: str, dimensions: int) -> tuple[float, ...]:
+    """A deterministic unit vector for a model and a text: SHA-256 in counter mode.
+
+    Each component comes from 8 bytes of ``sha256(model, text, block)``, mapped to [-1, 1];
+    the vector is then scaled to length 1, as real embedding models' vectors are.
+    """
+    seed = f"{model}\n{text}\n".encode()
+    components: list[float] = []
+    block = 0
+    while len(components) < dimensions:
+        digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
+        for (number,) in struct.iter_unpack(">Q", digest):
+            components.append(number / 2**63 - 1.0)
+        block += 1
+    del components[dimensions:]
+    norm = math.sqrt(math.fsum(value * value for value in components))
+    return tuple(value / norm for value in components)
 
 
 def _count_tokens(text: str) -> int:

@@ -1,12 +1,14 @@
-"""OpenAI Chat Completions behind the `ModelAdapter` interface."""
+"""OpenAI Chat Completions and Embeddings behind the `ModelAdapter` interface."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from llm_scheduler.errors import MissingDependencyError
 from llm_scheduler.models.base import (
+    EmbeddingRequest,
+    EmbeddingResponse,
     ModelAdapter,
     ModelRequest,
     ModelResponse,
@@ -16,24 +18,30 @@ from llm_scheduler.models.base import (
 from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
 
 if TYPE_CHECKING:
+    from openai.types import CreateEmbeddingResponse
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
     from openai.types.chat.completion_create_params import ResponseFormat
 
 __all__ = ["OpenAIAdapter"]
+
+T = TypeVar("T")
 
 # Neutral parameters that keep their name on the wire; the rest go through `extra_body`.
 _SAME_NAME = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "stop")
 
 
 class OpenAIAdapter(ModelAdapter):
-    """Calls ``chat.completions.create`` with the official ``openai`` SDK.
+    """Calls ``chat.completions.create`` and ``embeddings.create`` with the official SDK.
 
     ``max_tokens`` is sent as ``max_completion_tokens``, the only limit reasoning models accept.
-    Parameters the adapter does not know are sent verbatim in the request body.
+    Parameters the adapter does not know are sent verbatim in the request body. Embeddings are
+    asked for as floats (``encoding_format="float"``), which every OpenAI-compatible server
+    speaks; the SDK's default, base64, is not universal.
     """
 
     provider: ClassVar[str] = "openai"
     default_api_key_env: ClassVar[str] = "OPENAI_API_KEY"
+    embeds: ClassVar[bool] = True
     supported_parameters: ClassVar[frozenset[str]] = frozenset(
         {
             "temperature",
@@ -78,8 +86,6 @@ class OpenAIAdapter(ModelAdapter):
             ProviderError: When the request fails; ``retryable`` for 408, 409, 429, 5xx,
                 timeouts, connection errors and malformed replies.
         """
-        import openai
-
         messages: list[ChatCompletionMessageParam] = []
         if request.system_prompt:
             messages.append({"role": "system", "content": request.system_prompt})
@@ -88,35 +94,73 @@ class OpenAIAdapter(ModelAdapter):
         response_format = _response_format(request.response_format)
         if response_format is not None:
             kwargs["response_format"] = response_format
-        try:
-            completion = await self._client.chat.completions.create(
+        completion = await self._call(
+            lambda: self._client.chat.completions.create(
                 model=request.model,
                 messages=messages,
                 extra_body=extra_body or None,
                 timeout=request.timeout_seconds,
                 **kwargs,
-            )
+            ),
+            request.model,
+            request.timeout_seconds,
+        )
+        try:
+            return _to_response(completion, request.model)
+        except Exception as exc:  # the SDK does not validate replies: fields may be missing
+            raise self.malformed_response_error(exc, model=request.model) from exc
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Sends one embeddings request.
+
+        Args:
+            request: The provider-neutral request; ``dimensions`` is sent when not 0.
+
+        Returns:
+            The vector, the prompt token count and the reported model.
+
+        Raises:
+            ProviderError: As for `generate`.
+        """
+        import openai
+
+        reply = await self._call(
+            lambda: self._client.embeddings.create(
+                model=request.model,
+                input=request.input,
+                encoding_format="float",
+                dimensions=request.dimensions or openai.omit,
+                timeout=request.timeout_seconds,
+            ),
+            request.model,
+            request.timeout_seconds,
+        )
+        try:
+            return _to_embedding(reply, request.model)
+        except Exception as exc:
+            raise self.malformed_response_error(exc, model=request.model) from exc
+
+    async def _call(self, send: Callable[[], Awaitable[T]], model: str, timeout: float) -> T:
+        """Awaits one SDK request, translating the SDK's errors to `ProviderError`."""
+        import openai
+
+        try:
+            return await send()
         except openai.APITimeoutError as exc:
-            raise self.timeout_error(request.timeout_seconds, model=request.model) from exc
+            raise self.timeout_error(timeout, model=model) from exc
         except openai.APIConnectionError as exc:
-            raise self.provider_error(
-                f"connection failed: {exc}", True, model=request.model
-            ) from exc
+            raise self.provider_error(f"connection failed: {exc}", True, model=model) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
             raise self.provider_error(
                 f"HTTP {status}: {_error_message(exc.body) or exc.message}",
                 is_retryable_status(status),
-                model=request.model,
+                model=model,
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
             ) from exc
         except openai.OpenAIError as exc:
-            raise self.provider_error(str(exc), False, model=request.model) from exc
-        try:
-            return _to_response(completion, request.model)
-        except Exception as exc:  # the SDK does not validate replies: fields may be missing
-            raise self.malformed_response_error(exc, model=request.model) from exc
+            raise self.provider_error(str(exc), False, model=model) from exc
 
     async def aclose(self) -> None:
         """Closes the SDK's HTTP connections."""
@@ -172,6 +216,20 @@ def _to_response(completion: ChatCompletion, requested: str) -> ModelResponse:
         ),
         model=completion.model or requested,
         finish_reason=choice.finish_reason or "",
+    )
+
+
+def _to_embedding(reply: CreateEmbeddingResponse, requested: str) -> EmbeddingResponse:
+    if not reply.data:
+        raise ValueError("the response has no embeddings")
+    vector = tuple(float(value) for value in reply.data[0].embedding)
+    if not vector:
+        raise ValueError("the embedding is empty")
+    usage = reply.usage
+    return EmbeddingResponse(
+        vector=vector,
+        usage=Usage(input_tokens=usage.prompt_tokens if usage else 0),
+        model=reply.model or requested,
     )
 
 

@@ -9,15 +9,20 @@ from collections.abc import Iterable
 
 from llm_scheduler.config import formats
 from llm_scheduler.errors import ConfigError, ConfigProblem
+from llm_scheduler.models.providers import adapter_class
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "BUILTIN_MODELS",
+    "CHAT",
     "DEFAULT_API_KEY_ENV",
+    "EMBEDDING",
+    "MODEL_KINDS",
     "PROVIDERS",
     "ModelRegistry",
     "ModelSpec",
     "UnknownModelKeyError",
+    "embedding_providers",
 ]
 
 # The provider names a model key may use; "gemini" is accepted as another name for "google".
@@ -30,6 +35,11 @@ DEFAULT_API_KEY_ENV = {
     "anthropic": "ANTHROPIC_API_KEY",
     "offline": "",
 }
+
+# What a model does: chat models answer model-query steps, embedding models embedding steps.
+CHAT = "chat"
+EMBEDDING = "embedding"
+MODEL_KINDS = (CHAT, EMBEDDING)
 
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -53,6 +63,8 @@ class ModelSpec:
         max_concurrency: Requests in flight at once for this entry.
         timeout_seconds: The deadline of one attempt (connect, send, the whole reply).
         max_attempts: Attempts per request, retries included.
+        kind: ``chat`` or ``embedding``; empty for a ``provider:model`` key, which serves
+            whichever kind of step uses it.
     """
 
     key: str
@@ -67,6 +79,11 @@ class ModelSpec:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    kind: str = ""
+
+    def serves(self, kind: str) -> bool:
+        """Whether steps of ``kind`` (`CHAT` or `EMBEDDING`) may use this entry."""
+        return not self.kind or self.kind == kind
 
     @property
     def needs_api_key(self) -> bool:
@@ -84,7 +101,9 @@ class ModelSpec:
         ) / 1e6
 
 
-def _builtin(key: str, provider: str, model: str, prices: tuple[float, float, float]) -> ModelSpec:
+def _builtin(
+    key: str, provider: str, model: str, prices: tuple[float, float, float], kind: str = CHAT
+) -> ModelSpec:
     return ModelSpec(
         key=key,
         provider=provider,
@@ -93,6 +112,7 @@ def _builtin(key: str, provider: str, model: str, prices: tuple[float, float, fl
         input_price=prices[0],
         output_price=prices[1],
         cached_input_price=prices[2],
+        kind=kind,
     )
 
 
@@ -110,6 +130,11 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     _builtin("CLAUDE_HAIKU_4_5", "anthropic", "claude-haiku-4-5", (1.0, 5.0, 0.10)),
     _builtin("CLAUDE_SONNET_4_5", "anthropic", "claude-sonnet-4-5", (3.0, 15.0, 0.30)),
     _builtin("OFFLINE", "offline", "offline", (0.0, 0.0, 0.0)),
+    # Embedding models are priced per input token only.
+    _builtin("OPENAI_EMBEDDING_SMALL", "openai", "text-embedding-3-small", (0.02, 0, 0), EMBEDDING),
+    _builtin("OPENAI_EMBEDDING_LARGE", "openai", "text-embedding-3-large", (0.13, 0, 0), EMBEDDING),
+    _builtin("GEMINI_EMBEDDING", "google", "gemini-embedding-001", (0.15, 0, 0), EMBEDDING),
+    _builtin("OFFLINE_EMBEDDING", "offline", "offline-embedding", (0.0, 0.0, 0.0), EMBEDDING),
 )
 
 
@@ -143,9 +168,9 @@ class ModelRegistry:
         """Every registered entry."""
         return list(self._specs.values())
 
-    def keys(self) -> list[str]:
-        """Every registered key, sorted."""
-        return sorted(self._specs)
+    def keys(self, kind: str = "") -> list[str]:
+        """Every registered key (of ``kind``, `CHAT` or `EMBEDDING`, when given), sorted."""
+        return sorted(key for key, spec in self._specs.items() if not kind or spec.kind == kind)
 
     def resolve(self, key: str) -> ModelSpec:
         """Returns the entry for a model key.
@@ -164,14 +189,26 @@ class ModelRegistry:
             )
         raise UnknownModelKeyError(key)
 
-    def describe_unknown(self, key: str) -> str:
-        """A hint for an unknown key: the closest registered key and the accepted forms."""
-        close = difflib.get_close_matches(key.upper(), self.keys(), n=1)
+    def describe_unknown(self, key: str, kind: str = "") -> str:
+        """A hint for an unknown key: the closest registered key and the accepted forms.
+
+        Args:
+            key: The unknown key.
+            kind: `CHAT` or `EMBEDDING` to list only keys of that kind; every key by default.
+        """
+        keys = self.keys(kind)
+        close = difflib.get_close_matches(key.upper(), keys, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        providers = embedding_providers() if kind == EMBEDDING else PROVIDERS
         return (
-            f"{hint}use a registered key ({', '.join(self.keys())}), a key from a models file "
-            f"(--models_file), or provider:model with provider one of {', '.join(PROVIDERS)}"
+            f"{hint}use a registered key ({', '.join(keys)}), a key from a models file "
+            f"(--models_file), or provider:model with provider one of {', '.join(providers)}"
         )
+
+
+def embedding_providers() -> list[str]:
+    """The providers with an embeddings API, in `PROVIDERS` order."""
+    return [provider for provider in PROVIDERS if adapter_class(provider).embeds]
 
 
 def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
@@ -210,6 +247,25 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
             problems.append(
                 ConfigProblem(f"{where}.model", "missing", "name the provider's model", file)
             )
+        kind = entry.kind or CHAT
+        if kind not in MODEL_KINDS:
+            problems.append(
+                ConfigProblem(
+                    f"{where}.kind",
+                    f"unknown kind {entry.kind!r}",
+                    f"use {CHAT} (the default) or {EMBEDDING}",
+                    file,
+                )
+            )
+        elif kind == EMBEDDING and not adapter_class(provider).embeds:
+            problems.append(
+                ConfigProblem(
+                    f"{where}.kind",
+                    f"{provider} has no embeddings API",
+                    f"embedding models come from {', '.join(embedding_providers())}",
+                    file,
+                )
+            )
         for name in ("max_concurrency", "max_attempts", "timeout_seconds"):
             if getattr(entry, name) < 0:
                 problems.append(
@@ -231,6 +287,7 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 max_concurrency=entry.max_concurrency or DEFAULT_MAX_CONCURRENCY,
                 timeout_seconds=entry.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
                 max_attempts=entry.max_attempts or DEFAULT_MAX_ATTEMPTS,
+                kind=kind,
             )
         )
     if problems:

@@ -3,7 +3,9 @@
 Tests point the real provider SDKs at it (``base_url``) so adapters are exercised over real HTTP,
 with no network and no ``mock.patch``. Replies are deterministic, every request is recorded, and
 failures (429 with ``Retry-After``, 5xx, malformed 200 bodies, ...), latency and replies that
-trickle in byte by byte can be scripted.
+trickle in byte by byte can be scripted. Besides chat it answers embeddings: OpenAI's
+``/v1/embeddings`` (floats or base64) and Gemini's ``:embedContent`` and
+``:batchEmbedContents``, with vectors derived from the text (`offline_vector`).
 
 Example::
 
@@ -15,12 +17,14 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import http.server
 import itertools
 import json
 import re
+import struct
 import sys
 import threading
 import time
@@ -28,15 +32,21 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from llm_scheduler.models.offline import offline_vector
+
 __all__ = ["FakeProviderServer", "RecordedRequest", "Responder"]
 
 Responder = Callable[[str, dict[str, Any]], str]
 """Computes a reply text from the provider name and the parsed request body."""
 
 _OPENAI_PATH = "/v1/chat/completions"
+_OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
 _ANTHROPIC_PATH = "/v1/messages"
 # google-genai puts the API version first (``/v1/...`` by default, ``/v1beta/...`` when asked).
-_GEMINI_PATH = re.compile(r"^/(?P<version>v\d+[a-z0-9]*)/models/(?P<model>[^/:]+):generateContent$")
+_GEMINI_PATH = re.compile(
+    r"^/(?P<version>v\d+[a-z0-9]*)/models/(?P<model>[^/:]+)"
+    r":(?P<method>generateContent|embedContent|batchEmbedContents)$"
+)
 
 _GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -122,12 +132,17 @@ class FakeProviderServer:
             tested.
         cached_input_tokens: Input tokens to report as served from the provider's prompt cache
             (capped at the input token count).
+        embedding_dimensions: The length of an embedding when the request asks for none.
+        gemini_embedding_usage: Whether Gemini embedding replies carry ``usageMetadata`` with
+            a prompt token count (the real API's have not always).
     """
 
     def __init__(self) -> None:
         self.responder: Responder | None = None
         self.latency_seconds: float = 0.0
         self.cached_input_tokens: int = 0
+        self.embedding_dimensions: int = 8
+        self.gemini_embedding_usage: bool = True
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
@@ -287,6 +302,8 @@ class FakeProviderServer:
         self.responder = None
         self.latency_seconds = 0.0
         self.cached_input_tokens = 0
+        self.embedding_dimensions = 8
+        self.gemini_embedding_usage = True
 
     # -- request handling (runs in handler threads) ----------------------------------------
 
@@ -343,6 +360,11 @@ class FakeProviderServer:
         return None
 
     def _success(self, provider: str, path: str, body: dict[str, Any]) -> _Reply:
+        if path == _OPENAI_EMBEDDINGS_PATH:
+            return self._openai_embeddings(body)
+        match = _GEMINI_PATH.match(path)
+        if match and match.group("method") != "generateContent":
+            return self._gemini_embeddings(match.group("model"), match.group("method"), body)
         prompt, wants_json, max_tokens = _read_request(provider, body)
         if self.responder is not None:
             text = self.responder(provider, body)
@@ -369,6 +391,52 @@ class FakeProviderServer:
             return _Reply(200, _gemini_reply(reply_id, model, text, usage, truncated))
         return _Reply(200, _anthropic_reply(reply_id, body, text, usage, truncated))
 
+    def _vector(self, model: str, text: str, dimensions: Any) -> list[float]:
+        size = dimensions if isinstance(dimensions, int) and dimensions > 0 else 0
+        return list(offline_vector(model, text, size or self.embedding_dimensions))
+
+    def _openai_embeddings(self, body: dict[str, Any]) -> _Reply:
+        model = str(body.get("model", ""))
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return _error_reply("openai", 400, "input must be a string or a list of strings")
+        if any(not text for text in texts):
+            return _error_reply("openai", 400, "input cannot be an empty string")
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = self._vector(model, text, body.get("dimensions"))
+            if body.get("encoding_format") == "base64":
+                # What the SDK asks for by default: little-endian float32, base64-encoded.
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return _Reply(200, {"object": "list", "data": data, "model": model, "usage": usage})
+
+    def _gemini_embeddings(self, model: str, method: str, body: dict[str, Any]) -> _Reply:
+        requests = body.get("requests") if method == "batchEmbedContents" else [body]
+        if not isinstance(requests, list) or not requests:
+            return _error_reply("google", 400, "no requests to embed")
+        embeddings = []
+        tokens = 0
+        for request in requests:
+            content = request.get("content") if isinstance(request, dict) else None
+            parts = content.get("parts", []) if isinstance(content, dict) else []
+            text = "".join(str(part.get("text", "")) for part in parts if isinstance(part, dict))
+            if not text:
+                return _error_reply("google", 400, "the content to embed is empty")
+            dimensions = request.get("outputDimensionality")
+            embeddings.append({"values": self._vector(model, text, dimensions)})
+            tokens += len(text.split())
+        if method == "embedContent":
+            return _Reply(200, {"embedding": embeddings[0]})
+        reply: dict[str, Any] = {"embeddings": embeddings}
+        if self.gemini_embedding_usage:
+            reply["usageMetadata"] = {"promptTokenCount": tokens, "totalTokenCount": tokens}
+        return _Reply(200, reply)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Usage:
@@ -378,7 +446,7 @@ class _Usage:
 
 
 def _provider_for(path: str) -> str | None:
-    if path == _OPENAI_PATH:
+    if path in (_OPENAI_PATH, _OPENAI_EMBEDDINGS_PATH):
         return "openai"
     if path == _ANTHROPIC_PATH:
         return "anthropic"

@@ -12,6 +12,7 @@ class StepType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_TYPE_MODEL_QUERY: _ClassVar[StepType]
     STEP_TYPE_FUNCTION_CALL: _ClassVar[StepType]
+    STEP_TYPE_EMBEDDING: _ClassVar[StepType]
 
 class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +22,7 @@ class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CACHE_POLICY_OFF: _ClassVar[CachePolicy]
 STEP_TYPE_MODEL_QUERY: StepType
 STEP_TYPE_FUNCTION_CALL: StepType
+STEP_TYPE_EMBEDDING: StepType
 CACHE_POLICY_DEFAULT: CachePolicy
 CACHE_POLICY_USE: CachePolicy
 CACHE_POLICY_REFRESH: CachePolicy
@@ -82,8 +84,18 @@ class FunctionCallConfig(_message.Message):
     request: _struct_pb2.Value
     def __init__(self, function_name: _Optional[str] = ..., request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
+class EmbeddingConfig(_message.Message):
+    __slots__ = ("model_key", "input", "dimensions")
+    MODEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    model_key: str
+    input: str
+    dimensions: int
+    def __init__(self, model_key: _Optional[str] = ..., input: _Optional[str] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
 class StepConfig(_message.Message):
-    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata", "cache")
+    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata", "cache", "embedding_config")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +106,7 @@ class StepConfig(_message.Message):
     OUTPUT_CONFIG_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_CONFIG_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -104,7 +117,8 @@ class StepConfig(_message.Message):
     output_config: DataConfig
     metadata: Metadata
     cache: CachePolicy
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ...) -> None: ...
+    embedding_config: EmbeddingConfig
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ..., embedding_config: _Optional[_Union[EmbeddingConfig, _Mapping]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
     __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description")
@@ -147,7 +161,7 @@ class JobConfig(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskConfig, _Mapping]]] = ..., start_task: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ...) -> None: ...
 
 class ModelEntry(_message.Message):
-    __slots__ = ("key", "provider", "model", "base_url", "api_key_env", "no_api_key", "input_price_per_million_tokens", "output_price_per_million_tokens", "cached_input_price_per_million_tokens", "max_concurrency", "timeout_seconds", "max_attempts")
+    __slots__ = ("key", "provider", "model", "base_url", "api_key_env", "no_api_key", "input_price_per_million_tokens", "output_price_per_million_tokens", "cached_input_price_per_million_tokens", "max_concurrency", "timeout_seconds", "max_attempts", "kind")
     KEY_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +174,7 @@ class ModelEntry(_message.Message):
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     key: str
     provider: str
     model: str
@@ -172,7 +187,8 @@ class ModelEntry(_message.Message):
     max_concurrency: int
     timeout_seconds: float
     max_attempts: int
-    def __init__(self, key: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., no_api_key: _Optional[bool] = ..., input_price_per_million_tokens: _Optional[float] = ..., output_price_per_million_tokens: _Optional[float] = ..., cached_input_price_per_million_tokens: _Optional[float] = ..., max_concurrency: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    kind: str
+    def __init__(self, key: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., no_api_key: _Optional[bool] = ..., input_price_per_million_tokens: _Optional[float] = ..., output_price_per_million_tokens: _Optional[float] = ..., cached_input_price_per_million_tokens: _Optional[float] = ..., max_concurrency: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ModelsConfig(_message.Message):
     __slots__ = ("models",)

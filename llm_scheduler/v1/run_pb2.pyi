@@ -52,7 +52,7 @@ class ErrorInfo(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class StepRun(_message.Message):
-    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at", "fingerprint", "cache_hit", "reused_from_run_id", "response_digest", "outputs_digest")
+    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at", "fingerprint", "cache_hit", "reused_from_run_id", "response_digest", "outputs_digest", "embedding_input", "embedding")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,8 @@ class StepRun(_message.Message):
     REUSED_FROM_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_INPUT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     index: int
     name: str
@@ -113,7 +115,9 @@ class StepRun(_message.Message):
     reused_from_run_id: str
     response_digest: str
     outputs_digest: str
-    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ...) -> None: ...
+    embedding_input: str
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ..., embedding_input: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class TaskRun(_message.Message):
     __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at", "inputs_digest")

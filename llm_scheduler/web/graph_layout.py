@@ -46,7 +46,7 @@ class StepSummary:
 
     Attributes:
         name: The step's name (or id, or its position).
-        kind: ``model`` or ``function``.
+        kind: ``model``, ``function`` or ``embedding``.
         detail: The model key, or the function name.
     """
 
@@ -55,8 +55,12 @@ class StepSummary:
     detail: str
 
     def label(self) -> str:
-        """The step as one line: ``name · MODEL_KEY`` or ``name · function()``."""
-        detail = f"{self.detail}()" if self.kind == "function" else self.detail
+        """The step as one line: ``name · KEY``, ``name · f()`` or ``name · embedding · KEY``."""
+        detail = self.detail
+        if self.kind == "function":
+            detail = f"{detail}()"
+        elif self.kind == "embedding":
+            detail = f"embedding · {detail}" if detail else "embedding"
         return f"{self.name} · {detail}" if detail else self.name
 
     def to_json(self) -> dict[str, str]:
@@ -71,6 +75,8 @@ def step_summaries(task: config_pb2.TaskConfig) -> list[StepSummary]:
         name = step.name or step.id or f"step {index}"
         if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
             summaries.append(StepSummary(name, "function", step.function_call_config.function_name))
+        elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
+            summaries.append(StepSummary(name, "embedding", step.embedding_config.model_key))
         else:
             summaries.append(StepSummary(name, "model", step.model_query_config.model_key))
     return summaries

@@ -81,7 +81,7 @@ async def what_if_task(run_id: str, task_id: str, state: StateDep) -> dict[str, 
         )
         query = step_config.model_query_config if step_config is not None else None
         is_model = step_config is not None and (
-            step_config.step_type != config_pb2.STEP_TYPE_FUNCTION_CALL
+            step_config.step_type == config_pb2.STEP_TYPE_MODEL_QUERY
         )
         step["prompt_template"] = (
             {"system_prompt": query.system_prompt, "user_prompt": query.user_prompt}

@@ -186,6 +186,8 @@ def step_view(step: run_pb2.StepRun, run_start: float | None = None) -> dict[str
         "function_response": (
             _value(step.function_response) if step.HasField("function_response") else None
         ),
+        "embedding_input": step.embedding_input,
+        "embedding": list(step.embedding),
         "usage": _usage(step.usage),
         "cost_usd": step.cost_usd,
         "latency_seconds": _round(step.latency_seconds),
@@ -327,7 +329,7 @@ def _pending_step(index: int, config: config_pb2.StepConfig) -> dict[str, Any]:
         "name": config.name,
         "type": _step_type(config.step_type),
         "status": "pending",
-        "model_key": config.model_query_config.model_key,
+        "model_key": config.model_query_config.model_key or config.embedding_config.model_key,
         "function_name": function.function_name,
     }
 

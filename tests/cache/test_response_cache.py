@@ -8,6 +8,7 @@ import pytest
 
 from llm_scheduler import ModelResponse, RunContext, Usage
 from llm_scheduler.cache import StoreResponseCache, cache_path, context_with_cache
+from llm_scheduler.models.base import EmbeddingResponse
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.v1 import config_pb2
 
@@ -61,6 +62,20 @@ def test_a_response_too_large_for_one_document_is_not_cached(store: Store) -> No
     cache.store(KEY, ModelResponse(text="x" * 1_100_000))  # no error: the step still succeeds
     assert cache.lookup(KEY) is None
     assert store.get(cache_path(KEY)) is None
+
+
+def test_embeddings_are_stored_as_numbers_and_read_back_exactly(store: Store) -> None:
+    cache = StoreResponseCache(store)
+    vector = (0.1, -0.25, 1 / 3, 0.0)
+    embedding = EmbeddingResponse(vector=vector, usage=Usage(input_tokens=5), model="embed-fake")
+    assert cache.lookup_embedding(KEY) is None
+    cache.store_embedding(KEY, embedding)
+    assert cache.lookup_embedding(KEY) == embedding
+    doc = store.get(cache_path(KEY))
+    assert doc is not None and doc["embedding"] == list(vector) and "text" not in doc
+    too_large = EmbeddingResponse(vector=(0.123456789,) * 100_000)
+    cache.store_embedding("another-key", too_large)  # about 1.2 MB of JSON: not cached
+    assert cache.lookup_embedding("another-key") is None
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,7 @@ def test_non_object_json(text: str) -> None:
     assert problem.hint == "wrap it in {...}"
 
 
-STEP_TYPES = "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1)"
+STEP_TYPES = "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1), STEP_TYPE_EMBEDDING (2)"
 INT64 = "an integer from -9223372036854775808 to 9223372036854775807"
 
 
@@ -160,7 +160,7 @@ def _only_problem(text: str, fmt: ConfigFormat = ConfigFormat.JSON) -> ConfigPro
         ('"EMBEDDING"', '"EMBEDDING"'),
         ("1.9", "1.9"),  # json_format truncated it to 1
         ("true", "true"),  # ... and took true for 1
-        ("2", "2"),  # a reserved number
+        ("3", "3"),  # a reserved number
         ("-1", "-1"),
         ('"\\ud800"', '"\\ud800"'),  # a SystemError inside protobuf
         ("[0]", "a list"),

@@ -8,7 +8,8 @@ import pytest
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import message_type
-from llm_scheduler.config_tools.samples import SAMPLE_FILES, sample_files
+from llm_scheduler.config_tools.config_reader import describe, describe_step
+from llm_scheduler.config_tools.samples import SAMPLE_FILES, sample_embedding_job, sample_files
 from tests.clitools import run_tool
 from tests.conftest import REPO_ROOT
 
@@ -17,6 +18,7 @@ KINDS = {
     "sample_task_config.json": "task",
     "sample_job_config.json": "job",
     "sample_fanout_job_config.json": "job",
+    "sample_embedding_job_config.json": "job",
 }
 
 
@@ -104,3 +106,18 @@ def test_proto_decoder_prints_textproto(samples: pathlib.Path) -> None:
     )
     assert result.code == 0, result.stderr
     assert 'model_key: "GEMINI_FLASH"' in result.stdout
+
+
+def test_config_reader_describes_embedding_steps(samples: pathlib.Path) -> None:
+    job = sample_embedding_job()
+    step = job.tasks[0].steps[1]
+
+    assert describe("step", step) == "valid step '2': embedding · GEMINI_EMBEDDING, 256 dimensions"
+    assert describe("job", job).endswith(
+        "\nembedding steps:\n"
+        "  task 'note' step 'embed': embedding · GEMINI_EMBEDDING, 256 dimensions"
+    )
+    assert describe_step(job.tasks[0].steps[0]) == "model query · GEMINI_FLASH"
+    read = run_tool("config_reader", f"--input_path={samples / 'sample_embedding_job_config.json'}")
+    assert read.code == 0, read.stderr
+    assert "embedding steps:" in read.stderr

@@ -432,3 +432,68 @@ def test_a_20_mb_answer_works_under_a_store_as_in_process(
         assert job_run is not None and job_run.status == run_pb2.RUN_STATUS_SUCCEEDED
         assert job_run.tasks[0].steps[0].response_text == answer
         assert struct_to_dict(job_run.outputs)["only"] == {"v1": answer}
+
+
+def embedding_job() -> config_pb2.JobConfig:
+    """A query, then an embedding of its answer (a long vector) and one of the next task."""
+
+    def embed(key: str, text: str, dimensions: int, output: str) -> dict[str, Any]:
+        return {
+            "step_type": "STEP_TYPE_EMBEDDING",
+            "embedding_config": {"model_key": key, "input": text, "dimensions": dimensions},
+            "output_config": {"payload": {output: "%response%"}},
+        }
+
+    tasks = [
+        {
+            "task_id": "first",
+            "steps": [
+                query("summarize %topic%", {"summary": ""}),
+                embed("FAKE_GEMINI_EMBEDDING", "%summary%", 4000, "long"),
+            ],
+            "output_config": {"payload": {"summary": "", "long": ""}},
+            "next_task": "second",
+        },
+        {
+            "task_id": "second",
+            "steps": [embed("FAKE_OPENAI_EMBEDDING", "again: %summary%", 3, "short")],
+        },
+    ]
+    text = json.dumps(
+        {"job_id": "emb", "tasks": tasks, "input_config": {"payload": {"topic": "tides"}}}
+    )
+    return loads(text, config_pb2.JobConfig, ConfigFormat.JSON)
+
+
+def test_embedding_steps_run_event_driven_with_vectors_usage_and_cost(
+    store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    with open_store(store_url) as store:
+        run_id = submit_job(store, embedding_job())
+        run_dispatcher(store, fake_registry)
+        # A redelivered event finds the work done: no model is called again.
+        assert deliver(store, run_id, "first", fake_registry) != "succeeded"
+        assert deliver(store, run_id, "second", fake_registry) != "succeeded"
+        # The 4,000 numbers (over 64 KiB of JSON) went out of line, as large responses do.
+        step_doc = store.get(docs.step_run_path(run_id, "first", 1))
+        assert step_doc is not None and "embedding" in step_doc["$blobs"]
+        job_run = read_job_run(store, run_id)
+    assert job_run is not None
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    long, short = job_run.tasks[0].steps[1], job_run.tasks[1].steps[0]
+    assert len(long.embedding) == 4000 and len(short.embedding) == 3
+    assert short.embedding_input == f"again: {job_run.tasks[0].steps[0].response_text}"
+    for record in (long, short):
+        assert record.step_type == config_pb2.STEP_TYPE_EMBEDDING
+        assert record.usage.input_tokens > 0 and record.cost_usd > 0
+        assert record.attempts == 1
+    assert struct_to_dict(job_run.outputs)["second"] == {"short": list(short.embedding)}
+    assert struct_to_dict(job_run.tasks[0].outputs)["long"] == list(long.embedding)
+    assert job_run.cost_usd == pytest.approx(
+        sum(s.cost_usd for t in job_run.tasks for s in t.steps)
+    )
+    assert [r.path.rsplit("/", 1)[-1] for r in fake_server.requests] == [
+        "completions",
+        "gemini-embedding-fake:batchEmbedContents",
+        "embeddings",
+    ]

@@ -208,7 +208,7 @@ def test_missing_key_is_401(server: FakeProviderServer) -> None:
 
 
 def test_unknown_path_is_404_and_not_recorded(server: FakeProviderServer) -> None:
-    status, _, _ = post(f"{server.url}/v1/embeddings", {}, KEYS["openai"])
+    status, _, _ = post(f"{server.url}/v1/completions", {}, KEYS["openai"])
 
     assert status == 404
     assert server.count() == 0

@@ -182,12 +182,17 @@ def test_step_lines_and_summaries() -> None:
     assert summaries[0] == StepSummary("0", "function", "json_parse")
     assert summaries[0].label() == "0 · json_parse()"
     assert summaries[-1].label() == "ask · GPT_4O"
+    embedding = task.steps.add(name="vec", step_type=config_pb2.STEP_TYPE_EMBEDDING)
+    embedding.embedding_config.model_key = "GEMINI_EMBEDDING"
+    summaries = step_summaries(task)
+    assert summaries[-1] == StepSummary("vec", "embedding", "GEMINI_EMBEDDING")
+    assert summaries[-1].label() == "vec · embedding · GEMINI_EMBEDDING"
     job = config_pb2.JobConfig(tasks=[task])
     (node,) = layout_job(job)["nodes"]
     texts = [line["text"] for line in node["lines"]]
     assert texts[0] == "t"
-    assert texts[-1] == "+3 more steps"
-    assert len(node["steps"]) == MAX_STEP_LINES + 3
+    assert texts[-1] == "+4 more steps"
+    assert len(node["steps"]) == MAX_STEP_LINES + 4
     assert all(line["y"] < node["height"] for line in node["lines"])
 
 

@@ -335,3 +335,45 @@ def test_a_large_runs_table_and_timeline_are_left_to_the_script(client: TestClie
     assert '"large": true' in html
     small = page_json(client, f"/runs/{run_offline(store_of(client), chain_job())}.json")
     assert not small["large"]
+
+
+def test_an_embedding_step_shows_its_input_and_vector(client: TestClient) -> None:
+    job = job_from(
+        {
+            "job_id": "emb",
+            "input_config": {"payload": {"topic": "tides"}},
+            "tasks": [
+                {
+                    "task_id": "embed",
+                    "steps": [
+                        {
+                            "id": "vec",
+                            "step_type": "STEP_TYPE_EMBEDDING",
+                            "embedding_config": {
+                                "model_key": "OPENAI_EMBEDDING_SMALL",
+                                "input": f"About %topic% {SCRIPT}",
+                                "dimensions": 4,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    run_id = submitted(client, job)
+    dispatch(store_of(client))
+
+    graph = page_json(client, f"/runs/{run_id}.json")["graph"]
+    task = page_json(client, f"/runs/{run_id}/tasks/embed.json")
+    html = client.get(f"/runs/{run_id}/tasks/embed").text
+
+    assert graph["nodes"][0]["steps"] == [
+        {"name": "vec", "kind": "embedding", "detail": "OPENAI_EMBEDDING_SMALL"}
+    ]
+    [step] = task["steps"]
+    assert step["type"] == "embedding" and step["model_key"] == "OPENAI_EMBEDDING_SMALL"
+    assert step["embedding_input"] == f"About tides {SCRIPT}"
+    assert len(step["embedding"]) == 4 and step["parameters"] == {"dimensions": 4}
+    assert step["outputs"] == {"response": step["embedding"]}
+    assert "Embedding (4 dimensions)" in html and SCRIPT not in html
+    assert str(step["embedding"][0]) in html

@@ -10,7 +10,16 @@ from google.protobuf import json_format
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.trace import to_trace
 from tests.web.conftest import store_of
-from tests.web.runs_support import IMG, SCRIPT, chain_job, dispatch, run_offline, xss_job
+from tests.web.runs_support import (
+    IMG,
+    SCRIPT,
+    chain_job,
+    dispatch,
+    function_step,
+    job_from,
+    run_offline,
+    xss_job,
+)
 
 RESPONSE_EDIT = {"kind": "step_response", "task_id": "first", "step_index": 0, "value": "EDITED"}
 
@@ -129,3 +138,44 @@ def test_model_output_is_escaped_on_the_what_if_and_compare_pages(client: TestCl
         html = client.get(url).text
         assert SCRIPT not in html and IMG not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in client.get(f"/runs/{new_id}/compare").text
+
+
+def test_an_embedding_step_is_edited_as_a_vector(client: TestClient) -> None:
+    store = store_of(client)
+    job = job_from(
+        {
+            "job_id": "emb",
+            "tasks": [
+                {
+                    "task_id": "t",
+                    "steps": [
+                        {
+                            "step_type": "STEP_TYPE_EMBEDDING",
+                            "embedding_config": {"model_key": "OFFLINE_EMBEDDING", "input": "x"},
+                            "output_config": {"payload": {"v": "%response%"}},
+                        },
+                        function_step("first", "%v.0%", "first"),
+                    ],
+                }
+            ],
+        }
+    )
+    run_id = run_offline(store, job)
+
+    editor = client.get(f"/runs/{run_id}/what-if/tasks/t.json").json()
+    plan = plan_of(
+        client, run_id, [{"kind": "step_response", "task_id": "t", "step_index": 0, "value": [7]}]
+    )
+    refused = client.post(
+        f"/api/runs/{run_id}/replay-plan",
+        json={"edits": [{"kind": "step_response", "task_id": "t", "step_index": 0, "value": "7"}]},
+    )
+
+    step = editor["steps"][0]
+    assert step["type"] == "embedding" and len(step["embedding"]) == 8
+    assert step["prompt_template"] is None and step["editable"]
+    assert [(s["step_type"], s["action"]) for s in plan["steps"]] == [
+        ("embedding", "reuse"),
+        ("function", "run"),
+    ]
+    assert refused.status_code == 400 and "a list of numbers" in refused.text

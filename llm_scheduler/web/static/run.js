@@ -187,6 +187,10 @@
         isFunction ? [
           field("Request", pretty(step.function_request)),
           field("Response", pretty(step.function_response), "step-response"),
+        ] : step.type === "embedding" ? [
+          Object.keys(step.parameters || {}).length ? field("Parameters", pretty(step.parameters)) : null,
+          field("Input", step.embedding_input, "step-prompt"),
+          field("Embedding (" + (step.embedding || []).length + " dimensions)", "[" + (step.embedding || []).join(", ") + "]", "step-response"),
         ] : [
           Object.keys(step.parameters || {}).length ? field("Parameters", pretty(step.parameters)) : null,
           step.response_format ? field("Response format", pretty(step.response_format)) : null,

@@ -103,6 +103,15 @@
           setEdit({ kind: "step_response", task_id: taskId, step_index: step.index, value: value }, changed);
         },
       }));
+    } else if (step.type === "embedding") {
+      box.appendChild(editField({
+        id: idBase + "-response", label: "Embedding (JSON: a list of numbers)", kind: "step_response",
+        taskId: taskId, index: step.index, original: JSON.stringify(step.embedding || []), rows: 3, parse: jsonParse,
+        restore: function (edit) { return JSON.stringify(edit.value); },
+        apply: function (value, changed) {
+          setEdit({ kind: "step_response", task_id: taskId, step_index: step.index, value: value }, changed);
+        },
+      }));
     } else {
       box.appendChild(editField({
         id: idBase + "-response", label: "Response", kind: "step_response", taskId: taskId,

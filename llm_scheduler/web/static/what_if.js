@@ -86,14 +86,14 @@
   function stepEditor(taskId, step) {
     const idBase = "edit-" + taskId + "-" + step.index;
     const heading = "#" + step.index + " " + (step.name || step.step_id || "step " + (step.index + 1));
-    const meta = step.type === "function" ? "function " + (step.function_name || "") : (step.model_key || step.type);
+    const meta = step.type === "function_call" ? "function " + (step.function_name || "") : (step.model_key || step.type);
     const box = web.el("fieldset", { class: "step-edit", dataset: { stepIndex: step.index } },
       web.el("legend", {}, heading, " ", web.el("span", { class: "muted" }, meta)));
     if (!step.editable) {
       box.appendChild(web.el("p", { class: "muted" }, "Not succeeded in the recorded run (" + step.status + "): nothing to edit."));
       return box;
     }
-    if (step.type === "function") {
+    if (step.type === "function_call") {
       const original = pretty(step.function_response);
       box.appendChild(editField({
         id: idBase + "-response", label: "Response (JSON: what the function returned)", kind: "step_response",

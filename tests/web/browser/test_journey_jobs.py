@@ -116,6 +116,11 @@ def test_fix_run_watch_edit_preview_replay_and_compare(page: Page, web_stack: We
     if web_stack.backend == "sqlite":
         screenshot(page, "what_if")
 
+    # A function step's response is edited as JSON (what the function returned).
+    page.locator('#what-if-graph g.graph-node[data-task-id="revise"]').click()
+    expect(page.get_by_label("Response (JSON: what the function returned)")).to_be_visible()
+    expect(page.locator("#edit-count")).to_have_text("1 edit")  # the draft's edit is kept
+
     # Replay: a new run linked to this one, run by the separate dispatcher, live to succeeded.
     page.get_by_role("button", name="Replay").click()
     expect(page).to_have_url(re.compile(r"/runs/poem-[\w-]+$"))

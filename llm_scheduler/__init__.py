@@ -53,6 +53,7 @@ from llm_scheduler.models.base import (
     Usage,
 )
 from llm_scheduler.models.client import ModelCall, ModelClient
+from llm_scheduler.models.rate_limit import RateLimiter, RateLimiters
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy
 
@@ -80,6 +81,8 @@ __all__ = [
     "ModelResponse",
     "ModelSpec",
     "ProviderError",
+    "RateLimiter",
+    "RateLimiters",
     "ResponseFormatSpec",
     "RetryPolicy",
     "RunContext",

@@ -1,4 +1,4 @@
-"""The engine's door to models: key resolution, credentials, concurrency limits, retries, cost."""
+"""The engine's door to models: keys, credentials, concurrency and rate limits, retries, cost."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from collections.abc import Callable, Iterable, Mapping
 from llm_scheduler.errors import MissingApiKey, MissingApiKeyError, ProviderError
 from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse
 from llm_scheduler.models.providers import adapter_class, ensure_sdk
+from llm_scheduler.models.rate_limit import (
+    RateLimiter,
+    RateLimiters,
+    estimate_tokens,
+    shared_rate_limiters,
+)
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy, call_with_retries
 
@@ -69,7 +75,9 @@ class ModelCall:
 class ModelClient:
     """Resolves model keys and sends requests with retries and per-entry concurrency limits.
 
-    One client serves one run (one event loop). Close it with `aclose`.
+    One client serves one run (one event loop). Close it with `aclose`. An entry's
+    ``max_concurrency`` holds per client; its ``requests_per_minute`` and ``tokens_per_minute``
+    hold per process, across every client (`llm_scheduler.models.rate_limit`).
     """
 
     def __init__(
@@ -80,6 +88,7 @@ class ModelClient:
         credentials: Mapping[str, str] | None = None,
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        rate_limiters: RateLimiters | None = None,
     ) -> None:
         """Creates a client.
 
@@ -91,12 +100,17 @@ class ModelClient:
             retry_policy: Overrides the retry policy; by default each entry's ``max_attempts``
                 with the standard backoff.
             on_retry: Called before each retry wait.
+            rate_limiters: The per-entry rate limiters; by default the process's, shared by
+                every client. Retry waits use its ``sleep`` too, so a test's fake clock times
+                both.
         """
         self.registry = registry or ModelRegistry()
         self.offline = offline_from_env() if offline is None else offline
         self._credentials = credentials if credentials is not None else os.environ
         self._retry_policy = retry_policy
         self._on_retry = on_retry
+        self.rate_limiters = rate_limiters or shared_rate_limiters()
+        self._rate_limiters: dict[str, RateLimiter | None] = {}
         self._adapters: dict[tuple[str, str, str], ModelAdapter] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._policies: dict[int, RetryPolicy] = {}
@@ -138,6 +152,9 @@ class ModelClient:
     async def generate(self, model_key: str, request: ModelRequest) -> ModelCall:
         """Sends a request to the model behind ``model_key`` (``request.model`` is replaced).
 
+        Each attempt waits for a slot of the entry's ``max_concurrency``, then for its rate
+        limits, if it has any, and is sent at once.
+
         Raises:
             MissingApiKeyError: The entry needs an API key that is not set.
             ProviderError: The request failed for good; ``attempts`` says how often it was tried.
@@ -151,13 +168,20 @@ class ModelClient:
         limit = self._limits.get(spec.key)
         if limit is None:
             limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
+        if spec.key in self._rate_limiters:
+            rate = self._rate_limiters[spec.key]
+        else:
+            rate = self._rate_limiters[spec.key] = self.rate_limiters.limiter_for(spec)
+        tokens = estimate_tokens(request) if rate is not None and rate.counts_tokens else 0
         started = time.perf_counter()
         try:
             # The first attempt directly: most requests need no other.
-            response = await self._attempt(adapter, limit, request)
+            response = await _attempt(adapter, limit, rate, tokens, request)
             attempts = 1
         except ProviderError as error:
-            response, attempts = await self._retry(model_key, spec, adapter, limit, request, error)
+            response, attempts = await self._retry(
+                model_key, spec, adapter, limit, rate, tokens, request, error
+            )
         usage = response.usage
         return ModelCall(
             spec=spec,
@@ -174,6 +198,8 @@ class ModelClient:
         spec: ModelSpec,
         adapter: ModelAdapter,
         limit: asyncio.Semaphore,
+        rate: RateLimiter | None,
+        tokens: int,
         request: ModelRequest,
         first_error: ProviderError,
     ) -> tuple[ModelResponse, int]:
@@ -185,47 +211,19 @@ class ModelClient:
             )
 
         async def attempt() -> ModelResponse:
-            return await self._attempt(adapter, limit, request)
+            return await _attempt(adapter, limit, rate, tokens, request)
 
         def on_retry(retry: int, error: ProviderError, delay: float) -> None:
             if self._on_retry is not None:
                 self._on_retry(RetryEvent(model_key, retry, error, delay))
 
-        return await call_with_retries(attempt, policy, on_retry=on_retry, first_error=first_error)
-
-    @staticmethod
-    async def _attempt(
-        adapter: ModelAdapter, limit: asyncio.Semaphore, request: ModelRequest
-    ) -> ModelResponse:
-        """Makes one request under the entry's concurrency limit; every failure a ProviderError.
-
-        ``request.timeout_seconds`` is a deadline for the whole attempt (connect, send, the full
-        reply), not counting the wait for the limit. SDKs apply their timeouts per read, so a
-        reply trickling in would otherwise never time out.
-        """
-        async with limit:
-            if adapter.in_process:
-                # Nothing to wait for: no deadline (a timer per step cost ~7 µs).
-                try:
-                    return await adapter.generate(request)
-                except ProviderError:
-                    raise
-                except Exception as error:
-                    raise adapter.unexpected_error(error, model=request.model) from error
-            deadline = asyncio.timeout(request.timeout_seconds)
-            try:
-                async with deadline:
-                    return await adapter.generate(request)
-            except ProviderError:
-                raise
-            except TimeoutError as error:
-                if not deadline.expired():
-                    raise adapter.unexpected_error(error, model=request.model) from error
-                raise adapter.timeout_error(request.timeout_seconds, model=request.model) from error
-            except Exception as error:
-                # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
-                # retried when transient, and masked like any provider failure.
-                raise adapter.unexpected_error(error, model=request.model) from error
+        return await call_with_retries(
+            attempt,
+            policy,
+            on_retry=on_retry,
+            sleep=self.rate_limiters.sleep,
+            first_error=first_error,
+        )
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""
@@ -258,6 +256,61 @@ class ModelClient:
             adapter = cls(api_key=api_key or "no-key", base_url=spec.base_url or None)
             self._adapters[cache_key] = adapter
         return adapter
+
+
+async def _attempt(
+    adapter: ModelAdapter,
+    limit: asyncio.Semaphore,
+    rate: RateLimiter | None,
+    tokens: int,
+    request: ModelRequest,
+) -> ModelResponse:
+    """Makes one request under the entry's concurrency limit and rate limit.
+
+    The rate limit is waited for inside the concurrency limit, so a request is sent the moment
+    the rate limiter counts its start (waiting for a slot afterwards would let starts bunch up).
+    """
+    async with limit:
+        if rate is None:
+            return await _send(adapter, request)
+        permit = await rate.acquire(tokens)
+        response = await _send(adapter, request)
+        if rate.counts_tokens:
+            used = response.usage.input_tokens + response.usage.output_tokens
+            if used:  # a server that reports no usage leaves the estimate counted
+                permit.settle(used)
+        return response
+
+
+async def _send(adapter: ModelAdapter, request: ModelRequest) -> ModelResponse:
+    """Makes one request; every failure a ProviderError.
+
+    ``request.timeout_seconds`` is a deadline for the whole attempt (connect, send, the full
+    reply), not counting the waits for the limits. SDKs apply their timeouts per read, so a
+    reply trickling in would otherwise never time out.
+    """
+    if adapter.in_process:
+        # Nothing to wait for: no deadline (a timer per step cost ~7 µs).
+        try:
+            return await adapter.generate(request)
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise adapter.unexpected_error(error, model=request.model) from error
+    deadline = asyncio.timeout(request.timeout_seconds)
+    try:
+        async with deadline:
+            return await adapter.generate(request)
+    except ProviderError:
+        raise
+    except TimeoutError as error:
+        if not deadline.expired():
+            raise adapter.unexpected_error(error, model=request.model) from error
+        raise adapter.timeout_error(request.timeout_seconds, model=request.model) from error
+    except Exception as error:
+        # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
+        # retried when transient, and masked like any provider failure.
+        raise adapter.unexpected_error(error, model=request.model) from error
 
 
 def _missing(env_var: str, provider: str, model_keys: list[str]) -> MissingApiKey:

@@ -53,6 +53,9 @@ class ModelSpec:
         max_concurrency: Requests in flight at once for this entry.
         timeout_seconds: The deadline of one attempt (connect, send, the whole reply).
         max_attempts: Attempts per request, retries included.
+        requests_per_minute: Request starts (retries included) allowed in any 60 s window,
+            per process; 0 for no limit (see `llm_scheduler.models.rate_limit`).
+        tokens_per_minute: Tokens allowed in any 60 s window, per process; 0 for no limit.
     """
 
     key: str
@@ -67,6 +70,8 @@ class ModelSpec:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
 
     @property
     def needs_api_key(self) -> bool:
@@ -217,6 +222,13 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                         f"{where}.{name}", "must not be negative", "use 0 for the default", file
                     )
                 )
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            if getattr(entry, name) < 0:
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.{name}", "must not be negative", "use 0 for no limit", file
+                    )
+                )
         specs.append(
             ModelSpec(
                 key=entry.key,
@@ -231,6 +243,8 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 max_concurrency=entry.max_concurrency or DEFAULT_MAX_CONCURRENCY,
                 timeout_seconds=entry.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
                 max_attempts=entry.max_attempts or DEFAULT_MAX_ATTEMPTS,
+                requests_per_minute=entry.requests_per_minute,
+                tokens_per_minute=entry.tokens_per_minute,
             )
         )
     if problems:

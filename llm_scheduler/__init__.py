@@ -55,6 +55,7 @@ from llm_scheduler.models.base import (
     Usage,
 )
 from llm_scheduler.models.client import EmbeddingCall, ModelCall, ModelClient
+from llm_scheduler.models.rate_limit import RateLimiter, RateLimiters
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy
 
@@ -85,6 +86,8 @@ __all__ = [
     "ModelResponse",
     "ModelSpec",
     "ProviderError",
+    "RateLimiter",
+    "RateLimiters",
     "ResponseFormatSpec",
     "RetryPolicy",
     "RunContext",

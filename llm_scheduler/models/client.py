@@ -1,4 +1,4 @@
-"""The engine's door to models: key resolution, credentials, concurrency limits, retries, cost."""
+"""The engine's door to models: keys, credentials, concurrency and rate limits, retries, cost."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from llm_scheduler.errors import MissingApiKey, MissingApiKeyError, ProviderError
 from llm_scheduler.models.base import (
@@ -16,8 +16,16 @@ from llm_scheduler.models.base import (
     ModelAdapter,
     ModelRequest,
     ModelResponse,
+    Usage,
 )
 from llm_scheduler.models.providers import adapter_class, ensure_sdk
+from llm_scheduler.models.rate_limit import (
+    CHARACTERS_PER_TOKEN,
+    RateLimiter,
+    RateLimiters,
+    estimate_tokens,
+    shared_rate_limiters,
+)
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy, call_with_retries
 
@@ -30,7 +38,15 @@ __all__ = [
     "offline_from_env",
 ]
 
-R = TypeVar("R")
+
+class _Answer(Protocol):
+    """What every provider call returns: a reply with its token usage."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+
+R = TypeVar("R", bound=_Answer)
 
 OFFLINE_ENV = "LLM_SCHEDULER_OFFLINE"
 
@@ -106,7 +122,9 @@ class EmbeddingCall:
 class ModelClient:
     """Resolves model keys and sends requests with retries and per-entry concurrency limits.
 
-    One client serves one run (one event loop). Close it with `aclose`.
+    One client serves one run (one event loop). Close it with `aclose`. An entry's
+    ``max_concurrency`` holds per client; its ``requests_per_minute`` and ``tokens_per_minute``
+    hold per process, across every client (`llm_scheduler.models.rate_limit`).
     """
 
     def __init__(
@@ -117,6 +135,7 @@ class ModelClient:
         credentials: Mapping[str, str] | None = None,
         retry_policy: RetryPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        rate_limiters: RateLimiters | None = None,
     ) -> None:
         """Creates a client.
 
@@ -128,6 +147,9 @@ class ModelClient:
             retry_policy: Overrides the retry policy; by default each entry's ``max_attempts``
                 with the standard backoff.
             on_retry: Called before each retry wait.
+            rate_limiters: The per-entry rate limiters; by default the process's, shared by
+                every client. Retry waits use its ``sleep`` too, so a test's fake clock times
+                both.
         """
         self.registry = registry or ModelRegistry()
         self.offline = offline_from_env() if offline is None else offline
@@ -138,6 +160,8 @@ class ModelClient:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._policies: dict[int, RetryPolicy] = {}
         self._resolved: dict[str, ModelSpec] = {}
+        self.rate_limiters = rate_limiters or shared_rate_limiters()
+        self._rate_limiters: dict[str, RateLimiter | None] = {}
 
     def resolve(self, model_key: str) -> ModelSpec:
         """The entry a key resolves to; in offline mode an offline entry named after the key.
@@ -185,9 +209,11 @@ class ModelClient:
                 request, model=spec.model, timeout_seconds=spec.timeout_seconds
             )
         adapter = self._adapter(spec)
+        rate = self._rate_limiter(spec)
+        tokens = estimate_tokens(request) if rate is not None and rate.counts_tokens else 0
         started = time.perf_counter()
         response, attempts = await self._send(
-            model_key, spec, adapter, lambda: adapter.generate(request), request.model
+            model_key, spec, adapter, lambda: adapter.generate(request), request.model, rate, tokens
         )
         usage = response.usage
         return ModelCall(
@@ -215,9 +241,11 @@ class ModelClient:
                 request, model=spec.model, timeout_seconds=spec.timeout_seconds
             )
         adapter = self._adapter(spec)
+        rate = self._rate_limiter(spec)
+        tokens = -(-len(request.input) // CHARACTERS_PER_TOKEN) if rate is not None else 0
         started = time.perf_counter()
         response, attempts = await self._send(
-            model_key, spec, adapter, lambda: adapter.embed(request), request.model
+            model_key, spec, adapter, lambda: adapter.embed(request), request.model, rate, tokens
         )
         return EmbeddingCall(
             spec=spec,
@@ -228,6 +256,13 @@ class ModelClient:
             cost_usd=spec.cost(response.usage.input_tokens, 0, 0),
         )
 
+    def _rate_limiter(self, spec: ModelSpec) -> RateLimiter | None:
+        """The entry's rate limiter (shared by the process), or None when it has no limits."""
+        if spec.key in self._rate_limiters:
+            return self._rate_limiters[spec.key]
+        rate = self._rate_limiters[spec.key] = self.rate_limiters.limiter_for(spec)
+        return rate
+
     async def _send(
         self,
         model_key: str,
@@ -235,15 +270,22 @@ class ModelClient:
         adapter: ModelAdapter,
         call: Callable[[], Awaitable[R]],
         model: str,
+        rate: RateLimiter | None,
+        tokens: int,
     ) -> tuple[R, int]:
-        """Makes a request under the entry's limit, with retries; returns it and the attempts."""
+        """Makes a request under the entry's limits, with retries; returns it and the attempts.
+
+        Each attempt waits for a slot of the entry's ``max_concurrency``, then for its rate
+        limits, if it has any, and is sent at once.
+        """
         limit = self._limits.get(spec.key)
         if limit is None:
             limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
         timeout = spec.timeout_seconds
+        tokens = tokens if rate is not None and rate.counts_tokens else 0
         try:
             # The first attempt directly: most requests need no other.
-            return await self._attempt(adapter, limit, call, model, timeout), 1
+            return await _attempt(adapter, limit, rate, tokens, call, model, timeout), 1
         except ProviderError as first_error:
             policy = self._retry_policy or self._policies.get(spec.max_attempts)
             if policy is None:
@@ -252,53 +294,19 @@ class ModelClient:
                 )
 
             async def attempt() -> R:
-                return await self._attempt(adapter, limit, call, model, timeout)
+                return await _attempt(adapter, limit, rate, tokens, call, model, timeout)
 
             def on_retry(retry: int, error: ProviderError, delay: float) -> None:
                 if self._on_retry is not None:
                     self._on_retry(RetryEvent(model_key, retry, error, delay))
 
             return await call_with_retries(
-                attempt, policy, on_retry=on_retry, first_error=first_error
+                attempt,
+                policy,
+                on_retry=on_retry,
+                sleep=self.rate_limiters.sleep,
+                first_error=first_error,
             )
-
-    @staticmethod
-    async def _attempt(
-        adapter: ModelAdapter,
-        limit: asyncio.Semaphore,
-        call: Callable[[], Awaitable[R]],
-        model: str,
-        timeout: float,
-    ) -> R:
-        """Makes one request under the entry's concurrency limit; every failure a ProviderError.
-
-        ``timeout`` is a deadline for the whole attempt (connect, send, the full reply), not
-        counting the wait for the limit. SDKs apply their timeouts per read, so a reply
-        trickling in would otherwise never time out.
-        """
-        async with limit:
-            if adapter.in_process:
-                # Nothing to wait for: no deadline (a timer per step cost ~7 µs).
-                try:
-                    return await call()
-                except ProviderError:
-                    raise
-                except Exception as error:
-                    raise adapter.unexpected_error(error, model=model) from error
-            deadline = asyncio.timeout(timeout)
-            try:
-                async with deadline:
-                    return await call()
-            except ProviderError:
-                raise
-            except TimeoutError as error:
-                if not deadline.expired():
-                    raise adapter.unexpected_error(error, model=model) from error
-                raise adapter.timeout_error(timeout, model=model) from error
-            except Exception as error:
-                # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded,
-                # retried when transient, and masked like any provider failure.
-                raise adapter.unexpected_error(error, model=model) from error
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""
@@ -340,3 +348,62 @@ def _missing(env_var: str, provider: str, model_keys: list[str]) -> MissingApiKe
         model_keys=tuple(model_keys),
         alternatives=_API_KEY_FALLBACKS.get(env_var, ()),
     )
+
+
+async def _attempt(
+    adapter: ModelAdapter,
+    limit: asyncio.Semaphore,
+    rate: RateLimiter | None,
+    tokens: int,
+    call: Callable[[], Awaitable[R]],
+    model: str,
+    timeout: float,
+) -> R:
+    """Makes one request under the entry's concurrency limit and rate limit.
+
+    The rate limit is waited for inside the concurrency limit, so a request is sent the moment
+    the rate limiter counts its start (waiting for a slot afterwards would let starts bunch up).
+    """
+    async with limit:
+        if rate is None:
+            return await _call(adapter, call, model, timeout)
+        permit = await rate.acquire(tokens)
+        response = await _call(adapter, call, model, timeout)
+        if rate.counts_tokens:
+            used = response.usage.input_tokens + response.usage.output_tokens
+            if used:  # a server that reports no usage leaves the estimate counted
+                permit.settle(used)
+        return response
+
+
+async def _call(
+    adapter: ModelAdapter, call: Callable[[], Awaitable[R]], model: str, timeout: float
+) -> R:
+    """Makes one request; every failure a ProviderError.
+
+    ``timeout`` is a deadline for the whole attempt (connect, send, the full reply), not
+    counting the waits for the limits. SDKs apply their timeouts per read, so a reply trickling
+    in would otherwise never time out.
+    """
+    if adapter.in_process:
+        # Nothing to wait for: no deadline (a timer per step cost ~7 µs).
+        try:
+            return await call()
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise adapter.unexpected_error(error, model=model) from error
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await call()
+    except ProviderError:
+        raise
+    except TimeoutError as error:
+        if not deadline.expired():
+            raise adapter.unexpected_error(error, model=model) from error
+        raise adapter.timeout_error(timeout, model=model) from error
+    except Exception as error:
+        # Bad JSON, a shape the adapter did not expect, an SDK surprise: recorded, retried
+        # when transient, and masked like any provider failure.
+        raise adapter.unexpected_error(error, model=model) from error

@@ -65,6 +65,9 @@ class ModelSpec:
         max_attempts: Attempts per request, retries included.
         kind: ``chat`` or ``embedding``; empty for a ``provider:model`` key, which serves
             whichever kind of step uses it.
+        requests_per_minute: Request starts (retries included) allowed in any 60 s window,
+            per process; 0 for no limit (see `llm_scheduler.models.rate_limit`).
+        tokens_per_minute: Tokens allowed in any 60 s window, per process; 0 for no limit.
     """
 
     key: str
@@ -80,6 +83,8 @@ class ModelSpec:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     kind: str = ""
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
 
     def serves(self, kind: str) -> bool:
         """Whether steps of ``kind`` (`CHAT` or `EMBEDDING`) may use this entry."""
@@ -273,6 +278,13 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                         f"{where}.{name}", "must not be negative", "use 0 for the default", file
                     )
                 )
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            if getattr(entry, name) < 0:
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.{name}", "must not be negative", "use 0 for no limit", file
+                    )
+                )
         specs.append(
             ModelSpec(
                 key=entry.key,
@@ -288,6 +300,8 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 timeout_seconds=entry.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
                 max_attempts=entry.max_attempts or DEFAULT_MAX_ATTEMPTS,
                 kind=kind,
+                requests_per_minute=entry.requests_per_minute,
+                tokens_per_minute=entry.tokens_per_minute,
             )
         )
     if problems:

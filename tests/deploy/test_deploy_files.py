@@ -92,6 +92,18 @@ def test_indexes_cover_the_collection_group_status_query() -> None:
     assert ("ASCENDING", "COLLECTION_GROUP") in scopes
 
 
+def test_embedding_vectors_are_not_indexed() -> None:
+    # Firestore indexes every element of an array by default: a 3,072-number vector would cost
+    # 3,072 index entries per write (of 40,000 a document may have), and nothing queries them.
+    config = json.loads((DEPLOY / "firestore.indexes.json").read_text())
+    exempt = {
+        o["collectionGroup"]
+        for o in config["fieldOverrides"]
+        if o["fieldPath"] == "embedding" and o["indexes"] == []
+    }
+    assert exempt == {"step_runs", "cache"}
+
+
 def test_indexes_cover_the_filtered_pages_of_job_runs() -> None:
     # list_runs pages job runs newest first, filtered on job_id and/or status: an equality
     # filter with an order on another field needs a composite index (single-field indexes

@@ -9,6 +9,7 @@ from llm_scheduler import ModelClient, ModelRegistry, RunContext, Validator, loa
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.replay import ReplaySource
+from llm_scheduler.engine.replay_plan import plan_replay
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import context_for
@@ -260,8 +261,42 @@ def test_a_replay_with_an_edited_item_answer_calls_only_what_depends_on_it(
     step.response_text = "edited"
     step.outputs.Clear()  # outputs follow the edited response
 
+    plan = plan_replay(job, edited, context_for(fake_registry))
+    assert [(p.task_id, p.action) for p in plan.steps] == [
+        ("plan", "reuse"),
+        ("write[0]", "reuse"),
+        ("write[1]", "reuse"),
+        ("write[2]", "reuse"),
+        ("join", "run"),
+    ]
+    assert "edited response" in plan.steps[2].reason
+
     context = context_for(fake_registry, replay=ReplaySource(edited))
     again = run(context, run_job(job, context))
     assert again.status == run_pb2.RUN_STATUS_SUCCEEDED, again.error.message
     assert fake_server.count() == calls + 1  # the join only
     assert struct_to_dict(_task(again, "write").outputs)["text"][1] == "edited"
+
+
+def test_a_replay_plan_of_a_map_whose_list_changes_runs_its_steps(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    _planned_by_the_fake_server(fake_server, 2)
+    job = _job({"items": "%sections%"}, plan=_query("Plan the sections", {"sections": ""}))
+    context = context_for(fake_registry)
+    first = run(context, run_job(job, context))
+    edited = run_pb2.JobRun()
+    edited.CopyFrom(first)
+    step = _task(edited, "plan").steps[0]
+    step.response_text = json.dumps(["x", "y", "z"])
+    step.outputs.Clear()
+
+    plan = plan_replay(job, edited, context_for(fake_registry))
+    # The new list is known from the edited answer: three items, none recorded.
+    assert [(p.task_id, p.action) for p in plan.steps] == [
+        ("plan", "reuse"),
+        ("write[0]", "run"),
+        ("write[1]", "run"),
+        ("write[2]", "run"),
+        ("join", "run"),
+    ]

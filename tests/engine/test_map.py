@@ -10,6 +10,7 @@ from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.replay_plan import plan_replay
+from llm_scheduler.engine.what_if import apply_edits, edits_from_json
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import context_for
@@ -300,3 +301,23 @@ def test_a_replay_plan_of_a_map_whose_list_changes_runs_its_steps(
         ("write[2]", "run"),
         ("join", "run"),
     ]
+
+
+def test_a_what_if_edit_names_an_item_by_its_task_run_id(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    _planned_by_the_fake_server(fake_server, 3)
+    job = _job({"items": "%sections%"}, plan=_query("Plan the sections", {"sections": ""}))
+    context = context_for(fake_registry)
+    first = run(context, run_job(job, context))
+    calls = fake_server.count()
+    edits = edits_from_json(
+        [{"kind": "step_response", "task_id": "write~000002", "step_index": 0, "value": "new"}]
+    )
+    edited = apply_edits(first, edits)
+    assert _task(edited, "write").items[2].steps[0].response_text == "new"
+
+    context = context_for(fake_registry, replay=ReplaySource(edited))
+    again = run(context, run_job(job, context))
+    assert fake_server.count() == calls + 1  # the join only
+    assert struct_to_dict(_task(again, "write").outputs)["text"][2] == "new"

@@ -9,11 +9,18 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import re
 from collections.abc import Collection, Iterable, Mapping
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.ids import ID_RULE, MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, check_id
+from llm_scheduler.config.maps import (
+    DEFAULT_MAP_ITEMS,
+    MAX_MAP_ITEMS,
+    map_index_variable,
+    map_item_variable,
+)
 from llm_scheduler.config.parameters import KNOWN_PARAMETERS, coerce_parameters
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.template import Template
@@ -41,6 +48,7 @@ _SUB_CONFIGS = {
     config_pb2.STEP_TYPE_FUNCTION_CALL: ("function_call_config", "a function call"),
     config_pb2.STEP_TYPE_EMBEDDING: ("embedding_config", "an embedding"),
 }
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # How many names a hint lists before it says how many more there are.
 _HINT_NAMES = 20
 
@@ -324,6 +332,8 @@ class Validator:
         # Grows in place as steps add outputs: each step sees the outputs of the steps before it.
         from_steps: dict[str, None] = {}
         available = upstream.plus(dataflow.task_defaults(task).keys(), from_steps)
+        if task.HasField("for_each"):
+            available = available.plus(self._map(task, f"{prefix}for_each", upstream))
         seen: set[str] = set()
         for index, step in enumerate(task.steps):
             path = f"{prefix}steps[{index}]."
@@ -334,6 +344,67 @@ class Validator:
             from_steps.update(dict.fromkeys(dataflow.step_output_names(step)))
         # The task's own outputs render with its variables and the last response bound.
         self._outputs(task.output_config, f"{prefix}output_config", available)
+
+    def _map(self, task: config_pb2.TaskConfig, path: str, upstream: _Scope) -> list[str]:
+        """Checks a map's config; returns the variable names it binds for each item."""
+        config = task.for_each
+        template = Template.parse(config.items)
+        if not config.items:
+            self._add(f"{path}.items", "missing", 'name the list to map over, e.g. "%sections%"')
+        elif len(template.parts) != 1 or not template.placeholders:
+            self._add(
+                f"{path}.items",
+                f"{config.items!r} is not exactly one placeholder",
+                'write the list as one placeholder and nothing else, e.g. "%sections%" or '
+                '"%plan.items%"',
+            )
+        else:
+            name = template.placeholders[0].name
+            if name not in upstream:
+                known = upstream.listing() or "none"
+                self._add(
+                    f"{path}.items",
+                    f"%{name}%: no predecessor or job input provides {name!r}",
+                    f"map over an output of a predecessor or a job input (available: {known})",
+                )
+        defaults = dataflow.task_defaults(task)
+        bound: list[str] = []
+        for field, default in (
+            ("item_variable", map_item_variable(config)),
+            ("index_variable", map_index_variable(config)),
+        ):
+            if not _IDENTIFIER.fullmatch(default):
+                self._add(
+                    f"{path}.{field}",
+                    f"{default!r} is not a variable name",
+                    "use letters, digits and underscores, not starting with a digit",
+                )
+            elif default in defaults:
+                self._add(
+                    f"{path}.{field}",
+                    f"{default!r} shadows the task input of the same name",
+                    "rename the variable or the input",
+                )
+            elif default in bound:
+                self._add(
+                    f"{path}.{field}",
+                    f"{default!r} is also the item variable",
+                    "give the item and its index different names",
+                )
+            bound.append(default)
+        if not 0 <= config.max_items <= MAX_MAP_ITEMS:
+            self._add(
+                f"{path}.max_items",
+                f"{config.max_items} is out of range",
+                f"use 1 to {MAX_MAP_ITEMS:,}, or 0 (leave it out) for {DEFAULT_MAP_ITEMS:,}",
+            )
+        if config.max_in_flight < 0:
+            self._add(
+                f"{path}.max_in_flight",
+                f"{config.max_in_flight} is negative",
+                "use a positive cap, or 0 (leave it out) for no cap of the map's own",
+            )
+        return bound
 
     def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())

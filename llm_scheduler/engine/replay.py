@@ -15,6 +15,7 @@ edited task ``inputs`` override the task's variables.
 from __future__ import annotations
 
 import collections
+import itertools
 from typing import Any
 
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
@@ -58,10 +59,14 @@ class ReplaySource:
         self._steps: dict[str, collections.deque[run_pb2.StepRun]] = {}
         self._last: dict[str, run_pb2.StepRun] = {}
         self._task_inputs: dict[str, dict[str, Any]] = {}
-        for task_run in job_run.tasks:
+        # A map's items are task runs of their own (keyed by their `T~000003` ids).
+        task_runs = itertools.chain.from_iterable(
+            (task_run, *task_run.items) for task_run in job_run.tasks
+        )
+        for task_run in task_runs:
             inputs = struct_to_dict(task_run.inputs)
             if task_run.inputs_digest and digest(inputs) != task_run.inputs_digest:
-                self._task_inputs[task_run.task_id] = inputs
+                self._task_inputs[task_run.task_run_id or task_run.task_id] = inputs
             for step in task_run.steps:
                 if step.status == run_pb2.RUN_STATUS_SUCCEEDED and step.fingerprint:
                     self._steps.setdefault(step.fingerprint, collections.deque()).append(step)
@@ -80,5 +85,8 @@ class ReplaySource:
         return Reuse(last) if last is not None else None
 
     def edited_task_inputs(self, task_id: str) -> dict[str, Any]:
-        """Task inputs a person edited in the trace (empty when unedited)."""
+        """Task inputs a person edited in the trace (empty when unedited).
+
+        ``task_id`` is a task's id, or a map item's task run id (``T~000003``).
+        """
         return dict(self._task_inputs.get(task_id, {}))

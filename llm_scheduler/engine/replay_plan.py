@@ -22,11 +22,14 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.maps import is_map, map_index_variable, map_item_variable
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.map import map_items
 from llm_scheduler.engine.plans import output_plan, step_plan
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.step import prepare_request
+from llm_scheduler.engine.task import item_run_id
 from llm_scheduler.engine.values import apply_outputs, task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
 
@@ -168,6 +171,13 @@ def plan_replay(
     recorded = {
         (task_run.task_id, step.index): step for task_run in source.tasks for step in task_run.steps
     }
+    # A map's items are planned as tasks labelled `T[i]`.
+    recorded.update(
+        ((f"{item.task_id}[{item.item_index}]", step.index), step)
+        for task_run in source.tasks
+        for item in task_run.items
+        for step in item.steps
+    )
     graph = TaskGraph.from_job(job)
     start = job.start_task or graph.roots[0]
     reachable = graph.reachable_from(start)
@@ -186,15 +196,59 @@ def plan_replay(
         variables = task_variables(job_input, task, [(p, outputs_of[p]) for p in preds])
         scope: dict[str, Any] = {**dataflow.task_defaults(task), **variables}
         scope.update(replay.edited_task_inputs(task_id))
-        response: Any = None
-        for index, step in enumerate(task.steps):
-            entry, outputs, response = _plan_step(
-                step, index, task_id, scope, context, replay, recorded
-            )
-            planned.append(entry)
-            scope.update(outputs)
-        outputs_of[task_id] = _task_outputs(task, scope, response)
+        if is_map(task):
+            outputs_of[task_id] = _plan_map(task, scope, context, replay, recorded, planned)
+            continue
+        outputs_of[task_id] = _plan_task(task, task_id, scope, context, replay, recorded, planned)
     return ReplayPlan(source.run_id, planned)
+
+
+def _plan_task(
+    task: config_pb2.TaskConfig,
+    label: str,
+    scope: dict[str, Any],
+    context: RunContext,
+    replay: ReplaySource,
+    recorded: Mapping[tuple[str, int], run_pb2.StepRun],
+    planned: list[PlannedStep],
+) -> dict[str, Any]:
+    """Plans a task's steps (or a map item's, labelled `T[i]`); returns its outputs."""
+    response: Any = None
+    for index, step in enumerate(task.steps):
+        entry, outputs, response = _plan_step(step, index, label, scope, context, replay, recorded)
+        planned.append(entry)
+        scope.update(outputs)
+    return _task_outputs(task, scope, response)
+
+
+def _plan_map(
+    task: config_pb2.TaskConfig,
+    scope: dict[str, Any],
+    context: RunContext,
+    replay: ReplaySource,
+    recorded: Mapping[tuple[str, int], run_pb2.StepRun],
+    planned: list[PlannedStep],
+) -> dict[str, Any]:
+    """Plans a map's items when its list is known; returns its outputs (lists, or unknown)."""
+    names = dataflow.task_output_names(task)
+    try:
+        items = map_items(task, scope)
+    except Exception:  # unknown before the replay, or the replay fails here too
+        items = None
+    if items is None or _is_unknown(items):
+        # Which items there will be is not known: the map's steps run, once per item.
+        _plan_task(task, task.task_id, dict(scope), context, replay, recorded, planned)
+        return dict.fromkeys(names, _UNKNOWN)
+    item_name, index_name = map_item_variable(task.for_each), map_index_variable(task.for_each)
+    collected: dict[str, list[Any]] = {name: [] for name in names}
+    for index, item in enumerate(items):
+        item_scope = {**scope, item_name: item, index_name: index}
+        item_scope.update(replay.edited_task_inputs(item_run_id(task.task_id, index)))
+        label = f"{task.task_id}[{index}]"
+        outputs = _plan_task(task, label, item_scope, context, replay, recorded, planned)
+        for name in names:
+            collected[name].append(outputs.get(name, _UNKNOWN))
+    return dict(collected)
 
 
 def _plan_step(

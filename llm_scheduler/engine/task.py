@@ -14,7 +14,7 @@ from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["run_task"]
+__all__ = ["item_run_id", "run_task"]
 
 
 async def run_task(
@@ -25,6 +25,7 @@ async def run_task(
     job_run_id: str = "",
     predecessors: Sequence[str] = (),
     record: run_pb2.TaskRun | None = None,
+    item_index: int | None = None,
 ) -> run_pb2.TaskRun:
     """Runs a task's steps in order; the first failing step fails the task.
 
@@ -37,12 +38,17 @@ async def run_task(
         predecessors: The tasks whose outputs the task received.
         record: An empty record to fill in place (e.g. ``job_run.tasks.add()``, which saves
             copying it into the job's record); a new one by default.
+        item_index: For one item of a map task: the item's index. Its record's
+            ``task_run_id`` is then `item_run_id` of it, and the map reports the task's start
+            and end (the item emits only its steps' events).
 
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
     run = record if record is not None else run_pb2.TaskRun()
-    run.task_run_id = task.task_id
+    run.task_run_id = task.task_id if item_index is None else item_run_id(task.task_id, item_index)
+    if item_index is not None:
+        run.item_index = item_index
     run.task_id = task.task_id
     run.job_run_id = job_run_id
     run.status = run_pb2.RUN_STATUS_RUNNING
@@ -52,10 +58,11 @@ async def run_task(
     records.stamp(run.started_at)
     scope = {**dataflow.task_defaults(task), **variables}
     if context.replay is not None:
-        scope.update(context.replay.edited_task_inputs(task.task_id))
+        scope.update(context.replay.edited_task_inputs(run.task_run_id))
     fill_struct(run.inputs, scope)
     run.inputs_digest = digest(scope)
-    if context.on_event is not None:
+    events = item_index is None
+    if events and context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     response: Any = None
     for index, step in enumerate(task.steps):
@@ -64,7 +71,7 @@ async def run_task(
             scope,
             context,
             index=index,
-            task_id=task.task_id,
+            task_id=task.task_id if item_index is None else f"{task.task_id}[{item_index}]",
             step_count=len(task.steps),
             run_id=job_run_id,
             record=run.steps.add(),  # filled in place: records are not copied
@@ -73,7 +80,7 @@ async def run_task(
         run.cost_usd += result.record.cost_usd
         if not result.ok:
             run.error.CopyFrom(result.record.error)
-            return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
+            return _finish(run, run_pb2.RUN_STATUS_FAILED, context, events=events)
         scope.update(result.outputs)
         response = result.response
     try:
@@ -82,15 +89,27 @@ async def run_task(
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
     fill_struct(run.outputs, outputs)
-    return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context)
+    return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context, events=events)
+
+
+def item_run_id(task_id: str, index: int) -> str:
+    """The task run id of item ``index`` of map task ``task_id``: ``T~000003``.
+
+    ``~`` cannot appear in a task id, so an item's id never collides with a task's.
+    """
+    return f"{task_id}~{index:06d}"
 
 
 def _finish(
-    run: run_pb2.TaskRun, status: run_pb2.RunStatus, context: RunContext
+    run: run_pb2.TaskRun,
+    status: run_pb2.RunStatus,
+    context: RunContext,
+    *,
+    events: bool = True,
 ) -> run_pb2.TaskRun:
     run.status = status
     records.stamp(run.finished_at)
-    if context.on_event is not None:
+    if events and context.on_event is not None:
         detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
         context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
     return run

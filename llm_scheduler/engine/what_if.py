@@ -14,6 +14,9 @@ Edits arrive as JSON from the web UI, the API and scripts::
     {"kind": "job_inputs", "value": {"topic": "tides"}}
     {"kind": "step_prompt", "task_id": "draft", "step_index": 0,
      "value": {"user_prompt": "Write about %topic%.", "system_prompt": "..."}}
+
+In a step or task-inputs edit, ``task_id`` may name an item of a map task by its task run id
+(``"write~000003"``); a prompt edit names the map task itself (every item has its steps).
 """
 
 from __future__ import annotations
@@ -172,6 +175,9 @@ def _task_run(run: run_pb2.JobRun, edit: Edit) -> run_pb2.TaskRun:
     for task_run in run.tasks:
         if task_run.task_id == edit.task_id:
             return task_run
+        for item in task_run.items:  # a map's item, named by its task run id (`T~000003`)
+            if item.task_run_id == edit.task_id:
+                return item
     raise UserError(f"{edit.describe()}: the run has no record of task {edit.task_id!r}")
 
 

@@ -292,7 +292,8 @@ def cache_policy_from_flags(*, on_by_default: bool) -> config_pb2.CachePolicy:
 
 def describe_cache_hits(task_runs: Iterable[run_pb2.TaskRun]) -> str:
     """``"; N cache hits"`` for the steps answered from the response cache, or nothing."""
-    hits = sum(step.cache_hit for task_run in task_runs for step in task_run.steps)
+    every = (run for task_run in task_runs for run in (task_run, *task_run.items))  # map items
+    hits = sum(step.cache_hit for task_run in every for step in task_run.steps)
     if not hits:
         return ""
     return f"; {hits} cache hit{'s' if hits != 1 else ''}"

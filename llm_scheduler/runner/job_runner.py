@@ -137,8 +137,10 @@ def _run_job() -> int:
         job_run = common.run_async(context, run_job(job, context, inputs=variables))
     if source is not None:
         job_run.parent_run_id = source.run_id
-        reused = sum(bool(s.reused_from_run_id) for t in job_run.tasks for s in t.steps)
-        total = sum(len(t.steps) for t in job_run.tasks)
+        # A map's steps are its items'.
+        task_runs = [r for t in job_run.tasks for r in (t, *t.items)]
+        reused = sum(bool(s.reused_from_run_id) for t in task_runs for s in t.steps)
+        total = sum(len(t.steps) for t in task_runs)
         common.report(
             f"replay of {source.run_id}: {reused} of {total} steps reused, {total - reused} run"
         )

@@ -121,7 +121,7 @@ class StepConfig(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ..., embedding_config: _Optional[_Union[EmbeddingConfig, _Mapping]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
-    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description")
+    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_CONFIG_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class TaskConfig(_message.Message):
     NEXT_TASKS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FOR_EACH_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     input_config: DataConfig
     steps: _containers.RepeatedCompositeFieldContainer[StepConfig]
@@ -140,7 +141,22 @@ class TaskConfig(_message.Message):
     next_tasks: _containers.RepeatedScalarFieldContainer[str]
     name: str
     description: str
-    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    for_each: MapConfig
+    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., for_each: _Optional[_Union[MapConfig, _Mapping]] = ...) -> None: ...
+
+class MapConfig(_message.Message):
+    __slots__ = ("items", "item_variable", "index_variable", "max_in_flight", "max_items")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: str
+    item_variable: str
+    index_variable: str
+    max_in_flight: int
+    max_items: int
+    def __init__(self, items: _Optional[str] = ..., item_variable: _Optional[str] = ..., index_variable: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., max_items: _Optional[int] = ...) -> None: ...
 
 class JobConfig(_message.Message):
     __slots__ = ("job_id", "name", "description", "tasks", "start_task", "input_config", "metadata")

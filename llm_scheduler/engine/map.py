@@ -22,8 +22,7 @@ from llm_scheduler.config.structs import fill_struct, struct_to_dict
 from llm_scheduler.config.template import Template
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
-from llm_scheduler.engine.fingerprint import digest
-from llm_scheduler.engine.task import item_run_id, run_task
+from llm_scheduler.engine.task import begin_task_record, item_run_id, run_task
 from llm_scheduler.errors import RunError
 from llm_scheduler.v1 import config_pb2, run_pb2
 
@@ -90,19 +89,9 @@ async def run_map(
         The map's record: each item's record in ``items``; its outputs (each name a list in
         item order) when every item succeeded.
     """
-    run = record if record is not None else run_pb2.TaskRun()
-    run.task_run_id = run.task_id = task.task_id
-    run.job_run_id = job_run_id
-    run.status = run_pb2.RUN_STATUS_RUNNING
-    run.config.CopyFrom(task)
-    run.predecessors[:] = list(predecessors)
-    run.attempt = 1
-    records.stamp(run.started_at)
-    scope = {**dataflow.task_defaults(task), **variables}
-    if context.replay is not None:
-        scope.update(context.replay.edited_task_inputs(task.task_id))
-    fill_struct(run.inputs, scope)
-    run.inputs_digest = digest(scope)
+    run, scope = begin_task_record(
+        task, task.task_id, variables, context, job_run_id, predecessors, record
+    )
     context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     try:
         items = map_items(task, scope)

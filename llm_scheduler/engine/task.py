@@ -14,7 +14,7 @@ from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["item_run_id", "run_task"]
+__all__ = ["begin_task_record", "item_run_id", "run_task"]
 
 
 async def run_task(
@@ -45,22 +45,12 @@ async def run_task(
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
-    run = record if record is not None else run_pb2.TaskRun()
-    run.task_run_id = task.task_id if item_index is None else item_run_id(task.task_id, item_index)
+    task_run_id = task.task_id if item_index is None else item_run_id(task.task_id, item_index)
+    run, scope = begin_task_record(
+        task, task_run_id, variables, context, job_run_id, predecessors, record
+    )
     if item_index is not None:
         run.item_index = item_index
-    run.task_id = task.task_id
-    run.job_run_id = job_run_id
-    run.status = run_pb2.RUN_STATUS_RUNNING
-    run.config.CopyFrom(task)
-    run.predecessors[:] = list(predecessors)
-    run.attempt = 1
-    records.stamp(run.started_at)
-    scope = {**dataflow.task_defaults(task), **variables}
-    if context.replay is not None:
-        scope.update(context.replay.edited_task_inputs(run.task_run_id))
-    fill_struct(run.inputs, scope)
-    run.inputs_digest = digest(scope)
     events = item_index is None
     if events and context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
@@ -113,3 +103,34 @@ def _finish(
         detail = run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_").lower()
         context.emit(EngineEvent(EventKind.TASK_FINISHED, run.task_id, detail=detail))
     return run
+
+
+def begin_task_record(
+    task: config_pb2.TaskConfig,
+    task_run_id: str,
+    variables: Mapping[str, Any],
+    context: RunContext,
+    job_run_id: str,
+    predecessors: Sequence[str],
+    record: run_pb2.TaskRun | None,
+) -> tuple[run_pb2.TaskRun, dict[str, Any]]:
+    """A task's record, started (RUNNING, attempt 1, inputs recorded), and its scope.
+
+    The scope is the task's defaults under ``variables``, with any inputs a person edited for
+    ``task_run_id`` in the replayed run over them.
+    """
+    run = record if record is not None else run_pb2.TaskRun()
+    run.task_run_id = task_run_id
+    run.task_id = task.task_id
+    run.job_run_id = job_run_id
+    run.status = run_pb2.RUN_STATUS_RUNNING
+    run.config.CopyFrom(task)
+    run.predecessors[:] = list(predecessors)
+    run.attempt = 1
+    records.stamp(run.started_at)
+    scope = {**dataflow.task_defaults(task), **variables}
+    if context.replay is not None:
+        scope.update(context.replay.edited_task_inputs(task_run_id))
+    fill_struct(run.inputs, scope)
+    run.inputs_digest = digest(scope)
+    return run, scope

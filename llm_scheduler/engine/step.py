@@ -25,6 +25,7 @@ from llm_scheduler.engine.replay import Reuse
 from llm_scheduler.engine.values import apply_outputs, render_request
 from llm_scheduler.errors import ProviderError, RunError
 from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, Usage
+from llm_scheduler.models.registry import ModelSpec
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["StepResult", "prepare_request", "run_step"]
@@ -200,6 +201,15 @@ def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:
     record.attempts = 0  # nothing was called; usage and cost stay with the original run
 
 
+def _resolve_into(record: run_pb2.StepRun, model_key: str, context: RunContext) -> ModelSpec:
+    """Resolves a step's model key and records the key, provider and provider model."""
+    record.model_key = model_key
+    spec = context.models.resolve(model_key)
+    record.provider = spec.provider
+    record.provider_model = spec.model
+    return spec
+
+
 def _prepare_query(
     step: config_pb2.StepConfig,
     query: QueryPlan,
@@ -207,10 +217,7 @@ def _prepare_query(
     record: run_pb2.StepRun,
     context: RunContext,
 ) -> ModelRequest:
-    record.model_key = query.model_key
-    spec = context.models.resolve(query.model_key)
-    record.provider = spec.provider
-    record.provider_model = spec.model
+    spec = _resolve_into(record, query.model_key, context)
     record.parameters.CopyFrom(query.parameters_struct)
     record.response_format.CopyFrom(step.model_query_config.response_format)
     record.system_prompt = query.system.render(scope)
@@ -231,10 +238,7 @@ def _prepare_embedding(
     record: run_pb2.StepRun,
     context: RunContext,
 ) -> EmbeddingRequest:
-    record.model_key = embedding.model_key
-    spec = context.models.resolve(embedding.model_key)
-    record.provider = spec.provider
-    record.provider_model = spec.model
+    spec = _resolve_into(record, embedding.model_key, context)
     record.parameters.CopyFrom(embedding.parameters_struct)
     record.embedding_input = embedding.input.render(scope)
     if not record.embedding_input.strip():

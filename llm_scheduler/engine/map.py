@@ -111,12 +111,13 @@ async def run_map(
             next_index += 1
             item_run = await run_task(
                 task,
-                {**scope, item_name: items[index], index_name: index},
+                scope,
                 context,
                 job_run_id=job_run_id,
                 predecessors=predecessors,
                 record=slots[index],
                 item_index=index,
+                item_inputs={item_name: items[index], index_name: index},
             )
             if item_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
                 failed.append(index)

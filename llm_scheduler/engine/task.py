@@ -14,7 +14,7 @@ from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["begin_task_record", "item_run_id", "run_task"]
+__all__ = ["begin_task_record", "item_run_id", "parse_item_run_id", "run_task"]
 
 
 async def run_task(
@@ -26,6 +26,7 @@ async def run_task(
     predecessors: Sequence[str] = (),
     record: run_pb2.TaskRun | None = None,
     item_index: int | None = None,
+    item_inputs: Mapping[str, Any] | None = None,
 ) -> run_pb2.TaskRun:
     """Runs a task's steps in order; the first failing step fails the task.
 
@@ -41,13 +42,16 @@ async def run_task(
         item_index: For one item of a map task: the item's index. Its record's
             ``task_run_id`` is then `item_run_id` of it, and the map reports the task's start
             and end (the item emits only its steps' events).
+        item_inputs: For one item of a map task: its own bindings (the item and its index),
+            set over ``variables``. Only these are recorded as the item's inputs (the map's
+            record holds the rest), so a map of N items does not record its list N times.
 
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
     task_run_id = task.task_id if item_index is None else item_run_id(task.task_id, item_index)
     run, scope = begin_task_record(
-        task, task_run_id, variables, context, job_run_id, predecessors, record
+        task, task_run_id, variables, context, job_run_id, predecessors, record, item_inputs
     )
     if item_index is not None:
         run.item_index = item_index
@@ -90,6 +94,17 @@ def item_run_id(task_id: str, index: int) -> str:
     return f"{task_id}~{index:06d}"
 
 
+def parse_item_run_id(task_run_id: str) -> tuple[str, int | None]:
+    """The task id and item index of a task run id: ``("T", 3)`` for ``T~000003``.
+
+    A task's own run id gives ``(task_id, None)``.
+    """
+    task_id, separator, index = task_run_id.partition("~")
+    if not separator or not index.isdigit():
+        return task_run_id, None
+    return task_id, int(index)
+
+
 def _finish(
     run: run_pb2.TaskRun,
     status: run_pb2.RunStatus,
@@ -113,11 +128,13 @@ def begin_task_record(
     job_run_id: str,
     predecessors: Sequence[str],
     record: run_pb2.TaskRun | None,
+    item_inputs: Mapping[str, Any] | None = None,
 ) -> tuple[run_pb2.TaskRun, dict[str, Any]]:
     """A task's record, started (RUNNING, attempt 1, inputs recorded), and its scope.
 
-    The scope is the task's defaults under ``variables``, with any inputs a person edited for
-    ``task_run_id`` in the replayed run over them.
+    The scope is the task's defaults under ``variables`` (and a map item's ``item_inputs``),
+    with any inputs a person edited for ``task_run_id`` in the replayed run over them. A map
+    item records only its own inputs (edited ones included).
     """
     run = record if record is not None else run_pb2.TaskRun()
     run.task_run_id = task_run_id
@@ -129,8 +146,15 @@ def begin_task_record(
     run.attempt = 1
     records.stamp(run.started_at)
     scope = {**dataflow.task_defaults(task), **variables}
+    own = dict(item_inputs) if item_inputs is not None else None
     if context.replay is not None:
-        scope.update(context.replay.edited_task_inputs(task_run_id))
-    fill_struct(run.inputs, scope)
-    run.inputs_digest = digest(scope)
+        edited = context.replay.edited_task_inputs(task_run_id)
+        if own is not None:
+            own.update(edited)
+        scope.update(edited)
+    if own is not None:
+        scope.update(own)
+    recorded = own if own is not None else scope
+    fill_struct(run.inputs, recorded)
+    run.inputs_digest = digest(recorded)
     return run, scope

@@ -1,7 +1,7 @@
 """Cancelling an event-driven run: nothing more of it starts, and what is done is kept.
 
 `cancel_run` marks the job run CANCELLED (the reason as its error, with ``finished_at``) and
-every task run still PENDING or RUNNING CANCELLED too:
+every task run still PENDING, RUNNING or WAITING (a map) CANCELLED too:
 
 - **A PENDING task** can no longer be claimed (a claim takes a PENDING task, or a RUNNING one
   under an expired lease), so no worker starts it; in the cloud, the event of the write is a
@@ -61,8 +61,8 @@ def cancel_run(store: Store, run_id: str, *, reason: str = DEFAULT_REASON) -> li
         reason: Recorded as the error message of the job run and of each task run stopped.
 
     Returns:
-        The ids of the task runs this call stopped (PENDING or RUNNING ones), the RUNNING ones
-        first; empty when the run was cancelled already.
+        The ids of the task runs this call stopped (PENDING, RUNNING or WAITING ones), the
+        RUNNING ones first; empty when the run was cancelled already.
 
     Raises:
         UserError: There is no such run, or it has finished (succeeded or failed).
@@ -74,7 +74,7 @@ def cancel_run(store: Store, run_id: str, *, reason: str = DEFAULT_REASON) -> li
     error = {"type": _ERROR_TYPE, "message": reason}
 
     def runnable() -> list[str]:
-        found = store.query(collection, "status", list(RUNNABLE))
+        found = store.query(collection, "status", [*RUNNABLE, Status.WAITING])
         # RUNNING ones first, so that they are cancelled with the job run whenever there are
         # fewer than `BATCH` of them: no completion after that commit can start a successor.
         found.sort(key=lambda item: item[1].get("status") != Status.RUNNING)
@@ -177,7 +177,7 @@ def _write_cancelled(
 def _cancelled_fields(doc: Doc | None, error: Doc, now: float) -> Doc | None:
     # The lease fields stay: they tell a running worker the cancel is meant for it, and a
     # resume that a live lease still covers the step in flight.
-    if doc is None or doc.get("status") not in RUNNABLE:
+    if doc is None or doc.get("status") not in (*RUNNABLE, Status.WAITING):
         return None
     return {"status": Status.CANCELLED, "error": dict(error), "finished_at": docs.iso(now)}
 

@@ -34,10 +34,11 @@ from typing import Any
 
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.engine.values import task_variables
-from llm_scheduler.execution import blobs
+from llm_scheduler.execution import blobs, map_runs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cancel import run_error
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
+from llm_scheduler.execution.failure import mark_failed, skipped_doc
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.execution.submit import new_task_run_doc
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
@@ -196,7 +197,7 @@ def _create_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float)
 
 
 def _skip_if_absent(tx: Transaction, run: RunConfig, task_id: str, now: float) -> bool:
-    return _write_if_absent(tx, run, task_id, _skipped_doc(run.run_id, task_id, now))
+    return _write_if_absent(tx, run, task_id, skipped_doc(run.run_id, task_id, now))
 
 
 def _write_if_absent(tx: Transaction, run: RunConfig, task_id: str, doc: Doc) -> bool:
@@ -207,16 +208,6 @@ def _write_if_absent(tx: Transaction, run: RunConfig, task_id: str, doc: Doc) ->
         return False
     tx.set(path, doc)
     return True
-
-
-def _skipped_doc(run_id: str, task_id: str, now: float) -> Doc:
-    return {
-        "task_run_id": task_id,
-        "task_id": task_id,
-        "job_run_id": run_id,
-        "status": Status.SKIPPED,
-        "created_at": docs.iso(now),
-    }
 
 
 def fail_task(
@@ -244,45 +235,9 @@ def fail_task(
     Returns:
         How many tasks were skipped.
     """
-    task_doc = lease.require(tx)
-    job_path = docs.job_run_path(run.run_id)
-    job_doc = tx.get(job_path)
-    descendants = sorted((run.graph.reachable_from(task_id) - {task_id}) & run.reachable)
-    existing = {d: tx.get(docs.task_run_path(run.run_id, d)) for d in descendants}
-    now = lease.clock()
-    tx.update(
-        lease.task_path,
-        {
-            "status": Status.FAILED,
-            "error": error,
-            **blobs.with_fields(task_doc, failure),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(now),
-        },
+    return mark_failed(
+        tx, run, task_id, lease.require(tx), failure, error, usage, cost, lease.clock()
     )
-    skipped = 0
-    for descendant, doc in existing.items():
-        if doc is None or doc.get("status") == Status.RESET:
-            skipped += 1
-            tx.set(
-                docs.task_run_path(run.run_id, descendant),
-                _skipped_doc(run.run_id, descendant, now),
-            )
-    if job_doc is not None and job_doc.get("status") != Status.FAILED:
-        tx.update(
-            job_path,
-            {
-                "status": Status.FAILED,
-                "error": {
-                    **error,
-                    "message": f"task {task_id!r} failed: {error.get('message', '')}",
-                },
-            },
-        )
-    return skipped
 
 
 @lock_free
@@ -320,6 +275,11 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
             continue
         if status in RUNNABLE:
             return "busy"  # created since the query
+        if status == Status.WAITING:
+            # A map whose items are all finished, whose last item's worker died before it
+            # counted them, is moved on here.
+            moved = map_runs.check_map(store, run, task_id, now)
+            return "repaired" if moved in ("ready", "failed") else "busy"
         statuses = [task_docs.get(p, {}).get("status") for p in needed_predecessors(run, task_id)]
         if all(s == Status.SUCCEEDED for s in statuses):
             ready.append(task_id)

@@ -83,6 +83,8 @@ class Status:
     CANCELLED = "RUN_STATUS_CANCELLED"
     # A placeholder a resume left behind for a formerly skipped task: treated as absent.
     RESET = "RUN_STATUS_UNSPECIFIED"
+    # A map task waiting for its items (`llm_scheduler.execution.map_runs`): not claimable.
+    WAITING = "RUN_STATUS_WAITING"
 
 
 # A task run that a worker may claim (or is running).
@@ -101,7 +103,9 @@ MAX_ERROR_MESSAGE_CHARS = 4000
 MAX_ID_BYTES = 256
 
 
-_SAFE_ID = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_ID_BYTES}}}")
+# ``~`` separates a map task's id from its item's index (``T~000003``); validation keeps it out
+# of task ids, so an item's id never collides with a task's.
+_SAFE_ID = re.compile(rf"[A-Za-z0-9_.~\-]{{1,{MAX_ID_BYTES}}}")
 
 
 def path_segment(kind: str, value: str) -> str:

@@ -39,20 +39,23 @@ from typing import Any
 
 from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
+from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
+from llm_scheduler.engine.map import map_items
 from llm_scheduler.engine.replay import recorded_response
 from llm_scheduler.engine.step import run_step
+from llm_scheduler.engine.task import parse_item_run_id
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
-from llm_scheduler.execution import blobs, completion, submit
+from llm_scheduler.execution import blobs, completion, map_runs, submit
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import EventSink
 from llm_scheduler.execution.lease import Lease, LostLease, TaskCancelled
 from llm_scheduler.models.client import ModelClient
-from llm_scheduler.store.base import Doc, Store, lock_free
+from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["Outcome", "handle_task_run", "new_worker_id", "run_config"]
@@ -161,8 +164,9 @@ async def handle_task_run(
     if not _claimable(current, clock()):
         return Outcome("noop", "not runnable (missing, finished, or leased by another worker)")
     run = await store.call(run_config, store, run_id)
-    if run is None or task_id not in run.tasks:
-        return Outcome("noop", f"no job run {run_id!r} with a task {task_id!r}")
+    base_id, item_index = parse_item_run_id(task_id)
+    if run is None or base_id not in run.tasks:
+        return Outcome("noop", f"no job run {run_id!r} with a task {base_id!r}")
     prepared: blobs.OutOfLine | None = None
     if current is not None and "inputs_digest" not in current:
         variables = await store.call(completion.gather_inputs, store, run, task_id)
@@ -185,7 +189,7 @@ async def handle_task_run(
     lease = Lease(store, task_path, worker_id, lease_seconds, clock)
     events = EventSink(store, run_id, worker_id, prompt=wait_for_events)
     context = events.context(_context_for(context, store, run))
-    task = run.tasks[task_id]
+    task = run.tasks[base_id]
     if task_id == run.start and int(task_doc["attempt"]) == 1:
         started = await store.call(
             store.update_if, docs.job_run_path(run_id), functools.partial(_start_job, clock)
@@ -196,15 +200,16 @@ async def handle_task_run(
                     EventKind.JOB_STARTED, name=run.job.name or run.job.job_id, run_id=run_id
                 )
             )
-    context.emit(
-        EngineEvent(
-            EventKind.TASK_STARTED,
-            task_id,
-            name=task.name,
-            detail=f"attempt {task_doc['attempt']}",
-            run_id=run_id,
+    if item_index is None:  # a map's item reports only its steps' events, as in process
+        context.emit(
+            EngineEvent(
+                EventKind.TASK_STARTED,
+                task_id,
+                name=task.name,
+                detail=f"attempt {task_doc['attempt']}",
+                run_id=run_id,
+            )
         )
-    )
     heartbeat = asyncio.create_task(lease.keep_alive())
     try:
         if int(task_doc["attempt"]) > int(task_doc.get("max_attempt", DEFAULT_MAX_ATTEMPTS)):
@@ -218,8 +223,10 @@ async def handle_task_run(
                 store, run, task_id, lease, context, _failure("", 0, RuntimeError(reason)), []
             )
         try:
+            if is_map(task) and item_index is None:
+                return await _run_map_task(store, run, task, task_doc, context, lease)
             return await _run_claimed(
-                store, run, task, task_doc, context, lease, deadline, handoff_margin
+                store, run, task, task_id, task_doc, context, lease, deadline, handoff_margin
             )
         except LostLease:
             raise
@@ -227,14 +234,10 @@ async def handle_task_run(
             return await _recover(store, run, task_id, task_doc, lease, context, error)
     except TaskCancelled:
         await store.call(_let_go, store, lease, run_id, task_id)
-        context.emit(
-            EngineEvent(EventKind.TASK_FINISHED, task_id, detail="cancelled", run_id=run_id)
-        )
+        _emit_finished(context, task_id, "cancelled", run_id)
         return Outcome("cancelled", "the run was cancelled; the steps done are kept")
     except LostLease:
-        context.emit(
-            EngineEvent(EventKind.TASK_FINISHED, task_id, detail="lost_lease", run_id=run_id)
-        )
+        _emit_finished(context, task_id, "lost_lease", run_id)
         return Outcome("lost_lease", "another worker took the task over after our lease expired")
     finally:
         heartbeat.cancel()
@@ -260,19 +263,26 @@ async def _run_claimed(
     store: Store,
     run: RunConfig,
     task: config_pb2.TaskConfig,
+    task_id: str,
     task_doc: Doc,
     context: RunContext,
     lease: Lease,
     deadline: float | None,
     handoff_margin: float,
 ) -> Outcome:
-    task_id = task.task_id
+    """Runs the steps of a claimed task run (a task, or one item of a map) and completes it."""
     run_id = run.run_id
+    base_id, item_index = parse_item_run_id(task_id)
+    label = task_id if item_index is None else f"{base_id}[{item_index}]"
     persisted = await store.call(store.list, docs.step_runs_collection(run_id, task_id))
-    inputs = await store.call(
-        blobs.inline, store, task_doc, f"task run {task_id!r} of run {run_id!r}"
-    )
-    scope: dict[str, Any] = {**dataflow.task_defaults(task), **(inputs.get("inputs") or {})}
+    scope: dict[str, Any]
+    if item_index is None:
+        inputs = await store.call(
+            blobs.inline, store, task_doc, f"task run {task_id!r} of run {run_id!r}"
+        )
+        scope = {**dataflow.task_defaults(task), **(inputs.get("inputs") or {})}
+    else:
+        scope = await store.call(map_runs.map_scope, store, run, task_doc)
     response: Any = None
     records: list[run_pb2.StepRun] = []
     for _, step_doc in persisted:
@@ -287,9 +297,7 @@ async def _run_claimed(
         # Every invocation runs at least one step, so handoffs always make progress.
         if steps_run and deadline is not None and deadline - time.monotonic() < handoff_margin:
             await store.call(lease.release, {}, True)
-            context.emit(
-                EngineEvent(EventKind.TASK_FINISHED, task_id, detail="handed_off", run_id=run_id)
-            )
+            _emit_finished(context, task_id, "handed_off", run_id)
             return Outcome("handed_off", f"deadline near after step {index}", steps_run)
         lease.check()
         result = await run_step(
@@ -297,7 +305,7 @@ async def _run_claimed(
             scope,
             context,
             index=index,
-            task_id=task_id,
+            task_id=label,
             step_count=len(task.steps),
             run_id=run_id,
         )
@@ -354,31 +362,105 @@ async def _run_claimed(
             await store.call(store.create, *final)
         failure = _failure("", len(task.steps), error, prefix="task outputs: ")
         return await _fail(store, run, task_id, lease, context, failure, records, steps_run)
+    usage, cost = completion.task_totals(records)
+    return await _complete(
+        store, run, task_id, lease, context, outputs, usage, cost, final, steps_run
+    )
+
+
+async def _run_map_task(
+    store: Store,
+    run: RunConfig,
+    task: config_pb2.TaskConfig,
+    task_doc: Doc,
+    context: RunContext,
+    lease: Lease,
+) -> Outcome:
+    """A claimed map task: expands it into item runs, or collects its items once they are done.
+
+    See `llm_scheduler.execution.map_runs`.
+    """
+    task_id = task.task_id
+    if task_doc.get("map_ready"):
+        total = int(task_doc.get("items_total") or 0)
+        outputs, usage, cost = await store.call(map_runs.collect, store, run, task, total)
+        return await _complete(store, run, task_id, lease, context, outputs, usage, cost)
+    inputs = await store.call(
+        blobs.inline, store, task_doc, f"task run {task_id!r} of run {run.run_id!r}"
+    )
+    scope = {**dataflow.task_defaults(task), **(inputs.get("inputs") or {})}
+    try:
+        items = map_items(task, scope)
+    except Exception as error:  # not a list, too long, or a missing variable: recorded
+        return await _fail(store, run, task_id, lease, context, _failure("", 0, error), [])
+    if not items:
+        empty: dict[str, Any] = {name: [] for name in dataflow.task_output_names(task)}
+        usage, cost = completion.task_totals([])
+        return await _complete(store, run, task_id, lease, context, empty, usage, cost)
+    created = await store.call(map_runs.expand, store, run, task, lease, items, lease.clock())
+    # Items may all have finished before the task was WAITING: then no item moved it on.
+    await store.call(map_runs.check_map, store, run, task_id, lease.clock())
+    return Outcome("waiting", f"{len(items)} items; {created} item runs created")
+
+
+async def _complete(
+    store: Store,
+    run: RunConfig,
+    task_id: str,
+    lease: Lease,
+    context: RunContext,
+    outputs: dict[str, Any],
+    usage: Doc,
+    cost: float,
+    final: tuple[str, Doc] | None = None,
+    steps_run: int = 0,
+) -> Outcome:
+    """Marks a task run SUCCEEDED (with its last step, when given) and starts what follows.
+
+    A task starts its successors; a map's item creates the item after it and, when it is the
+    last one, moves its map on (`map_runs`).
+    """
+    base_id, item_index = parse_item_run_id(task_id)
     prepared = await store.call(
         blobs.out_of_line, store, {"outputs": outputs}, docs.INLINE_FIELD_BYTES
     )
-    usage, cost = completion.task_totals(records)
+    now = lease.clock()
+    body: Callable[[Transaction], Any]
+    if item_index is None:
+        body = functools.partial(
+            completion.succeed_task,
+            run=run,
+            task_id=task_id,
+            lease=lease,
+            outputs=prepared,
+            usage=usage,
+            cost=cost,
+            last_step=final,
+        )
+    else:
+        following = await store.call(map_runs.next_item, store, run, task_id, now)
+        body = functools.partial(
+            map_runs.succeed_item,
+            run=run,
+            lease=lease,
+            outputs=prepared,
+            usage=usage,
+            cost=cost,
+            last_step=final,
+            following=following,
+        )
     try:
         lease.check()
-        started: list[str] = await store.call(
-            store.run_transaction,
-            functools.partial(
-                completion.succeed_task,
-                run=run,
-                task_id=task_id,
-                lease=lease,
-                outputs=prepared,
-                usage=usage,
-                cost=cost,
-                last_step=final,
-            ),
-        )
+        started = await store.call(store.run_transaction, body)
     except TaskCancelled:
         if final is not None:  # the last step succeeded (and was paid for): keep it
             await store.call(store.create, *final)
         raise
-    context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="succeeded", run_id=run_id))
+    _emit_finished(context, task_id, "succeeded", run.run_id)
     now = lease.clock()
+    if item_index is not None:
+        await store.call(map_runs.check_map, store, run, base_id, now)
+        return Outcome("succeeded", "", steps_run)
     started += await store.call(completion.release_joins, store, run, task_id, now)
     if not started:
         await store.call(completion.reconcile_run, store, run, now)
@@ -404,9 +486,9 @@ async def _fail(
         docs.INLINE_FIELD_BYTES,
     )
     usage, cost = completion.task_totals([*records, failed_step])
-    await store.call(
-        store.run_transaction,
-        functools.partial(
+    base_id, item_index = parse_item_run_id(task_id)
+    if item_index is None:
+        body: Callable[[Transaction], Any] = functools.partial(
             completion.fail_task,
             run=run,
             task_id=task_id,
@@ -415,10 +497,17 @@ async def _fail(
             error=error,
             usage=usage,
             cost=cost,
-        ),
-    )
-    context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail="failed", run_id=run.run_id))
-    await store.call(completion.reconcile_run, store, run, lease.clock())
+        )
+    else:  # its map fails in `check_map`, naming it
+        body = functools.partial(
+            map_runs.fail_item, lease=lease, failure=failure, error=error, usage=usage, cost=cost
+        )
+    await store.call(store.run_transaction, body)
+    _emit_finished(context, task_id, "failed", run.run_id)
+    if item_index is None:
+        await store.call(completion.reconcile_run, store, run, lease.clock())
+    else:
+        await store.call(map_runs.check_map, store, run, base_id, lease.clock())
     return Outcome("failed", str(error["message"]), steps_run)
 
 
@@ -443,9 +532,7 @@ async def _recover(
         failure = _failure("", 0, error, prefix="the task could not run: ")
         return await _fail(store, run, task_id, lease, context, failure, [])
     await store.call(lease.release, {"last_error": message}, False)
-    context.emit(
-        EngineEvent(EventKind.TASK_FINISHED, task_id, detail="released", run_id=run.run_id)
-    )
+    _emit_finished(context, task_id, "released", run.run_id)
     return Outcome("released", message)
 
 
@@ -461,6 +548,12 @@ def _let_go(store: Store, lease: Lease, run_id: str, task_id: str) -> None:
     ]
     usage, cost = completion.task_totals(records)
     lease.let_go({"usage": usage, "cost_usd": cost})
+
+
+def _emit_finished(context: RunContext, task_id: str, detail: str, run_id: str) -> None:
+    """Reports a task's end; a map's item reports only its steps (its map reports the rest)."""
+    if parse_item_run_id(task_id)[1] is None:
+        context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail=detail, run_id=run_id))
 
 
 def _shorten(message: str) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.maps import is_map
 from llm_scheduler.engine.records import add_usage
-from llm_scheduler.execution import blobs
+from llm_scheduler.execution import blobs, map_runs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
-from llm_scheduler.store.base import Store
+from llm_scheduler.store.base import Doc, Store
 from llm_scheduler.v1 import run_pb2
 
 __all__ = ["read_job_run"]
@@ -47,18 +48,22 @@ def read_job_run(
         task_doc = task_docs.get(docs.task_run_path(run_id, task.task_id))
         if task_doc is None or task_doc.get("status") == Status.RESET:
             continue
-        task_doc = blobs.inline(store, task_doc, f"task run {task.task_id!r} of run {run_id!r}")
-        task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
+        task_run = _task_run(store, run_id, task_doc, steps)
         task_run.config.CopyFrom(task)
         task_run.predecessors[:] = graph.predecessors.get(task.task_id, ())
-        if not steps:
-            job_run.tasks.append(task_run)
-            continue
-        for _, step_doc in store.list(docs.step_runs_collection(run_id, task.task_id)):
-            step_doc = blobs.inline(store, step_doc)
-            task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))
-        if task_doc.get("failed_step"):
-            task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
+        if is_map(task):
+            # Its items are task runs of their own (`T~000003`): folded into its record, as
+            # a run in process records them.
+            if task_ids is None:
+                items = [doc for doc in task_docs.values() if doc.get("map_task") == task.task_id]
+                items = [doc for doc in items if doc.get("status") != Status.RESET]
+                items.sort(key=lambda doc: int(doc.get("item_index") or 0))
+            else:
+                items = map_runs.item_docs(store, run_id, task.task_id)
+            for item_doc in items:
+                item = task_run.items.add()
+                item.CopyFrom(_task_run(store, run_id, item_doc, steps))
+                item.predecessors[:] = task_run.predecessors
         job_run.tasks.append(task_run)
     if not job_doc.get("finished_at") or job_doc.get("status") == Status.CANCELLED:
         # The job run gets its totals when it finishes; until then they are the tasks' sums.
@@ -68,3 +73,18 @@ def read_job_run(
         for task_run in job_run.tasks:
             add_usage(job_run.usage, task_run.usage)
     return job_run
+
+
+def _task_run(store: Store, run_id: str, task_doc: Doc, steps: bool) -> run_pb2.TaskRun:
+    """A task run's record from its document, with its persisted steps when ``steps``."""
+    task_run_id = str(task_doc.get("task_run_id") or task_doc.get("task_id"))
+    task_doc = blobs.inline(store, task_doc, f"task run {task_run_id!r} of run {run_id!r}")
+    task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
+    if not steps:
+        return task_run
+    for _, step_doc in store.list(docs.step_runs_collection(run_id, task_run_id)):
+        step_doc = blobs.inline(store, step_doc)
+        task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))
+    if task_doc.get("failed_step"):
+        task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
+    return task_run

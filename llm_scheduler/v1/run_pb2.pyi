@@ -21,6 +21,7 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_SKIPPED: _ClassVar[RunStatus]
     RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+    RUN_STATUS_WAITING: _ClassVar[RunStatus]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_PENDING: RunStatus
 RUN_STATUS_RUNNING: RunStatus
@@ -28,6 +29,7 @@ RUN_STATUS_SUCCEEDED: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_SKIPPED: RunStatus
 RUN_STATUS_CANCELLED: RunStatus
+RUN_STATUS_WAITING: RunStatus
 
 class TokenUsage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "cached_input_tokens")

@@ -2,13 +2,15 @@
 
 Usage:
     config_reader --input_path=job.json [--config_type=step|task|job|models|...]
-    config_reader --run_id=ID [--store=URL] [--print_record]
+    config_reader --run_id=ID [--store=URL] [--print_record] [--show_items]
     config_reader --list_runs [--job_id=ID] [--status=FAILED] [--limit=50] [--cursor=C]
                   [--store=URL] [--output_format=json]
 
 The config goes to stdout (JSON by default, or --output_format=textproto); the verdict and the
-graph go to stderr, so stdout can be piped into another tool. --list_runs prints a table of job
-runs, newest first (JSON with --output_format=json), and on stderr the --cursor of the next page.
+graph go to stderr, so stdout can be piped into another tool. Map tasks are listed with their
+list and bindings; with --run_id, with their items' counts by status (and each item when there
+are few, or with --show_items). --list_runs prints a table of job runs, newest first (JSON with
+--output_format=json), and on stderr the --cursor of the next page.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from absl import flags as absl_flags
 from llm_scheduler.config import formats
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator
+from llm_scheduler.config_tools import map_view
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.run_list import MAX_LIMIT, STATUSES, RunSummary, list_runs
@@ -33,7 +37,15 @@ from llm_scheduler.models.registry import load_models_file
 from llm_scheduler.runner import common, flags
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["describe", "describe_step", "main", "run", "run_table", "summarize_run"]
+__all__ = [
+    "describe",
+    "describe_run",
+    "describe_step",
+    "main",
+    "run",
+    "run_table",
+    "summarize_run",
+]
 
 LIST_RUNS = absl_flags.DEFINE_bool(
     "list_runs", False, "List the job runs in --store, newest first, a page at a time."
@@ -49,12 +61,19 @@ CURSOR = absl_flags.DEFINE_string(
     "cursor", "", "With --list_runs: the page after the one that printed this cursor."
 )
 _LIST_FLAGS = (JOB_ID, STATUS, LIMIT, CURSOR)
+SHOW_ITEMS = absl_flags.DEFINE_bool(
+    "show_items",
+    False,
+    f"With --run_id: list every item of a map task (without it, only up to "
+    f"{map_view.ITEM_LINES} items are listed).",
+)
 
 
 def describe(config_type: str, message: object) -> str:
     """A one-paragraph description of a valid config (and the graph for jobs).
 
-    Embedding steps are listed with their model key and dimensions, as a step config is.
+    Embedding steps are listed with their model key and dimensions, as a step config is;
+    map tasks with their list and bindings (`map_view.describe_for_each`).
     """
     if config_type == "job":
         job = cast(config_pb2.JobConfig, message)
@@ -64,10 +83,14 @@ def describe(config_type: str, message: object) -> str:
         return (
             f"valid job {job.job_id!r}: {len(job.tasks)} tasks, {steps} steps\n"
             f"{graph.render_text(counts)}{_embeddings(job.tasks)}"
+            f"{map_view.maps_preview(job.tasks)}"
         )
     if config_type == "task":
         task = cast(config_pb2.TaskConfig, message)
-        return f"valid task {task.task_id!r}: {len(task.steps)} steps{_embeddings([task])}"
+        return (
+            f"valid task {task.task_id!r}: {len(task.steps)} steps{_embeddings([task])}"
+            f"{map_view.maps_preview([task])}"
+        )
     if config_type == "step":
         step = cast(config_pb2.StepConfig, message)
         return f"valid step {step.id!r}: {describe_step(step)}"
@@ -102,6 +125,8 @@ def _embeddings(tasks: Iterable[config_pb2.TaskConfig]) -> str:
 
 
 def _read() -> int:
+    if SHOW_ITEMS.value and not flags.RUN_ID.value:
+        raise UserError("--show_items goes with --run_id")
     if LIST_RUNS.value:
         return _list_runs()
     for holder in _LIST_FLAGS:
@@ -144,13 +169,31 @@ def _read_run(run_id: str) -> int:
         common.print_json(job_run)
     else:
         common.print_json(summarize_run(job_run))
+    common.report(describe_run(job_run, url, every_item=SHOW_ITEMS.value))
+    return common.EXIT_OK
+
+
+def describe_run(job_run: run_pb2.JobRun, url: str, *, every_item: bool = False) -> str:
+    """The summary of a run: its status, tasks succeeded and usage, then each map's items.
+
+    Args:
+        job_run: The run's record.
+        url: Where the run was read from, for the first line.
+        every_item: List each item of every map, however many (see `map_view.describe_items`).
+    """
     status = run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_").lower()
     done = sum(t.status == run_pb2.RUN_STATUS_SUCCEEDED for t in job_run.tasks)
-    common.report(
-        f"run {run_id} in {url}: {status}, {done}/{len(job_run.config.tasks)} tasks succeeded; "
-        f"{common.describe_usage(job_run.usage, job_run.cost_usd)}"
-    )
-    return common.EXIT_OK
+    lines = [
+        f"run {job_run.run_id} in {url}: {status}, {done}/{len(job_run.config.tasks)} tasks "
+        f"succeeded; {common.describe_usage(job_run.usage, job_run.cost_usd)}"
+    ]
+    configs = {task.task_id: task for task in job_run.config.tasks}
+    for task_run in job_run.tasks:
+        if map_view.is_map_run(task_run, configs.get(task_run.task_id)):
+            lines += (
+                f"  {line}" for line in map_view.describe_items(task_run, every_item=every_item)
+            )
+    return "\n".join(lines)
 
 
 def _list_runs() -> int:
@@ -229,7 +272,12 @@ def _duration(seconds: float | None) -> str:
 
 
 def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
-    """Each task's status and outputs (and error), and the job's outputs."""
+    """Each task's status and outputs (and error), and the job's outputs.
+
+    A map task's entry also holds its ``for_each`` (defaults filled in), ``items_total``,
+    ``item_counts`` by status and ``items`` (each one's index, task run id, status, outputs).
+    """
+    configs = {task.task_id: task for task in job_run.config.tasks}
     tasks: list[dict[str, object]] = []
     for task_run in job_run.tasks:
         entry: dict[str, object] = {
@@ -239,6 +287,13 @@ def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
         }
         if task_run.error.message:
             entry["error"] = task_run.error.message
+        config = configs.get(task_run.task_id)
+        if map_view.is_map_run(task_run, config):
+            if config is not None and is_map(config):
+                entry["for_each"] = map_view.for_each_json(config.for_each)
+            entry["items_total"] = task_run.items_total
+            entry["item_counts"] = map_view.item_counts(task_run)
+            entry["items"] = map_view.items_json(task_run)
         tasks.append(entry)
     return {
         "run_id": job_run.run_id,

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test lint typecheck pytest proto lock bazel clean
+.PHONY: setup browser run test lint typecheck pytest scale-test proto lock bazel clean
 
 $(STAMP): requirements_pip.txt requirements_lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ typecheck: setup
 
 pytest: setup browser
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+# Full-scale workloads (tests marked `scale`, skipped by `make test`): e.g. a map of 1,000
+# items on the Firestore emulator through functions-framework (minutes: the emulator is slow).
+scale-test: setup
+	LLM_SCHEDULER_SCALE_TESTS=1 $(BIN)/pytest -p no:cacheprovider -m scale
 
 # Benchmarks (bench/, docs/benchmarks.md): a fake OpenAI server, the workloads through
 # llm-scheduler and through a plain asyncio + openai baseline, medians of 5 repetitions; then

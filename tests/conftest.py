@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import uuid
 from collections.abc import Awaitable, Iterator
@@ -162,3 +163,16 @@ def store_url(
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
         return f"firestore://test-{uuid.uuid4().hex[:12]}"
     return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+SCALE_TESTS_ENV = "LLM_SCHEDULER_SCALE_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips tests marked ``scale`` unless ``LLM_SCHEDULER_SCALE_TESTS=1`` (`make scale-test`)."""
+    if os.environ.get(SCALE_TESTS_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason="a full-scale workload: run it with make scale-test")
+    for item in items:
+        if item.get_closest_marker("scale") is not None:
+            item.add_marker(skip)

@@ -9,6 +9,10 @@ task is placed at the mean height of its predecessors, pushed down only as far a
 boxes apart. Everything is linear or n·log n in tasks plus links: 1,000 tasks lay out in a few
 milliseconds.
 
+A map task (``for_each``) is drawn as a stack of boxes with a ``for each ITEM in LIST`` line;
+on a run page it also shows how many of its items succeeded (``8/12 items · 1 failed``) and a
+bar of its items coloured by status.
+
 The result is a JSON-able dict (`layout_job`, `layout_graph`), with the text lines of each box
 and the SVG path of each edge already computed, so that the Jinja partial ``_graph.html`` and the
 JavaScript ``llmWeb.drawGraph`` draw the same thing without layout code of their own.
@@ -21,9 +25,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.config.maps import is_map, map_item_variable
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["StepSummary", "layout_graph", "layout_job", "step_summaries"]
+__all__ = [
+    "ItemProgress",
+    "StepSummary",
+    "layout_graph",
+    "layout_job",
+    "map_label",
+    "step_summaries",
+]
 
 NODE_WIDTH = 230
 COLUMN_GAP = 70
@@ -38,6 +50,12 @@ SWEEPS = 4
 # Characters that fit in a box's width (monospace 11 px for steps, 13 px bold for the title).
 STEP_CHARS = 32
 TITLE_CHARS = 26
+ITEMS_CHARS = 38  # a map's progress line (11 px, proportional)
+# A map's bar of items: its height and the space it takes in the box.
+BAR_HEIGHT = 6
+BAR_SPACE = 10
+# The order of a map's bar segments (the rest of the bar is its pending items).
+BAR_STATUSES = ("succeeded", "failed", "running", "cancelled", "skipped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +86,41 @@ class StepSummary:
         return {"name": self.name, "kind": self.kind, "detail": self.detail}
 
 
+@dataclasses.dataclass(frozen=True)
+class ItemProgress:
+    """How far a map task's items have got, for its box on a run page.
+
+    Attributes:
+        total: How many items the map's list has; None before the map has read it.
+        counts: Items per status name (``succeeded``, ``failed``, ``running``, ``skipped``,
+            ``cancelled``); the other items of ``total`` are pending.
+    """
+
+    total: int | None
+    counts: Mapping[str, int]
+
+    def label(self) -> str:
+        """``8/12 items · 1 failed · 3 skipped``: succeeded of all, then the others but pending."""
+        if self.total is None:
+            return "items not listed yet"
+        text = f"{self.counts.get('succeeded', 0)}/{self.total} items"
+        for status in ("running", "failed", "cancelled", "skipped"):
+            if self.counts.get(status):
+                text += f" · {self.counts[status]} {status}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """The progress as a JSON object: ``total``, ``counts`` and ``label``."""
+        return {"total": self.total, "counts": dict(self.counts), "label": self.label()}
+
+
+def map_label(task: config_pb2.TaskConfig) -> str:
+    """What a map task's box says of its list: ``for each item in %sections%``; "" if no map."""
+    if not is_map(task):
+        return ""
+    return f"for each {map_item_variable(task.for_each)} in {task.for_each.items}"
+
+
 def step_summaries(task: config_pb2.TaskConfig) -> list[StepSummary]:
     """The summaries of a task's steps, in order."""
     summaries = []
@@ -83,7 +136,10 @@ def step_summaries(task: config_pb2.TaskConfig) -> list[StepSummary]:
 
 
 def layout_job(
-    job: config_pb2.JobConfig, *, statuses: Mapping[str, str] | None = None
+    job: config_pb2.JobConfig,
+    *,
+    statuses: Mapping[str, str] | None = None,
+    items: Mapping[str, ItemProgress] | None = None,
 ) -> dict[str, Any]:
     """Lays out a job's task graph.
 
@@ -91,6 +147,8 @@ def layout_job(
         job: The job config (it need not be valid: unknown successors and cycles still draw).
         statuses: A run status per task id (``RUN_STATUS_SUCCEEDED`` ...), for each node's
             ``status`` field; the pages turn it into a ``status-...`` class.
+        items: For a run: the progress of each map task's items (a run page gives every map
+            task one, so that its box keeps its height as the run goes on).
 
     Returns:
         The layout, as described in `layout_graph`.
@@ -98,11 +156,16 @@ def layout_job(
     graph = TaskGraph.from_job(job)
     names: dict[str, str] = {}
     steps: dict[str, list[StepSummary]] = {}
+    maps: dict[str, str] = {}
     for task in job.tasks:
         names.setdefault(task.task_id, task.name)
         steps.setdefault(task.task_id, step_summaries(task))
+        if is_map(task):
+            maps.setdefault(task.task_id, map_label(task))
     start = job.start_task if job.start_task in names else ""
-    return layout_graph(graph, names=names, steps=steps, start=start, statuses=statuses)
+    return layout_graph(
+        graph, names=names, steps=steps, start=start, statuses=statuses, maps=maps, items=items
+    )
 
 
 def layout_graph(
@@ -112,6 +175,8 @@ def layout_graph(
     steps: Mapping[str, Sequence[StepSummary]] | None = None,
     start: str = "",
     statuses: Mapping[str, str] | None = None,
+    maps: Mapping[str, str] | None = None,
+    items: Mapping[str, ItemProgress] | None = None,
 ) -> dict[str, Any]:
     """Lays out a task graph.
 
@@ -121,18 +186,24 @@ def layout_graph(
         steps: Each task's step summaries, listed in its box.
         start: The start task; by default the roots are marked as start.
         statuses: A run status per task id, copied to each node's ``status``.
+        maps: The `map_label` of each map task, drawn as a stack of boxes.
+        items: The progress of map tasks' items, shown in their boxes.
 
     Returns:
         ``{"width", "height", "columns", "nodes", "edges"}``. Each node: ``task_id``, ``name``,
         ``x``, ``y`` (top left), ``width``, ``height``, ``column``, ``steps`` (``{"name",
         "kind", "detail"}`` each), ``is_join`` (several predecessors), ``is_start``,
-        ``status``, ``tooltip`` and ``lines`` (``{"text", "x", "y", "class"}`` relative to the
-        box). Each edge: ``source``, ``target``, ``points`` (``[x, y]`` pairs) and ``path``
-        (an SVG path through them).
+        ``status``, ``is_map``, ``map`` (its label, or ""), ``items`` (`ItemProgress.to_json`,
+        or None), ``bars`` (the item bar's segments, ``{"x", "y", "width", "height",
+        "status"}``, the first the whole bar), ``tooltip`` and ``lines`` (``{"text", "x", "y",
+        "class"}`` relative to the box). Each edge: ``source``, ``target``, ``points``
+        (``[x, y]`` pairs) and ``path`` (an SVG path through them).
     """
     names = names or {}
     steps = steps or {}
     statuses = statuses or {}
+    maps = maps or {}
+    items = items or {}
     order = _order_breaking_cycles(graph)
     position = {task_id: index for index, task_id in enumerate(order)}
     column = _columns(graph, order, position)
@@ -151,7 +222,14 @@ def layout_graph(
     layers, chains, preds, succs = _with_waypoints(graph, order, column, forward)
     _sweep(layers, preds, succs)
 
-    heights = {task_id: _box_height(len(steps.get(task_id, ()))) for task_id in graph.task_ids}
+    heights = {
+        task_id: _box_height(
+            len(steps.get(task_id, ())),
+            (task_id in maps) + (task_id in items),
+            task_id in items,
+        )
+        for task_id in graph.task_ids
+    }
     tops = _place(layers, preds, heights)
     starts = {start} if start else set(graph.roots)
     nodes = []
@@ -159,6 +237,9 @@ def layout_graph(
         summaries = list(steps.get(task_id, ()))
         x = PADDING + column[task_id] * (NODE_WIDTH + COLUMN_GAP)
         name = names.get(task_id, "")
+        label = maps.get(task_id, "")
+        progress = items.get(task_id)
+        head = _MapHead(label, progress)
         nodes.append(
             {
                 "task_id": task_id,
@@ -172,8 +253,12 @@ def layout_graph(
                 "is_join": len(graph.predecessors[task_id]) > 1,
                 "is_start": task_id in starts,
                 "status": statuses.get(task_id, ""),
-                "tooltip": _tooltip(task_id, name, summaries),
-                "lines": _lines(task_id, name, summaries, task_id in starts, graph),
+                "is_map": bool(label),
+                "map": label,
+                "items": None if progress is None else progress.to_json(),
+                "bars": _bars(head),
+                "tooltip": _tooltip(task_id, name, summaries, head),
+                "lines": _lines(task_id, name, summaries, task_id in starts, graph, head),
             }
         )
     by_id = {node["task_id"]: node for node in nodes}
@@ -309,9 +394,56 @@ def _place(
     return tops
 
 
-def _box_height(step_count: int) -> int:
+@dataclasses.dataclass(frozen=True)
+class _MapHead:
+    """What a box shows of a map under its title: its label, then its items' progress."""
+
+    label: str
+    progress: ItemProgress | None
+
+
+def _box_height(step_count: int, map_lines: int = 0, bar: bool = False) -> int:
     lines = min(step_count, MAX_STEP_LINES) + (1 if step_count > MAX_STEP_LINES else 0)
-    return TITLE_HEIGHT + lines * LINE_HEIGHT + BOTTOM_PADDING + (4 if lines else 0)
+    lines += map_lines
+    return (
+        TITLE_HEIGHT
+        + lines * LINE_HEIGHT
+        + (BAR_SPACE if bar else 0)
+        + BOTTOM_PADDING
+        + (4 if lines else 0)
+    )
+
+
+def _bar_top(head: _MapHead) -> int:
+    """The top of a map's item bar: under its label and progress lines."""
+    return TITLE_HEIGHT + 4 + (bool(head.label) + 1) * LINE_HEIGHT + 1
+
+
+def _bars(head: _MapHead) -> list[dict[str, Any]]:
+    """A map's item bar: the whole (pending), then a segment per status, in `BAR_STATUSES` order."""
+    progress = head.progress
+    if progress is None:
+        return []
+    top = _bar_top(head)
+    width = NODE_WIDTH - 16
+    bars = [{"x": 8, "y": top, "width": width, "height": BAR_HEIGHT, "status": "pending"}]
+    x = 8.0
+    for status in BAR_STATUSES:
+        count = progress.counts.get(status, 0)
+        if not count or not progress.total:
+            continue
+        part = width * min(count, progress.total) / progress.total
+        bars.append(
+            {
+                "x": round(x, 1),
+                "y": top,
+                "width": round(max(part, 1.0), 1),
+                "height": BAR_HEIGHT,
+                "status": status,
+            }
+        )
+        x += part
+    return bars
 
 
 def _clip(text: str, limit: int) -> str:
@@ -324,6 +456,7 @@ def _lines(
     summaries: Sequence[StepSummary],
     is_start: bool,
     graph: TaskGraph,
+    head: _MapHead,
 ) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = [
         {"text": _clip(task_id, TITLE_CHARS), "x": 8, "y": 17, "class": "graph-title"}
@@ -338,6 +471,22 @@ def _lines(
             {"text": " · ".join(badges), "x": NODE_WIDTH - 8, "y": 15, "class": "graph-badge"}
         )
     y = TITLE_HEIGHT + 4
+    if head.label:
+        y += LINE_HEIGHT
+        lines.append(
+            {"text": _clip(head.label, STEP_CHARS), "x": 8, "y": y - 4, "class": "graph-map"}
+        )
+    if head.progress is not None:
+        y += LINE_HEIGHT
+        lines.append(
+            {
+                "text": _clip(head.progress.label(), ITEMS_CHARS),
+                "x": 8,
+                "y": y - 4,
+                "class": "graph-items",
+            }
+        )
+        y += BAR_SPACE
     for summary in summaries[:MAX_STEP_LINES]:
         y += LINE_HEIGHT
         lines.append(
@@ -358,9 +507,12 @@ def _lines(
     return lines
 
 
-def _tooltip(task_id: str, name: str, summaries: Sequence[StepSummary]) -> str:
-    head = f"{task_id} — {name}" if name and name != task_id else task_id
-    return "\n".join([head, *(summary.label() for summary in summaries)])
+def _tooltip(task_id: str, name: str, summaries: Sequence[StepSummary], head: _MapHead) -> str:
+    title = f"{task_id} — {name}" if name and name != task_id else task_id
+    extra = [head.label] if head.label else []
+    if head.progress is not None:
+        extra.append(head.progress.label())
+    return "\n".join([title, *extra, *(summary.label() for summary in summaries)])
 
 
 def _edge(

@@ -1,7 +1,8 @@
 """The runs side of the web UI: the run list, the run page, live progress, actions and traces.
 
 Pages (each with its ``.json`` twin): ``/runs``, ``/runs/{id}``, ``/runs/{id}/tasks/{task}``
-and ``/traces/view``. ``/runs/{id}/events`` streams a run's progress events (server-sent
+(a map task's items a page at a time), ``/runs/{id}/tasks/{task}/items/{index}`` (one item of a
+map) and ``/traces/view``. ``/runs/{id}/events`` streams a run's progress events (server-sent
 events); ``/runs/{id}/trace.json`` downloads its trace. Actions (JSON POSTs):
 ``/api/runs/{id}/cancel``, ``/api/runs/{id}/resume`` and ``/api/traces/view`` (an uploaded
 trace, read back as the run page's data). The data comes from the library (`list_runs`,
@@ -33,6 +34,13 @@ from llm_scheduler.v1 import run_pb2
 from llm_scheduler.web.app import StateDep, WebState, respond
 from llm_scheduler.web.graph_layout import layout_job
 from llm_scheduler.web.live import run_event_stream
+from llm_scheduler.web.map_view import (
+    ITEMS_PAGE,
+    MAX_ITEMS_PAGE,
+    graph_items,
+    item_view,
+    with_items,
+)
 from llm_scheduler.web.run_view import run_view, task_view, timeline_view
 
 __all__ = ["TraceUpload", "router", "run_page_data"]
@@ -110,13 +118,44 @@ async def run_page(request: Request, run_id: str, state: StateDep) -> Response:
 
 @router.get("/runs/{run_id}/tasks/{task_id}")
 @router.get("/runs/{run_id}/tasks/{task_id}.json")
-async def task_page(request: Request, run_id: str, task_id: str, state: StateDep) -> Response:
-    """One task of a run: inputs, outputs, error and every step's prompts, response and usage."""
+async def task_page(
+    request: Request,
+    run_id: str,
+    task_id: str,
+    state: StateDep,
+    items_offset: int = 0,
+    items_limit: int = ITEMS_PAGE,
+) -> Response:
+    """One task of a run: inputs, outputs, error and every step's prompts, response and usage.
+
+    A map task lists its items instead (status, usage, error: no steps), ``items_limit`` (at
+    most 1,000) from ``items_offset``; each item's steps are at ``.../items/{index}``.
+    """
     # Only this task's run is read: a large run's other tasks may hold many prompts.
     job_run = await _read(state, run_id, task_ids=[task_id])
-    view = await asyncio.to_thread(task_view, job_run, task_id)
+    limit = min(max(items_limit, 1), MAX_ITEMS_PAGE)
+
+    def view_of() -> dict[str, Any] | None:
+        view = task_view(job_run, task_id)
+        return None if view is None else with_items(view, job_run, offset=items_offset, limit=limit)
+
+    view = await asyncio.to_thread(view_of)
     if view is None:
         raise HTTPException(404, f"run {run_id!r} has no task {task_id!r}")
+    view["job_id"] = job_run.job_id
+    return respond(request, "run_task.html", view)
+
+
+@router.get("/runs/{run_id}/tasks/{task_id}/items/{index}")
+@router.get("/runs/{run_id}/tasks/{task_id}/items/{index}.json")
+async def item_page(
+    request: Request, run_id: str, task_id: str, index: int, state: StateDep
+) -> Response:
+    """One item of a map task: its inputs (the item bound), outputs, error and every step."""
+    job_run = await _read(state, run_id, task_ids=[task_id])
+    view = await asyncio.to_thread(item_view, job_run, task_id, index)
+    if view is None:
+        raise HTTPException(404, f"run {run_id!r} has no map task {task_id!r} with item {index}")
     view["job_id"] = job_run.job_id
     return respond(request, "run_task.html", view)
 
@@ -201,7 +240,7 @@ def run_page_data(
     """
     view = run_view(job_run, steps_done=steps_done)
     statuses = {task["task_id"]: task["status"] for task in view["tasks"]}
-    view["graph"] = layout_job(job_run.config, statuses=statuses)
+    view["graph"] = layout_job(job_run.config, statuses=statuses, items=graph_items(view))
     view["timeline"] = timeline_view(view)
     run = view["run"]
     # A large run's page leaves its task table and timeline to the script (drawn from this
@@ -240,9 +279,14 @@ def _trace_data(trace: Any) -> dict[str, Any]:
         )
     job_run = loads_trace(json.dumps(trace), "the uploaded trace")
     view = run_page_data(job_run, read_only=True)
-    view["details"] = {
-        task["task_id"]: task_view(job_run, task["task_id"]) for task in view["tasks"]
-    }
+    # A trace is not in the store, so the page cannot fetch a task or an item later: every
+    # item's details come now (the page draws an item's steps only when it is opened).
+    view["details"] = {}
+    for task in view["tasks"]:
+        details = task_view(job_run, task["task_id"])
+        if details is not None:
+            details = with_items(details, job_run, limit=None, details=True)
+        view["details"][task["task_id"]] = details
     return view
 
 

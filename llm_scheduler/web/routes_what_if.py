@@ -30,6 +30,7 @@ from llm_scheduler.trace import loads_trace
 from llm_scheduler.v1 import config_pb2, run_pb2
 from llm_scheduler.web.app import StateDep, WebState, respond
 from llm_scheduler.web.graph_layout import layout_job
+from llm_scheduler.web.map_view import graph_items
 from llm_scheduler.web.run_view import run_view, task_view
 
 __all__ = ["ReplayRequest", "TraceReplayRequest", "router"]
@@ -165,7 +166,7 @@ def _what_if_view(job_run: run_pb2.JobRun) -> dict[str, Any]:
     return {
         "run": view["run"],
         "tasks": view["tasks"],
-        "graph": layout_job(job_run.config, statuses=statuses),
+        "graph": layout_job(job_run.config, statuses=statuses, items=graph_items(view)),
         "inputs_text": _pretty(view["run"]["inputs"]),
     }
 

@@ -3,7 +3,8 @@
 `run_view` is the run page and its ``.json`` twin (header, one summary per task of the job,
 timeline offsets); `task_view` is one task's details (inputs, outputs and every step's prompts,
 response, model, usage and errors), fetched on demand so that a page of a 1,000-task run does not
-carry every prompt. Both only reshape the record: they never read a store.
+carry every prompt. Both only reshape the record: they never read a store. A map task's summary
+counts its items by status; its items themselves are listed by `map_view`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,22 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.v1 import config_pb2, run_pb2
+from llm_scheduler.web.graph_layout import ItemProgress
 
 __all__ = [
     "FINISHED_STATUSES",
     "STATUSES",
+    "details_view",
     "error_view",
+    "item_counts",
+    "run_start_seconds",
     "run_view",
     "status_name",
     "step_view",
+    "task_summary",
     "task_view",
     "timeline_view",
 ]
@@ -77,17 +84,17 @@ def run_view(
         ``{"run": {...}, "tasks": [...], "counts": {status: n}}``, JSON values only.
     """
     runs = {task.task_id: task for task in job_run.tasks}
-    start = _run_start(job_run)
+    start = run_start_seconds(job_run)
     tasks: list[dict[str, Any]] = []
     seen: set[str] = set()
     for config in job_run.config.tasks:
         seen.add(config.task_id)
-        tasks.append(_task_summary(config, runs.get(config.task_id), start, steps_done))
+        tasks.append(task_summary(config, runs.get(config.task_id), start, steps_done))
     # A run recorded against an older config (or a hand-edited trace) may hold tasks the config
     # does not: they are shown rather than hidden.
     for task in job_run.tasks:
         if task.task_id not in seen:
-            tasks.append(_task_summary(task.config, task, start, steps_done))
+            tasks.append(task_summary(task.config, task, start, steps_done))
     status = status_name(job_run.status)
     finished = _seconds(job_run.finished_at)
     end = finished if finished is not None else (time.time() if now is None else now)
@@ -121,7 +128,8 @@ def run_view(
 def task_view(job_run: run_pb2.JobRun, task_id: str) -> dict[str, Any] | None:
     """One task's details: its summary, inputs, outputs, error and every step; None if unknown.
 
-    Steps the task has not run yet are listed from its config as ``pending``.
+    Steps the task has not run yet are listed from its config as ``pending``. A map task's
+    record holds no steps (its items do): `map_view.with_items` adds its items.
     """
     config = next((task for task in job_run.config.tasks if task.task_id == task_id), None)
     task = next((task for task in job_run.tasks if task.task_id == task_id), None)
@@ -129,8 +137,15 @@ def task_view(job_run: run_pb2.JobRun, task_id: str) -> dict[str, Any] | None:
         config = task.config
     if config is None:
         return None
-    start = _run_start(job_run)
-    view = _task_summary(config, task, start)
+    return details_view(job_run, config, task)
+
+
+def details_view(
+    job_run: run_pb2.JobRun, config: config_pb2.TaskConfig, task: run_pb2.TaskRun | None
+) -> dict[str, Any]:
+    """The details of a task's record, or of one of a map's items (`task_view`)."""
+    start = run_start_seconds(job_run)
+    view = task_summary(config, task, start)
     ran = {step.index: step for step in task.steps} if task is not None else {}
     configured = len(config.steps)
     steps = [
@@ -272,14 +287,43 @@ def timeline_view(view: dict[str, Any]) -> dict[str, Any]:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _task_summary(
+def item_counts(task: run_pb2.TaskRun | None) -> dict[str, int] | None:
+    """A map's items per status (those it has not recorded yet are pending); None if unknown.
+
+    Unknown: the map has no record yet, or has not read its list (no items, not finished).
+    """
+    if task is None:
+        return None
+    total = max(task.items_total, len(task.items))
+    if not total and status_name(task.status) not in FINISHED_STATUSES:
+        return None
+    counts = Counter(status_name(item.status) for item in task.items)
+    counts["pending"] += total - len(task.items)
+    return {name: counts.get(name, 0) for name in STATUSES}
+
+
+def task_summary(
     config: config_pb2.TaskConfig,
     task: run_pb2.TaskRun | None,
     run_start: float | None,
     steps_done: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """A task's (or a map item's) row: status, attempt, times, usage, steps; maps' item counts.
+
+    ``items_total`` and ``items_counts`` (per status) are None for a task that is no map, and
+    for a map that has not read its list yet; ``items_label`` is a map's `ItemProgress.label`.
+    """
+    mapped = is_map(config)
+    counts = item_counts(task) if mapped else None
+    total = None if counts is None else sum(counts.values())
+    items = {
+        "is_map": mapped,
+        "items_total": total,
+        "items_counts": counts,
+        "items_label": ItemProgress(total, counts or {}).label() if mapped else None,
+    }
     if task is None:
-        return {
+        return items | {
             "task_id": config.task_id,
             "name": config.name,
             "status": "pending",
@@ -297,7 +341,7 @@ def _task_summary(
         }
     started, finished = _seconds(task.started_at), _seconds(task.finished_at)
     error = error_view(task.error)
-    return {
+    return items | {
         "task_id": task.task_id,
         "name": config.name or task.config.name,
         "status": status_name(task.status),
@@ -334,8 +378,12 @@ def _pending_step(index: int, config: config_pb2.StepConfig) -> dict[str, Any]:
     }
 
 
-def _run_start(job_run: run_pb2.JobRun) -> float | None:
-    # The job run's start alone when it has one: a task's details then need no other task.
+def run_start_seconds(job_run: run_pb2.JobRun) -> float | None:
+    """When the run started (seconds since the epoch), which offsets count from; None if not.
+
+    The job run's start alone when it has one (a task's details then need no other task), else
+    its first task's.
+    """
     start = _seconds(job_run.started_at)
     if start is not None:
         return start

@@ -137,35 +137,48 @@
     }
     root.appendChild(edges);
     const nodes = svg("g", { class: "graph-nodes" });
-    for (const node of graph.nodes) {
-      const classes = ["graph-node", statusClass(node.status)];
-      if (node.is_join) classes.push("is-join");
-      if (node.is_start) classes.push("is-start");
-      const group = svg("g", {
-        class: classes.join(" "), "data-task-id": node.task_id,
-        transform: "translate(" + node.x + "," + node.y + ")",
-        tabindex: opts.onSelect ? 0 : null, role: opts.onSelect ? "button" : null,
-        "aria-label": "Task " + node.task_id,
-      });
-      group.appendChild(svg("title", {}, node.tooltip));
-      group.appendChild(svg("rect", { class: "graph-box", width: node.width, height: node.height, rx: 6 }));
-      for (const line of node.lines) {
-        group.appendChild(svg("text", { class: line.class, x: line.x, y: line.y }, line.text));
-      }
-      if (opts.onSelect) {
-        group.addEventListener("click", () => opts.onSelect(node.task_id));
-        group.addEventListener("keydown", (event) => {
-          if (event.key === "Enter" || event.key === " ") {
-            event.preventDefault();
-            opts.onSelect(node.task_id);
-          }
-        });
-      }
-      nodes.appendChild(group);
-    }
+    for (const node of graph.nodes) nodes.appendChild(graphNodeElement(node, opts));
     root.appendChild(nodes);
     container.appendChild(root);
     return root;
+  }
+
+  // One node of a graph_layout graph as an SVG group (as in _graph.html); options as drawGraph's.
+  function graphNodeElement(node, options) {
+    const opts = options || {};
+    const classes = ["graph-node", statusClass(node.status)];
+    if (node.is_join) classes.push("is-join");
+    if (node.is_start) classes.push("is-start");
+    if (node.is_map) classes.push("is-map");
+    const group = svg("g", {
+      class: classes.join(" "), "data-task-id": node.task_id,
+      transform: "translate(" + node.x + "," + node.y + ")",
+      tabindex: opts.onSelect ? 0 : null, role: opts.onSelect ? "button" : null,
+      "aria-label": "Task " + node.task_id,
+    });
+    group.appendChild(svg("title", {}, node.tooltip));
+    if (node.is_map) {
+      group.appendChild(svg("rect", { class: "graph-stack", x: 5, y: 5, width: node.width, height: node.height, rx: 6 }));
+    }
+    group.appendChild(svg("rect", { class: "graph-box", width: node.width, height: node.height, rx: 6 }));
+    for (const line of node.lines) {
+      group.appendChild(svg("text", { class: line.class, x: line.x, y: line.y }, line.text));
+    }
+    for (const bar of node.bars || []) {
+      group.appendChild(svg("rect", {
+        class: "graph-bar " + statusClass(bar.status), x: bar.x, y: bar.y, width: bar.width, height: bar.height,
+      }));
+    }
+    if (opts.onSelect) {
+      group.addEventListener("click", () => opts.onSelect(node.task_id));
+      group.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          opts.onSelect(node.task_id);
+        }
+      });
+    }
+    return group;
   }
 
   // The node group of a task in a drawn graph (data-task-id), or null.
@@ -192,7 +205,7 @@
   }
 
   window.llmWeb = {
-    el, svg, clear, readJson, fetchJson, debounce, statusClass, setStatus, drawGraph, graphNode,
+    el, svg, clear, readJson, fetchJson, debounce, statusClass, setStatus, drawGraph, graphNodeElement, graphNode,
     renderProblems,
   };
 })();

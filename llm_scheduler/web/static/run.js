@@ -11,6 +11,10 @@
 
   // How long after a progress event the run's JSON is fetched again (events come in bursts).
   const REFRESH_DELAY_MS = 300;
+  // A map task's items are drawn this many at a time ("Show more items"), and fetched from the
+  // server (a stored run) this many at a time: a map of 100,000 items never draws them all.
+  const ITEMS_CHUNK = 50;
+  const ITEMS_FETCH = 200;
 
   // -- formatting ----------------------------------------------------------------------------
 
@@ -142,7 +146,9 @@
       el("td", {}, task.name, task.error ? el("div", { class: "run-error small" }, task.error) : null),
       el("td", {}, badge(task.status)),
       el("td", { class: "num" }, task.attempt ? String(task.attempt) : ""),
-      el("td", { class: "num" }, task.steps_done + "/" + task.step_count),
+      el("td", { class: "num" }, task.is_map
+        ? el("span", { class: "items-label" }, task.items_label)
+        : task.steps_done + "/" + task.step_count),
       el("td", { class: "num" }, task.start_offset === null ? "" : "+" + fixed(task.start_offset, 2) + " s"),
       el("td", { class: "num" }, task.duration_seconds === null ? "" : fixed(task.duration_seconds, 2) + " s"),
       el("td", { class: "num" }, task.usage.input_tokens + " / " + task.usage.output_tokens),
@@ -204,15 +210,128 @@
       summary, body);
   }
 
+  function renderSteps(steps) {
+    return steps.length ? steps.map(renderStep) : el("p", { class: "muted" }, "This task has no steps.");
+  }
+
+  // A map task's items: a row each (index, status, tokens, cost, latency, error) that opens to
+  // the item's steps. Rows are drawn ITEMS_CHUNK at a time; an item's steps are drawn (and, for
+  // a stored run, fetched) only when it is opened.
+  class ItemList {
+    // task: the task's details (with items); taskUrl: its page, or null for a trace (whose
+    // items carry their details).
+    constructor(task, taskUrl) {
+      this.rows = (task.items || []).slice();
+      this.next = task.items_next_offset;
+      this.total = task.items_total || 0;
+      this.taskUrl = taskUrl;
+      this.shown = 0;
+      this.list = el("div", { class: "map-items", role: "list", "aria-label": "Items of " + task.task_id });
+      this.more = el("button", { type: "button", class: "secondary map-items-more" }, "Show more items");
+      this.more.addEventListener("click", () => this.showMore());
+      this.count = el("p", { class: "muted small map-items-count" });
+      this.element = el("div", {},
+        this.count,
+        el("div", { class: "map-item-row map-items-head", "aria-hidden": "true" },
+          el("span", { class: "num" }, "Item"), el("span", {}, "Status"),
+          el("span", { class: "num" }, "Tokens in / out"), el("span", { class: "num" }, "Cost"),
+          el("span", { class: "num" }, "Latency")),
+        this.list, this.more);
+    }
+
+    // Shows at least `count` rows (as many as are there), and opens the items in `open`.
+    async start(count, open) {
+      while (this.shown < Math.max(count, ITEMS_CHUNK) && await this.showMore()) { /* next chunk */ }
+      this.updateCount();
+      for (const item of this.list.querySelectorAll("details.map-item")) {
+        if (open.has(item.getAttribute("data-item-index"))) item.open = true;
+      }
+    }
+
+    updateCount() {
+      this.count.textContent = this.total
+        ? "Showing " + this.shown + " of " + this.total + " items; open one to see its steps."
+        : "No items.";
+      this.more.hidden = this.shown >= this.rows.length && (this.next === null || this.next === undefined || !this.taskUrl);
+    }
+
+    // Draws the next chunk of rows (fetching the next page first when needed); false if none.
+    async showMore() {
+      if (this.shown >= this.rows.length && this.next !== null && this.next !== undefined && this.taskUrl) {
+        this.more.disabled = true;
+        const result = await W.fetchJson(this.taskUrl + ".json?items_offset=" + this.next + "&items_limit=" + ITEMS_FETCH);
+        this.more.disabled = false;
+        if (!result.ok) return false;
+        this.rows.push(...result.data.items);
+        this.next = result.data.items_next_offset;
+      }
+      const chunk = this.rows.slice(this.shown, this.shown + ITEMS_CHUNK);
+      for (const row of chunk) this.list.append(this.itemElement(row));
+      this.shown += chunk.length;
+      this.updateCount();
+      return chunk.length > 0;
+    }
+
+    itemElement(row) {
+      const summary = el("summary", { class: "map-item-row" },
+        el("span", { class: "num mono item-index" }, String(row.item_index)),
+        el("span", {}, badge(row.status)),
+        el("span", { class: "num" }, row.usage.input_tokens + " / " + row.usage.output_tokens),
+        el("span", { class: "num" }, "$" + fixed(row.cost_usd, 4)),
+        el("span", { class: "num" }, row.duration_seconds === null ? "" : fixed(row.duration_seconds, 2) + " s"),
+        row.error ? el("span", { class: "run-error small map-item-error" }, row.error) : null);
+      const body = el("div", { class: "map-item-body" });
+      const item = el("details", { class: "map-item", role: "listitem", "data-item-index": row.item_index },
+        summary, body);
+      let loaded = false;
+      item.addEventListener("toggle", async () => {
+        if (!item.open || loaded) return;
+        loaded = true;
+        put(body, el("p", { class: "muted" }, "Loading item " + row.item_index + "…"));
+        let details = row.details || null;
+        const itemUrl = this.taskUrl ? this.taskUrl + "/items/" + row.item_index : null;
+        if (details === null && itemUrl) {
+          const result = await W.fetchJson(itemUrl + ".json");
+          if (!result.ok) {
+            loaded = false;
+            clear(body).append(el("div", { class: "notice error" },
+              "Cannot load item " + row.item_index + ": " + (result.data.error || result.data.detail || result.status)));
+            return;
+          }
+          details = result.data;
+        }
+        clear(body);
+        if (details === null) return;
+        put(body,
+          el("dl", { class: "facts" },
+            fact("Item run", el("span", { class: "mono" }, details.task_run_id)),
+            fact("Attempt", String(details.attempt)),
+            fact("Steps", details.steps_done + "/" + details.step_count),
+            fact("Tokens", tokens(details.usage, false))),
+          details.error ? errorNotice(details.error) : null,
+          values("Inputs", details.inputs, false),
+          values("Outputs", details.outputs, false),
+          renderSteps(details.steps),
+          itemUrl ? el("p", {}, el("a", { href: itemUrl }, "Item page"), " · ",
+            el("a", { href: itemUrl + ".json" }, "JSON")) : null);
+      });
+      return item;
+    }
+  }
+
   function renderTaskDetails(panel, task, taskUrl) {
     clear(panel);
+    const items = task.is_map ? new ItemList(task, taskUrl) : null;
     put(panel,
       el("h2", {}, el("span", { class: "mono" }, task.task_id), task.name ? " · " + task.name : "", " ",
         badge(task.status)),
       task.description ? el("p", {}, task.description) : null,
       el("dl", { class: "facts" },
         fact("Attempt", String(task.attempt)),
-        fact("Steps", task.steps_done + "/" + task.step_count),
+        task.is_map ? [
+          fact("For each", el("span", { class: "mono" }, task.map.item_variable + " in " + task.map.items)),
+          fact("Items", el("span", { class: "items-label" }, task.items_label)),
+        ] : fact("Steps", task.steps_done + "/" + task.step_count),
         fact("Duration", task.duration_seconds === null ? "—" : fixed(task.duration_seconds, 3) + " s"),
         fact("Tokens", tokens(task.usage, false)),
         fact("Cost", "$" + fixed(task.cost_usd, 6)),
@@ -221,11 +340,12 @@
       task.error ? errorNotice(task.error) : null,
       values("Inputs", task.inputs, false),
       values("Outputs", task.outputs, true),
-      el("h3", {}, "Steps"),
-      task.steps.length ? task.steps.map(renderStep) : el("p", { class: "muted" }, "This task has no steps."),
+      el("h3", {}, task.is_map ? "Items" : "Steps"),
+      items ? items.element : renderSteps(task.steps),
       taskUrl ? el("p", {}, el("a", { href: taskUrl }, "Task page"), " · ",
         el("a", { href: taskUrl + ".json" }, "JSON")) : null,
     );
+    return items;
   }
 
   // -- one run shown: selection, details, refresh ---------------------------------------------
@@ -242,6 +362,7 @@
       this.header = document.getElementById("run-header");
       this.panel = document.getElementById("task-details");
       this.loading = null;
+      this.items = null; // the ItemList of the map task shown, if any
       // Whether the timeline and the task table are drawn (a large run's wait to be scrolled to).
       this.sections = !(options && options.deferSections);
       this.wire();
@@ -299,6 +420,15 @@
       for (const task of data.tasks) {
         const node = nodes.get(task.task_id);
         if (node) W.setStatus(node, task.status);
+      }
+      // A map's box also shows its items' progress: it is drawn again (same place and size).
+      for (const drawn of data.graph.nodes) {
+        const node = nodes.get(drawn.task_id);
+        if (!drawn.is_map || !node) continue;
+        const fresh = W.graphNodeElement(drawn, {});
+        fresh.setAttribute("tabindex", "0");
+        fresh.setAttribute("role", "button");
+        node.replaceWith(fresh);
       }
       if (this.sections) this.drawSections();
       this.markSelected();
@@ -360,8 +490,11 @@
         const loading = new AbortController();
         this.loading = loading;
         let result;
+        // A live redraw keeps the items the reader had scrolled through.
+        const shown = this.panel.dataset.taskId === taskId && this.items ? this.items.shown : 0;
+        const query = shown > ITEMS_FETCH ? "?items_limit=" + shown : "";
         try {
-          result = await W.fetchJson(this.taskUrl(taskId) + ".json", { signal: loading.signal });
+          result = await W.fetchJson(this.taskUrl(taskId) + ".json" + query, { signal: loading.signal });
         } catch (error) {
           if (error.name === "AbortError") return;
           result = { ok: false, data: { error: String(error) } };
@@ -375,13 +508,23 @@
         task = result.data;
       }
       if (task === null) return;
-      // Keep which steps the reader opened or closed across a live redraw.
+      // Keep which steps the reader opened or closed, and which items they opened, across a
+      // live redraw.
+      const same = this.panel.dataset.taskId === taskId;
       const closed = new Set();
-      for (const step of this.panel.querySelectorAll("details.step")) {
-        if (this.panel.dataset.taskId === taskId && !step.open) closed.add(step.getAttribute("data-step-index"));
+      const openItems = new Set();
+      if (same) {
+        for (const step of this.panel.querySelectorAll("details.step")) {
+          if (!step.open) closed.add(step.getAttribute("data-step-index"));
+        }
+        for (const item of this.panel.querySelectorAll("details.map-item")) {
+          if (item.open) openItems.add(item.getAttribute("data-item-index"));
+        }
       }
-      renderTaskDetails(this.panel, task, this.taskUrl(taskId));
+      const shownItems = same && this.items ? this.items.shown : 0;
+      this.items = renderTaskDetails(this.panel, task, this.taskUrl(taskId));
       this.panel.dataset.taskId = taskId;
+      if (this.items) await this.items.start(shownItems, openItems);
       for (const step of this.panel.querySelectorAll("details.step")) {
         if (closed.has(step.getAttribute("data-step-index"))) step.open = false;
       }
@@ -554,6 +697,8 @@
         view.data = data;
         view.details = data.details;
         view.selected = null;
+        view.items = null;
+        delete view.panel.dataset.taskId;
         clear(view.panel).append(el("p", { class: "muted" }, "Select a task to see its steps."));
       }
       view.render();

@@ -37,8 +37,9 @@ __all__ = [
     "timeline_view",
 ]
 
-# Statuses as the page and its JSON name them, in the order the page lists their counts.
-STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+# Statuses as the page and its JSON name them, in the order the page lists their counts
+# ("waiting": a map task in a store, waiting for its items).
+STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled", "waiting")
 # A run in one of these states changes no more (until it is resumed).
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 _RESUMABLE = frozenset({"failed", "cancelled"})

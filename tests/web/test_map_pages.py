@@ -67,6 +67,7 @@ def test_a_map_traces_graph_counts_its_items_by_status(client: TestClient) -> No
         "failed": 1,
         "skipped": 3,
         "cancelled": 0,
+        "waiting": 0,
     }
     assert write["items_label"] == LABEL
     plan = next(task for task in data["tasks"] if task["task_id"] == "plan")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pathlib
 import random
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
+
+import pytest
 
 from llm_scheduler import ModelRegistry, loads
 from llm_scheduler.config.formats import ConfigFormat
@@ -22,7 +30,7 @@ from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
-from tests.conftest import context_for
+from tests.conftest import FAKE_CREDENTIALS, REPO_ROOT, context_for
 
 PLAN_PROMPT = "Plan the sections"
 
@@ -345,3 +353,72 @@ def test_cancelling_a_run_cancels_its_waiting_map_and_its_items(
     assert write.status == run_pb2.RUN_STATUS_CANCELLED
     assert {item.status for item in write.items} == {run_pb2.RUN_STATUS_CANCELLED}
     assert fake_server.count() == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_sigkilled_dispatcher_mid_map_repeats_at_most_the_calls_in_flight(
+    store_url: str,
+    fake_server: FakeProviderServer,
+    models_file: pathlib.Path,
+) -> None:
+    count = 50
+    fake_server.latency_seconds = 0.1
+    job = map_job(
+        {"items": "%rows%", "item_variable": "row"},
+        plan=False,
+        item_prompt="Row %row%",
+        inputs={"rows": [f"r{i}" for i in range(count)]},
+    )
+    env = {
+        **os.environ,
+        **FAKE_CREDENTIALS,
+        "LLM_SCHEDULER_MODELS_FILE": str(models_file),
+        "LLM_SCHEDULER_STORE": store_url,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "llm_scheduler.runner.dispatcher",
+        "--until_idle",
+        "--lease_seconds=1",
+        "--quiet",
+    ]
+    with open_store(store_url) as store:
+        run_id = submit_job(store, job)
+        first = subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+        def items_with(status: str) -> list[str]:
+            found = store.query(docs.task_runs_collection(run_id), "status", [status])
+            return [str(doc["task_run_id"]) for _, doc in found if doc.get("map_task")]
+
+        kill_after = random.randint(5, 30)
+        deadline = time.monotonic() + 60
+        while len(items_with(Status.SUCCEEDED)) < kill_after:
+            assert time.monotonic() < deadline, "the first dispatcher made no progress"
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert first.stderr is not None
+        first.stderr.close()
+        succeeded = items_with(Status.SUCCEEDED)
+        in_flight = len(items_with(Status.RUNNING))
+        calls_at_kill = fake_server.count()
+
+        second = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, timeout=90)
+        assert second.returncode == 0, second.stderr.decode()
+        job_run = read_job_run(store, run_id)
+    assert job_run is not None
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    write = task_of(job_run, "write")
+    assert struct_to_dict(write.outputs) == {
+        "text": [f"fake openai reply to: Row r{i}" for i in range(count)]
+    }
+    seen = prompts(fake_server)
+    for item_id in succeeded:  # items done before the kill were not called again
+        index = int(item_id.split("~")[1])
+        assert seen.count(f"Row r{index}") == 1
+    # Calls beyond the logical count: at most those in flight at the kill.
+    assert calls_at_kill <= len(seen) <= count + 1 + in_flight

@@ -148,3 +148,40 @@ def test_unknown_run_and_bad_store_url(tmp_path: pathlib.Path) -> None:
     assert missing.code == 2 and "no job run 'nope'" in missing.stderr
     bad_url = run_tool("dispatcher", "--store=postgres://x", "--until_idle")
     assert bad_url.code == 2 and "unknown store URL" in bad_url.stderr
+
+
+def test_a_map_run_in_a_store_reads_back_with_its_items(tmp_path: pathlib.Path) -> None:
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    step = {
+        "model_query_config": {"model_key": "OFFLINE", "user_prompt": "Say %item%"},
+        "output_config": {"payload": {"said": ""}},
+    }
+    job = {
+        "job_id": "mapped",
+        "input_config": {"payload": {"rows": ["a", "b", "c"]}},
+        "tasks": [
+            {"task_id": "write", "for_each": {"items": "%rows%"}, "steps": [step]},
+        ],
+    }
+    path = tmp_path / "mapped.json"
+    path.write_text(json.dumps(job))
+    submitted = run_tool("job_submitter", f"--input_path={path}", f"--store={store}", "--offline")
+    assert submitted.code == 0, submitted.stderr
+    run_id = submitted.stdout.strip()
+    dispatched = run_tool("dispatcher", f"--store={store}", "--until_idle", "--offline")
+    assert dispatched.code == 0, dispatched.stderr
+
+    read = run_tool("config_reader", f"--run_id={run_id}", f"--store={store}")
+    assert read.code == 0, read.stderr
+    summary = json.loads(read.stdout)
+    assert summary["status"] == "SUCCEEDED"
+    (write,) = summary["tasks"]
+    assert write["items_total"] == 3
+    assert [item["task_run_id"] for item in write["items"]] == [
+        "write~000000",
+        "write~000001",
+        "write~000002",
+    ]
+    assert {item["status"] for item in write["items"]} == {"SUCCEEDED"}
+    assert "write: 3 items: 3 succeeded" in read.stderr
+    assert len(summary["outputs"]["write"]["said"]) == 3

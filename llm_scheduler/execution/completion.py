@@ -267,6 +267,7 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
             task_docs[path.rsplit("/", 1)[1]] = doc
     ready: list[str] = []
     blocked: list[str] = []
+    waiting: list[str] = []
     for task_id in run.graph.topological_order():
         if task_id not in run.reachable:
             continue
@@ -276,15 +277,16 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
         if status in RUNNABLE:
             return "busy"  # created since the query
         if status == Status.WAITING:
-            # A map whose items are all finished, whose last item's worker died before it
-            # counted them, is moved on here.
-            moved = map_runs.check_map(store, run, task_id, now)
-            return "repaired" if moved in ("ready", "failed") else "busy"
+            waiting.append(task_id)
+            continue
         statuses = [task_docs.get(p, {}).get("status") for p in needed_predecessors(run, task_id)]
         if all(s == Status.SUCCEEDED for s in statuses):
             ready.append(task_id)
         elif any(s in (Status.FAILED, Status.SKIPPED) for s in statuses):
             blocked.append(task_id)
+    # A map whose items are all finished, whose last item's worker died before it counted
+    # them, is moved on here.
+    moved = {map_runs.check_map(store, run, task_id, now) for task_id in waiting}
     if ready or blocked:
         for task_id in ready:
             store.run_transaction(
@@ -295,6 +297,8 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
                 functools.partial(_skip_if_absent, run=run, task_id=task_id, now=now)
             )
         return "repaired"
+    if waiting:
+        return "repaired" if {"ready", "failed"} & moved else "busy"
     return "finished" if _finish(store, run, task_docs, now) else "done"
 
 

@@ -235,6 +235,10 @@ def _map_rows(results: Results, sizes: Sizes) -> list[_Row]:
         per_item = ""
         if ours is not None and base is not None:
             per_item = f" ({(ours - base) / items * 1e6:+,.0f} µs/item)"
+        cpu_ours = _median(results, ours_key, "cpu_seconds")
+        cpu_base = _median(results, base_key, "cpu_seconds")
+        if cpu_ours is not None and cpu_base is not None:
+            measure += f"; CPU {_ms(cpu_ours)} / {_ms(cpu_base)}"
         target, status = "—", "—"
         if items == sizes.map_items:
             target = f"≤ {PARALLEL_RATIO:.2f}x"

@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 
 from llm_scheduler.models.base import ModelAdapter, ModelRequest
 
-__all__ = ["ask", "bare_chain", "chain", "fan_out_join", "new_client", "wide"]
+__all__ = ["ask", "bare_chain", "chain", "fan_out_join", "map_join", "new_client", "wide"]
 
 
 def new_client(base_url: str) -> AsyncOpenAI:
@@ -52,6 +52,18 @@ async def wide(client: AsyncOpenAI, model: str, calls: int, concurrency: int, to
 
     answers = await asyncio.gather(*(one(i) for i in range(calls)))
     return len(answers)
+
+
+async def map_join(client: AsyncOpenAI, model: str, items: list[str], concurrency: int) -> str:
+    """W6: one call per item, at most ``concurrency`` in flight, the answers joined in order."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(index: int, item: str) -> str:
+        async with limit:
+            return await ask(client, model, f"Item {index}: {item}")
+
+    answers = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+    return "\n".join(answers)
 
 
 async def bare_chain(adapter: ModelAdapter, model: str, steps: int, seed: str) -> str:

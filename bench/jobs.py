@@ -10,17 +10,22 @@ import pathlib
 from typing import Any
 
 from llm_scheduler import ConfigFormat, ModelRegistry, Validator, loads
+from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "BENCH_MODEL",
     "HTTP_KEY",
+    "MAP_FUNCTION",
     "OFFLINE_KEY",
     "SEED",
     "TOPIC",
     "chain_job",
     "fan_out_job",
     "hop_chain_job",
+    "map_functions",
+    "map_items",
+    "map_job",
     "registry_for",
     "wide_job",
 ]
@@ -30,6 +35,7 @@ OFFLINE_KEY = "OFFLINE"  # the built-in in-process offline model
 BENCH_MODEL = "bench-model"
 SEED = "the seed"
 TOPIC = "benchmarks"
+MAP_FUNCTION = "bench_items"  # W6's first task: the list, made at run time
 
 
 def _query(model_key: str, prompt: str, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -39,9 +45,11 @@ def _query(model_key: str, prompt: str, outputs: dict[str, Any]) -> dict[str, An
     }
 
 
-def _job(data: dict[str, Any], registry: ModelRegistry) -> config_pb2.JobConfig:
+def _job(
+    data: dict[str, Any], registry: ModelRegistry, functions: FunctionRegistry | None = None
+) -> config_pb2.JobConfig:
     job = loads(json.dumps(data), config_pb2.JobConfig, ConfigFormat.JSON)
-    Validator(models=registry).check_job(job)
+    Validator(models=registry, functions=functions or default_registry()).check_job(job)
     return job
 
 
@@ -117,6 +125,70 @@ def wide_job(calls: int, registry: ModelRegistry) -> config_pb2.JobConfig:
     return _job(
         {"job_id": "wide", "tasks": tasks, "input_config": {"payload": {"topic": TOPIC}}},
         registry,
+    )
+
+
+def map_items(count: int | str) -> list[str]:
+    """W6's list: ``count`` short strings (the baseline builds the same list)."""
+    return [f"section {i:05d} of {TOPIC}" for i in range(int(count))]
+
+
+def map_functions() -> FunctionRegistry:
+    """The built-in functions plus `MAP_FUNCTION` (`map_items`)."""
+    functions = FunctionRegistry.with_builtins()
+    functions.register(map_items, MAP_FUNCTION)
+    return functions
+
+
+def map_job(
+    items: int, in_flight: int, registry: ModelRegistry, functions: FunctionRegistry
+) -> config_pb2.JobConfig:
+    """W6: ``plan`` (a function step making a list of ``items``) -> ``write``, a map with one
+    model step per item, at most ``in_flight`` at once -> ``join``, receiving the answers as a
+    list in item order and joining them (a function step: no call)."""
+    tasks: list[dict[str, Any]] = [
+        {
+            "task_id": "plan",
+            "steps": [
+                {
+                    "step_type": "STEP_TYPE_FUNCTION_CALL",
+                    "function_call_config": {
+                        "function_name": MAP_FUNCTION,
+                        "request": {"count": "%count%"},
+                    },
+                    "output_config": {"payload": {"sections": ""}},
+                }
+            ],
+            "next_task": "write",
+        },
+        {
+            "task_id": "write",
+            "for_each": {
+                "items": "%sections%",
+                "max_in_flight": in_flight,
+                "max_items": max(items, 1),
+            },
+            "steps": [_query(HTTP_KEY, "Item %index%: %item%", {"answer": ""})],
+            "next_task": "join",
+        },
+        {
+            "task_id": "join",
+            "steps": [
+                {
+                    "step_type": "STEP_TYPE_FUNCTION_CALL",
+                    "function_call_config": {
+                        "function_name": "join",
+                        "request": {"items": "%answer%"},
+                    },
+                    "output_config": {"payload": {"final": ""}},
+                }
+            ],
+        },
+    ]
+    return _job(
+        {"job_id": "map", "tasks": tasks, "input_config": {"payload": {"count": items}}},
+        registry,
+        functions,
     )
 
 

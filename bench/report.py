@@ -30,6 +30,7 @@ PARALLEL_RATIO = 1.05
 W3_RSS_MB = 150.0
 W4_SQLITE_HOP_MS = 5.0
 W5_RATIO = 0.05
+W6_RSS_MB = 150.0
 
 
 def _median(results: Results, variant: str, field: str = "seconds") -> float | None:
@@ -211,6 +212,62 @@ def _main_rows(results: Results, sizes: Sizes) -> list[_Row]:
             rss=_mb(_median(results, "w5_replay", "rss_mb")),
             target=f"< {W5_RATIO:.0%} and 0 calls",
             status=_met(ok),
+        )
+    )
+    return [*rows, *_map_rows(results, sizes)]
+
+
+def _map_rows(results: Results, sizes: Sizes) -> list[_Row]:
+    """W6: the map at the target's size (time and memory against their targets), then the
+    growth series, one row per list length."""
+    rows: list[_Row] = []
+    latency = f"{sizes.map_latency_ms:.0f} ms per call"
+    for items in sorted({*sizes.map_growth, sizes.map_items}):
+        suffix = "" if items == sizes.map_items else f"@{items}"
+        ours_key, base_key = f"w6_engine{suffix}", f"w6_baseline{suffix}"
+        ours, base = _median(results, ours_key), _median(results, base_key)
+        if items != sizes.map_items and ours is None and base is None:
+            continue
+        ideal = sizes.map_ideal_seconds(items)
+        in_flight = _median(results, ours_key, "max_in_flight")
+        measure = f"wall ({latency}"
+        measure += f"; {in_flight:.0f} in flight at most)" if in_flight is not None else ")"
+        per_item = ""
+        if ours is not None and base is not None:
+            per_item = f" ({(ours - base) / items * 1e6:+,.0f} µs/item)"
+        cpu_ours = _median(results, ours_key, "cpu_seconds")
+        cpu_base = _median(results, base_key, "cpu_seconds")
+        if cpu_ours is not None and cpu_base is not None:
+            measure += f"; CPU {_ms(cpu_ours)} / {_ms(cpu_base)}"
+        target, status = "—", "—"
+        if items == sizes.map_items:
+            target = f"≤ {PARALLEL_RATIO:.2f}x"
+            status = _met(None if ours is None or not base else ours / base <= PARALLEL_RATIO)
+        rows.append(
+            _Row(
+                f"W6 map of {items:,} items, cap {sizes.map_concurrency}"
+                + ("" if items == sizes.map_items else " (growth)"),
+                measure,
+                _ms(ours) + per_item,
+                _ms(base),
+                _ms(ideal),
+                _paired_ratio(results, ours_key, base_key),
+                _ratio(ours, ideal),
+                f"{_mb(_median(results, ours_key, 'rss_mb'))} / "
+                f"{_mb(_median(results, base_key, 'rss_mb'))}",
+                target,
+                status,
+            )
+        )
+    rss = _median(results, "w6_engine", "rss_mb")
+    rows.append(
+        _Row(
+            f"W6 map of {sizes.map_items:,} items",
+            "peak RSS of the process",
+            _mb(rss),
+            _mb(_median(results, "w6_baseline", "rss_mb")),
+            target=f"≤ {W6_RSS_MB:.0f} MB",
+            status=_met(None if rss is None else rss <= W6_RSS_MB),
         )
     )
     return rows

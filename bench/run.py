@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -39,8 +40,23 @@ def _pairs(sizes: Sizes) -> list[tuple[tuple[str, ...], float]]:
         (("w2_baseline", "w2_engine"), sizes.fanout_latency_ms),
         (("w3_baseline", "w3_engine", "w3_engine_tasks_capped"), sizes.wide_latency_ms),
         (("w5_replay",), 0.0),
+        (("w6_baseline", "w6_engine"), sizes.map_latency_ms),
         (("client_sdk", "client_httpx", "client_lean"), 0.0),
     ]
+
+
+def w6_key(variant: str, items: int, sizes: Sizes) -> str:
+    """Where a W6 measurement is kept: ``w6_engine`` at the target's size, ``w6_engine@100``
+    at the other sizes of the growth series."""
+    return variant if items == sizes.map_items else f"{variant}@{items}"
+
+
+def _group_sizes(group: tuple[str, ...], sizes: Sizes) -> list[Sizes]:
+    """The sizes a group of variants is measured at: W6 once per length of its growth series."""
+    if not group[0].startswith("w6_"):
+        return [sizes]
+    lengths = sorted({*sizes.map_growth, sizes.map_items})
+    return [dataclasses.replace(sizes, map_items=items) for items in lengths]
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -99,9 +115,10 @@ def measure_all(
     """Every variant (or those whose name starts with one of ``only``), ``repetitions`` times,
     each run in a fresh process."""
     results: dict[str, list[dict[str, Any]]] = {}
-    sizes_json = sizes.to_json()
 
     def record(result: dict[str, Any]) -> None:
+        if "items" in result:
+            result["variant"] = w6_key(result["variant"], result["items"], sizes)
         results.setdefault(result["variant"], []).append(result)
         print(f"  {result['variant']}: {_progress(result)}", file=sys.stderr, flush=True)
 
@@ -110,13 +127,13 @@ def measure_all(
             print(f"repetition {rep + 1}/{repetitions}", file=sys.stderr, flush=True)
             for group, latency_ms in _pairs(sizes):
                 server.control(latency_ms=latency_ms, reset=True)
-                # Alternate which of a pair goes first, so drift does not favour one side.
-                for variant in group if rep % 2 == 0 else reversed(group):
-                    if not _selected(variant, only):
-                        continue
-                    args = ["--sizes", sizes_json, "--server", server.root_url]
-                    record(_run(["-m", "bench.workloads", variant, *args]))
-            hop_args = ["-m", "bench.hops", "measure", "--sizes", sizes_json, "--store"]
+                for group_sizes in _group_sizes(group, sizes):
+                    args = ["--sizes", group_sizes.to_json(), "--server", server.root_url]
+                    # Alternate which of a pair goes first, so drift does not favour one side.
+                    for variant in group if rep % 2 == 0 else reversed(group):
+                        if _selected(variant, only):
+                            record(_run(["-m", "bench.workloads", variant, *args]))
+            hop_args = ["-m", "bench.hops", "measure", "--sizes", sizes.to_json(), "--store"]
             if _selected("w4_sqlite", only):
                 record(_run([*hop_args, "sqlite"]))
             if (
@@ -145,10 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated variant name prefixes to run (e.g. w1_,w4_sqlite); for profiling",
     )
+    parser.add_argument(
+        "--map-growth",
+        default="",
+        help="W6: comma-separated list lengths to measure instead of the default series "
+        "(e.g. 100,1000,10000)",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS}")
     parser.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.map_growth:
+        growth = tuple(int(length) for length in args.map_growth.split(",") if length)
+        sizes = dataclasses.replace(sizes, map_growth=growth)
     repetitions = max(args.repetitions, 1)
     started = time.monotonic()
     machine = report.machine(repetitions, args.quick)

@@ -26,6 +26,11 @@ class Sizes:
         firestore_hop_tasks: W4 on the Firestore emulator: tasks in one chain (it is slower).
         hop_budget_seconds: W4: the longest a phase (one chain, several chains) may run; the
             figures of a phase cut short cover the task runs finished by then.
+        map_items: W6: items of the map (the target's size).
+        map_latency_ms: W6: the server's latency per call.
+        map_concurrency: W6: items (calls) in flight at most.
+        map_growth: W6: the list lengths measured to show how the cost grows (``map_items``
+            among them).
     """
 
     chain_steps: int = 200
@@ -39,6 +44,10 @@ class Sizes:
     hop_workers: tuple[int, ...] = (1, 2, 4)
     firestore_hop_tasks: int = 50
     hop_budget_seconds: float = 20.0
+    map_items: int = 1000
+    map_latency_ms: float = 50.0
+    map_concurrency: int = 64
+    map_growth: tuple[int, ...] = (100, 1000)
 
     @property
     def fanout_ideal_seconds(self) -> float:
@@ -50,6 +59,10 @@ class Sizes:
         """ceil(calls / concurrency) waves of one latency each."""
         return math.ceil(self.wide_calls / self.wide_concurrency) * self.wide_latency_ms / 1000
 
+    def map_ideal_seconds(self, items: int) -> float:
+        """W6: ceil(items / concurrency) waves of one latency each."""
+        return math.ceil(items / self.map_concurrency) * self.map_latency_ms / 1000
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
@@ -57,6 +70,7 @@ class Sizes:
     def from_json(cls, text: str) -> Sizes:
         data = json.loads(text)
         data["hop_workers"] = tuple(data["hop_workers"])
+        data["map_growth"] = tuple(data["map_growth"])
         return cls(**data)
 
 
@@ -73,4 +87,8 @@ QUICK = Sizes(
     hop_workers=(1, 2),
     firestore_hop_tasks=5,
     hop_budget_seconds=5.0,
+    map_items=64,
+    map_latency_ms=10.0,
+    map_concurrency=16,
+    map_growth=(16, 64),
 )

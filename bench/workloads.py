@@ -24,7 +24,7 @@ from typing import Any
 import httpx2 as httpx
 
 from bench import baseline, jobs
-from bench.fake_openai_server import fetch_stats
+from bench.fake_openai_server import fetch_stats, post_control
 from bench.lean_client import LeanClient
 from bench.sizes import Sizes
 from llm_scheduler import ModelClient, ModelRegistry, RunContext, run_job
@@ -195,6 +195,62 @@ async def w3_engine_tasks_capped(env: _Env) -> Result:
     return await _w3(env, task_limit=env.sizes.wide_concurrency)
 
 
+async def _w6_timed(env: _Env, run: Callable[[], Awaitable[str]]) -> Result:
+    """Times a W6 run (wall and this process's CPU time: on a busy machine the CPU time moves
+    less); checks the join got every answer, and reports the calls in flight."""
+    post_control(env.server, {"reset": True})
+    cpu_started = time.process_time()
+    seconds, joined = await _timed(run)
+    cpu_seconds = time.process_time() - cpu_started
+    answers = len(joined.split("\n")) if joined else 0
+    if answers != env.sizes.map_items:
+        raise RuntimeError(f"W6 joined {answers} answers, not {env.sizes.map_items}")
+    stats = fetch_stats(env.server)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "items": env.sizes.map_items,
+        "max_in_flight": stats["max_in_flight"],
+    }
+
+
+async def w6_baseline(env: _Env) -> Result:
+    """W6 by hand: the list, one call per item under a semaphore, the answers joined."""
+    client = baseline.new_client(env.base_url)
+    await baseline.chain(client, jobs.BENCH_MODEL, _WARMUP_STEPS, jobs.SEED)
+    sizes = env.sizes
+
+    async def run() -> str:
+        items = jobs.map_items(sizes.map_items)
+        return await baseline.map_join(client, jobs.BENCH_MODEL, items, sizes.map_concurrency)
+
+    result = await _w6_timed(env, run)
+    await client.close()
+    return result
+
+
+async def w6_engine(env: _Env) -> Result:
+    """W6: a function step makes the list, a map runs one model step per item (at most
+    ``map_concurrency`` in flight: the map's ``max_in_flight``, the job's and the model's caps
+    alike), a join task receives the answers as a list and joins them."""
+    sizes = env.sizes
+    cap = sizes.map_concurrency
+    registry = env.registry(max_concurrency=cap)
+    functions = jobs.map_functions()
+    context = RunContext(models=env.client(registry), functions=functions, max_concurrency=cap)
+    job = jobs.map_job(sizes.map_items, cap, registry, functions)
+    _check(await run_job(jobs.chain_job(_WARMUP_STEPS, jobs.HTTP_KEY, registry), context))
+
+    async def run() -> str:
+        record = _check(await run_job(job, context))
+        join = next(task for task in record.tasks if task.task_id == "join")
+        return str(join.outputs.fields["final"].string_value)
+
+    result = await _w6_timed(env, run)
+    await context.models.aclose()
+    return result
+
+
 async def w5_replay(env: _Env) -> Result:
     """W1 over HTTP once, exported as a trace, then replayed unchanged from the trace file."""
     registry = env.registry()
@@ -284,6 +340,8 @@ VARIANTS: dict[str, Callable[[_Env], Coroutine[Any, Any, Result]]] = {
     "w3_engine": w3_engine,
     "w3_engine_tasks_capped": w3_engine_tasks_capped,
     "w5_replay": w5_replay,
+    "w6_baseline": w6_baseline,
+    "w6_engine": w6_engine,
     "client_sdk": client_sdk,
     "client_httpx": client_httpx,
     "client_lean": client_lean,

@@ -6,7 +6,7 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.structs import to_struct, to_value
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["SAMPLE_FILES", "SEED_STEP_JSON", "sample_files"]
+__all__ = ["SAMPLE_FILES", "SEED_STEP_JSON", "sample_files", "sample_map_job"]
 
 # Copied verbatim from the seed document (comment included): it must load and run as it is.
 SEED_STEP_JSON = """\
@@ -220,6 +220,79 @@ def sample_embedding_job() -> config_pb2.JobConfig:
     )
 
 
+def sample_map_job() -> config_pb2.JobConfig:
+    """A model plans a list of sections, a map writes each one, a join assembles them in order."""
+    plan = _query(
+        "1",
+        "plan",
+        "List three section titles for a short article about %topic%.",
+        {"sections": "%response.sections%"},
+    )
+    plan.model_query_config.response_format.CopyFrom(
+        config_pb2.ResponseFormat(
+            type=config_pb2.ResponseFormat.TYPE_JSON_SCHEMA,
+            json_schema=to_struct(
+                {
+                    "type": "object",
+                    "properties": {
+                        "sections": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "minItems": 3,
+                            "maxItems": 3,
+                        }
+                    },
+                    "required": ["sections"],
+                }
+            ),
+            schema_name="outline",
+        )
+    )
+    outline = config_pb2.TaskConfig(
+        task_id="outline", steps=[plan], next_task="write", metadata=_METADATA
+    )
+    write = config_pb2.TaskConfig(
+        task_id="write",
+        name="Write each section",
+        # Runs once per item of the outline's list, at most two at once; its output
+        # "paragraph" is, for "assemble", the list of every item's paragraph in item order.
+        for_each=config_pb2.MapConfig(items="%sections%", item_variable="section", max_in_flight=2),
+        steps=[
+            _query(
+                "1",
+                "write",
+                "Write one short paragraph for section %index% of an article about %topic%. "
+                "Section title: %section%",
+                {"paragraph": ""},
+            )
+        ],
+        next_task="assemble",
+        metadata=_METADATA,
+    )
+    assemble = config_pb2.TaskConfig(
+        task_id="assemble",
+        steps=[
+            _query(
+                "1",
+                "assemble",
+                "Join these paragraphs, in this order, into one article about %topic%:\n"
+                "%paragraph%",
+                {"article": ""},
+            )
+        ],
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="article_sections",
+        name="Write an article section by section",
+        description="A model lists the sections; a map task writes each one; a join assembles "
+        "them in order.",
+        tasks=[outline, write, assemble],
+        input_config=_data(topic="tide pools"),
+        metadata=_METADATA,
+    )
+
+
 def sample_files() -> dict[str, bytes]:
     """File name to content for every sample `create_sample` writes."""
     json_format = formats.ConfigFormat.JSON
@@ -229,6 +302,7 @@ def sample_files() -> dict[str, bytes]:
         "sample_job_config.json": formats.dumps(sample_job(), json_format),
         "sample_fanout_job_config.json": formats.dumps(sample_fanout_job(), json_format),
         "sample_embedding_job_config.json": formats.dumps(sample_embedding_job(), json_format),
+        "sample_map_job_config.json": formats.dumps(sample_map_job(), json_format),
     }
 
 
@@ -238,4 +312,5 @@ SAMPLE_FILES = (
     "sample_job_config.json",
     "sample_fanout_job_config.json",
     "sample_embedding_job_config.json",
+    "sample_map_job_config.json",
 )

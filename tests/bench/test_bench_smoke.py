@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 
 
 def test_quick_benchmark_prints_a_table_with_every_workload() -> None:

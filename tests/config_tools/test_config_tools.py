@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config_tools.config_reader import describe, describe_step
 from llm_scheduler.config_tools.samples import SAMPLE_FILES, sample_embedding_job, sample_files
+from llm_scheduler.trace import read_trace
+from llm_scheduler.v1 import run_pb2
 from tests.clitools import run_tool
 from tests.conftest import REPO_ROOT
 
@@ -19,7 +23,9 @@ KINDS = {
     "sample_job_config.json": "job",
     "sample_fanout_job_config.json": "job",
     "sample_embedding_job_config.json": "job",
+    "sample_map_job_config.json": "job",
 }
+JOB_SAMPLES = [name for name, kind in KINDS.items() if kind == "job"]
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +127,37 @@ def test_config_reader_describes_embedding_steps(samples: pathlib.Path) -> None:
     read = run_tool("config_reader", f"--input_path={samples / 'sample_embedding_job_config.json'}")
     assert read.code == 0, read.stderr
     assert "embedding steps:" in read.stderr
+
+
+@pytest.mark.parametrize("name", JOB_SAMPLES)
+def test_every_job_sample_runs_offline(samples: pathlib.Path, name: str) -> None:
+    result = run_tool("job_runner", f"--input_path={samples / name}", "--offline")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)
+    assert "succeeded" in result.stderr
+
+
+def test_the_map_sample_writes_each_planned_section_and_the_join_gets_them_in_order(
+    samples: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    trace = tmp_path / "map_trace.json"
+    result = run_tool(
+        "job_runner",
+        f"--input_path={samples / 'sample_map_job_config.json'}",
+        "--offline",
+        f"--trace_out={trace}",
+    )
+    assert result.code == 0, result.stderr
+    job_run = read_trace(trace)
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED
+    tasks = {task.task_id: task for task in job_run.tasks}
+    # The offline model answers the outline's JSON schema with a list of three titles.
+    sections = struct_to_dict(tasks["outline"].outputs)["sections"]
+    assert isinstance(sections, list) and len(sections) == 3
+    write = tasks["write"]
+    assert write.items_total == 3
+    assert [item.status for item in write.items] == [run_pb2.RUN_STATUS_SUCCEEDED] * 3
+    paragraphs = struct_to_dict(write.outputs)["paragraph"]
+    assert [f"section {i} of" in paragraph for i, paragraph in enumerate(paragraphs)] == [True] * 3
+    assert struct_to_dict(tasks["assemble"].inputs)["paragraph"] == paragraphs
+    assert "article" in json.loads(result.stdout)["assemble"]

@@ -1,7 +1,8 @@
 """Cancelling an event-driven run: nothing more of it starts, and what is done is kept.
 
 `cancel_run` marks the job run CANCELLED (the reason as its error, with ``finished_at``) and
-every task run still PENDING, RUNNING or WAITING (a map) CANCELLED too:
+every task run still PENDING, RUNNING or WAITING (a map, or a task waiting for the child run of
+a sub-job step, which is cancelled too) CANCELLED too:
 
 - **A PENDING task** can no longer be claimed (a claim takes a PENDING task, or a RUNNING one
   under an expired lease), so no worker starts it; in the cloud, the event of the write is a
@@ -32,12 +33,14 @@ run after its last persisted steps.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Sequence
 
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution import sub_job_runs
 from llm_scheduler.execution.documents import RUNNABLE, Status
 from llm_scheduler.store.base import Doc, Store, Transaction
 
@@ -73,8 +76,11 @@ def cancel_run(store: Store, run_id: str, *, reason: str = DEFAULT_REASON) -> li
     now = time.time()
     error = {"type": _ERROR_TYPE, "message": reason}
 
+    children: list[str] = []
+
     def runnable() -> list[str]:
         found = store.query(collection, "status", [*RUNNABLE, Status.WAITING])
+        children.extend(sub_job_runs.waiting_children(doc for _, doc in found))
         # RUNNING ones first, so that they are cancelled with the job run whenever there are
         # fewer than `BATCH` of them: no completion after that commit can start a successor.
         found.sort(key=lambda item: item[1].get("status") != Status.RUNNING)
@@ -106,6 +112,9 @@ def cancel_run(store: Store, run_id: str, *, reason: str = DEFAULT_REASON) -> li
             break
     if marked or stopped:
         _record_counts(store, run_id)
+    for child_id in dict.fromkeys(children):  # the runs of sub-job steps it waits for
+        with contextlib.suppress(UserError):  # finished meanwhile
+            cancel_run(store, child_id, reason=reason)
     return stopped
 
 

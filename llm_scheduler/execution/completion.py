@@ -34,7 +34,7 @@ from typing import Any
 
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.engine.values import task_variables
-from llm_scheduler.execution import blobs, map_runs
+from llm_scheduler.execution import blobs, map_runs, sub_job_runs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cancel import run_error
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
@@ -277,7 +277,8 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
         if status in RUNNABLE:
             return "busy"  # created since the query
         if status == Status.WAITING:
-            waiting.append(task_id)
+            if not task_docs[task_id].get("waiting_child"):
+                waiting.append(task_id)
             continue
         statuses = [task_docs.get(p, {}).get("status") for p in needed_predecessors(run, task_id)]
         if all(s == Status.SUCCEEDED for s in statuses):
@@ -285,8 +286,14 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
         elif any(s in (Status.FAILED, Status.SKIPPED) for s in statuses):
             blocked.append(task_id)
     # A map whose items are all finished, whose last item's worker died before it counted
-    # them, is moved on here.
+    # them, is moved on here; so is a task (or a map's item) whose sub-job's child finished
+    # while nothing woke it.
     moved = {map_runs.check_map(store, run, task_id, now) for task_id in waiting}
+    for task_run_id, doc in task_docs.items():
+        if doc.get("status") == Status.WAITING and doc.get("waiting_child"):
+            path = docs.task_run_path(run.run_id, task_run_id)
+            if sub_job_runs.wake_if_finished(store, path, doc, now):
+                moved.add("ready")
     if ready or blocked:
         for task_id in ready:
             store.run_transaction(
@@ -297,8 +304,10 @@ def reconcile_run(store: Store, run: RunConfig, now: float) -> str:
                 functools.partial(_skip_if_absent, run=run, task_id=task_id, now=now)
             )
         return "repaired"
-    if waiting:
-        return "repaired" if {"ready", "failed"} & moved else "busy"
+    if {"ready", "failed"} & moved:
+        return "repaired"
+    if waiting or any(doc.get("status") == Status.WAITING for doc in task_docs.values()):
+        return "busy"
     return "finished" if _finish(store, run, task_docs, now) else "done"
 
 
@@ -353,4 +362,10 @@ def _finish(store: Store, run: RunConfig, task_docs: Mapping[str, Doc], now: flo
         tx.update(job_path, fields)
         return True
 
-    return store.run_transaction(finish)
+    finished = store.run_transaction(finish)
+    if finished:
+        # The run of a sub-job step: the task waiting for it goes on.
+        child_doc = store.get(job_path)
+        if child_doc is not None:
+            sub_job_runs.wake_caller(store, child_doc, now)
+    return finished

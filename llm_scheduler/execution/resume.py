@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from llm_scheduler.errors import UserError
@@ -28,6 +29,7 @@ def resume_run(store: Store, run_id: str) -> list[str]:
     that their predecessors re-create when they succeed. The job run is RUNNING again, and each
     requeued task has its full number of attempts again. A run left with nothing to run (e.g.
     one that stopped between a task's completion and the job's) is repaired or finished here.
+    The child runs of sub-job steps that a requeued task waited for are resumed too.
 
     Raises:
         UserError: There is no such run, or it already succeeded.
@@ -36,7 +38,10 @@ def resume_run(store: Store, run_id: str) -> list[str]:
     task_docs = store.list(docs.task_runs_collection(run_id))
     now = time.time()
 
+    children: list[str] = []
+
     def requeue(tx: Transaction) -> list[str]:
+        children.clear()
         job = tx.get(job_path)
         if job is None:
             raise UserError(f"no job run {run_id!r} in {store.url}")
@@ -71,6 +76,8 @@ def resume_run(store: Store, run_id: str) -> list[str]:
                     fields["$blobs"] = refs
                 tx.update(path, fields)
                 requeued.append(str(doc.get("task_id", path.rsplit("/", 1)[1])))
+                if doc.get("waiting_child"):
+                    children.append(str(doc["waiting_child"]))
             elif status == Status.SKIPPED:
                 tx.update(path, {"status": Status.RESET})
         tx.update(
@@ -88,6 +95,9 @@ def resume_run(store: Store, run_id: str) -> list[str]:
         return requeued
 
     requeued = store.run_transaction(requeue)
+    for child_id in dict.fromkeys(children):  # the runs of its sub-job steps that stopped
+        with contextlib.suppress(UserError):  # succeeded: the step takes its outputs
+            resume_run(store, child_id)
     run = run_config(store, run_id)
     if run is not None and not requeued:
         reconcile_run(store, run, now)

@@ -123,6 +123,7 @@ def submit_job(
     default_cache_policy: str = "",
     offline: bool = False,
     replay_source: run_pb2.JobRun | None = None,
+    caller: Mapping[str, Any] | None = None,
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
@@ -142,6 +143,9 @@ def submit_job(
         replay_source: For a replay, the recorded (possibly edited) run: every worker reuses
             its steps whose fingerprint is unchanged (see `llm_scheduler.engine.replay`). It
             is kept with the run (out of line when large).
+        caller: For the child run of a sub-job step: ``caller_run_id``,
+            ``caller_task_run_id`` and ``caller_step_index``, the step whose task waits for it
+            (`llm_scheduler.execution.sub_job_runs`). Its job is not saved as a definition.
 
     Raises:
         UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
@@ -176,6 +180,8 @@ def submit_job(
         job_doc["default_cache_policy"] = default_cache_policy
     if offline:
         job_doc["offline"] = True
+    if caller is not None:
+        job_doc.update(caller)
     start_doc = new_task_run_doc(run_id, start, now)
 
     def create(transaction: Transaction) -> None:
@@ -184,7 +190,7 @@ def submit_job(
         transaction.set(job_path, job_doc)
         transaction.set(docs.task_run_path(run_id, start), start_doc)
 
-    if job.job_id:
+    if job.job_id and caller is None:
         save_job_definition(store, job)
     store.run_transaction(create)
     return run_id

@@ -141,7 +141,10 @@ def test_non_object_json(text: str) -> None:
     assert problem.hint == "wrap it in {...}"
 
 
-STEP_TYPES = "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1), STEP_TYPE_EMBEDDING (2), STEP_TYPE_SUB_JOB (3)"
+STEP_TYPES = (
+    "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1), STEP_TYPE_EMBEDDING (2), "
+    "STEP_TYPE_SUB_JOB (3)"
+)
 INT64 = "an integer from -9223372036854775808 to 9223372036854775807"
 
 

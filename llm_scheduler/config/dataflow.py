@@ -74,6 +74,9 @@ def step_templates(step: config_pb2.StepConfig) -> Iterator[tuple[str, Template]
         yield "model_query_config.user_prompt", Template.parse(query.user_prompt)
     elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
         yield "embedding_config.input", Template.parse(step.embedding_config.input)
+    elif step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+        for name, source in sorted(step.sub_job_config.inputs.items()):
+            yield f"sub_job_config.inputs.{name}", Template.parse(source)
     elif step.function_call_config.HasField("request"):
         request = value_to_python(step.function_call_config.request)
         yield from _value_templates(request, "function_call_config.request")

@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError, Message
 
 from llm_scheduler.config import jsontree, textproto
 from llm_scheduler.errors import ConfigError, ConfigProblem
+from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -98,11 +99,20 @@ def format_for_path(path: str | pathlib.Path, data: bytes | None = None) -> Conf
 def load(path: str | pathlib.Path, message_type: type[M]) -> M:
     """Reads a config file into a message of ``message_type``.
 
+    A job's or task's sub-job steps get their child jobs read from their ``job_path`` (relative
+    to this file) and inlined (`sub_jobs.inline_sub_jobs`).
+
     Raises:
-        ConfigError: The file is missing, unreadable or not a valid ``message_type``.
+        ConfigError: The file is missing, unreadable or not a valid ``message_type``, or a
+            sub-job file is (or the sub-jobs form a cycle).
     """
     data = read_bytes(path)
-    return loads(data, message_type, format_for_path(path, data), file=str(path))
+    message = loads(data, message_type, format_for_path(path, data), file=str(path))
+    if isinstance(message, (config_pb2.JobConfig, config_pb2.TaskConfig)):
+        from llm_scheduler.config.sub_jobs import inline_sub_jobs  # it reads files with this one
+
+        inline_sub_jobs(message, path)
+    return message
 
 
 def read_bytes(path: str | pathlib.Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:

@@ -36,7 +36,7 @@ from llm_scheduler.models.registry import (
 )
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["MAX_EMBEDDING_DIMENSIONS", "Validator", "model_keys_of"]
+__all__ = ["MAX_EMBEDDING_DIMENSIONS", "Validator", "model_keys_of", "sub_job_reads"]
 
 _KNOWN_NEUTRAL = {spec.name for spec in KNOWN_PARAMETERS}
 # The longest vector an embedding step may ask for: above every current model's (3,072), and
@@ -47,6 +47,7 @@ _SUB_CONFIGS = {
     config_pb2.STEP_TYPE_MODEL_QUERY: ("model_query_config", "a model query"),
     config_pb2.STEP_TYPE_FUNCTION_CALL: ("function_call_config", "a function call"),
     config_pb2.STEP_TYPE_EMBEDDING: ("embedding_config", "an embedding"),
+    config_pb2.STEP_TYPE_SUB_JOB: ("sub_job_config", "a sub-job"),
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # How many names a hint lists before it says how many more there are.
@@ -126,14 +127,36 @@ class _FarProducers:
         return reached.get(task_id)
 
 
+def sub_job_reads(job: config_pb2.JobConfig) -> set[str]:
+    """Every variable name a job's templates read (its steps', outputs' and maps' lists)."""
+    names: set[str] = set()
+    for task in job.tasks:
+        if task.HasField("for_each"):
+            names |= Template.parse(task.for_each.items).names
+        for data in (task.output_config, *(step.output_config for step in task.steps)):
+            for value in dataflow.payload(data).values():
+                if isinstance(value, str):
+                    names |= Template.parse(value).names
+        for step in task.steps:
+            for _, template in dataflow.step_templates(step):
+                names |= template.names
+    return names
+
+
 def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
-    """The model keys the model-query and embedding steps among ``steps`` use."""
+    """The model keys the model-query and embedding steps among ``steps`` use.
+
+    A sub-job step's child job counts: its steps' keys are included.
+    """
     keys: set[str] = set()
     for step in steps:
         if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
             keys.add(step.model_query_config.model_key)
         elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
             keys.add(step.embedding_config.model_key)
+        elif step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+            child = step.sub_job_config.job
+            keys |= model_keys_of(s for task in child.tasks for s in task.steps)
     keys.discard("")
     return keys
 
@@ -157,6 +180,8 @@ class Validator:
     # While a job's task is checked: the task, and who produces names it lacks (for hints).
     _task_id: str = ""
     _far: _FarProducers | None = None
+    # Validating a sub-job's child job: a name nothing provides may be routed from the parent.
+    _child: bool = False
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
@@ -412,7 +437,7 @@ class Validator:
             self._add(
                 f"{prefix}step_type",
                 f"unknown step type {step.step_type}",
-                "use 0 (model query), 1 (function call) or 2 (embedding)",
+                "use 0 (model query), 1 (function call), 2 (embedding) or 3 (sub-job)",
             )
             return
         self._foreign_configs(step, prefix)
@@ -420,8 +445,10 @@ class Validator:
             self._model_query(step, prefix)
         elif step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
             self._function_call(step, prefix)
-        else:
+        elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
             self._embedding(step, prefix)
+        else:
+            self._sub_job(step, prefix)
         for field, template in dataflow.step_templates(step):
             self._names(template.names, f"{prefix}{field}", scope)
         self._outputs(step.output_config, f"{prefix}output_config", scope)
@@ -518,6 +545,84 @@ class Validator:
                 f"use 1 to {MAX_EMBEDDING_DIMENSIONS:,}, or 0 (leave it out) for the model's own",
             )
 
+    def _sub_job(self, step: config_pb2.StepConfig, prefix: str) -> None:
+        path = f"{prefix}sub_job_config"
+        if not step.HasField("sub_job_config"):
+            self._add(path, "missing", "a sub-job step needs sub_job_config")
+            return
+        config = step.sub_job_config
+        if not config.HasField("job"):
+            if config.job_path:
+                self._add(
+                    f"{path}.job_path",
+                    f"the sub-job {config.job_path!r} was not loaded",
+                    "load the config from its file (job_runner, config_reader and job_submitter "
+                    "do), which reads job_path relative to it; or give the job inline in "
+                    "sub_job_config.job",
+                )
+            else:
+                self._add(
+                    path,
+                    "no job",
+                    "set job_path (a job config file, relative to this one) or job (inline)",
+                )
+            return
+        child = Validator(self.models, self.functions, file=self.file, _child=True)
+        try:
+            child.check_job(config.job, config.inputs.keys())
+        except ConfigError as error:
+            for problem in error.problems:
+                inner = f"{path}.job.{problem.path}" if problem.path else f"{path}.job"
+                self._add(inner, problem.message, problem.hint)
+            return
+        declared = dataflow.payload(config.job.input_config)
+        read = sub_job_reads(config.job)
+        for name in sorted(config.inputs):
+            if name not in declared and name not in read:
+                inputs = _listing(sorted({*declared, *read})) or "none"
+                self._add(
+                    f"{path}.inputs.{name}",
+                    f"the sub-job has no input {name!r}",
+                    f"route one of the names the sub-job reads ({inputs}), or remove it",
+                )
+        self._sub_job_outputs(step, config.job, prefix)
+
+    def _sub_job_outputs(
+        self, step: config_pb2.StepConfig, job: config_pb2.JobConfig, prefix: str
+    ) -> None:
+        """Checks that ``%response.TASK.NAME%`` in the outputs names a child's final output."""
+        graph = TaskGraph.from_job(job)
+        start = job.start_task or graph.roots[0]
+        reachable = graph.reachable_from(start)
+        tasks = {task.task_id: task for task in job.tasks}
+        finals = {
+            task_id: dataflow.task_output_names(tasks[task_id])
+            for task_id in graph.sinks
+            if task_id in reachable
+        }
+        for key, value in dataflow.payload(step.output_config).items():
+            if not isinstance(value, str):
+                continue
+            for placeholder in Template.parse(value).placeholders:
+                if placeholder.name != dataflow.RESPONSE or not placeholder.path:
+                    continue
+                field = f"{prefix}output_config.payload.{key}"
+                task_id, *rest = placeholder.path
+                if task_id not in finals:
+                    self._add(
+                        field,
+                        f"%{placeholder.text}%: the sub-job has no final task {task_id!r}",
+                        "a sub-job's response holds the outputs of its final tasks (those with "
+                        f"no successor), by task id: {_listing(finals)}",
+                    )
+                elif rest and rest[0] not in finals[task_id]:
+                    self._add(
+                        field,
+                        f"%{placeholder.text}%: the sub-job's task {task_id!r} has no output "
+                        f"{rest[0]!r}",
+                        f"use one of its outputs: {_listing(finals[task_id])}",
+                    )
+
     def _function_call(self, step: config_pb2.StepConfig, prefix: str) -> None:
         path = f"{prefix}function_call_config"
         name = step.function_call_config.function_name
@@ -552,6 +657,15 @@ class Validator:
                     "a task only receives the outputs of its direct predecessors",
                     f'pass it through the tasks in between (add "{name}": "" to their '
                     "output_config), or link the tasks directly",
+                )
+            elif self._child:
+                known = scope.listing() or "none"
+                self._add(
+                    path,
+                    f"%{name}% has no value: nothing upstream provides {name!r}",
+                    f'route it from the sub-job step: add "{name}": "%...%" to its '
+                    f"sub_job_config.inputs; or add {name!r} to an input_config or an earlier "
+                    f"output of the sub-job (available here: {known})",
                 )
             else:
                 known = scope.listing() or "none"

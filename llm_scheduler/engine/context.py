@@ -11,7 +11,7 @@ from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.base import EmbeddingResponse, ModelResponse, Usage
 from llm_scheduler.models.client import ModelClient
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["EngineEvent", "EventKind", "ResponseCache", "RunContext"]
 
@@ -87,6 +87,8 @@ class RunContext:
         cache: The response cache, if any.
         default_cache_policy: The policy of steps whose ``cache`` is DEFAULT.
         replay: A recorded run whose unchanged steps are reused instead of run.
+        child_runs: Where sub-job steps put their child runs' records; each `run_job` gives
+            its context a list of its own and moves them into its record's ``children``.
     """
 
     models: ModelClient = dataclasses.field(default_factory=ModelClient)
@@ -96,6 +98,7 @@ class RunContext:
     cache: ResponseCache | None = None
     default_cache_policy: config_pb2.CachePolicy = config_pb2.CACHE_POLICY_OFF
     replay: ReplaySource | None = None
+    child_runs: list[run_pb2.JobRun] = dataclasses.field(default_factory=list)
 
     def cache_policy(self, step: config_pb2.StepConfig) -> config_pb2.CachePolicy:
         """The effective cache policy of a step (OFF when there is no cache)."""

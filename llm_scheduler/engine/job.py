@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime
 import functools
 import secrets
@@ -51,9 +52,11 @@ async def run_job(
 
     Returns:
         The job's run record: every task's record in the job's task order, and the outputs of
-        its final tasks keyed by task id.
+        its final tasks keyed by task id; the runs of its sub-job steps in ``children``.
     """
     graph = TaskGraph.from_job(job)
+    # The run's sub-job steps put their child runs here (a nested run has a list of its own).
+    context = dataclasses.replace(context, child_runs=[])
     tasks = {task.task_id: task for task in job.tasks}
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
     run = run_pb2.JobRun(
@@ -153,6 +156,7 @@ async def run_job(
             context.emit(EngineEvent(EventKind.TASK_SKIPPED, task_id))
         records.add_usage(run.usage, task_run.usage)
         run.cost_usd += task_run.cost_usd
+    run.children.extend(sorted(context.child_runs, key=lambda child: child.run_id))
     failed = [t for t in run.tasks if t.status == run_pb2.RUN_STATUS_FAILED]
     if failed:
         run.status = run_pb2.RUN_STATUS_FAILED

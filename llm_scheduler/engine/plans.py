@@ -126,10 +126,12 @@ class StepPlan:
 
     @property
     def kind(self) -> str:
-        """``model``, ``function`` or ``embedding``."""
+        """``model``, ``function``, ``embedding`` or ``sub_job``."""
         if self.query is not None:
             return "model"
-        return "embedding" if self.embedding is not None else "function"
+        if self.embedding is not None:
+            return "embedding"
+        return "function" if self.request is not None else "sub_job"
 
     def fresh_defaults(self) -> dict[str, Any]:
         """The defaults as a new dict; nested values are copied, so callers may keep them."""
@@ -198,7 +200,7 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
                 {"dimensions": config.dimensions} if config.dimensions else {}
             ),
         )
-    else:
+    elif step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
         query = _build_query_plan(step.model_query_config)
     return StepPlan(
         label=step.name or step.id,

@@ -59,6 +59,9 @@ class ReplaySource:
         self._steps: dict[str, collections.deque[run_pb2.StepRun]] = {}
         self._last: dict[str, run_pb2.StepRun] = {}
         self._task_inputs: dict[str, dict[str, Any]] = {}
+        self._children = {
+            (child.caller_task_run_id, child.caller_step_index): child for child in job_run.children
+        }
         # A map's items are task runs of their own (keyed by their `T~000003` ids).
         task_runs = itertools.chain.from_iterable(
             (task_run, *task_run.items) for task_run in job_run.tasks
@@ -83,6 +86,10 @@ class ReplaySource:
             return Reuse(queue.popleft())
         last = self._last.get(fingerprint)
         return Reuse(last) if last is not None else None
+
+    def child_run(self, task_run_id: str, step_index: int) -> run_pb2.JobRun | None:
+        """The recorded child run of a sub-job step (step ``step_index`` of ``task_run_id``)."""
+        return self._children.get((task_run_id, step_index))
 
     def edited_task_inputs(self, task_id: str) -> dict[str, Any]:
         """Task inputs a person edited in the trace (empty when unedited).

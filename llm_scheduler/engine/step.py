@@ -22,6 +22,7 @@ from llm_scheduler.engine.fingerprint import (
 )
 from llm_scheduler.engine.plans import EmbeddingPlan, QueryPlan, StepPlan, step_plan
 from llm_scheduler.engine.replay import Reuse
+from llm_scheduler.engine.sub_job import run_sub_job, sub_job_inputs
 from llm_scheduler.engine.values import apply_outputs, render_request
 from llm_scheduler.errors import ProviderError, RunError
 from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, Usage
@@ -61,6 +62,7 @@ async def run_step(
     task_id: str = "",
     step_count: int = 1,
     run_id: str = "",
+    task_run_id: str = "",
     record: run_pb2.StepRun | None = None,
 ) -> StepResult:
     """Runs one step with the given variables; failures are recorded, not raised.
@@ -73,7 +75,9 @@ async def run_step(
         index: The step's position in its task.
         task_id: The task's id, for progress events.
         step_count: The number of steps in the task, for progress events.
-        run_id: The job run, for progress events.
+        run_id: The job run, for progress events (and a sub-job's child run id).
+        task_run_id: The task run holding the step, for a sub-job's child run id; ``task_id``
+            by default.
         record: An empty record to fill in place (e.g. ``task_run.steps.add()``, which saves
             copying it into the task's record); a new one by default.
     """
@@ -102,7 +106,19 @@ async def run_step(
     try:
         request = prepare_request(step, plan, scope, record, context)
         reuse = context.replay.take(record.fingerprint) if context.replay else None
-        if reuse is not None:
+        response: Any
+        if plan.kind == "sub_job":  # the child replays its own steps
+            response = await run_sub_job(
+                step,
+                request,
+                record,
+                context,
+                run_id=run_id,
+                task_run_id=task_run_id or task_id,
+                step_index=index,
+            )
+            outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
+        elif reuse is not None:
             _reuse(record, reuse, context)
             response = reuse.response
             if reuse.outputs_edited and not reuse.response_edited:
@@ -158,8 +174,9 @@ def prepare_request(
     Nothing is called: this is what decides whether a replay reuses a recorded step.
 
     Returns:
-        The `ModelRequest` of a model step, the `EmbeddingRequest` of an embedding step, or the
-        rendered request of a function step.
+        The `ModelRequest` of a model step, the `EmbeddingRequest` of an embedding step, the
+        rendered request of a function step, or the child job's inputs of a sub-job step (which
+        has no fingerprint: its child's steps have theirs).
 
     Raises:
         InterpolationError: A template names a missing variable or field.
@@ -172,6 +189,8 @@ def prepare_request(
             record.model_key, record.provider, embedding_request
         )
         return embedding_request
+    if plan.kind == "sub_job":
+        return sub_job_inputs(step, scope)
     if plan.query is None:
         request = _prepare_function(step, plan, scope, record)
         record.fingerprint = call_fingerprint(record.function_name, request)

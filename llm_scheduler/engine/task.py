@@ -68,6 +68,7 @@ async def run_task(
             task_id=task.task_id if item_index is None else f"{task.task_id}[{item_index}]",
             step_count=len(task.steps),
             run_id=job_run_id,
+            task_run_id=task_run_id,
             record=run.steps.add(),  # filled in place: records are not copied
         )
         records.add_usage(run.usage, result.record.usage)

@@ -13,6 +13,7 @@ class StepType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_TYPE_MODEL_QUERY: _ClassVar[StepType]
     STEP_TYPE_FUNCTION_CALL: _ClassVar[StepType]
     STEP_TYPE_EMBEDDING: _ClassVar[StepType]
+    STEP_TYPE_SUB_JOB: _ClassVar[StepType]
 
 class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -23,6 +24,7 @@ class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 STEP_TYPE_MODEL_QUERY: StepType
 STEP_TYPE_FUNCTION_CALL: StepType
 STEP_TYPE_EMBEDDING: StepType
+STEP_TYPE_SUB_JOB: StepType
 CACHE_POLICY_DEFAULT: CachePolicy
 CACHE_POLICY_USE: CachePolicy
 CACHE_POLICY_REFRESH: CachePolicy
@@ -95,7 +97,7 @@ class EmbeddingConfig(_message.Message):
     def __init__(self, model_key: _Optional[str] = ..., input: _Optional[str] = ..., dimensions: _Optional[int] = ...) -> None: ...
 
 class StepConfig(_message.Message):
-    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata", "cache", "embedding_config")
+    __slots__ = ("id", "name", "description", "step_type", "input_config", "model_query_config", "function_call_config", "output_config", "metadata", "cache", "embedding_config", "sub_job_config")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +109,7 @@ class StepConfig(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    SUB_JOB_CONFIG_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -118,7 +121,25 @@ class StepConfig(_message.Message):
     metadata: Metadata
     cache: CachePolicy
     embedding_config: EmbeddingConfig
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ..., embedding_config: _Optional[_Union[EmbeddingConfig, _Mapping]] = ...) -> None: ...
+    sub_job_config: SubJobConfig
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., step_type: _Optional[_Union[StepType, str]] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., model_query_config: _Optional[_Union[ModelQueryConfig, _Mapping]] = ..., function_call_config: _Optional[_Union[FunctionCallConfig, _Mapping]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, str]] = ..., embedding_config: _Optional[_Union[EmbeddingConfig, _Mapping]] = ..., sub_job_config: _Optional[_Union[SubJobConfig, _Mapping]] = ...) -> None: ...
+
+class SubJobConfig(_message.Message):
+    __slots__ = ("job_path", "job", "inputs")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_PATH_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    job_path: str
+    job: JobConfig
+    inputs: _containers.ScalarMap[str, str]
+    def __init__(self, job_path: _Optional[str] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., inputs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
     __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each")

@@ -54,7 +54,7 @@ class ErrorInfo(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class StepRun(_message.Message):
-    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at", "fingerprint", "cache_hit", "reused_from_run_id", "response_digest", "outputs_digest", "embedding_input", "embedding")
+    __slots__ = ("step_id", "index", "name", "step_type", "status", "inputs", "outputs", "system_prompt", "user_prompt", "model_key", "provider", "provider_model", "parameters", "response_format", "response_text", "function_name", "function_request", "function_response", "usage", "cost_usd", "latency_seconds", "attempts", "error", "started_at", "finished_at", "fingerprint", "cache_hit", "reused_from_run_id", "response_digest", "outputs_digest", "embedding_input", "embedding", "child_run_id")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class StepRun(_message.Message):
     OUTPUTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_INPUT_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    CHILD_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     index: int
     name: str
@@ -119,7 +120,8 @@ class StepRun(_message.Message):
     outputs_digest: str
     embedding_input: str
     embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ..., embedding_input: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    child_run_id: str
+    def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ..., embedding_input: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ..., child_run_id: _Optional[str] = ...) -> None: ...
 
 class TaskRun(_message.Message):
     __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at", "inputs_digest", "items", "items_total", "item_index")
@@ -164,7 +166,7 @@ class TaskRun(_message.Message):
     def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs_digest: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., items_total: _Optional[int] = ..., item_index: _Optional[int] = ...) -> None: ...
 
 class JobRun(_message.Message):
-    __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id")
+    __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id", "children", "caller_task_run_id", "caller_step_index", "caller_run_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +180,10 @@ class JobRun(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PARENT_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    CALLER_TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CALLER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     job_id: str
     status: RunStatus
@@ -191,7 +197,11 @@ class JobRun(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     parent_run_id: str
-    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.JobConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_run_id: _Optional[str] = ...) -> None: ...
+    children: _containers.RepeatedCompositeFieldContainer[JobRun]
+    caller_task_run_id: str
+    caller_step_index: int
+    caller_run_id: str
+    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.JobConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_run_id: _Optional[str] = ..., children: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., caller_task_run_id: _Optional[str] = ..., caller_step_index: _Optional[int] = ..., caller_run_id: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("run_id", "kind", "task_id", "step_index", "step_count", "name", "detail", "time", "usage", "cost_usd", "worker_id")

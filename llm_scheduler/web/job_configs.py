@@ -18,6 +18,7 @@ from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import ConfigError, ConfigProblem, UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.in_store import store_problems
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import Store
@@ -135,6 +136,9 @@ def check_job_text(
 ) -> CheckedJob:
     """Parses and validates a job config as ``config_reader`` does (`formats`, `Validator`).
 
+    A job the store cannot run yet (a sub-job step, see `execution.in_store`) has that problem
+    too.
+
     Args:
         text: The config text.
         fmt: JSON (with ``//`` comments) or textproto.
@@ -156,7 +160,8 @@ def check_job_text(
         Validator(registry, functions or default_registry(), file=file).check_job(job, variables)
     except ConfigError as error:
         return CheckedJob(job, error.problems)
-    return CheckedJob(job, [])
+    # The web UI runs jobs in its store: what a store cannot run yet is a problem here too.
+    return CheckedJob(job, store_problems(job, file))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,7 +141,10 @@ def test_non_object_json(text: str) -> None:
     assert problem.hint == "wrap it in {...}"
 
 
-STEP_TYPES = "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1), STEP_TYPE_EMBEDDING (2)"
+STEP_TYPES = (
+    "STEP_TYPE_MODEL_QUERY (0), STEP_TYPE_FUNCTION_CALL (1), STEP_TYPE_EMBEDDING (2), "
+    "STEP_TYPE_SUB_JOB (3)"
+)
 INT64 = "an integer from -9223372036854775808 to 9223372036854775807"
 
 
@@ -160,7 +163,7 @@ def _only_problem(text: str, fmt: ConfigFormat = ConfigFormat.JSON) -> ConfigPro
         ('"EMBEDDING"', '"EMBEDDING"'),
         ("1.9", "1.9"),  # json_format truncated it to 1
         ("true", "true"),  # ... and took true for 1
-        ("3", "3"),  # a reserved number
+        ("4", "4"),  # an unknown number
         ("-1", "-1"),
         ('"\\ud800"', '"\\ud800"'),  # a SystemError inside protobuf
         ("[0]", "a list"),
@@ -252,7 +255,7 @@ def test_a_bad_value_names_its_exact_path_and_the_types_in_words(
 def test_every_bad_value_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         formats.loads(
-            '{"job_id": 1, "tasks": [{"task_id": 2}, {"steps": [{"step_type": 3}]}]}',
+            '{"job_id": 1, "tasks": [{"task_id": 2}, {"steps": [{"step_type": 4}]}]}',
             config_pb2.JobConfig,
             ConfigFormat.JSON,
         )
@@ -400,7 +403,7 @@ def test_textproto_number_over_the_digit_limit() -> None:
 
 def test_textproto_and_binary_values_json_would_refuse() -> None:
     text = (
-        "tasks { steps { cache: 7 step_type: 3 } }\n"
+        "tasks { steps { cache: 7 step_type: 4 } }\n"
         'input_config { payload { fields { key: "n" value { number_value: nan } } } }\n'
     )
     with pytest.raises(ConfigError) as info:
@@ -408,7 +411,7 @@ def test_textproto_and_binary_values_json_would_refuse() -> None:
     assert [(p.path, p.message) for p in info.value.problems] == [
         (
             "tasks[0].steps[0].step_type",
-            f"expected one of {STEP_TYPES}, got 3",
+            f"expected one of {STEP_TYPES}, got 4",
         ),
         (
             "tasks[0].steps[0].cache",

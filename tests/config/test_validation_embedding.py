@@ -162,8 +162,8 @@ def test_the_input_template_is_checked_like_a_prompt() -> None:
     assert problem.message == "%summary% has no value: nothing upstream provides 'summary'"
 
 
-def test_the_reserved_step_type_is_unknown() -> None:
-    text = '{"tasks": [{"task_id": "a", "steps": [{"step_type": 3}]}]}'
+def test_an_unknown_step_type_is_reported() -> None:
+    text = '{"tasks": [{"task_id": "a", "steps": [{"step_type": 4}]}]}'
 
     with pytest.raises(ConfigError) as info:
         formats.loads(text, config_pb2.JobConfig, formats.ConfigFormat.JSON, file=FILE)

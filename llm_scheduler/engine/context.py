@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
@@ -89,6 +89,9 @@ class RunContext:
         replay: A recorded run whose unchanged steps are reused instead of run.
         child_runs: Where sub-job steps put their child runs' records; each `run_job` gives
             its context a list of its own and moves them into its record's ``children``.
+        child_runner: How sub-job steps run their child runs (`engine.sub_job.ChildRunner`:
+            a `ChildRequest` and this context in, the child's record out); None: nested, in
+            this process. Event-driven runs submit the child to the store instead.
     """
 
     models: ModelClient = dataclasses.field(default_factory=ModelClient)
@@ -99,6 +102,7 @@ class RunContext:
     default_cache_policy: config_pb2.CachePolicy = config_pb2.CACHE_POLICY_OFF
     replay: ReplaySource | None = None
     child_runs: list[run_pb2.JobRun] = dataclasses.field(default_factory=list)
+    child_runner: Callable[[Any, RunContext], Awaitable[run_pb2.JobRun]] | None = None
 
     def cache_policy(self, step: config_pb2.StepConfig) -> config_pb2.CachePolicy:
         """The effective cache policy of a step (OFF when there is no cache)."""

@@ -22,7 +22,7 @@ from llm_scheduler.engine.fingerprint import (
 )
 from llm_scheduler.engine.plans import EmbeddingPlan, QueryPlan, StepPlan, step_plan
 from llm_scheduler.engine.replay import Reuse
-from llm_scheduler.engine.sub_job import run_sub_job, sub_job_inputs
+from llm_scheduler.engine.sub_job import ChildPending, run_sub_job, sub_job_inputs
 from llm_scheduler.engine.values import apply_outputs, render_request
 from llm_scheduler.errors import ProviderError, RunError
 from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, Usage
@@ -138,6 +138,8 @@ async def run_step(
             outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
         fill_struct(record.outputs, outputs)
         record.response_digest, record.outputs_digest = step_digests(response, outputs)
+    except ChildPending:
+        raise  # not a failure: the step's task waits for its child run in the store
     except Exception as error:  # every failure is recorded in the run
         record.ClearField("outputs")  # a value that is not JSON may have left some behind
         record.status = run_pb2.RUN_STATUS_FAILED

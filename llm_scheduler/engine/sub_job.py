@@ -12,7 +12,7 @@ child against the child's recorded run, so only what an edit changes runs again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from llm_scheduler.config.structs import struct_to_dict
@@ -22,11 +22,70 @@ from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.errors import RunError
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["SubJobError", "child_run_id", "run_sub_job", "sub_job_inputs", "sub_job_label"]
+__all__ = [
+    "ChildPending",
+    "ChildRequest",
+    "ChildRunner",
+    "SubJobError",
+    "child_run_id",
+    "run_sub_job",
+    "sub_job_inputs",
+    "sub_job_label",
+]
 
 
 class SubJobError(RunError):
     """A sub-job step's child run failed."""
+
+
+class ChildPending(Exception):
+    """The child run was started elsewhere and has not finished: the step's task must wait.
+
+    Raised by a `ChildRunner` that does not run children in this process (an event-driven run:
+    `llm_scheduler.execution.sub_job_runs`); `run_step` lets it through unrecorded.
+    """
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child run {child_id!r} has not finished")
+        self.child_id = child_id
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildRequest:
+    """A sub-job step's child run, as a `ChildRunner` receives it.
+
+    Attributes:
+        job: The child job's config.
+        inputs: Its inputs.
+        run_id: Its deterministic run id (`child_run_id`).
+        caller_run_id: The job run of the step.
+        caller_task_run_id: The task run holding the step (a map item's ``T~000003``).
+        caller_step_index: The step's index in its task.
+        recorded: In a replay, the child's recorded run, whose unchanged steps are reused.
+    """
+
+    job: config_pb2.JobConfig
+    inputs: Mapping[str, Any]
+    run_id: str
+    caller_run_id: str
+    caller_task_run_id: str
+    caller_step_index: int
+    recorded: run_pb2.JobRun | None
+
+
+# Runs (or finds) a child run and returns its record, or raises `ChildPending`.
+ChildRunner = Callable[[ChildRequest, RunContext], Awaitable[run_pb2.JobRun]]
+
+
+async def _run_nested(request: ChildRequest, context: RunContext) -> run_pb2.JobRun:
+    """The default `ChildRunner`: the child runs here, nested in the step."""
+    from llm_scheduler.engine.job import run_job  # the job runs tasks runs steps
+
+    child_context = dataclasses.replace(
+        context,
+        replay=ReplaySource(request.recorded) if request.recorded is not None else None,
+    )
+    return await run_job(request.job, child_context, inputs=request.inputs, run_id=request.run_id)
 
 
 def child_run_id(run_id: str, task_run_id: str, step_index: int) -> str:
@@ -87,15 +146,14 @@ async def run_sub_job(
     Raises:
         SubJobError: The child run failed (its error, prefixed with the sub-job's name).
     """
-    from llm_scheduler.engine.job import new_run_id, run_job  # the job runs tasks runs steps
+    from llm_scheduler.engine.job import new_run_id  # the job runs tasks runs steps
 
     job = step.sub_job_config.job
     child_id = child_run_id(run_id, task_run_id, step_index) if run_id else new_run_id(job.job_id)
     recorded = context.replay.child_run(task_run_id, step_index) if context.replay else None
-    child_context = dataclasses.replace(
-        context, replay=ReplaySource(recorded) if recorded is not None else None
-    )
-    child = await run_job(job, child_context, inputs=inputs, run_id=child_id)
+    request = ChildRequest(job, inputs, child_id, run_id, task_run_id, step_index, recorded)
+    runner = context.child_runner or _run_nested
+    child = await runner(request, context)
     child.caller_run_id = run_id
     child.caller_task_run_id = task_run_id
     child.caller_step_index = step_index

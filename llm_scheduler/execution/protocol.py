@@ -46,10 +46,11 @@ from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.map import map_items
 from llm_scheduler.engine.replay import recorded_response
 from llm_scheduler.engine.step import run_step
+from llm_scheduler.engine.sub_job import ChildPending
 from llm_scheduler.engine.task import parse_item_run_id
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
-from llm_scheduler.execution import blobs, completion, map_runs, submit
+from llm_scheduler.execution import blobs, completion, map_runs, sub_job_runs, submit
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import EventSink
@@ -256,6 +257,7 @@ def _context_for(context: RunContext, store: Store, run: RunConfig) -> RunContex
         context = dataclasses.replace(
             context, models=ModelClient(context.models.registry, offline=True)
         )
+    context = dataclasses.replace(context, child_runner=sub_job_runs.store_child_runner(store, run))
     return context_with_cache(context, store, {"default_cache_policy": run.default_cache_policy})
 
 
@@ -300,15 +302,19 @@ async def _run_claimed(
             _emit_finished(context, task_id, "handed_off", run_id)
             return Outcome("handed_off", f"deadline near after step {index}", steps_run)
         lease.check()
-        result = await run_step(
-            task.steps[index],
-            scope,
-            context,
-            index=index,
-            task_id=label,
-            step_count=len(task.steps),
-            run_id=run_id,
-        )
+        try:
+            result = await run_step(
+                task.steps[index],
+                scope,
+                context,
+                index=index,
+                task_id=label,
+                step_count=len(task.steps),
+                run_id=run_id,
+                task_run_id=task_id,
+            )
+        except ChildPending as pending:
+            return await _wait_for_child(store, run, task_id, lease, pending.child_id, index)
         steps_run += 1
         if not (result.ok and lease.cancelled):
             lease.check()  # a step that succeeded after a cancel is kept (persisted below)
@@ -366,6 +372,20 @@ async def _run_claimed(
     return await _complete(
         store, run, task_id, lease, context, outputs, usage, cost, final, steps_run
     )
+
+
+async def _wait_for_child(
+    store: Store, run: RunConfig, task_id: str, lease: Lease, child_id: str, index: int
+) -> Outcome:
+    """Leaves a task run WAITING for the child run of its sub-job step ``index``.
+
+    See `llm_scheduler.execution.sub_job_runs`: the child's end wakes it.
+    """
+    await store.call(sub_job_runs.wait_for_child, store, lease, child_id, index)
+    # The child may have finished before the task was WAITING: then nothing woke it.
+    waiting = {"waiting_child": child_id}
+    await store.call(sub_job_runs.wake_if_finished, store, lease.task_path, waiting, lease.clock())
+    return Outcome("waiting", f"step {index} waits for its child run {child_id}")
 
 
 async def _run_map_task(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.maps import is_map
@@ -65,6 +65,12 @@ def read_job_run(
                 item.CopyFrom(_task_run(store, run_id, item_doc, steps))
                 item.predecessors[:] = task_run.predecessors
         job_run.tasks.append(task_run)
+    if task_ids is None:
+        # The runs of its sub-job steps (finished, or still running for a waiting task).
+        for child_id in _child_ids(job_run, task_docs.values()):
+            child = read_job_run(store, child_id, steps=steps)
+            if child is not None:
+                job_run.children.append(child)
     if not job_doc.get("finished_at") or job_doc.get("status") == Status.CANCELLED:
         # The job run gets its totals when it finishes; until then they are the tasks' sums.
         # A cancelled run has none: its tasks stopped mid-run record theirs as they stop.
@@ -88,3 +94,13 @@ def _task_run(store: Store, run_id: str, task_doc: Doc, steps: bool) -> run_pb2.
     if task_doc.get("failed_step"):
         task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
     return task_run
+
+
+def _child_ids(job_run: run_pb2.JobRun, task_docs: Iterable[Doc]) -> list[str]:
+    """The child runs of a run's sub-job steps, in run id order."""
+    found: set[str] = set()
+    for task_run in job_run.tasks:
+        for run in (task_run, *task_run.items):
+            found.update(step.child_run_id for step in run.steps if step.child_run_id)
+    found.update(str(doc["waiting_child"]) for doc in task_docs if doc.get("waiting_child"))
+    return sorted(found)

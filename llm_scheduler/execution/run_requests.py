@@ -34,7 +34,6 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, ConfigProblem, StoreError, UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.in_store import check_runs_in_store
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.jsonvalue import describe_non_json
@@ -296,7 +295,6 @@ def _read_request(
         Validator(models or ModelRegistry(), functions or default_registry(), file=file).check_job(
             job, inputs
         )
-        check_runs_in_store(job, file)
     except ConfigError as error:
         raise ConfigError([_prefixed(p, prefix) for p in error.problems]) from None
     if credentials is not None and not offline and not credentials.offline:

@@ -23,11 +23,14 @@ Cancelling a run cancels the children its waiting tasks wait for; resuming it re
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.sub_job import ChildPending, ChildRequest, ChildRunner
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.documents import Status
+from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
 from llm_scheduler.v1 import run_pb2
@@ -35,6 +38,7 @@ from llm_scheduler.v1 import run_pb2
 __all__ = [
     "caller_fields",
     "finished_child",
+    "store_child_runner",
     "wait_for_child",
     "waiting_children",
     "wake_caller",
@@ -49,6 +53,38 @@ def caller_fields(run_id: str, task_run_id: str, step_index: int) -> Doc:
         "caller_task_run_id": task_run_id,
         "caller_step_index": step_index,
     }
+
+
+def store_child_runner(store: Store, run: RunConfig) -> ChildRunner:
+    """The `ChildRunner` of an event-driven run: children are runs of the store.
+
+    A finished child's record is returned (the step takes its outputs); otherwise the child is
+    submitted (create-if-absent, with its caller) and `ChildPending` is raised, so that the
+    step's task waits for it in the store.
+    """
+    from llm_scheduler.execution.submit import submit_job  # submit imports documents only
+
+    async def run_child(request: ChildRequest, context: RunContext) -> run_pb2.JobRun:
+        child = await store.call(finished_child, store, request.run_id)
+        if child is not None:
+            return child
+        submit = functools.partial(
+            submit_job,
+            store,
+            request.job,
+            inputs=dict(request.inputs),
+            run_id=request.run_id,
+            offline=run.offline,
+            default_cache_policy=run.default_cache_policy,
+            replay_source=request.recorded,
+            caller=caller_fields(
+                request.caller_run_id, request.caller_task_run_id, request.caller_step_index
+            ),
+        )
+        await store.call(submit)
+        raise ChildPending(request.run_id)
+
+    return run_child
 
 
 def wait_for_child(store: Store, lease: Lease, child_id: str, step_index: int) -> None:

@@ -15,7 +15,6 @@ from llm_scheduler.errors import UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
-from llm_scheduler.execution.in_store import check_runs_in_store
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2, run_pb2
 
@@ -151,10 +150,7 @@ def submit_job(
     Raises:
         UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
             a document id.
-        ConfigError: The job has a sub-job step, which runs in process only for now (see
-            `check_runs_in_store`).
     """
-    check_runs_in_store(job)
     names = config_pb2.CachePolicy.DESCRIPTOR.values_by_name
     if default_cache_policy and default_cache_policy not in names:
         raise UserError(

@@ -23,7 +23,6 @@ from llm_scheduler.config.as_job import SubmittedConfig, job_of
 from llm_scheduler.config.kinds import message_type
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import ConfigError, UserError
-from llm_scheduler.execution.in_store import check_runs_in_store
 from llm_scheduler.execution.submit import (
     load_task_definition,
     save_task_definition,
@@ -77,7 +76,6 @@ def _submit() -> int:
         job = job_of(configs, functools.partial(load_task_definition, store))
         validator.file = paths[0] if len(paths) == 1 else ",".join(paths)
         validator.check_job(job, variables)
-        check_runs_in_store(job, validator.file)
         for _, config in configs:
             if isinstance(config, config_pb2.TaskConfig):
                 save_task_definition(store, config)

@@ -18,7 +18,6 @@ from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import ConfigError, ConfigProblem, UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution.in_store import store_problems
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import Store
@@ -136,9 +135,6 @@ def check_job_text(
 ) -> CheckedJob:
     """Parses and validates a job config as ``config_reader`` does (`formats`, `Validator`).
 
-    A job the store cannot run yet (a sub-job step, see `execution.in_store`) has that problem
-    too.
-
     Args:
         text: The config text.
         fmt: JSON (with ``//`` comments) or textproto.
@@ -161,7 +157,7 @@ def check_job_text(
     except ConfigError as error:
         return CheckedJob(job, error.problems)
     # The web UI runs jobs in its store: what a store cannot run yet is a problem here too.
-    return CheckedJob(job, store_problems(job, file))
+    return CheckedJob(job, [])
 
 
 @dataclasses.dataclass(frozen=True)

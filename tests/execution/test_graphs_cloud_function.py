@@ -1,4 +1,4 @@
-"""Maps through the cloud function: functions-framework, CloudEvents and the Firestore emulator."""
+"""Maps and sub-jobs through the cloud function: functions-framework, CloudEvents, Firestore."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pathlib
 import random
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from llm_scheduler import loads
+from llm_scheduler import ModelRegistry, loads
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator
@@ -27,6 +28,7 @@ from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import FAKE_CREDENTIALS
+from tests.engine.test_sub_job import CHILD, _load, _query, _sub_job_step
 from tests.execution.functions_server import Server
 from tests.execution.test_map_runs import assert_mapped, map_job, plan_with, task_of
 
@@ -108,6 +110,76 @@ def test_a_map_runs_through_the_function_with_every_event_delivered_twice(
     assert fake_server.count() == 1 + count + 1
     log = server.log.read_text()
     assert '"action": "waiting"' in log and "Traceback" not in log
+
+
+@pytest.mark.timeout(180)
+def test_a_sub_graph_per_item_runs_through_the_function_with_every_event_twice(
+    tmp_path: pathlib.Path,
+    firestore_url: str,
+    firestore_emulator: FirestoreEmulator,
+    fake_server: FakeProviderServer,
+    models_file: pathlib.Path,
+    fake_registry: ModelRegistry,
+) -> None:
+    """A map over a sub-job step: each item's task waits in the store for its child run."""
+    count = 3
+
+    def responder(provider: str, body: dict[str, Any]) -> str:
+        prompt = body["messages"][-1]["content"]
+        if prompt == "Plan the sections":
+            return json.dumps([f"s{i}" for i in range(count)])
+        return f"wrote {prompt}"
+
+    fake_server.responder = responder
+    job = sub_job_map()
+    Validator(fake_registry).check_job(job)
+    server = function_server(
+        tmp_path,
+        firestore_url,
+        firestore_emulator,
+        LLM_SCHEDULER_MODELS_FILE=str(models_file),
+        **FAKE_CREDENTIALS,
+    )
+    try:
+        with open_store(firestore_url) as store:
+            run_id = submit_job(store, job)
+            dispatch_through(server, firestore_url, workers=4, duplicate=True)
+            job_run = read_job_run(store, run_id)
+    finally:
+        server.stop()
+    assert job_run is not None
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    assert fake_server.count() == 1 + 2 * count + 1
+    ids = [f"{run_id}~write~{i:06d}~0" for i in range(count)]
+    write = task_of(job_run, "write")
+    assert [item.steps[0].child_run_id for item in write.items] == ids
+    assert [child.run_id for child in job_run.children] == ids
+    expected = [f"wrote Polish wrote Draft s{i}" for i in range(count)]
+    assert struct_to_dict(write.outputs) == {"summary": expected}
+    assert "Traceback" not in server.log.read_text()
+
+
+def sub_job_map() -> config_pb2.JobConfig:
+    """plan -> write (a map whose step is a sub-job: draft -> final) -> join."""
+    return _load(
+        {
+            "job_id": "mapped",
+            "tasks": [
+                {
+                    "task_id": "plan",
+                    "next_task": "write",
+                    "steps": [_query("Plan the sections", {"sections": ""})],
+                },
+                {
+                    "task_id": "write",
+                    "next_task": "join",
+                    "for_each": {"items": "%sections%", "item_variable": "section"},
+                    "steps": [_sub_job_step(CHILD, "%section%")],
+                },
+                {"task_id": "join", "steps": [_query("All: %summary%", {"final": ""})]},
+            ],
+        }
+    )
 
 
 @pytest.mark.parametrize(

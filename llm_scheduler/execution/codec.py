@@ -7,8 +7,9 @@ Python on every call; here each message type gets a plan, built once from its de
 is a tight loop over the fields a message or a document holds.
 
 The fast path covers what the records use: scalars other than ``float`` and ``bytes``, enums,
-repeated fields, nested messages, ``Struct``, ``Value``, ``ListValue`` and ``Timestamp``. Anything
-else (a type with maps, oneofs or other well-known types; a well-known type on its own) and every
+repeated fields, nested messages, ``map<string, string>``, ``Struct``, ``Value``, ``ListValue`` and
+``Timestamp``. Anything else (a type with other maps, oneofs or other well-known types; a
+well-known type on its own) and every
 value the fast path does not recognise or finds invalid go to json_format for the whole call, so
 edge cases and errors stay exactly json_format's.
 """
@@ -117,6 +118,7 @@ _MESSAGE = 2  # read(sub_message, value, depth)
 _VALUE = 3  # as _MESSAGE, but null sets null_value as json_format does
 _REPEATED_SCALAR = 4  # extend with read(item) for each item
 _REPEATED_MESSAGE = 5  # read(added, item, depth) for each item
+_STRING_MAP = 6  # a map<string, string>: update with the document's keys and values
 
 
 class _Plan:
@@ -173,6 +175,8 @@ class _Plan:
                 sub_message = getattr(message, name)
                 sub_message.SetInParent()
                 read(sub_message, value, depth)
+            elif kind == _STRING_MAP:
+                getattr(message, name).update(read(value))
             elif type(value) is not list and type(value) is not tuple:
                 raise _Fallback
             elif kind == _REPEATED_SCALAR:
@@ -486,7 +490,9 @@ def _field_codec(
     message_type = field.message_type
     enum_type = field.enum_type
     if message_type is not None:
-        if message_type.GetOptions().map_entry or _is_other_well_known(message_type):
+        if message_type.GetOptions().map_entry:
+            return _string_map_codec(message_type)
+        if _is_other_well_known(message_type):
             raise _Unsupported
         if message_type.full_name in _WELL_KNOWN:
             write, read = _WELL_KNOWN[message_type.full_name]
@@ -519,6 +525,23 @@ def _field_codec(
     if field.is_repeated:
         return (list if write is None else _each(write)), _REPEATED_SCALAR, read
     return write, kind, read
+
+
+def _string_map_codec(entry: Descriptor) -> tuple[Writer, int, Reader]:
+    """The codec of a ``map<string, string>`` field (other maps go to json_format)."""
+    key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    if key.type != FieldDescriptor.TYPE_STRING or value.type != FieldDescriptor.TYPE_STRING:
+        raise _Unsupported
+
+    def read(doc: Any) -> dict[str, str]:
+        if type(doc) is not dict:
+            raise _Fallback
+        for item_key, item in doc.items():
+            if type(item_key) is not str or type(item) is not str:
+                raise _Fallback
+        return doc
+
+    return dict, _STRING_MAP, read
 
 
 def _each(write: Writer) -> Writer:

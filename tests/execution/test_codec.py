@@ -70,7 +70,12 @@ class Filler:
             roll = self.rng.random()
             if roll < 0.3:
                 continue  # unset
-            if field.is_repeated:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                entries = getattr(message, field.name)  # map<string, string>
+                value_field = field.message_type.fields_by_name["value"]
+                for _ in range(self.rng.choice((0, 1, 2, 3))):
+                    entries[self.scalar(value_field)] = self.scalar(value_field)
+            elif field.is_repeated:
                 container = getattr(message, field.name)
                 for _ in range(self.rng.choice((0, 1, 2, 3) if depth < 2 else (0, 1))):
                     if field.message_type is not None:
@@ -305,6 +310,8 @@ def with_unknown_keys(doc: Any, descriptor: Descriptor) -> Any:
         sub_type = field.message_type
         if value is None or sub_type is None or sub_type.full_name.startswith("google.protobuf"):
             continue
+        if sub_type.GetOptions().map_entry:
+            continue  # a map's keys are data
         if field.is_repeated:
             result[field.name] = [with_unknown_keys(item, sub_type) for item in value]
         else:

@@ -44,6 +44,7 @@ __all__ = [
     "events_collection",
     "follow_events",
     "read_events",
+    "tasks_with_last_events",
     "wait_for_event_writes",
 ]
 
@@ -196,11 +197,7 @@ def follow_events(
         expected: set[str] = set()
         if job_doc.get("finished_at"):
             finished_since = finished_since or time.monotonic()
-            expected = {
-                str(doc.get("task_id", document_id(path)))
-                for path, doc in store.list(docs.task_runs_collection(run_id))
-                if doc.get("status") in (Status.SUCCEEDED, Status.FAILED)
-            }
+            expected = tasks_with_last_events(store, run_id)
         after = f"{max(newest_ns - _LATE_WRITE_WINDOW_NS, 0):020d}" if newest_ns else ""
         for event_id, event in read_events(store, run_id, after=after):
             if event_id in seen:
@@ -221,6 +218,31 @@ def follow_events(
                 )
                 return
         store.wait_for_change(poll_timeout)
+
+
+def tasks_with_last_events(store: Store, run_id: str) -> set[str]:
+    """The tasks of a run whose last event (``task_finished``, succeeded or failed) is to come.
+
+    Those that succeeded or failed by a claim of their own: a map's items report no
+    ``task_finished`` (their map does), and a map failed by one of its items was failed by that
+    item's worker, which reports only the item's steps.
+    """
+    task_docs = list(store.list(docs.task_runs_collection(run_id)))
+    failed_by_item = {
+        doc["map_task"]
+        for _, doc in task_docs
+        if doc.get("map_task") and doc.get("status") == Status.FAILED
+    }
+    expected: set[str] = set()
+    for path, doc in task_docs:
+        task_id = str(doc.get("task_id", document_id(path)))
+        status = doc.get("status")
+        if doc.get("map_task") or status not in (Status.SUCCEEDED, Status.FAILED):
+            continue
+        if status == Status.FAILED and task_id in failed_by_item:
+            continue
+        expected.add(task_id)
+    return expected
 
 
 # -- writing ------------------------------------------------------------------------------------

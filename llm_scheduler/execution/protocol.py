@@ -419,7 +419,7 @@ async def _run_map_task(
         return await _complete(store, run, task_id, lease, context, empty, usage, cost)
     created = await store.call(map_runs.expand, store, run, task, lease, items, lease.clock())
     # Items may all have finished before the task was WAITING: then no item moved it on.
-    await store.call(map_runs.check_map, store, run, task_id, lease.clock())
+    await _move_map_on(store, run, task_id, lease.clock())
     return Outcome("waiting", f"{len(items)} items; {created} item runs created")
 
 
@@ -479,7 +479,7 @@ async def _complete(
     _emit_finished(context, task_id, "succeeded", run.run_id)
     now = lease.clock()
     if item_index is not None:
-        await store.call(map_runs.check_map, store, run, base_id, now)
+        await _move_map_on(store, run, base_id, now)
         return Outcome("succeeded", "", steps_run)
     started += await store.call(completion.release_joins, store, run, task_id, now)
     if not started:
@@ -527,8 +527,20 @@ async def _fail(
     if item_index is None:
         await store.call(completion.reconcile_run, store, run, lease.clock())
     else:
-        await store.call(map_runs.check_map, store, run, base_id, lease.clock())
+        await _move_map_on(store, run, base_id, lease.clock())
     return Outcome("failed", str(error["message"]), steps_run)
+
+
+async def _move_map_on(store: Store, run: RunConfig, task_id: str, now: float) -> None:
+    """After an item finished: moves its map on, and finishes the job run once a map failed.
+
+    A map failed by an item (here or before, its items in flight finishing since) was failed
+    by no claim of its own, so nothing else would finish the job run (`reconcile_run`, cheap
+    while tasks are still runnable).
+    """
+    moved = await store.call(map_runs.check_map, store, run, task_id, now)
+    if moved in ("failed", "not_waiting"):
+        await store.call(completion.reconcile_run, store, run, now)
 
 
 async def _recover(

@@ -25,8 +25,12 @@ from typing import Any
 from llm_scheduler.engine.context import EventKind
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
-from llm_scheduler.execution.events import events_collection, read_events
-from llm_scheduler.store.base import Doc, Store, document_id
+from llm_scheduler.execution.events import (
+    events_collection,
+    read_events,
+    tasks_with_last_events,
+)
+from llm_scheduler.store.base import Doc, Store
 from llm_scheduler.v1 import run_pb2
 
 __all__ = ["event_json", "run_event_stream", "sse_chunk"]
@@ -149,7 +153,7 @@ class _Follower:
             return _Poll(events)
         if self.finished_since is None:
             self.finished_since = time.monotonic()
-        expected = self._tasks_with_last_events()
+        expected = tasks_with_last_events(self.store, self.run_id)
         if expected <= self.terminal:
             return _Poll(events, finished=_status(job_doc))
         if time.monotonic() - self.finished_since > settle_timeout:
@@ -176,14 +180,6 @@ class _Follower:
             if event_id > self.after:
                 found.append((event_id, event))
         return found
-
-    def _tasks_with_last_events(self) -> set[str]:
-        """The tasks that succeeded or failed: each has a last event (task_finished) to send."""
-        return {
-            str(doc.get("task_id", document_id(path)))
-            for path, doc in self.store.list(docs.task_runs_collection(self.run_id))
-            if doc.get("status") in (Status.SUCCEEDED, Status.FAILED)
-        }
 
 
 def _status(job_doc: Doc) -> str:

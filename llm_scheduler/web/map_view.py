@@ -15,7 +15,12 @@ from llm_scheduler.config.maps import is_map, map_index_variable, map_item_varia
 from llm_scheduler.engine.task import item_run_id
 from llm_scheduler.v1 import config_pb2, run_pb2
 from llm_scheduler.web.graph_layout import ItemProgress
-from llm_scheduler.web.run_view import details_view, run_start_seconds, task_summary
+from llm_scheduler.web.run_view import (
+    details_view,
+    run_start_seconds,
+    task_summary,
+    unrecorded_item_status,
+)
 
 __all__ = [
     "ITEMS_PAGE",
@@ -76,8 +81,8 @@ def with_items(
     Returns:
         The view, with ``map`` (`map_config_view`) and, for a map: ``items`` (rows in index
         order, each a `task_summary` with ``item_index`` and ``task_run_id``; an item not
-        recorded yet is pending), ``items_offset``, ``items_limit`` and ``items_next_offset``
-        (None on the last page).
+        recorded has `unrecorded_item_status`), ``items_offset``, ``items_limit`` and
+        ``items_next_offset`` (None on the last page).
     """
     config, task = _find(job_run, view["task_id"])
     view["map"] = map_config_view(config)
@@ -91,11 +96,14 @@ def with_items(
     end = total if limit is None else min(total, offset + max(limit, 1))
     start = run_start_seconds(job_run)
     rows = []
+    unrecorded = unrecorded_item_status(task)
     for index in range(offset, end):
         item = recorded.get(index)
         row = _item_row(config, item, index, start)
         if details:
             row["details"] = _item_details(job_run, config, item, index)
+        if item is None:
+            row["status"] = unrecorded
         rows.append(row)
     view["items"] = rows
     view["items_offset"] = offset
@@ -108,7 +116,7 @@ def item_view(job_run: run_pb2.JobRun, task_id: str, index: int) -> dict[str, An
     """One item of a map task: its row and every step, as `task_view` gives a task's.
 
     Returns:
-        The item's details (an item the map has not recorded yet is pending), with
+        The item's details (one the map holds no record of: `unrecorded_item_status`), with
         ``item_index``, ``task_run_id`` and the map's ``map``; None when the task is no map,
         is unknown, or has no such item.
     """
@@ -121,6 +129,8 @@ def item_view(job_run: run_pb2.JobRun, task_id: str, index: int) -> dict[str, An
         return None
     item = next((item for item in items if item.item_index == index), None)
     view = _item_details(job_run, config, item, index)
+    if item is None:
+        view["status"] = unrecorded_item_status(task)
     view["map"] = map_config_view(config)
     return view
 

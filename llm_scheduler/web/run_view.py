@@ -19,6 +19,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
+from llm_scheduler.engine.records import add_usage
 from llm_scheduler.v1 import config_pb2, run_pb2
 from llm_scheduler.web.graph_layout import ItemProgress
 
@@ -35,6 +36,7 @@ __all__ = [
     "task_summary",
     "task_view",
     "timeline_view",
+    "unrecorded_item_status",
 ]
 
 # Statuses as the page and its JSON name them, in the order the page lists their counts
@@ -97,6 +99,17 @@ def run_view(
         if task.task_id not in seen:
             tasks.append(task_summary(task.config, task, start, steps_done))
     status = status_name(job_run.status)
+    usage, cost = job_run.usage, job_run.cost_usd
+    if status not in FINISHED_STATUSES:
+        # An unfinished run's totals are its tasks' (`read_job_run`), a map's only once it is
+        # finished: add what its items have used so far.
+        usage = run_pb2.TokenUsage()
+        usage.CopyFrom(job_run.usage)
+        for task in job_run.tasks:
+            live = _items_so_far(task)
+            if live is not None:
+                add_usage(usage, live[0])
+                cost += live[1]
     finished = _seconds(job_run.finished_at)
     end = finished if finished is not None else (time.time() if now is None else now)
     counts = Counter(task["status"] for task in tasks)
@@ -111,8 +124,8 @@ def run_view(
             "started_at": _iso(job_run.started_at),
             "finished_at": _iso(job_run.finished_at),
             "duration_seconds": None if start is None else _round(max(end - start, 0.0)),
-            "usage": _usage(job_run.usage),
-            "cost_usd": job_run.cost_usd,
+            "usage": _usage(usage),
+            "cost_usd": cost,
             "parent_run_id": job_run.parent_run_id,
             "error": error_view(job_run.error),
             "inputs": _struct(job_run.inputs),
@@ -289,7 +302,7 @@ def timeline_view(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def item_counts(task: run_pb2.TaskRun | None) -> dict[str, int] | None:
-    """A map's items per status (those it has not recorded yet are pending); None if unknown.
+    """A map's items per status (those it holds no record of: `unrecorded_item_status`).
 
     Unknown: the map has no record yet, or has not read its list (no items, not finished).
     """
@@ -299,8 +312,21 @@ def item_counts(task: run_pb2.TaskRun | None) -> dict[str, int] | None:
     if not total and status_name(task.status) not in FINISHED_STATUSES:
         return None
     counts = Counter(status_name(item.status) for item in task.items)
-    counts["pending"] += total - len(task.items)
+    counts[unrecorded_item_status(task)] += total - len(task.items)
     return {name: counts.get(name, 0) for name in STATUSES}
+
+
+def unrecorded_item_status(task: run_pb2.TaskRun | None) -> str:
+    """The status of a map's item it holds no record of: one not created (or not started) yet.
+
+    In a store, a map creates its items as earlier ones succeed, so a map that failed or was
+    cancelled never creates its later items: they are ``skipped`` (``cancelled`` with a
+    cancelled map), as a run in process records them. While the map goes on they are pending.
+    """
+    status = status_name(task.status) if task is not None else "pending"
+    if status == "cancelled":
+        return "cancelled"
+    return "skipped" if status in FINISHED_STATUSES else "pending"
 
 
 def task_summary(
@@ -342,6 +368,7 @@ def task_summary(
         }
     started, finished = _seconds(task.started_at), _seconds(task.finished_at)
     error = error_view(task.error)
+    usage, cost = (_items_so_far(task) if mapped else None) or (task.usage, task.cost_usd)
     return items | {
         "task_id": task.task_id,
         "name": config.name or task.config.name,
@@ -354,8 +381,8 @@ def task_summary(
         "duration_seconds": (
             _round(finished - started) if started is not None and finished is not None else None
         ),
-        "usage": _usage(task.usage),
-        "cost_usd": task.cost_usd,
+        "usage": _usage(usage),
+        "cost_usd": cost,
         "step_count": max(len(config.steps), len(task.steps)),
         "steps_done": (
             steps_done.get(task.task_id, 0)
@@ -364,6 +391,19 @@ def task_summary(
         ),
         "error": None if error is None else _one_line(error),
     }
+
+
+def _items_so_far(task: run_pb2.TaskRun) -> tuple[run_pb2.TokenUsage, float] | None:
+    """What a map's items have used so far; None for a finished map, or one with no items.
+
+    In a store, a map records its items' totals only when it finishes.
+    """
+    if not task.items or status_name(task.status) in FINISHED_STATUSES | {"skipped"}:
+        return None
+    usage = run_pb2.TokenUsage()
+    for item in task.items:
+        add_usage(usage, item.usage)
+    return usage, sum(item.cost_usd for item in task.items)
 
 
 def _pending_step(index: int, config: config_pb2.StepConfig) -> dict[str, Any]:

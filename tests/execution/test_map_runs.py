@@ -238,6 +238,7 @@ def test_a_failed_item_fails_the_map_naming_it_and_skips_what_follows(
         job_run = read_job_run(store, run_id)
     assert job_run is not None
     assert job_run.status == run_pb2.RUN_STATUS_FAILED
+    assert job_run.HasField("finished_at")  # finished by the failed item's worker
     write = task_of(job_run, "write")
     assert write.status == run_pb2.RUN_STATUS_FAILED
     assert write.error.message.startswith("write[2]: ")

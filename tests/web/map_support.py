@@ -1,7 +1,7 @@
 """A map run for the web UI's tests: run in process with the offline model, kept as a trace.
 
-Stores cannot run maps yet, so the pages see a map run through the trace viewer (and the run
-page's view functions, which only reshape a record).
+The pages see it through the trace viewer (and the run page's view functions, which only
+reshape a record); test_map_runs_stored runs the same job in a store.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@
   }
 
   const STATUS_CLASSES = ["status-pending", "status-running", "status-succeeded",
-                          "status-failed", "status-skipped", "status-cancelled"];
+                          "status-failed", "status-skipped", "status-cancelled", "status-waiting"];
 
   // Sets the status class of a node (a badge or a graph node group), removing the old one.
   function setStatus(node, status) {

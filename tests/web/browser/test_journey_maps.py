@@ -1,8 +1,8 @@
 """A map run in the browser: its box counts its items, its details list them, each opens.
 
-Stores cannot run maps yet, so the run is made in process (offline) and opened in the trace
-viewer, which draws a run exactly as the run page does. The trace viewer reads no store, so one
-backend is enough.
+The run is made in process (offline) and opened in the trace viewer, which draws a run exactly
+as the run page does (test_journey_map_live follows a map run in a store). The trace viewer
+reads no store, so one backend is enough.
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import message_type
+from llm_scheduler.config.sub_jobs import as_written
 from llm_scheduler.errors import UserError
 from llm_scheduler.runner import common, flags
+from llm_scheduler.v1 import config_pb2
 
 __all__ = ["convert", "main", "run"]
 
@@ -31,10 +33,15 @@ OUTPUT_PATH = absl_flags.DEFINE_string(
 def convert(input_path: str, config_type: str, output_format: formats.ConfigFormat) -> bytes:
     """Reads a config of ``config_type`` and returns it in ``output_format``.
 
+    Sub-job steps keep their ``job_path`` without the child job read from it
+    (`sub_jobs.as_written`), so the result loads again.
+
     Raises:
         ConfigError: The file is not a valid ``config_type``.
     """
     message = formats.load(input_path, message_type(config_type))
+    if isinstance(message, (config_pb2.JobConfig, config_pb2.TaskConfig)):
+        message = as_written(message)
     return formats.dumps(message, output_format)
 
 

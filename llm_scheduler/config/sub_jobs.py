@@ -9,13 +9,17 @@ directly or through other files, is a config error naming the cycle of files.
 
 from __future__ import annotations
 
+import copy
 import pathlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["inline_sub_jobs", "is_sub_job", "sub_job_steps"]
+__all__ = ["as_written", "inline_sub_jobs", "is_sub_job", "sub_job_steps"]
+
+C = TypeVar("C", bound=config_pb2.JobConfig | config_pb2.TaskConfig)
 
 
 def is_sub_job(step: config_pb2.StepConfig) -> bool:
@@ -58,6 +62,20 @@ def inline_sub_jobs(
     _inline(config, pathlib.Path(file), [pathlib.Path(file).resolve()], problems)
     if problems:
         raise ConfigError(problems)
+
+
+def as_written(config: C) -> C:
+    """A copy of a loaded config without the child jobs `inline_sub_jobs` read into it.
+
+    What tools that print or convert a config write (`config_reader`, `proto_decoder`): a step
+    with a ``job_path`` keeps only its path, so the written config loads again (a step with
+    both is a config error) and still follows edits to the child's file.
+    """
+    written = copy.deepcopy(config)
+    for _, step in sub_job_steps(written):
+        if step.sub_job_config.job_path:
+            step.sub_job_config.ClearField("job")
+    return written
 
 
 def _inline(

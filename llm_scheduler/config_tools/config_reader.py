@@ -9,8 +9,11 @@ Usage:
 The config goes to stdout (JSON by default, or --output_format=textproto); the verdict and the
 graph go to stderr, so stdout can be piped into another tool. Map tasks are listed with their
 list and bindings; with --run_id, with their items' counts by status (and each item when there
-are few, or with --show_items). --list_runs prints a table of job runs, newest first (JSON with
---output_format=json), and on stderr the --cursor of the next page.
+are few, or with --show_items). Sub-job steps are listed with their routed inputs and their
+child job's graph indented under them; with --run_id, each child run follows its caller's run,
+indented, and the JSON holds its summary in ``children``. --list_runs prints a table of job
+runs, newest first (JSON with --output_format=json), and on stderr the --cursor of the next
+page.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.kinds import message_type
 from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.config.sub_jobs import as_written
 from llm_scheduler.config.validation import Validator
-from llm_scheduler.config_tools import map_view
+from llm_scheduler.config_tools import map_view, sub_job_view
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.run_list import MAX_LIMIT, STATUSES, RunSummary, list_runs
@@ -73,7 +77,8 @@ def describe(config_type: str, message: object) -> str:
     """A one-paragraph description of a valid config (and the graph for jobs).
 
     Embedding steps are listed with their model key and dimensions, as a step config is;
-    map tasks with their list and bindings (`map_view.describe_for_each`).
+    map tasks with their list and bindings (`map_view.describe_for_each`); sub-job steps with
+    their routed inputs and their child job expanded (`sub_job_view.sub_jobs_preview`).
     """
     if config_type == "job":
         job = cast(config_pb2.JobConfig, message)
@@ -83,13 +88,13 @@ def describe(config_type: str, message: object) -> str:
         return (
             f"valid job {job.job_id!r}: {len(job.tasks)} tasks, {steps} steps\n"
             f"{graph.render_text(counts)}{_embeddings(job.tasks)}"
-            f"{map_view.maps_preview(job.tasks)}"
+            f"{map_view.maps_preview(job.tasks)}{sub_job_view.sub_jobs_preview(job.tasks)}"
         )
     if config_type == "task":
         task = cast(config_pb2.TaskConfig, message)
         return (
             f"valid task {task.task_id!r}: {len(task.steps)} steps{_embeddings([task])}"
-            f"{map_view.maps_preview([task])}"
+            f"{map_view.maps_preview([task])}{sub_job_view.sub_jobs_preview([task])}"
         )
     if config_type == "step":
         step = cast(config_pb2.StepConfig, message)
@@ -100,8 +105,9 @@ def describe(config_type: str, message: object) -> str:
 def describe_step(step: config_pb2.StepConfig) -> str:
     """What a step does in a few words.
 
-    ``model query · GEMINI_FLASH``, ``function call · json_parse()`` or
-    ``embedding · OPENAI_EMBEDDING_SMALL, 256 dimensions``.
+    ``model query · GEMINI_FLASH``, ``function call · json_parse()``,
+    ``embedding · OPENAI_EMBEDDING_SMALL, 256 dimensions`` or
+    ``sub-job · child.json: section <- %topic%``.
     """
     if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
         return f"function call · {step.function_call_config.function_name}()"
@@ -109,6 +115,8 @@ def describe_step(step: config_pb2.StepConfig) -> str:
         config = step.embedding_config
         size = f"{config.dimensions} dimensions" if config.dimensions else "the model's dimensions"
         return f"embedding · {config.model_key}, {size}"
+    if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+        return f"sub-job · {sub_job_view.describe_sub_job(step)}"
     return f"model query · {step.model_query_config.model_key}"
 
 
@@ -153,7 +161,14 @@ def _read() -> int:
     if fmt is formats.ConfigFormat.BINARY:
         print("error: config_reader prints text; use proto_decoder for binary", file=sys.stderr)
         return common.EXIT_BAD_INPUT
-    sys.stdout.write(formats.dumps(message, fmt).decode("utf-8"))
+    # The config as its file holds it: sub-job steps keep their job_path, not the child read
+    # from it (the description below expands the child).
+    written = (
+        as_written(message)
+        if isinstance(message, (config_pb2.JobConfig, config_pb2.TaskConfig))
+        else message
+    )
+    sys.stdout.write(formats.dumps(written, fmt).decode("utf-8"))
     sys.stdout.flush()
     common.report(describe(config_type, message))
     return common.EXIT_OK
@@ -176,24 +191,48 @@ def _read_run(run_id: str) -> int:
 def describe_run(job_run: run_pb2.JobRun, url: str, *, every_item: bool = False) -> str:
     """The summary of a run: its status, tasks succeeded and usage, then each map's items.
 
+    Then each child run (of a sub-job step), named with the task run and step that ran it and
+    summarized the same way, indented under its caller's run, recursively.
+
     Args:
         job_run: The run's record.
         url: Where the run was read from, for the first line.
         every_item: List each item of every map, however many (see `map_view.describe_items`).
     """
+    first = f"run {job_run.run_id} in {url}: {_run_status(job_run)}"
+    return "\n".join([first, *_run_details(job_run, every_item=every_item)])
+
+
+def _run_status(job_run: run_pb2.JobRun) -> str:
+    """``succeeded, 2/3 tasks succeeded; tokens: ...``."""
     status = run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_").lower()
     done = sum(t.status == run_pb2.RUN_STATUS_SUCCEEDED for t in job_run.tasks)
-    lines = [
-        f"run {job_run.run_id} in {url}: {status}, {done}/{len(job_run.config.tasks)} tasks "
-        f"succeeded; {common.describe_usage(job_run.usage, job_run.cost_usd)}"
-    ]
+    return (
+        f"{status}, {done}/{len(job_run.config.tasks)} tasks succeeded; "
+        f"{common.describe_usage(job_run.usage, job_run.cost_usd)}"
+    )
+
+
+def _run_details(job_run: run_pb2.JobRun, *, every_item: bool) -> list[str]:
+    """The lines under a run's first one: its maps' items, then its child runs, indented."""
+    lines: list[str] = []
     configs = {task.task_id: task for task in job_run.config.tasks}
     for task_run in job_run.tasks:
         if map_view.is_map_run(task_run, configs.get(task_run.task_id)):
             lines += (
                 f"  {line}" for line in map_view.describe_items(task_run, every_item=every_item)
             )
-    return "\n".join(lines)
+    if job_run.children:
+        lines.append("  child runs:")
+    for child in job_run.children:
+        lines.append(
+            f"    {sub_job_view.caller_label(job_run, child)}: run {child.run_id}: "
+            f"{_run_status(child)}"
+        )
+        lines += (
+            f"{sub_job_view.INDENT}{line}" for line in _run_details(child, every_item=every_item)
+        )
+    return lines
 
 
 def _list_runs() -> int:
@@ -276,6 +315,9 @@ def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
 
     A map task's entry also holds its ``for_each`` (defaults filled in), ``items_total``,
     ``item_counts`` by status and ``items`` (each one's index, task run id, status, outputs).
+    ``children`` holds the summaries of the run's child runs (of its sub-job steps), the same
+    shape recursively, each with its ``caller_run_id``, ``caller_task_run_id`` and
+    ``caller_step_index``.
     """
     configs = {task.task_id: task for task in job_run.config.tasks}
     tasks: list[dict[str, object]] = []
@@ -295,13 +337,17 @@ def summarize_run(job_run: run_pb2.JobRun) -> dict[str, object]:
             entry["item_counts"] = map_view.item_counts(task_run)
             entry["items"] = map_view.items_json(task_run)
         tasks.append(entry)
-    return {
+    summary: dict[str, object] = {
         "run_id": job_run.run_id,
         "job_id": job_run.job_id,
         "status": run_pb2.RunStatus.Name(job_run.status).removeprefix("RUN_STATUS_"),
         "tasks": tasks,
         "outputs": struct_to_dict(job_run.outputs),
+        "children": [summarize_run(child) for child in job_run.children],
     }
+    if job_run.caller_run_id:
+        summary.update(sub_job_view.caller_json(job_run))
+    return summary
 
 
 main = common.main_for(_read)

@@ -6,7 +6,15 @@ from llm_scheduler.config import formats
 from llm_scheduler.config.structs import to_struct, to_value
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["SAMPLE_FILES", "SEED_STEP_JSON", "sample_files", "sample_map_job"]
+__all__ = [
+    "SAMPLE_FILES",
+    "SEED_STEP_JSON",
+    "SUB_JOB_CHILD_FILE",
+    "sample_files",
+    "sample_map_job",
+    "sample_sub_job",
+    "sample_sub_job_child",
+]
 
 # Copied verbatim from the seed document (comment included): it must load and run as it is.
 SEED_STEP_JSON = """\
@@ -220,8 +228,8 @@ def sample_embedding_job() -> config_pb2.JobConfig:
     )
 
 
-def sample_map_job() -> config_pb2.JobConfig:
-    """A model plans a list of sections, a map writes each one, a join assembles them in order."""
+def _plan_step() -> config_pb2.StepConfig:
+    """A model lists three section titles (a JSON schema the offline model answers too)."""
     plan = _query(
         "1",
         "plan",
@@ -248,6 +256,12 @@ def sample_map_job() -> config_pb2.JobConfig:
             schema_name="outline",
         )
     )
+    return plan
+
+
+def sample_map_job() -> config_pb2.JobConfig:
+    """A model plans a list of sections, a map writes each one, a join assembles them in order."""
+    plan = _plan_step()
     outline = config_pb2.TaskConfig(
         task_id="outline", steps=[plan], next_task="write", metadata=_METADATA
     )
@@ -293,6 +307,101 @@ def sample_map_job() -> config_pb2.JobConfig:
     )
 
 
+SUB_JOB_CHILD_FILE = "sample_sub_job_child_config.json"
+
+
+def sample_sub_job_child() -> config_pb2.JobConfig:
+    """The child of the sub-job sample: draft a section, then polish the draft."""
+    draft = config_pb2.TaskConfig(
+        task_id="draft",
+        steps=[
+            _query(
+                "1",
+                "draft",
+                "Draft one paragraph for the section %section% of an article about %topic%.",
+                {"draft": ""},
+            )
+        ],
+        next_task="polish",
+        metadata=_METADATA,
+    )
+    polish = config_pb2.TaskConfig(
+        task_id="polish",
+        steps=[
+            _query(
+                "1",
+                "polish",
+                "Polish this paragraph; keep its meaning and length:\n%draft%",
+                {"paragraph": ""},
+            )
+        ],
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="section_writer",
+        name="Draft and polish one section",
+        description="The child job of sample_sub_job_config.json, run once per section.",
+        tasks=[draft, polish],
+        input_config=_data(section="", topic=""),
+        metadata=_METADATA,
+    )
+
+
+def sample_sub_job() -> config_pb2.JobConfig:
+    """A model plans sections; a map runs the child job (draft -> polish) per section; a join.
+
+    The map's step is a sub-job step on `SUB_JOB_CHILD_FILE` (a path relative to this config's
+    file, so both files go in the same folder).
+    """
+    outline = config_pb2.TaskConfig(
+        task_id="outline", steps=[_plan_step()], next_task="write", metadata=_METADATA
+    )
+    write = config_pb2.TaskConfig(
+        task_id="write",
+        name="Write each section with the child job",
+        for_each=config_pb2.MapConfig(items="%sections%", item_variable="section", max_in_flight=2),
+        steps=[
+            config_pb2.StepConfig(
+                id="1",
+                name="write_section",
+                step_type=config_pb2.STEP_TYPE_SUB_JOB,
+                # Child input name <- template over this step's variables; the child's outputs
+                # are its response, keyed by its final task: {"polish": {"paragraph": ...}}.
+                sub_job_config=config_pb2.SubJobConfig(
+                    job_path=SUB_JOB_CHILD_FILE,
+                    inputs={"section": "%section%", "topic": "%topic%"},
+                ),
+                output_config=_data(paragraph="%response.polish.paragraph%"),
+                metadata=_METADATA,
+            )
+        ],
+        next_task="assemble",
+        metadata=_METADATA,
+    )
+    assemble = config_pb2.TaskConfig(
+        task_id="assemble",
+        steps=[
+            _query(
+                "1",
+                "assemble",
+                "Join these paragraphs, in this order, into one article about %topic%:\n"
+                "%paragraph%",
+                {"article": ""},
+            )
+        ],
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="article_by_sub_jobs",
+        name="Write an article with a sub-job per section",
+        description="A model lists the sections; a map runs a child job (draft, then polish) "
+        "for each one; a join assembles them in order.",
+        tasks=[outline, write, assemble],
+        input_config=_data(topic="tide pools"),
+        metadata=_METADATA,
+    )
+
+
 def sample_files() -> dict[str, bytes]:
     """File name to content for every sample `create_sample` writes."""
     json_format = formats.ConfigFormat.JSON
@@ -303,6 +412,8 @@ def sample_files() -> dict[str, bytes]:
         "sample_fanout_job_config.json": formats.dumps(sample_fanout_job(), json_format),
         "sample_embedding_job_config.json": formats.dumps(sample_embedding_job(), json_format),
         "sample_map_job_config.json": formats.dumps(sample_map_job(), json_format),
+        "sample_sub_job_config.json": formats.dumps(sample_sub_job(), json_format),
+        SUB_JOB_CHILD_FILE: formats.dumps(sample_sub_job_child(), json_format),
     }
 
 
@@ -313,4 +424,6 @@ SAMPLE_FILES = (
     "sample_fanout_job_config.json",
     "sample_embedding_job_config.json",
     "sample_map_job_config.json",
+    "sample_sub_job_config.json",
+    SUB_JOB_CHILD_FILE,
 )

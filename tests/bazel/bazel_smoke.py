@@ -75,7 +75,15 @@ class CliTest(unittest.TestCase):
             self.assertEqual(created.returncode, 0, created.stderr)
             paths = created.stdout.split()
             names = {pathlib.Path(path).name for path in paths}
-            for name in ("step", "task", "job", "fanout_job", "map_job"):
+            for name in (
+                "step",
+                "task",
+                "job",
+                "fanout_job",
+                "map_job",
+                "sub_job",
+                "sub_job_child",
+            ):
                 self.assertIn(f"sample_{name}_config.json", names, created.stdout)
             for path in paths:
                 with self.subTest(path=path):
@@ -95,6 +103,17 @@ class CliTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("article", json.loads(result.stdout)["assemble"])
         self.assertIn("[write[2]] step 1/1 write done", result.stderr)
+
+    def test_the_sub_job_sample_runs_offline(self) -> None:
+        result = run_target(
+            "llm_scheduler/runner",
+            "job_runner",
+            f"--input_path={EXAMPLES / 'sample_sub_job_config.json'}",
+            "--offline",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("article", json.loads(result.stdout)["assemble"])
+        self.assertIn("job Draft and polish one section succeeded", result.stderr)
 
     def test_an_invalid_config_exits_2(self) -> None:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR")) as out:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import pytest
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import message_type
 from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.config.sub_jobs import as_written
 from llm_scheduler.config_tools.config_reader import describe, describe_step
 from llm_scheduler.config_tools.samples import SAMPLE_FILES, sample_embedding_job, sample_files
 from llm_scheduler.trace import read_trace
-from llm_scheduler.v1 import run_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.clitools import run_tool
 from tests.conftest import REPO_ROOT
 
@@ -24,6 +26,8 @@ KINDS = {
     "sample_fanout_job_config.json": "job",
     "sample_embedding_job_config.json": "job",
     "sample_map_job_config.json": "job",
+    "sample_sub_job_config.json": "job",
+    "sample_sub_job_child_config.json": "job",
 }
 JOB_SAMPLES = [name for name, kind in KINDS.items() if kind == "job"]
 
@@ -56,13 +60,22 @@ def test_samples_round_trip_through_config_reader_and_proto_decoder(
 ) -> None:
     kind = KINDS[name]
     original = formats.load(samples / name, message_type(kind))
+    # What the tools print: a sub-job step keeps its job_path, not the child read from it.
+    written = (
+        as_written(original)
+        if isinstance(original, (config_pb2.JobConfig, config_pb2.TaskConfig))
+        else original
+    )
 
     read = run_tool("config_reader", f"--input_path={samples / name}", f"--config_type={kind}")
     assert read.code == 0, read.stderr
     assert read.stderr.startswith(f"valid {kind}")
     via_reader = formats.loads(read.stdout, message_type(kind), formats.ConfigFormat.JSON)
-    assert via_reader == original
+    assert via_reader == written
 
+    # The converted files go next to copies of the samples: a job_path is relative to its file.
+    for sample in SAMPLE_FILES:
+        shutil.copy(samples / sample, tmp_path / sample)
     as_text = tmp_path / "c.textproto"
     as_binary = tmp_path / "c.binpb"
     for target, fmt in ((as_text, "textproto"), (as_binary, "binary")):
@@ -78,7 +91,7 @@ def test_samples_round_trip_through_config_reader_and_proto_decoder(
     assert back.code == 0, back.stderr
     # Binary -> readable JSON is the same text config_reader printed: nothing lost or changed.
     assert back.stdout == read.stdout
-    assert formats.loads(back.stdout, message_type(kind), formats.ConfigFormat.JSON) == original
+    assert formats.loads(back.stdout, message_type(kind), formats.ConfigFormat.JSON) == written
 
 
 def test_config_reader_draws_the_job_graph(samples: pathlib.Path) -> None:

@@ -283,7 +283,21 @@ def sample_map_job() -> config_pb2.JobConfig:
         next_task="assemble",
         metadata=_METADATA,
     )
-    assemble = config_pb2.TaskConfig(
+    assemble = _assemble_task()
+    return config_pb2.JobConfig(
+        job_id="article_sections",
+        name="Write an article section by section",
+        description="A model lists the sections; a map task writes each one; a join assembles "
+        "them in order.",
+        tasks=[outline, write, assemble],
+        input_config=_data(topic="tide pools"),
+        metadata=_METADATA,
+    )
+
+
+def _assemble_task() -> config_pb2.TaskConfig:
+    """The join of the map samples: the paragraphs, in item order, into one article."""
+    return config_pb2.TaskConfig(
         task_id="assemble",
         steps=[
             _query(
@@ -294,15 +308,6 @@ def sample_map_job() -> config_pb2.JobConfig:
                 {"article": ""},
             )
         ],
-        metadata=_METADATA,
-    )
-    return config_pb2.JobConfig(
-        job_id="article_sections",
-        name="Write an article section by section",
-        description="A model lists the sections; a map task writes each one; a join assembles "
-        "them in order.",
-        tasks=[outline, write, assemble],
-        input_config=_data(topic="tide pools"),
         metadata=_METADATA,
     )
 
@@ -378,19 +383,7 @@ def sample_sub_job() -> config_pb2.JobConfig:
         next_task="assemble",
         metadata=_METADATA,
     )
-    assemble = config_pb2.TaskConfig(
-        task_id="assemble",
-        steps=[
-            _query(
-                "1",
-                "assemble",
-                "Join these paragraphs, in this order, into one article about %topic%:\n"
-                "%paragraph%",
-                {"article": ""},
-            )
-        ],
-        metadata=_METADATA,
-    )
+    assemble = _assemble_task()
     return config_pb2.JobConfig(
         job_id="article_by_sub_jobs",
         name="Write an article with a sub-job per section",

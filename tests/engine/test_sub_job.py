@@ -101,10 +101,8 @@ def test_a_sub_job_step_routes_inputs_and_its_outputs_flow_on(
     assert job_run.usage.input_tokens == child.usage.input_tokens + title_step.usage.input_tokens
 
 
-def test_a_map_over_a_sub_job_step_runs_the_sub_graph_per_item(
-    fake_server: FakeProviderServer, fake_registry: ModelRegistry
-) -> None:
-    count = 3
+def plan_sections(fake_server: FakeProviderServer, count: int) -> None:
+    """The plan step answers a JSON list of ``count`` sections; other prompts are echoed."""
 
     def responder(provider: str, body: dict[str, Any]) -> str:
         prompt = body["messages"][-1]["content"]
@@ -113,7 +111,11 @@ def test_a_map_over_a_sub_job_step_runs_the_sub_graph_per_item(
         return f"wrote {prompt}"
 
     fake_server.responder = responder
-    job = _load(
+
+
+def sub_job_map() -> config_pb2.JobConfig:
+    """plan -> write (a map whose step is the sub-job draft -> final) -> join."""
+    return _load(
         {
             "job_id": "mapped",
             "tasks": [
@@ -132,6 +134,14 @@ def test_a_map_over_a_sub_job_step_runs_the_sub_graph_per_item(
             ],
         }
     )
+
+
+def test_a_map_over_a_sub_job_step_runs_the_sub_graph_per_item(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    count = 3
+    plan_sections(fake_server, count)
+    job = sub_job_map()
     job_run = _run(job, fake_registry)
 
     assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message

@@ -8,7 +8,6 @@ import pathlib
 import random
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -28,7 +27,7 @@ from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import FAKE_CREDENTIALS
-from tests.engine.test_sub_job import CHILD, _load, _query, _sub_job_step
+from tests.engine.test_sub_job import plan_sections, sub_job_map
 from tests.execution.functions_server import Server
 from tests.execution.test_map_runs import assert_mapped, map_job, plan_with, task_of
 
@@ -123,14 +122,7 @@ def test_a_sub_graph_per_item_runs_through_the_function_with_every_event_twice(
 ) -> None:
     """A map over a sub-job step: each item's task waits in the store for its child run."""
     count = 3
-
-    def responder(provider: str, body: dict[str, Any]) -> str:
-        prompt = body["messages"][-1]["content"]
-        if prompt == "Plan the sections":
-            return json.dumps([f"s{i}" for i in range(count)])
-        return f"wrote {prompt}"
-
-    fake_server.responder = responder
+    plan_sections(fake_server, count)
     job = sub_job_map()
     Validator(fake_registry).check_job(job)
     server = function_server(
@@ -157,29 +149,6 @@ def test_a_sub_graph_per_item_runs_through_the_function_with_every_event_twice(
     expected = [f"wrote Polish wrote Draft s{i}" for i in range(count)]
     assert struct_to_dict(write.outputs) == {"summary": expected}
     assert "Traceback" not in server.log.read_text()
-
-
-def sub_job_map() -> config_pb2.JobConfig:
-    """plan -> write (a map whose step is a sub-job: draft -> final) -> join."""
-    return _load(
-        {
-            "job_id": "mapped",
-            "tasks": [
-                {
-                    "task_id": "plan",
-                    "next_task": "write",
-                    "steps": [_query("Plan the sections", {"sections": ""})],
-                },
-                {
-                    "task_id": "write",
-                    "next_task": "join",
-                    "for_each": {"items": "%sections%", "item_variable": "section"},
-                    "steps": [_sub_job_step(CHILD, "%section%")],
-                },
-                {"task_id": "join", "steps": [_query("All: %summary%", {"final": ""})]},
-            ],
-        }
-    )
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,38 @@ def run_dispatchers(store_url: str, registry: ModelRegistry, count: int, workers
     asyncio.run(body())
 
 
+def deliver_every_event_twice(store_url: str, registry: ModelRegistry) -> None:
+    """Delivers each PENDING task run's event twice at once, to two connections, until none.
+
+    A task run written PENDING again (a waiting task woken, a map ready to collect) is a new
+    event, delivered twice again.
+    """
+
+    async def body() -> None:
+        context = context_for(registry)
+        with open_store(store_url) as store, open_store(store_url) as other:
+            delivered: set[tuple[str, str]] = set()
+            try:
+                while True:
+                    found = store.find("task_runs", "status", [Status.PENDING])
+                    keys = [(path, str(doc.get("pending_since"))) for path, doc in found]
+                    keys = [key for key in keys if key not in delivered]
+                    if not keys:
+                        return
+                    deliveries = []
+                    for key in keys:
+                        delivered.add(key)
+                        parsed = docs.parse_task_run_path(key[0])
+                        assert parsed is not None
+                        for target in (store, other):
+                            deliveries.append(handle_task_run(target, *parsed, context))
+                    await asyncio.gather(*deliveries)
+            finally:
+                await context.models.aclose()
+
+    asyncio.run(body())
+
+
 def task_of(job_run: run_pb2.JobRun, task_id: str) -> run_pb2.TaskRun:
     return next(t for t in job_run.tasks if t.task_id == task_id)
 
@@ -160,33 +192,9 @@ def test_every_event_delivered_twice_calls_each_model_once(
     count = 6
     plan_with(fake_server, count)
     fake_server.latency_seconds = 0.02
-    with open_store(store_url) as store, open_store(store_url) as other:
+    with open_store(store_url) as store:
         run_id = submit_job(store, map_job({"items": "%sections%", "max_in_flight": 2}))
-        context = context_for(fake_registry)
-
-        async def deliver_all_twice() -> None:
-            delivered: set[tuple[str, str]] = set()
-            try:
-                while True:
-                    runnable = [
-                        (path, str(doc.get("pending_since")))
-                        for path, doc in store.find("task_runs", "status", [Status.PENDING])
-                    ]
-                    runnable = [key for key in runnable if key not in delivered]
-                    if not runnable:
-                        return
-                    deliveries = []
-                    for key in runnable:
-                        delivered.add(key)
-                        parsed = docs.parse_task_run_path(key[0])
-                        assert parsed is not None
-                        for target in (store, other):
-                            deliveries.append(handle_task_run(target, *parsed, context))
-                    await asyncio.gather(*deliveries)
-            finally:
-                await context.models.aclose()
-
-        asyncio.run(deliver_all_twice())
+        deliver_every_event_twice(store_url, fake_registry)
         assert_mapped(store, run_id, count)
     assert fake_server.count() == 1 + count + 1
 

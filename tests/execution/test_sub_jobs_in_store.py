@@ -21,8 +21,8 @@ from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.clitools import run_tool
 from tests.conftest import context_for
-from tests.engine.test_sub_job import CHILD, _load, _parent, _query, _sub_job_step
-from tests.execution.test_map_runs import run_dispatchers, task_of
+from tests.engine.test_sub_job import CHILD, _parent, plan_sections, sub_job_map
+from tests.execution.test_map_runs import deliver_every_event_twice, run_dispatchers, task_of
 
 
 def _submit(store_url: str, job: config_pb2.JobConfig, registry: ModelRegistry, **kw: Any) -> str:
@@ -81,30 +81,8 @@ def test_every_event_delivered_twice_calls_each_model_once(
 ) -> None:
     fake_server.latency_seconds = 0.02
     run_id = _submit(store_url, _parent(), fake_registry)
-    with open_store(store_url) as store, open_store(store_url) as other:
-        context = context_for(fake_registry)
-
-        async def deliver_all_twice() -> None:
-            delivered: set[tuple[str, str]] = set()
-            try:
-                while True:
-                    found = store.find("task_runs", "status", [Status.PENDING])
-                    keys = [(path, str(doc.get("pending_since"))) for path, doc in found]
-                    keys = [key for key in keys if key not in delivered]
-                    if not keys:
-                        return
-                    deliveries = []
-                    for key in keys:
-                        delivered.add(key)
-                        parsed = docs.parse_task_run_path(key[0])
-                        assert parsed is not None
-                        for target in (store, other):
-                            deliveries.append(handle_task_run(target, *parsed, context))
-                    await asyncio.gather(*deliveries)
-            finally:
-                await context.models.aclose()
-
-        asyncio.run(deliver_all_twice())
+    deliver_every_event_twice(store_url, fake_registry)
+    with open_store(store_url) as store:
         job_run = read_job_run(store, run_id)
     assert job_run is not None
     assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
@@ -115,33 +93,8 @@ def test_a_map_over_a_sub_job_step_runs_a_child_per_item(
     store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
 ) -> None:
     count = 4
-
-    def responder(provider: str, body: dict[str, Any]) -> str:
-        prompt = body["messages"][-1]["content"]
-        if prompt == "Plan the sections":
-            return json.dumps([f"s{i}" for i in range(count)])
-        return f"wrote {prompt}"
-
-    fake_server.responder = responder
-    job = _load(
-        {
-            "job_id": "mapped",
-            "tasks": [
-                {
-                    "task_id": "plan",
-                    "next_task": "write",
-                    "steps": [_query("Plan the sections", {"sections": ""})],
-                },
-                {
-                    "task_id": "write",
-                    "next_task": "join",
-                    "for_each": {"items": "%sections%", "item_variable": "section"},
-                    "steps": [_sub_job_step(CHILD, "%section%")],
-                },
-                {"task_id": "join", "steps": [_query("All: %summary%", {"final": ""})]},
-            ],
-        }
-    )
+    plan_sections(fake_server, count)
+    job = sub_job_map()
     run_id = _submit(store_url, job, fake_registry)
     run_dispatchers(store_url, fake_registry, 3)
     with open_store(store_url) as store:
@@ -239,7 +192,8 @@ def test_cancelling_the_parent_cancels_its_child_and_resume_finishes_both(
     assert fake_server.count() == 3
 
 
-def test_the_clis_run_a_sub_job_in_a_store_and_read_it_back(tmp_path: pathlib.Path) -> None:
+def test_job_runner_runs_a_sub_job_from_its_file(tmp_path: pathlib.Path) -> None:
+    """In process; in a store: tests/config_tools/test_sub_job_view.py (the CLIs end to end)."""
     child = {
         "job_id": "child",
         "input_config": {"payload": {"section": ""}},
@@ -284,16 +238,3 @@ def test_the_clis_run_a_sub_job_in_a_store_and_read_it_back(tmp_path: pathlib.Pa
     in_process = run_tool("job_runner", f"--input_path={config}", "--offline")
     assert in_process.code == 0, in_process.stderr
     assert json.loads(in_process.stdout)["write"]["summary"].endswith("On owls")
-
-    store = f"sqlite:///{tmp_path / 'state.db'}"
-    submitted = run_tool("job_submitter", f"--input_path={config}", f"--store={store}", "--offline")
-    assert submitted.code == 0, submitted.stderr
-    run_id = submitted.stdout.strip()
-    dispatched = run_tool("dispatcher", f"--store={store}", "--until_idle", "--offline")
-    assert dispatched.code == 0, dispatched.stderr
-    read = run_tool("config_reader", f"--run_id={run_id}", f"--store={store}", "--print_record")
-    assert read.code == 0, read.stderr
-    record = json.loads(read.stdout)
-    assert record["status"] == "RUN_STATUS_SUCCEEDED"
-    assert record["children"][0]["run_id"] == f"{run_id}~write~0"
-    assert record["outputs"]["write"]["summary"].endswith("On owls")

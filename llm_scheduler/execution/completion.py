@@ -38,7 +38,7 @@ from llm_scheduler.execution import blobs, map_runs, sub_job_runs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cancel import run_error
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
-from llm_scheduler.execution.failure import mark_failed, skipped_doc
+from llm_scheduler.execution.endings import ended_fields, mark_failed, skipped_doc
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.execution.submit import new_task_run_doc
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
@@ -123,18 +123,7 @@ def succeed_task(
         else:
             singles[successor] = tx.get(docs.task_run_path(run.run_id, successor))
     now = lease.clock()
-    tx.update(
-        lease.task_path,
-        {
-            "status": Status.SUCCEEDED,
-            **blobs.with_fields(task_doc, outputs),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(now),
-        },
-    )
+    tx.update(lease.task_path, ended_fields(Status.SUCCEEDED, task_doc, outputs, usage, cost, now))
     if last_step is not None and not step_exists:
         tx.set(*last_step)
     created: list[str] = []

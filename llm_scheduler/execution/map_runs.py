@@ -43,7 +43,7 @@ from llm_scheduler.engine.task import item_run_id, parse_item_run_id
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RUNNABLE, RunConfig, Status
-from llm_scheduler.execution.failure import mark_failed
+from llm_scheduler.execution.endings import ended_fields, mark_failed
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.execution.submit import new_task_run_doc
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
@@ -245,15 +245,7 @@ def succeed_item(
     done = tx.get(done_path)
     tx.update(
         lease.task_path,
-        {
-            "status": Status.SUCCEEDED,
-            **blobs.with_fields(item, outputs),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(lease.clock()),
-        },
+        ended_fields(Status.SUCCEEDED, item, outputs, usage, cost, lease.clock()),
     )
     if last_step is not None and not step_exists:
         tx.set(*last_step)
@@ -272,16 +264,7 @@ def fail_item(
     item = lease.require(tx)
     tx.update(
         lease.task_path,
-        {
-            "status": Status.FAILED,
-            "error": error,
-            **blobs.with_fields(item, failure),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(lease.clock()),
-        },
+        ended_fields(Status.FAILED, item, failure, usage, cost, lease.clock(), error),
     )
 
 

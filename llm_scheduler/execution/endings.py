@@ -1,6 +1,8 @@
-"""Recording a task's failure: the task FAILED, what depends on it SKIPPED, the job FAILED.
+"""How a task run ends: its final fields, and a failure's consequences.
 
-Shared by a claimed task's failure (`completion.fail_task`) and a map's, whose item failed
+`ended_fields` are what every ending writes on the task run (succeeded or failed, a task or a
+map's item); `mark_failed` fails a task (the task FAILED, what depends on it SKIPPED, the job
+FAILED), for a claimed task's failure (`completion.fail_task`) and for a map whose item failed
 (`map_runs.check_map`).
 """
 
@@ -11,7 +13,41 @@ from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.store.base import Doc, Transaction
 
-__all__ = ["mark_failed", "skipped_doc"]
+__all__ = ["ended_fields", "mark_failed", "skipped_doc"]
+
+
+def ended_fields(
+    status: str,
+    current: Doc,
+    data: blobs.OutOfLine,
+    usage: Doc,
+    cost: float,
+    now: float,
+    error: Doc | None = None,
+) -> Doc:
+    """The fields that end a task run: its status, data, totals, no lease, ``finished_at``.
+
+    Args:
+        status: SUCCEEDED or FAILED.
+        current: The task run's document (read in the ending transaction).
+        data: Its ``outputs`` or ``failed_step`` (out of line when large).
+        usage: Its token usage.
+        cost: Its cost.
+        now: The time it ends.
+        error: Its `ErrorInfo` as a document, for a failure.
+    """
+    fields: Doc = {
+        "status": status,
+        **blobs.with_fields(current, data),
+        "usage": usage,
+        "cost_usd": cost,
+        "lease_owner": "",
+        "lease_expires_at": 0.0,
+        "finished_at": docs.iso(now),
+    }
+    if error is not None:
+        fields["error"] = error
+    return fields
 
 
 def skipped_doc(run_id: str, task_id: str, now: float) -> Doc:
@@ -57,19 +93,7 @@ def mark_failed(
     job_doc = tx.get(job_path)
     descendants = sorted((run.graph.reachable_from(task_id) - {task_id}) & run.reachable)
     existing = {d: tx.get(docs.task_run_path(run.run_id, d)) for d in descendants}
-    tx.update(
-        task_path,
-        {
-            "status": Status.FAILED,
-            "error": error,
-            **blobs.with_fields(task_doc, failure),
-            "usage": usage,
-            "cost_usd": cost,
-            "lease_owner": "",
-            "lease_expires_at": 0.0,
-            "finished_at": docs.iso(now),
-        },
-    )
+    tx.update(task_path, ended_fields(Status.FAILED, task_doc, failure, usage, cost, now, error))
     skipped = 0
     for descendant, doc in existing.items():
         if doc is None or doc.get("status") == Status.RESET:

@@ -29,6 +29,7 @@ from llm_scheduler.engine.map import map_items
 from llm_scheduler.engine.plans import output_plan, step_plan
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.step import prepare_request
+from llm_scheduler.engine.sub_job import sub_job_inputs
 from llm_scheduler.engine.task import item_run_id
 from llm_scheduler.engine.values import apply_outputs, task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -65,7 +66,8 @@ class PlannedStep:
         task_id: The step's task.
         step_index: Its position in the task.
         name: Its name or id.
-        step_type: ``model``, ``function`` or ``embedding``.
+        step_type: ``model``, ``function``, ``embedding`` or ``sub_job`` (whose child's
+            steps are planned as steps of their own, labelled ``T.s>child_task``).
         action: ``reuse`` (the recorded result is used: no call, no cost) or ``run``.
         reason: Why, in a few words.
         model_key: The model key of a model or embedding step.
@@ -199,13 +201,16 @@ def plan_replay(
         if is_map(task):
             outputs_of[task_id] = _plan_map(task, scope, context, replay, recorded, planned)
             continue
-        outputs_of[task_id] = _plan_task(task, task_id, scope, context, replay, recorded, planned)
+        outputs_of[task_id] = _plan_task(
+            task, task_id, task_id, scope, context, replay, recorded, planned
+        )
     return ReplayPlan(source.run_id, planned)
 
 
 def _plan_task(
     task: config_pb2.TaskConfig,
     label: str,
+    task_run_id: str,
     scope: dict[str, Any],
     context: RunContext,
     replay: ReplaySource,
@@ -215,10 +220,80 @@ def _plan_task(
     """Plans a task's steps (or a map item's, labelled `T[i]`); returns its outputs."""
     response: Any = None
     for index, step in enumerate(task.steps):
-        entry, outputs, response = _plan_step(step, index, label, scope, context, replay, recorded)
+        if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+            where = (label, task_run_id, index)
+            entry, outputs, response = _plan_sub_job(step, where, scope, context, replay, planned)
+        else:
+            entry, outputs, response = _plan_step(
+                step, index, label, scope, context, replay, recorded
+            )
         planned.append(entry)
         scope.update(outputs)
     return _task_outputs(task, scope, response)
+
+
+def _plan_sub_job(
+    step: config_pb2.StepConfig,
+    where: tuple[str, str, int],
+    scope: dict[str, Any],
+    context: RunContext,
+    replay: ReplaySource,
+    planned: list[PlannedStep],
+) -> tuple[PlannedStep, dict[str, Any], Any]:
+    """Plans a sub-job step: its child's steps (added to ``planned``), then the step itself.
+
+    The child replays against its recorded run (as `engine.sub_job` does), with the inputs the
+    step routes to it. The step is reused when its child reuses every step; its own entry has
+    no cost (its child's steps carry it).
+
+    Args:
+        step: The sub-job step.
+        where: Its task's label (``T`` or ``T[i]``), task run id (``T`` or ``T~000003``) and
+            the step's index.
+        scope: The step's variables.
+        context: Models and functions.
+        replay: The recorded run.
+        planned: The plan so far; the child's steps are added, labelled ``T.s>child_task``.
+    """
+    label, task_run_id, index = where
+    plan = step_plan(step)
+    base = PlannedStep(label, index, plan.label or f"step {index + 1}", plan.kind, RUN, "")
+    unknown_outputs = dict.fromkeys(plan.outputs.names or (dataflow.RESPONSE,), _UNKNOWN)
+    local = {**plan.fresh_defaults(), **scope} if plan.defaults else scope
+    waiting = [name for name in plan.used if _is_unknown(local.get(name))]
+    if waiting:
+        reason = f"reads {', '.join(repr(n) for n in waiting)}, which a step before it recomputes"
+        return dataclasses.replace(base, reason=reason), unknown_outputs, _UNKNOWN
+    try:
+        inputs = sub_job_inputs(step, local)
+    except Exception as error:  # the replay fails here too
+        return (
+            dataclasses.replace(base, reason=f"cannot be rendered: {error}"),
+            unknown_outputs,
+            _UNKNOWN,
+        )
+    child = replay.child_run(task_run_id, index)
+    child_plan = plan_replay(
+        step.sub_job_config.job, child or run_pb2.JobRun(), context, inputs=inputs
+    )
+    planned.extend(
+        dataclasses.replace(entry, task_id=f"{label}.{index}>{entry.task_id}")
+        for entry in child_plan.steps
+    )
+    if child is None or child.status != run_pb2.RUN_STATUS_SUCCEEDED or child_plan.to_run:
+        reason = (
+            f"its child run runs {child_plan.to_run} of {len(child_plan.steps)} steps again"
+            if child is not None
+            else "no recorded child run"
+        )
+        return dataclasses.replace(base, reason=reason), unknown_outputs, _UNKNOWN
+    response = struct_to_dict(child.outputs)
+    try:
+        outputs = apply_outputs(plan.outputs, local, response, plan.defaults)
+    except Exception:
+        outputs = unknown_outputs
+    entry = dataclasses.replace(base, action=REUSE, reason="its child run reuses every step")
+    return entry, outputs, response
 
 
 def _plan_map(
@@ -237,7 +312,9 @@ def _plan_map(
         items = None
     if items is None or _is_unknown(items):
         # Which items there will be is not known: the map's steps run, once per item.
-        _plan_task(task, task.task_id, dict(scope), context, replay, recorded, planned)
+        _plan_task(
+            task, task.task_id, task.task_id, dict(scope), context, replay, recorded, planned
+        )
         return dict.fromkeys(names, _UNKNOWN)
     item_name, index_name = map_item_variable(task.for_each), map_index_variable(task.for_each)
     collected: dict[str, list[Any]] = {name: [] for name in names}
@@ -245,7 +322,8 @@ def _plan_map(
         item_scope = {**scope, item_name: item, index_name: index}
         item_scope.update(replay.edited_task_inputs(item_run_id(task.task_id, index)))
         label = f"{task.task_id}[{index}]"
-        outputs = _plan_task(task, label, item_scope, context, replay, recorded, planned)
+        run_id = item_run_id(task.task_id, index)
+        outputs = _plan_task(task, label, run_id, item_scope, context, replay, recorded, planned)
         for name in names:
             collected[name].append(outputs.get(name, _UNKNOWN))
     return dict(collected)

@@ -9,6 +9,7 @@ from llm_scheduler import ModelRegistry, Validator, loads, run_job
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.replay import ReplaySource
+from llm_scheduler.engine.replay_plan import plan_replay
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.conftest import context_for
@@ -234,3 +235,35 @@ def test_an_edited_child_response_reruns_only_what_is_downstream_of_it(
     title = again.tasks[0].steps[1]
     assert not title.reused_from_run_id
     assert "Polish an edited draft" in title.user_prompt
+
+
+def test_a_replay_plan_looks_into_the_child_and_matches_the_replay(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    job = _parent()
+    first = _run(job, fake_registry)
+    unchanged = plan_replay(job, first, context_for(fake_registry))
+    assert (unchanged.to_run, unchanged.model_calls) == (0, 0)
+    assert [(s.task_id, s.step_type, s.action) for s in unchanged.steps] == [
+        ("write.0>draft", "model", "reuse"),
+        ("write.0>final", "model", "reuse"),
+        ("write", "sub_job", "reuse"),
+        ("write", "model", "reuse"),
+    ]
+
+    edited = run_pb2.JobRun()
+    edited.CopyFrom(first)
+    draft = edited.children[0].tasks[0].steps[0]
+    draft.response_text = "an edited draft"
+    draft.outputs.Clear()
+    plan = plan_replay(job, edited, context_for(fake_registry))
+    assert [(s.task_id, s.action) for s in plan.steps] == [
+        ("write.0>draft", "reuse"),
+        ("write.0>final", "run"),
+        ("write", "run"),
+        ("write", "run"),
+    ]
+    assert plan.model_calls == 2
+    calls = fake_server.count()
+    _run(job, fake_registry, replay=ReplaySource(edited))
+    assert fake_server.count() - calls == plan.model_calls

@@ -45,6 +45,9 @@ _FIELDS = (
     "tasks_succeeded",
     "tasks_failed",
     "error",
+    "caller_run_id",
+    "caller_task_run_id",
+    "caller_step_index",
 )
 
 
@@ -69,6 +72,9 @@ class RunSummary:
         tasks_succeeded: Tasks that succeeded, once it has finished.
         tasks_failed: Tasks that failed, once it has finished.
         error: The first line of its error, shortened, or "".
+        caller_run_id: For the child run of a sub-job step: the run of that step, else "".
+        caller_task_run_id: The task run of that step (``write~000002`` for a map item), or "".
+        caller_step_index: The index of that step in its task (0 when no child).
     """
 
     run_id: str
@@ -87,6 +93,9 @@ class RunSummary:
     tasks_succeeded: int
     tasks_failed: int
     error: str
+    caller_run_id: str = ""
+    caller_task_run_id: str = ""
+    caller_step_index: int = 0
 
     @classmethod
     def from_doc(cls, run_id: str, doc: Doc) -> RunSummary:
@@ -113,6 +122,9 @@ class RunSummary:
             tasks_succeeded=_int(doc.get("tasks_succeeded")),
             tasks_failed=_int(doc.get("tasks_failed")),
             error=_short_error(doc.get("error")),
+            caller_run_id=_text(doc.get("caller_run_id")),
+            caller_task_run_id=_text(doc.get("caller_task_run_id")),
+            caller_step_index=_int(doc.get("caller_step_index")),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -9,6 +9,10 @@ task is placed at the mean height of its predecessors, pushed down only as far a
 boxes apart. Everything is linear or n·log n in tasks plus links: 1,000 tasks lay out in a few
 milliseconds.
 
+A task holding a sub-job step has a ``sub-job`` badge; the step's line names the child job
+(``write · sub-job child.json``) and a line under it lists the child's tasks (``↳ draft →
+polish``), so a preview shows what the child runs without opening it.
+
 A map task (``for_each``) is drawn as a stack of boxes with a ``for each ITEM in LIST`` line;
 on a run page it also shows how many of its items succeeded (``8/12 items · 1 failed``) and a
 bar of its items coloured by status.
@@ -64,13 +68,15 @@ class StepSummary:
 
     Attributes:
         name: The step's name (or id, or its position).
-        kind: ``model``, ``function`` or ``embedding``.
-        detail: The model key, or the function name.
+        kind: ``model``, ``function``, ``embedding`` or ``sub_job``.
+        detail: The model key, the function name, or the child job (its file or job id).
+        child_tasks: A sub-job step's child job's task ids, in order.
     """
 
     name: str
     kind: str
     detail: str
+    child_tasks: tuple[str, ...] = ()
 
     def label(self) -> str:
         """The step as one line: ``name · KEY``, ``name · f()`` or ``name · embedding · KEY``."""
@@ -79,11 +85,22 @@ class StepSummary:
             detail = f"{detail}()"
         elif self.kind == "embedding":
             detail = f"embedding · {detail}" if detail else "embedding"
+        elif self.kind == "sub_job":
+            detail = f"sub-job {detail}"
         return f"{self.name} · {detail}" if detail else self.name
 
-    def to_json(self) -> dict[str, str]:
-        """The summary as a JSON object."""
-        return {"name": self.name, "kind": self.kind, "detail": self.detail}
+    def children_label(self) -> str:
+        """A sub-job step's child tasks as a line (``↳ draft → polish``); "" for other steps."""
+        if self.kind != "sub_job":
+            return ""
+        return "↳ " + (" → ".join(self.child_tasks) if self.child_tasks else "(no tasks)")
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as a JSON object (``child_tasks`` only for a sub-job step)."""
+        data: dict[str, Any] = {"name": self.name, "kind": self.kind, "detail": self.detail}
+        if self.kind == "sub_job":
+            data["child_tasks"] = list(self.child_tasks)
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +147,11 @@ def step_summaries(task: config_pb2.TaskConfig) -> list[StepSummary]:
             summaries.append(StepSummary(name, "function", step.function_call_config.function_name))
         elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
             summaries.append(StepSummary(name, "embedding", step.embedding_config.model_key))
+        elif step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+            child = step.sub_job_config
+            tasks = tuple(task.task_id for task in child.job.tasks)
+            source = child.job_path or child.job.job_id or "inline job"
+            summaries.append(StepSummary(name, "sub_job", source, tasks))
         else:
             summaries.append(StepSummary(name, "model", step.model_query_config.model_key))
     return summaries
@@ -225,7 +247,7 @@ def layout_graph(
     heights = {
         task_id: _box_height(
             len(steps.get(task_id, ())),
-            (task_id in maps) + (task_id in items),
+            (task_id in maps) + (task_id in items) + _sub_job_lines(steps.get(task_id, ())),
             task_id in items,
         )
         for task_id in graph.task_ids
@@ -402,6 +424,11 @@ class _MapHead:
     progress: ItemProgress | None
 
 
+def _sub_job_lines(summaries: Sequence[StepSummary]) -> int:
+    """The lines a box gives its sub-job steps' child tasks, one under each step shown."""
+    return sum(summary.kind == "sub_job" for summary in summaries[:MAX_STEP_LINES])
+
+
 def _box_height(step_count: int, map_lines: int = 0, bar: bool = False) -> int:
     lines = min(step_count, MAX_STEP_LINES) + (1 if step_count > MAX_STEP_LINES else 0)
     lines += map_lines
@@ -466,6 +493,8 @@ def _lines(
         badges.append("start")
     if len(graph.predecessors[task_id]) > 1:
         badges.append(f"join of {len(graph.predecessors[task_id])}")
+    if any(summary.kind == "sub_job" for summary in summaries):
+        badges.append("sub-job")
     if badges:
         lines.append(
             {"text": " · ".join(badges), "x": NODE_WIDTH - 8, "y": 15, "class": "graph-badge"}
@@ -492,6 +521,16 @@ def _lines(
         lines.append(
             {"text": _clip(summary.label(), STEP_CHARS), "x": 8, "y": y - 4, "class": "graph-step"}
         )
+        if summary.kind == "sub_job":
+            y += LINE_HEIGHT
+            lines.append(
+                {
+                    "text": _clip(summary.children_label(), STEP_CHARS - 2),
+                    "x": 20,
+                    "y": y - 4,
+                    "class": "graph-subjob",
+                }
+            )
     if len(summaries) > MAX_STEP_LINES:
         y += LINE_HEIGHT
         more = len(summaries) - MAX_STEP_LINES
@@ -512,7 +551,12 @@ def _tooltip(task_id: str, name: str, summaries: Sequence[StepSummary], head: _M
     extra = [head.label] if head.label else []
     if head.progress is not None:
         extra.append(head.progress.label())
-    return "\n".join([title, *extra, *(summary.label() for summary in summaries)])
+    steps = []
+    for summary in summaries:
+        steps.append(summary.label())
+        if summary.kind == "sub_job":
+            steps.append("  " + summary.children_label())
+    return "\n".join([title, *extra, *steps])
 
 
 def _edge(

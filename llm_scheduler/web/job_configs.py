@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from llm_scheduler.config import dataflow, formats
+from llm_scheduler.config.sub_jobs import inline_sub_jobs, sub_job_steps
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.errors import ConfigError, ConfigProblem, UserError
 from llm_scheduler.execution import blobs
@@ -132,6 +133,7 @@ def check_job_text(
     functions: FunctionRegistry | None = None,
     file: str = "",
     variables: Iterable[str] = (),
+    path: str = "",
 ) -> CheckedJob:
     """Parses and validates a job config as ``config_reader`` does (`formats`, `Validator`).
 
@@ -142,6 +144,9 @@ def check_job_text(
         functions: The functions it may call; the default registry when None.
         file: The file name the problems name, if any.
         variables: Input variable names given at run time, beside the job's own.
+        path: The config's file in the configs folder, if it is one: its sub-job steps' child
+            jobs are read from their ``job_path`` (relative to it, and only from inside its
+            folder) and inlined, as `formats.load` does.
     """
     if len(text) > MAX_TEXT_CHARS:
         problem = ConfigProblem(
@@ -152,12 +157,36 @@ def check_job_text(
         job = formats.loads(text, config_pb2.JobConfig, fmt, file)
     except ConfigError as error:
         return CheckedJob(None, error.problems)
+    if path:
+        try:
+            _check_inside(job, path, file)
+            inline_sub_jobs(job, path)
+        except ConfigError as error:
+            return CheckedJob(job, error.problems)
     try:
         Validator(registry, functions or default_registry(), file=file).check_job(job, variables)
     except ConfigError as error:
         return CheckedJob(job, error.problems)
     # The web UI runs jobs in its store: what a store cannot run yet is a problem here too.
     return CheckedJob(job, [])
+
+
+def _check_inside(job: config_pb2.JobConfig, path: str, file: str) -> None:
+    """Refuses a sub-job file outside the config's folder: the editor's text is the user's.
+
+    Raises:
+        ConfigError: A ``job_path`` leads out of the folder.
+    """
+    folder = pathlib.Path(path).parent.resolve()
+    for field, step in sub_job_steps(job):
+        job_path = step.sub_job_config.job_path
+        if job_path and not (folder / job_path).resolve().is_relative_to(folder):
+            raise ConfigError.single(
+                f"{field}.sub_job_config.job_path",
+                f"the sub-job {job_path!r} is outside the configs folder",
+                "put the child job's file in the configs folder, or give the job inline",
+                file,
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from llm_scheduler.config import formats
+from llm_scheduler.errors import UserError
 from llm_scheduler.execution.submit import load_job_definition, save_job_definition, submit_job
 from llm_scheduler.web import job_configs
 from llm_scheduler.web.app import StateDep, WebState, respond
@@ -81,7 +82,7 @@ async def edit_page(
         source = "store"
     else:
         text = job_configs.NEW_JOB_TEXT
-    check = await _check(state, text, fmt, file)
+    check = await _check(state, text, fmt, file, path=source if file else "")
     data = {
         "text": text,
         "format": fmt.value,
@@ -97,7 +98,13 @@ async def edit_page(
 @router.post("/api/validate")
 async def validate(body: ValidateRequest, state: StateDep) -> dict[str, Any]:
     """Checks a job config as ``config_reader`` does; returns its problems, graph and inputs."""
-    check = await _check(state, body.text, job_configs.format_of(body.format), body.file)
+    path = ""
+    if body.file:
+        try:  # a file of the configs folder: its sub-jobs' files are read next to it
+            path = job_configs.config_file(state.settings.configs_dir, body.file)
+        except UserError:
+            path = ""
+    check = await _check(state, body.text, job_configs.format_of(body.format), body.file, path=path)
     return await asyncio.to_thread(check.to_json)
 
 
@@ -157,6 +164,8 @@ async def _check(
     fmt: formats.ConfigFormat,
     file: str = "",
     variables: list[str] | None = None,
+    *,
+    path: str = "",
 ) -> job_configs.CheckedJob:
     """Checks a config off the event loop (a large job takes a while to validate)."""
     return await asyncio.to_thread(
@@ -167,6 +176,7 @@ async def _check(
             functions=state.functions,
             file=file,
             variables=variables or (),
+            path=path,
         )
     )
 

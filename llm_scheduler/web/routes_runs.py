@@ -42,6 +42,14 @@ from llm_scheduler.web.map_view import (
     with_items,
 )
 from llm_scheduler.web.run_view import run_view, task_view, timeline_view
+from llm_scheduler.web.sub_job_view import (
+    add_child_runs,
+    caller_view,
+    child_view,
+    read_children,
+    run_url,
+    waiting_children,
+)
 
 __all__ = ["TraceUpload", "router", "run_page_data"]
 
@@ -87,7 +95,9 @@ async def runs_page(
     for summary in page.runs:
         run = summary.to_json()
         run["status"] = run["status"].lower() or "pending"
-        run["url"] = f"/runs/{summary.run_id}"
+        run["url"] = run_url(summary.run_id)
+        # A sub-job step's child run is listed too, marked as the child of its caller.
+        run["caller_url"] = run_url(summary.caller_run_id) if summary.caller_run_id else None
         runs.append(run)
     filters = {"job_id": job_id, "status": status, "limit": "" if limit == PAGE_SIZE else limit}
     next_url = _runs_url(**filters, cursor=page.next_cursor) if page.next_cursor else None
@@ -137,7 +147,12 @@ async def task_page(
 
     def view_of() -> dict[str, Any] | None:
         view = task_view(job_run, task_id)
-        return None if view is None else with_items(view, job_run, offset=items_offset, limit=limit)
+        if view is None:
+            return None
+        view = with_items(view, job_run, offset=items_offset, limit=limit)
+        if view["map"] is None:  # a map's items link their children on their own pages
+            add_child_runs(view, read_children(state.store, run_id, job_run.tasks))
+        return view
 
     view = await asyncio.to_thread(view_of)
     if view is None:
@@ -153,7 +168,15 @@ async def item_page(
 ) -> Response:
     """One item of a map task: its inputs (the item bound), outputs, error and every step."""
     job_run = await _read(state, run_id, task_ids=[task_id])
-    view = await asyncio.to_thread(item_view, job_run, task_id, index)
+
+    def view_of() -> dict[str, Any] | None:
+        view = item_view(job_run, task_id, index)
+        if view is None:
+            return None
+        items = [item for task in job_run.tasks for item in task.items if item.item_index == index]
+        return add_child_runs(view, read_children(state.store, run_id, items))
+
+    view = await asyncio.to_thread(view_of)
     if view is None:
         raise HTTPException(404, f"run {run_id!r} has no map task {task_id!r} with item {index}")
     view["job_id"] = job_run.job_id
@@ -239,6 +262,14 @@ def run_page_data(
         steps_done: The steps each task completed, when ``job_run`` holds no step runs.
     """
     view = run_view(job_run, steps_done=steps_done)
+    # A sub-job step's child names its caller; a task waiting for its child names the child.
+    view["run"]["caller"] = caller_view(job_run, linked=not read_only)
+    waiting = waiting_children(job_run)
+    for task in view["tasks"]:
+        child = waiting.get(task["task_id"]) if task["status"] == "waiting" else None
+        task["waiting_child"] = (
+            None if child is None else child_view(child.run_id, child, linked=not read_only)
+        )
     statuses = {task["task_id"]: task["status"] for task in view["tasks"]}
     view["graph"] = layout_job(job_run.config, statuses=statuses, items=graph_items(view))
     view["timeline"] = timeline_view(view)
@@ -262,7 +293,8 @@ def run_page_data(
         "what_if": f"{base}/what-if",
         "cancel": f"/api/runs/{job_run.run_id}/cancel",
         "resume": f"/api/runs/{job_run.run_id}/resume",
-        "parent": f"/runs/{run['parent_run_id']}" if run["parent_run_id"] else None,
+        "parent": run_url(run["parent_run_id"]) if run["parent_run_id"] else None,
+        "caller": run["caller"]["url"] if run["caller"] else None,
         "job": f"/jobs/edit?{urlencode({'job_id': job_run.job_id})}" if job_run.job_id else None,
     }
     return view
@@ -286,6 +318,12 @@ def _trace_data(trace: Any) -> dict[str, Any]:
         details = task_view(job_run, task["task_id"])
         if details is not None:
             details = with_items(details, job_run, limit=None, details=True)
+            # A trace holds its children (not their pages): a step names its child's id.
+            children = {child.run_id: child for child in job_run.children}
+            if details["map"] is None:
+                add_child_runs(details, children, linked=False)
+            for row in details.get("items") or []:
+                add_child_runs(row["details"], children, linked=False)
         view["details"][task["task_id"]] = details
     return view
 

@@ -33,6 +33,7 @@ __all__ = [
     "run_view",
     "status_name",
     "step_view",
+    "sub_job_name",
     "task_summary",
     "task_view",
     "timeline_view",
@@ -170,6 +171,8 @@ def details_view(
     steps.extend(
         step_view(step, start) for index, step in sorted(ran.items()) if index >= configured
     )
+    for view_of, step_config in zip(steps, config.steps, strict=False):
+        view_of["sub_job"] = sub_job_name(step_config)
     view.update(
         {
             "run_id": job_run.run_id,
@@ -226,6 +229,7 @@ def step_view(step: run_pb2.StepRun, run_start: float | None = None) -> dict[str
         "cache_hit": step.cache_hit,
         "reused_from_run_id": step.reused_from_run_id,
         "fingerprint": step.fingerprint,
+        "child_run_id": step.child_run_id,
     }
 
 
@@ -416,6 +420,7 @@ def _pending_step(index: int, config: config_pb2.StepConfig) -> dict[str, Any]:
         "status": "pending",
         "model_key": config.model_query_config.model_key or config.embedding_config.model_key,
         "function_name": function.function_name,
+        "child_run_id": "",
     }
 
 
@@ -430,6 +435,14 @@ def run_start_seconds(job_run: run_pb2.JobRun) -> float | None:
         return start
     starts = [s for s in (_seconds(task.started_at) for task in job_run.tasks) if s is not None]
     return min(starts) if starts else None
+
+
+def sub_job_name(step: config_pb2.StepConfig) -> str | None:
+    """What a sub-job step runs (its ``job_path``, else its child's job id); None for others."""
+    if step.step_type != config_pb2.STEP_TYPE_SUB_JOB:
+        return None
+    config = step.sub_job_config
+    return config.job_path or config.job.job_id or "inline job"
 
 
 def _next_tasks(config: config_pb2.TaskConfig) -> list[str]:

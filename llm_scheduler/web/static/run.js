@@ -73,6 +73,18 @@
     return [el("div", { class: "field-label" }, label), el("pre", { class: className || null }, text)];
   }
 
+  // A link to a run (a child run of a sub-job step), or its id alone when it has no page.
+  function runLink(runId, url, className) {
+    return url ? el("a", { class: "mono " + (className || ""), href: url }, runId)
+      : el("span", { class: "mono" }, runId);
+  }
+
+  // "Waiting for child run X (status)" of a task or an item WAITING for its sub-job's child.
+  function waitingNotice(child) {
+    return el("p", { class: "notice waiting-child", role: "status" },
+      "Waiting for child run ", runLink(child.run_id, child.url), " ", badge(child.status));
+  }
+
   // -- the run's sections (the same markup as the templates) ----------------------------------
 
   function renderHeader(container, data) {
@@ -86,6 +98,14 @@
         ? el("a", { class: "mono", href: links.parent }, run.parent_run_id)
         : el("span", { class: "mono" }, run.parent_run_id))
       : null;
+    const caller = run.caller;
+    const calledBy = caller ? el("div", { class: "caller" }, el("dt", {}, "Called by"),
+      el("dd", { id: "run-caller" }, caller.url ? [
+        el("a", { class: "mono", href: caller.url }, "run " + caller.run_id), ", task ",
+        el("a", { class: "mono", href: caller.task_url },
+          caller.task_id + (caller.item_index === null ? "" : "[" + caller.item_index + "]")),
+        ", step " + caller.step_index,
+      ] : caller.label)) : null;
     clear(container);
     put(container,
       el("h1", { class: "run-title" },
@@ -100,7 +120,8 @@
         fact("Tokens", tokens(run.usage, false)),
         fact("Cost", "$" + fixed(run.cost_usd, 4)),
         el("div", {}, el("dt", {}, "Tasks"), el("dd", { class: "counts" }, counts.length ? counts : "none")),
-        parent),
+        parent,
+        calledBy),
       run.error ? errorNotice(run.error) : null,
       values("Inputs", run.inputs, false),
       values("Outputs", run.outputs, run.finished),
@@ -143,7 +164,9 @@
         class: "task-link", "data-task-id": task.task_id,
         href: links.tasks ? links.tasks + task.task_id : "#",
       }, task.task_id)),
-      el("td", {}, task.name, task.error ? el("div", { class: "run-error small" }, task.error) : null),
+      el("td", {}, task.name, task.error ? el("div", { class: "run-error small" }, task.error) : null,
+        task.waiting_child ? el("div", { class: "small waiting-child" }, "waiting for child run ",
+          runLink(task.waiting_child.run_id, task.waiting_child.url)) : null),
       el("td", {}, badge(task.status)),
       el("td", { class: "num" }, task.attempt ? String(task.attempt) : ""),
       el("td", { class: "num" }, task.is_map
@@ -165,7 +188,21 @@
       el("span", { class: "mono" }, String(step.index)), " ", step.name || step.step_id, " ",
       el("span", { class: "muted" }, "(" + step.type.replace("_", " ") + ")"), " ", badge(step.status));
     const body = el("div", { class: "step-body" });
-    if (step.status === "pending") {
+    if (step.sub_job) {
+      const child = step.child_run;
+      put(body, el("dl", { class: "facts sub-job" },
+        fact("Sub-job", el("span", { class: "mono" }, step.sub_job)),
+        el("div", {}, el("dt", {}, "Child run"), el("dd", { class: "child-run" }, child
+          ? [runLink(child.run_id, child.url, "child-run-link"), " ", badge(child.status)]
+          : "not started")),
+        child ? [
+          fact("Child tokens", tokens(child.usage, false)),
+          fact("Child cost", "$" + fixed(child.cost_usd, 6)),
+        ] : null));
+      if (step.status !== "pending") {
+        put(body, step.error ? errorNotice(step.error) : null, field("Outputs", pretty(step.outputs)));
+      }
+    } else if (step.status === "pending") {
       let text = "Not run yet";
       if (step.model_key) text += " · " + step.model_key;
       if (step.function_name) text += " · " + step.function_name + "()";
@@ -308,6 +345,7 @@
             fact("Attempt", String(details.attempt)),
             fact("Steps", details.steps_done + "/" + details.step_count),
             fact("Tokens", tokens(details.usage, false))),
+          details.waiting_child ? waitingNotice(details.waiting_child) : null,
           details.error ? errorNotice(details.error) : null,
           values("Inputs", details.inputs, false),
           values("Outputs", details.outputs, false),
@@ -337,6 +375,7 @@
         fact("Cost", "$" + fixed(task.cost_usd, 6)),
         fact("After", task.predecessors.join(", ") || "—"),
         fact("Next", task.next_tasks.join(", ") || "—")),
+      task.waiting_child ? waitingNotice(task.waiting_child) : null,
       task.error ? errorNotice(task.error) : null,
       values("Inputs", task.inputs, false),
       values("Outputs", task.outputs, true),

@@ -129,7 +129,9 @@ def _wake(task_doc: Doc | None, child_id: str, now: float) -> Doc | None:
         return None
     if task_doc.get("waiting_child") != child_id:
         return None
-    return {"status": Status.PENDING, "pending_since": now}
+    # Waiting is not a failed attempt: the claim that continues the task gets one more.
+    max_attempt = int(task_doc.get("max_attempt") or 0) + 1
+    return {"status": Status.PENDING, "pending_since": now, "max_attempt": max_attempt}
 
 
 @lock_free

@@ -15,13 +15,13 @@ from llm_scheduler.execution.documents import Status
 from llm_scheduler.execution.protocol import handle_task_run
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.resume import resume_run
-from llm_scheduler.execution.submit import submit_job
+from llm_scheduler.execution.submit import DEFAULT_MAX_ATTEMPTS, submit_job
 from llm_scheduler.store import open_store
 from llm_scheduler.testing import FakeProviderServer
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.clitools import run_tool
 from tests.conftest import context_for
-from tests.engine.test_sub_job import CHILD, _parent, plan_sections, sub_job_map
+from tests.engine.test_sub_job import CHILD, _load, _parent, plan_sections, sub_job_map
 from tests.execution.test_map_runs import deliver_every_event_twice, run_dispatchers, task_of
 
 
@@ -238,3 +238,47 @@ def test_job_runner_runs_a_sub_job_from_its_file(tmp_path: pathlib.Path) -> None
     in_process = run_tool("job_runner", f"--input_path={config}", "--offline")
     assert in_process.code == 0, in_process.stderr
     assert json.loads(in_process.stdout)["write"]["summary"].endswith("On owls")
+
+
+def test_waiting_for_children_uses_no_attempts(
+    store_url: str, fake_registry: ModelRegistry
+) -> None:
+    """A task with more sub-job steps than attempts: each wake gives its claim one back."""
+    child = {
+        "job_id": "count",
+        "input_config": {"payload": {"section": ""}},
+        "tasks": [
+            {
+                "task_id": "final",
+                "steps": [
+                    {
+                        "step_type": 1,
+                        "function_call_config": {
+                            "function_name": "length",
+                            "request": {"value": "%section%"},
+                        },
+                        "output_config": {"payload": {"n": "%response%"}},
+                    }
+                ],
+            }
+        ],
+    }
+    steps = [
+        {
+            "name": f"count{i}",
+            "step_type": "STEP_TYPE_SUB_JOB",
+            "sub_job_config": {"job": child, "inputs": {"section": "x" * (i + 1)}},
+            "output_config": {"payload": {f"n{i}": "%response.final.n%"}},
+        }
+        for i in range(DEFAULT_MAX_ATTEMPTS + 2)
+    ]
+    job = _load({"job_id": "many", "tasks": [{"task_id": "t", "steps": steps}]})
+    run_id = _submit(store_url, job, fake_registry)
+    run_dispatchers(store_url, fake_registry, 1)
+    with open_store(store_url) as store:
+        job_run = read_job_run(store, run_id)
+    assert job_run is not None
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    outputs = struct_to_dict(job_run.outputs)["t"]
+    assert [outputs[f"n{i}"] for i in range(len(steps))] == list(range(1, len(steps) + 1))
+    assert len(job_run.children) == len(steps)

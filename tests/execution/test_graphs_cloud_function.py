@@ -152,7 +152,7 @@ def test_a_sub_graph_per_item_runs_through_the_function_with_every_event_twice(
 
 
 @pytest.mark.parametrize(
-    "count", [100, pytest.param(1000, marks=[pytest.mark.scale, pytest.mark.timeout(900)])]
+    "count", [50, pytest.param(1000, marks=[pytest.mark.scale, pytest.mark.timeout(900)])]
 )
 def test_a_wide_map_completes_through_the_function_on_firestore(
     tmp_path: pathlib.Path, firestore_url: str, firestore_emulator: FirestoreEmulator, count: int

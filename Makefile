@@ -44,7 +44,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 pytest: setup browser
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
 
 # Full-scale workloads (tests marked `scale`, skipped by `make test`): e.g. a map of 1,000
 # items on the Firestore emulator through functions-framework (minutes: the emulator is slow).

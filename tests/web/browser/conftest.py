@@ -32,6 +32,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     ViewportSize,
+    expect,
     sync_playwright,
 )
 
@@ -44,6 +45,10 @@ SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 # How long a server may take to answer at start (a cold Python with FastAPI imports).
 START_TIMEOUT = 60.0
 VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
+# How long an assertion waits for the page (Playwright's default is 5 s): the suite runs on every
+# core (pytest-xdist), where a page's fetch may wait behind another worker's work. Assertions
+# that hold return at once, so this costs nothing when the machine is idle.
+expect.set_options(timeout=20_000)
 
 
 def free_port() -> int:

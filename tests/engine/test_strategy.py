@@ -30,14 +30,14 @@ def strategy_job(
     """rewrite (a strategy of models x prompts, ``steps`` model steps each) -> compare."""
     rewrite_steps: list[dict[str, Any]] = [
         {
-            "model_query_config": {"model_key": "FAKE_OPENAI", "user_prompt": "%prompt%: %text%"},
+            "model_query_config": {"model_key": models[0], "user_prompt": "%prompt%: %text%"},
             "output_config": {"payload": {"draft": "%response%"}},
         }
     ]
     rewrite_steps += [
         {
             "model_query_config": {
-                "model_key": "FAKE_OPENAI",
+                "model_key": models[0],
                 "user_prompt": f"Polish {i}: %draft%",
             },
             "output_config": {"payload": {"draft": "%response%"}},

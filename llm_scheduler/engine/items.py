@@ -176,7 +176,8 @@ def collect_outputs(
     """A task's outputs from its items' (in item order): lists, or objects keyed by variation.
 
     Each output name of a map is the list of its items' values (``[]`` for no item); of a
-    strategy, an object mapping each variation's name to its value, in variation order.
+    strategy, an object mapping each variation's name to its value (built in variation order;
+    a record's Struct keeps no key order).
     """
     names = dataflow.task_output_names(task)
     if is_strategy(task):

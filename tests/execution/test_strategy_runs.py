@@ -39,7 +39,7 @@ def assert_strategy(store: Store, run_id: str, models: list[str] = MODELS) -> ru
         m for m in models for _ in PROMPTS
     ]
     drafts = struct_to_dict(rewrite.outputs)["draft"]
-    assert list(drafts) == expected
+    assert sorted(drafts) == sorted(expected)
     assert drafts == {
         item.variation: struct_to_dict(item.outputs)["draft"] for item in rewrite.items
     }

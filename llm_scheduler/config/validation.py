@@ -38,7 +38,13 @@ from llm_scheduler.models.registry import (
 )
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["MAX_EMBEDDING_DIMENSIONS", "Validator", "model_keys_of", "sub_job_reads"]
+__all__ = [
+    "MAX_EMBEDDING_DIMENSIONS",
+    "Validator",
+    "model_keys_of",
+    "sub_job_reads",
+    "tasks_model_keys",
+]
 
 _KNOWN_NEUTRAL = {spec.name for spec in KNOWN_PARAMETERS}
 # The longest vector an embedding step may ask for: above every current model's (3,072), and
@@ -157,9 +163,25 @@ def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
         elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
             keys.add(step.embedding_config.model_key)
         elif step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
-            child = step.sub_job_config.job
-            keys |= model_keys_of(s for task in child.tasks for s in task.steps)
+            keys |= tasks_model_keys(step.sub_job_config.job.tasks)
     keys.discard("")
+    return keys
+
+
+def tasks_model_keys(tasks: Iterable[config_pb2.TaskConfig]) -> set[str]:
+    """The model keys ``tasks`` use: their steps' (`model_keys_of`) and their strategies'.
+
+    A strategy's ``model_key`` axis runs each of its values (a variation's steps use it).
+    """
+    keys: set[str] = set()
+    for task in tasks:
+        keys |= model_keys_of(task.steps)
+        for axis in task.strategy.axes:
+            if axis.variable == MODEL_KEY_VARIABLE:
+                for value in axis.values:
+                    key = value_to_python(value.value) if value.HasField("value") else value.name
+                    if isinstance(key, str) and key:
+                        keys.add(key)
     return keys
 
 

@@ -21,6 +21,7 @@ from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import open_store
 from llm_scheduler.v1 import config_pb2, run_pb2
 from tests.clitools import run_tool
+from tests.conftest import REPO_ROOT
 from tests.engine.test_strategy import names, strategy_job
 
 OFFLINE = ["offline:a", "offline:b"]
@@ -137,3 +138,23 @@ def test_config_reader_compares_a_stored_run_and_two_runs(tmp_path: pathlib.Path
     assert "no strategy" in wrong.stderr and "rewrite" in wrong.stderr
     alone = run_tool("config_reader", f"--store={url}", "--compare=rewrite")
     assert alone.code != 0 and "--compare goes with --run_id" in alone.stderr
+
+
+def test_job_runner_needs_the_key_of_every_model_a_strategy_varies() -> None:
+    sample = REPO_ROOT / "examples" / "sample_strategy_job_config.json"
+    result = run_tool("job_runner", f"--input_path={sample}")
+    assert result.code == 2, result.stderr
+    assert "3 API keys are not set" in result.stderr
+    for env_var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        assert f"  - {env_var}" in result.stderr
+
+
+def test_task_runner_runs_every_variation_of_a_strategy_task(tmp_path: pathlib.Path) -> None:
+    task = strategy_job(OFFLINE).tasks[0]
+    task.ClearField("next_task")
+    path = tmp_path / "task.json"
+    path.write_bytes(dumps(task, ConfigFormat.JSON))
+    result = run_tool("task_runner", f"--input_path={path}", "--offline", "--var=text=The cat sat.")
+    assert result.code == 0, result.stderr
+    drafts = json.loads(result.stdout)["draft"]
+    assert sorted(drafts) == sorted(names(OFFLINE))

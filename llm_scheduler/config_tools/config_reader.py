@@ -165,7 +165,7 @@ def _read() -> int:
         if absl_flags.FLAGS[holder.name].present:
             raise UserError(f"--{holder.name} goes with --list_runs")
     if COMPARE.value:
-        return _compare(flags.RUN_ID.value, COMPARE.value, COMPARE_WITH.value)
+        return _compare(flags.RUN_ID.value or "", COMPARE.value, COMPARE_WITH.value)
     if flags.RUN_ID.value:
         return _read_run(flags.RUN_ID.value)
     path = common.require_input_path()

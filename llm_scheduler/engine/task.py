@@ -96,9 +96,10 @@ async def run_task(
 
 
 def parse_item_run_id(task_run_id: str) -> tuple[str, int | None]:
-    """The task id and item index of a task run id: ``("T", 3)`` for ``T~000003``.
+    """The task id and item index of a map item's task run id: ``("T", 3)`` for ``T~000003``.
 
-    A task's own run id gives ``(task_id, None)``.
+    Any other id (a task's own, or a strategy variation's ``T~v-...``) gives ``(id, None)``;
+    `engine.items.split_item_run_id` and `engine.items.item_index` know every kind of item.
     """
     task_id, separator, index = task_run_id.partition("~")
     if not separator or not index.isdigit():

@@ -10,6 +10,7 @@ from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.replay_run import submit_replay
+from llm_scheduler.execution.resume import resume_run
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing import FakeProviderServer
@@ -100,8 +101,29 @@ def test_a_failed_variation_fails_the_task_naming_it_in_a_store(
     assert job_run is not None
     assert job_run.status == run_pb2.RUN_STATUS_FAILED
     rewrite = task_of(job_run, "rewrite")
-    assert rewrite.error.message.startswith("rewrite[model=FAKE_ANTHROPIC,prompt=concise]: ")
+    # Both variations of the failing model fail; the first to be counted names the task.
+    assert rewrite.error.message.startswith("rewrite[model=FAKE_ANTHROPIC,prompt=")
     assert task_of(job_run, "compare").status == run_pb2.RUN_STATUS_SKIPPED
+
+
+def test_a_resumed_strategy_runs_only_the_variations_that_did_not_succeed(
+    store_url: str, fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    fake_server.fail_next(100, status=400, provider="anthropic")
+    with open_store(store_url) as store:
+        # In series, so the variations of the first two models all succeed before one fails.
+        run_id = submit_job(store, strategy_job(in_series=True))
+        run_dispatchers(store_url, fake_registry, 1)
+        failed = read_job_run(store, run_id)
+        assert failed is not None and failed.status == run_pb2.RUN_STATUS_FAILED
+        calls_before = fake_server.count("openai") + fake_server.count("google")
+        assert calls_before == 4
+        fake_server.reset()
+        assert resume_run(store, run_id)
+        run_dispatchers(store_url, fake_registry, 2)
+        assert_strategy(store, run_id)
+    # The four variations that succeeded are not called again.
+    assert fake_server.count() == fake_server.count("anthropic") == 2
 
 
 def test_adding_a_model_and_replaying_in_a_store_calls_only_the_new_variations(

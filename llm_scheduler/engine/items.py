@@ -36,6 +36,7 @@ __all__ = [
     "item_run_id",
     "item_task",
     "item_values",
+    "items_of",
     "map_items",
     "max_in_flight",
     "split_item_run_id",
@@ -136,6 +137,20 @@ def item_at(task: config_pb2.TaskConfig, index: int, value: Any) -> Item:
         return Item(index, variation.run_id, variation.name, bindings, variation.name)
     inputs = {map_item_variable(task.for_each): value, map_index_variable(task.for_each): index}
     return Item(index, item_run_id(task.task_id, index), f"{task.task_id}[{index}]", inputs)
+
+
+def items_of(task: config_pb2.TaskConfig, values: Sequence[Any]) -> list[Item]:
+    """Every item of a task, made of ``values`` (see `item_values`), in item order.
+
+    The variations of a strategy are derived once (`item_at` derives them per call).
+    """
+    if not is_strategy(task):
+        return [item_at(task, index, value) for index, value in enumerate(values)]
+    found = variations(task)
+    return [
+        Item(v.index, v.run_id, v.name, dict(value) if isinstance(value, Mapping) else {}, v.name)
+        for v, value in zip(found, values, strict=True)
+    ]
 
 
 def item_index(task: config_pb2.TaskConfig, task_run_id: str) -> int | None:

@@ -22,9 +22,9 @@ from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.items import (
     MapError,
     collect_outputs,
-    item_at,
     item_task,
     item_values,
+    items_of,
     map_items,
     max_in_flight,
 )
@@ -66,7 +66,7 @@ async def run_map(
     )
     context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     try:
-        items = [item_at(task, i, value) for i, value in enumerate(item_values(task, scope))]
+        items = items_of(task, item_values(task, scope))
     except Exception as error:  # recorded in the run
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)

@@ -24,7 +24,7 @@ from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.engine.items import collect_outputs, has_items, item_at, item_task, item_values
+from llm_scheduler.engine.items import collect_outputs, has_items, item_task, item_values, items_of
 from llm_scheduler.engine.plans import output_plan, step_plan
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.step import prepare_request
@@ -317,7 +317,7 @@ def _plan_map(
             task, task.task_id, task.task_id, dict(scope), context, replay, recorded, planned
         )
         return dict.fromkeys(names, _UNKNOWN)
-    items = [item_at(task, index, value) for index, value in enumerate(values)]
+    items = items_of(task, values)
     outputs_of: list[dict[str, Any]] = []
     for item in items:
         item_scope = {**scope, **item.inputs}

@@ -88,10 +88,9 @@ def items_in_flight(task: config_pb2.TaskConfig, total: int) -> int:
 
 
 def _item_doc(
-    run: RunConfig, task: config_pb2.TaskConfig, index: int, item: Any, now: float, store: Store
+    run: RunConfig, task: config_pb2.TaskConfig, made: task_items.Item, now: float, store: Store
 ) -> Doc:
     """A PENDING item run holding its own inputs (the item and its index, or the bindings)."""
-    made = task_items.item_at(task, index, item)
     item_id = made.run_id
     own: dict[str, Any] = dict(made.inputs)
     if run.replay is not None:
@@ -101,7 +100,7 @@ def _item_doc(
         **new_task_run_doc(run.run_id, item_id, now),
         "task_id": task.task_id,
         "map_task": task.task_id,
-        "item_index": index,
+        "item_index": made.index,
         **({"variation": made.variation} if made.variation else {}),
         **blobs.with_fields(None, inputs),
         "inputs_digest": digest(own),
@@ -150,10 +149,11 @@ def expand(
     # have created while the map was not waiting are created here.
     existing = {int(doc["item_index"]): doc for doc in item_docs(store, run.run_id, task.task_id)}
     in_flight = items_in_flight(task, len(items))
+    made = task_items.items_of(task, items)
     first = [
         (
-            docs.task_run_path(run.run_id, task_items.item_at(task, index, items[index]).run_id),
-            _item_doc(run, task, index, items[index], now, store),
+            docs.task_run_path(run.run_id, made[index].run_id),
+            _item_doc(run, task, made[index], now, store),
         )
         for index in range(len(items))
         if index not in existing
@@ -221,10 +221,8 @@ def next_item(store: Store, run: RunConfig, item_id: str, now: float) -> tuple[s
         return None
     task_doc = blobs.inline(store, task_doc, f"task run {task_id!r} of run {run.run_id!r}")
     items = list(task_doc.get("map_items") or [])
-    path = docs.task_run_path(
-        run.run_id, task_items.item_at(task, following, items[following]).run_id
-    )
-    return path, _item_doc(run, task, following, items[following], now, store)
+    made = task_items.item_at(task, following, items[following])
+    return docs.task_run_path(run.run_id, made.run_id), _item_doc(run, task, made, now, store)
 
 
 def succeed_item(

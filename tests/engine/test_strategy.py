@@ -215,3 +215,46 @@ def test_adding_a_model_and_replaying_calls_only_the_new_variations(
     reused = [item.variation for item in items if item.steps[0].reused_from_run_id == first.run_id]
     assert reused == names(MODELS[:2])
     assert sorted(struct_to_dict(_task(again, "rewrite").outputs)["draft"]) == sorted(names())
+
+
+def test_a_model_key_axis_varies_the_model_of_embedding_steps(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    keys = ["FAKE_OPENAI_EMBEDDING", "FAKE_GEMINI_EMBEDDING"]
+    config = {
+        "job_id": "embeddings",
+        "input_config": {"payload": {"text": "tide pools"}},
+        "tasks": [
+            {
+                "task_id": "embed",
+                "strategy": {
+                    "axes": [
+                        {
+                            "name": "model",
+                            "variable": "model_key",
+                            "values": [{"name": k} for k in keys],
+                        }
+                    ]
+                },
+                "steps": [
+                    {
+                        "step_type": 2,
+                        "embedding_config": {"model_key": keys[0], "input": "%text%"},
+                        "output_config": {"payload": {"vector": "%response%"}},
+                    }
+                ],
+            }
+        ],
+    }
+    job = loads(json.dumps(config), config_pb2.JobConfig, ConfigFormat.JSON)
+    Validator(fake_registry).check_job(job)
+    context = context_for(fake_registry)
+    job_run = run(context, run_job(job, context))
+
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    assert fake_server.count("openai") == fake_server.count("google") == 1
+    embed = _task(job_run, "embed")
+    assert [item.steps[0].model_key for item in embed.items] == keys
+    vectors = struct_to_dict(embed.outputs)["vector"]
+    assert sorted(vectors) == sorted(f"embed[model={k}]" for k in keys)
+    assert all(len(vector) == 8 for vector in vectors.values())

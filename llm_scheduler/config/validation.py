@@ -22,7 +22,9 @@ from llm_scheduler.config.maps import (
     map_item_variable,
 )
 from llm_scheduler.config.parameters import KNOWN_PARAMETERS, coerce_parameters
-from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
+from llm_scheduler.config.strategy_checks import strategy_problems
+from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
@@ -36,7 +38,13 @@ from llm_scheduler.models.registry import (
 )
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["MAX_EMBEDDING_DIMENSIONS", "Validator", "model_keys_of", "sub_job_reads"]
+__all__ = [
+    "MAX_EMBEDDING_DIMENSIONS",
+    "Validator",
+    "model_keys_of",
+    "sub_job_reads",
+    "tasks_model_keys",
+]
 
 _KNOWN_NEUTRAL = {spec.name for spec in KNOWN_PARAMETERS}
 # The longest vector an embedding step may ask for: above every current model's (3,072), and
@@ -155,9 +163,25 @@ def model_keys_of(steps: Iterable[config_pb2.StepConfig]) -> set[str]:
         elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
             keys.add(step.embedding_config.model_key)
         elif step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
-            child = step.sub_job_config.job
-            keys |= model_keys_of(s for task in child.tasks for s in task.steps)
+            keys |= tasks_model_keys(step.sub_job_config.job.tasks)
     keys.discard("")
+    return keys
+
+
+def tasks_model_keys(tasks: Iterable[config_pb2.TaskConfig]) -> set[str]:
+    """The model keys ``tasks`` use: their steps' (`model_keys_of`) and their strategies'.
+
+    A strategy's ``model_key`` axis runs each of its values (a variation's steps use it).
+    """
+    keys: set[str] = set()
+    for task in tasks:
+        keys |= model_keys_of(task.steps)
+        for axis in task.strategy.axes:
+            if axis.variable == MODEL_KEY_VARIABLE:
+                for value in axis.values:
+                    key = value_to_python(value.value) if value.HasField("value") else value.name
+                    if isinstance(key, str) and key:
+                        keys.add(key)
     return keys
 
 
@@ -359,6 +383,8 @@ class Validator:
         available = upstream.plus(dataflow.task_defaults(task).keys(), from_steps)
         if task.HasField("for_each"):
             available = available.plus(self._map(task, f"{prefix}for_each", upstream))
+        if task.HasField("strategy"):
+            available = available.plus(self._strategy(task, f"{prefix}strategy"))
         seen: set[str] = set()
         for index, step in enumerate(task.steps):
             path = f"{prefix}steps[{index}]."
@@ -430,6 +456,45 @@ class Validator:
                 "use a positive cap, or 0 (leave it out) for no cap of the map's own",
             )
         return bound
+
+    def _strategy(self, task: config_pb2.TaskConfig, path: str) -> list[str]:
+        """Checks a strategy's config; returns the variable names it binds per variation."""
+        reads = sub_job_reads(config_pb2.JobConfig(tasks=[task]))
+        for problem in strategy_problems(task, reads):
+            self._add(
+                f"{path}.{problem.path}" if problem.path else path, problem.message, problem.hint
+            )
+        kinds = [
+            kind
+            for kind, step_type in (
+                (CHAT, config_pb2.STEP_TYPE_MODEL_QUERY),
+                (EMBEDDING, config_pb2.STEP_TYPE_EMBEDDING),
+            )
+            if any(step.step_type == step_type for step in task.steps)
+        ]
+        for index, axis in enumerate(task.strategy.axes):
+            if axis.variable != MODEL_KEY_VARIABLE:
+                continue
+            if not kinds:
+                self._add(
+                    f"{path}.axes[{index}].variable",
+                    f"task {task.task_id!r} has no model-query or embedding step to vary",
+                    "vary a variable its steps read instead, or add a model step",
+                )
+            for value_index, value in enumerate(axis.values):
+                value_path = f"{path}.axes[{index}].values[{value_index}]"
+                key: object = value.name
+                if value.HasField("value"):
+                    key = value_to_python(value.value)
+                    value_path += ".value"
+                else:
+                    value_path += ".name"
+                if not isinstance(key, str):
+                    self._add(value_path, f"{key!r} is not a model key", "use a model key string")
+                    continue
+                for kind in kinds:
+                    self._model_key(key, value_path, kind)
+        return [axis.variable for axis in task.strategy.axes if axis.variable]
 
     def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())

@@ -3,6 +3,7 @@
 Usage:
     config_reader --input_path=job.json [--config_type=step|task|job|models|...]
     config_reader --run_id=ID [--store=URL] [--print_record] [--show_items]
+    config_reader --run_id=ID --compare=TASK [--compare_with=OTHER_RUN_ID] [--json] [--store=URL]
     config_reader --list_runs [--job_id=ID] [--status=FAILED] [--limit=50] [--cursor=C]
                   [--store=URL] [--output_format=json]
 
@@ -13,7 +14,10 @@ are few, or with --show_items). Sub-job steps are listed with their routed input
 child job's graph indented under them; with --run_id, each child run follows its caller's run,
 indented, and the JSON holds its summary in ``children``. --list_runs prints a table of job
 runs, newest first (JSON with --output_format=json), and on stderr the --cursor of the next
-page.
+page. Strategy tasks are listed with every variation by name before a run; --compare=TASK
+prints a strategy task's variations side by side (parameters, status, output shortened, tokens,
+cost, latency; JSON with --json), and --compare_with=OTHER_RUN_ID each variation in both runs
+and what changed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.sub_jobs import as_written
 from llm_scheduler.config.validation import Validator
-from llm_scheduler.config_tools import map_view, sub_job_view
+from llm_scheduler.config_tools import map_view, strategy_view, sub_job_view
+from llm_scheduler.engine.strategy_compare import compare_strategy_runs, variation_rows
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.run_list import MAX_LIMIT, STATUSES, RunSummary, list_runs
@@ -71,6 +76,19 @@ SHOW_ITEMS = absl_flags.DEFINE_bool(
     f"With --run_id: list every item of a map task (without it, only up to "
     f"{map_view.ITEM_LINES} items are listed).",
 )
+COMPARE = absl_flags.DEFINE_string(
+    "compare",
+    "",
+    "With --run_id: print the variations of this strategy task side by side (parameters, "
+    "status, output, tokens, cost, latency).",
+)
+COMPARE_WITH = absl_flags.DEFINE_string(
+    "compare_with",
+    "",
+    "With --compare: another run of the same strategy; prints each variation in both runs and "
+    "what changed (the --run_id run is the later one).",
+)
+JSON = absl_flags.DEFINE_bool("json", False, "With --compare: print JSON instead of a table.")
 
 
 def describe(config_type: str, message: object) -> str:
@@ -88,13 +106,15 @@ def describe(config_type: str, message: object) -> str:
         return (
             f"valid job {job.job_id!r}: {len(job.tasks)} tasks, {steps} steps\n"
             f"{graph.render_text(counts)}{_embeddings(job.tasks)}"
-            f"{map_view.maps_preview(job.tasks)}{sub_job_view.sub_jobs_preview(job.tasks)}"
+            f"{map_view.maps_preview(job.tasks)}{strategy_view.strategies_preview(job.tasks)}"
+            f"{sub_job_view.sub_jobs_preview(job.tasks)}"
         )
     if config_type == "task":
         task = cast(config_pb2.TaskConfig, message)
         return (
             f"valid task {task.task_id!r}: {len(task.steps)} steps{_embeddings([task])}"
-            f"{map_view.maps_preview([task])}{sub_job_view.sub_jobs_preview([task])}"
+            f"{map_view.maps_preview([task])}{strategy_view.strategies_preview([task])}"
+            f"{sub_job_view.sub_jobs_preview([task])}"
         )
     if config_type == "step":
         step = cast(config_pb2.StepConfig, message)
@@ -135,11 +155,17 @@ def _embeddings(tasks: Iterable[config_pb2.TaskConfig]) -> str:
 def _read() -> int:
     if SHOW_ITEMS.value and not flags.RUN_ID.value:
         raise UserError("--show_items goes with --run_id")
+    if COMPARE.value and not flags.RUN_ID.value:
+        raise UserError("--compare goes with --run_id: config_reader --run_id=ID --compare=TASK")
+    if (COMPARE_WITH.value or JSON.value) and not COMPARE.value:
+        raise UserError("--compare_with and --json go with --compare=TASK")
     if LIST_RUNS.value:
         return _list_runs()
     for holder in _LIST_FLAGS:
         if absl_flags.FLAGS[holder.name].present:
             raise UserError(f"--{holder.name} goes with --list_runs")
+    if COMPARE.value:
+        return _compare(flags.RUN_ID.value or "", COMPARE.value, COMPARE_WITH.value)
     if flags.RUN_ID.value:
         return _read_run(flags.RUN_ID.value)
     path = common.require_input_path()
@@ -185,6 +211,41 @@ def _read_run(run_id: str) -> int:
     else:
         common.print_json(summarize_run(job_run))
     common.report(describe_run(job_run, url, every_item=SHOW_ITEMS.value))
+    return common.EXIT_OK
+
+
+def _compare(run_id: str, task_id: str, other_id: str) -> int:
+    with common.open_store_from_flags() as store:
+        runs = {wanted: read_job_run(store, wanted) for wanted in (run_id, other_id) if wanted}
+        url = store.url
+    for wanted, found in runs.items():
+        if found is None:
+            raise UserError(f"no job run {wanted!r} in {url}")
+    after = runs[run_id]
+    assert after is not None
+    if other_id:
+        before = runs[other_id]
+        assert before is not None
+        changes = compare_strategy_runs(before, after, task_id)
+        if JSON.value:
+            common.print_json([change.to_json() for change in changes])
+        else:
+            sys.stdout.write(strategy_view.change_table(changes))
+            sys.stdout.flush()
+        changed = sum(1 for change in changes if change.changed)
+        common.report(
+            f"task {task_id!r}: {len(changes)} variations in runs {other_id} (before) and "
+            f"{run_id} (after); {changed} changed"
+        )
+        return common.EXIT_OK
+    rows = variation_rows(after, task_id)
+    if JSON.value:
+        common.print_json([row.to_json() for row in rows])
+    else:
+        sys.stdout.write(strategy_view.variation_table(rows))
+        sys.stdout.flush()
+    done = sum(1 for row in rows if row.status == "SUCCEEDED")
+    common.report(f"task {task_id!r} of run {run_id}: {done}/{len(rows)} variations succeeded")
     return common.EXIT_OK
 
 

@@ -117,12 +117,16 @@ def describe_items(task_run: run_pb2.TaskRun, *, every_item: bool = False) -> li
         return lines
     for item in task_run.items:
         error = f": {item.error.message}" if item.error.message else ""
-        lines.append(f"  [{item.item_index}] {_status(item.status).lower()}{error}")
+        label = item.variation or f"[{item.item_index}]"
+        lines.append(f"  {label} {_status(item.status).lower()}{error}")
     return lines
 
 
 def items_json(task_run: run_pb2.TaskRun) -> list[dict[str, object]]:
-    """Each item's index, task run id, status and outputs (and error), in item order."""
+    """Each item's index, task run id, status, outputs, error and variation, in item order.
+
+    ``error`` is set for an item that failed, ``variation`` for a strategy's variation.
+    """
     items: list[dict[str, object]] = []
     for item in task_run.items:
         entry: dict[str, object] = {
@@ -131,6 +135,8 @@ def items_json(task_run: run_pb2.TaskRun) -> list[dict[str, object]]:
             "status": _status(item.status),
             "outputs": struct_to_dict(item.outputs),
         }
+        if item.variation:
+            entry["variation"] = item.variation
         if item.error.message:
             entry["error"] = item.error.message
         items.append(entry)

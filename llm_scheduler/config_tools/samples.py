@@ -12,6 +12,7 @@ __all__ = [
     "SUB_JOB_CHILD_FILE",
     "sample_files",
     "sample_map_job",
+    "sample_strategy_job",
     "sample_sub_job",
     "sample_sub_job_child",
 ]
@@ -295,6 +296,67 @@ def sample_map_job() -> config_pb2.JobConfig:
     )
 
 
+def _axis(name: str, variable: str, values: dict[str, object]) -> config_pb2.StrategyAxis:
+    axis = config_pb2.StrategyAxis(name=name, variable=variable)
+    for value_name, value in values.items():
+        entry = axis.values.add(name=value_name)
+        if value is not None:
+            entry.value.CopyFrom(to_value(value))
+    return axis
+
+
+def sample_strategy_job() -> config_pb2.JobConfig:
+    """A strategy rewrites a note with 3 models x 2 instructions; a task compares the 6 drafts."""
+    rewrite = config_pb2.TaskConfig(
+        task_id="rewrite",
+        name="Rewrite the note",
+        # Runs once per variation, e.g. rewrite[model=GPT_4O_MINI,prompt=concise]; its output
+        # "draft" is, for "compare", an object keyed by variation name.
+        strategy=config_pb2.StrategyConfig(
+            axes=[
+                _axis(
+                    "model",
+                    "model_key",
+                    {"GEMINI_FLASH": None, "GPT_4O_MINI": None, "CLAUDE_HAIKU_4_5": None},
+                ),
+                _axis(
+                    "prompt",
+                    "instruction",
+                    {
+                        "concise": "Rewrite this note in one clear sentence",
+                        "friendly": "Rewrite this note in a warm, friendly tone",
+                    },
+                ),
+            ]
+        ),
+        steps=[_query("1", "rewrite", "%instruction%:\n%note%", {"draft": ""})],
+        next_task="compare",
+        metadata=_METADATA,
+    )
+    compare = config_pb2.TaskConfig(
+        task_id="compare",
+        steps=[
+            _query(
+                "1",
+                "compare",
+                "Here are rewrites of one note, keyed by how each was made:\n%draft%\n"
+                "Name the best one and say why in two sentences.",
+                {"verdict": ""},
+            )
+        ],
+        metadata=_METADATA,
+    )
+    return config_pb2.JobConfig(
+        job_id="note_rewrites",
+        name="Rewrite a note six ways",
+        description="A strategy runs one rewrite per model and instruction; a task compares "
+        "them (config_reader --run_id=ID --compare=rewrite prints them side by side).",
+        tasks=[rewrite, compare],
+        input_config=_data(note="meeting moved to thursday 3pm, bring the q3 numbers, room 4b"),
+        metadata=_METADATA,
+    )
+
+
 def _assemble_task() -> config_pb2.TaskConfig:
     """The join of the map samples: the paragraphs, in item order, into one article."""
     return config_pb2.TaskConfig(
@@ -406,6 +468,7 @@ def sample_files() -> dict[str, bytes]:
         "sample_embedding_job_config.json": formats.dumps(sample_embedding_job(), json_format),
         "sample_map_job_config.json": formats.dumps(sample_map_job(), json_format),
         "sample_sub_job_config.json": formats.dumps(sample_sub_job(), json_format),
+        "sample_strategy_job_config.json": formats.dumps(sample_strategy_job(), json_format),
         SUB_JOB_CHILD_FILE: formats.dumps(sample_sub_job_child(), json_format),
     }
 
@@ -418,5 +481,6 @@ SAMPLE_FILES = (
     "sample_embedding_job_config.json",
     "sample_map_job_config.json",
     "sample_sub_job_config.json",
+    "sample_strategy_job_config.json",
     SUB_JOB_CHILD_FILE,
 )

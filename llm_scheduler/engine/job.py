@@ -13,10 +13,10 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict, to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.map import run_map
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
@@ -87,7 +87,7 @@ async def run_job(
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
         upstream = [(p, outputs(p)) for p in preds]
         variables = task_variables(job_input, tasks[task_id], upstream)
-        run_one = run_map if is_map(tasks[task_id]) else run_task
+        run_one = run_map if has_items(tasks[task_id]) else run_task
         finished[task_id] = await run_one(
             tasks[task_id],
             variables,

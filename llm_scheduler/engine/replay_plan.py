@@ -22,15 +22,13 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.maps import is_map, map_index_variable, map_item_variable
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.engine.context import RunContext
-from llm_scheduler.engine.map import map_items
+from llm_scheduler.engine.items import collect_outputs, has_items, item_task, item_values, items_of
 from llm_scheduler.engine.plans import output_plan, step_plan
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.step import prepare_request
 from llm_scheduler.engine.sub_job import sub_job_inputs
-from llm_scheduler.engine.task import item_run_id
 from llm_scheduler.engine.values import apply_outputs, task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
 
@@ -173,9 +171,9 @@ def plan_replay(
     recorded = {
         (task_run.task_id, step.index): step for task_run in source.tasks for step in task_run.steps
     }
-    # A map's items are planned as tasks labelled `T[i]`.
+    # A map's items are planned as tasks labelled `T[i]`, a strategy's by variation name.
     recorded.update(
-        ((f"{item.task_id}[{item.item_index}]", step.index), step)
+        ((item.variation or f"{item.task_id}[{item.item_index}]", step.index), step)
         for task_run in source.tasks
         for item in task_run.items
         for step in item.steps
@@ -198,7 +196,7 @@ def plan_replay(
         variables = task_variables(job_input, task, [(p, outputs_of[p]) for p in preds])
         scope: dict[str, Any] = {**dataflow.task_defaults(task), **variables}
         scope.update(replay.edited_task_inputs(task_id))
-        if is_map(task):
+        if has_items(task):
             outputs_of[task_id] = _plan_map(task, scope, context, replay, recorded, planned)
             continue
         outputs_of[task_id] = _plan_task(
@@ -304,29 +302,38 @@ def _plan_map(
     recorded: Mapping[tuple[str, int], run_pb2.StepRun],
     planned: list[PlannedStep],
 ) -> dict[str, Any]:
-    """Plans a map's items when its list is known; returns its outputs (lists, or unknown)."""
+    """Plans a map's items (or a strategy's variations) when they are known; returns its outputs.
+
+    A map's outputs are lists, a strategy's objects keyed by variation name, or unknown.
+    """
     names = dataflow.task_output_names(task)
     try:
-        items = map_items(task, scope)
+        values = item_values(task, scope)
     except Exception:  # unknown before the replay, or the replay fails here too
-        items = None
-    if items is None or _is_unknown(items):
+        values = None
+    if values is None or _is_unknown(values):
         # Which items there will be is not known: the map's steps run, once per item.
         _plan_task(
             task, task.task_id, task.task_id, dict(scope), context, replay, recorded, planned
         )
         return dict.fromkeys(names, _UNKNOWN)
-    item_name, index_name = map_item_variable(task.for_each), map_index_variable(task.for_each)
-    collected: dict[str, list[Any]] = {name: [] for name in names}
-    for index, item in enumerate(items):
-        item_scope = {**scope, item_name: item, index_name: index}
-        item_scope.update(replay.edited_task_inputs(item_run_id(task.task_id, index)))
-        label = f"{task.task_id}[{index}]"
-        run_id = item_run_id(task.task_id, index)
-        outputs = _plan_task(task, label, run_id, item_scope, context, replay, recorded, planned)
-        for name in names:
-            collected[name].append(outputs.get(name, _UNKNOWN))
-    return dict(collected)
+    items = items_of(task, values)
+    outputs_of: list[dict[str, Any]] = []
+    for item in items:
+        item_scope = {**scope, **item.inputs}
+        item_scope.update(replay.edited_task_inputs(item.run_id))
+        outputs = _plan_task(
+            item_task(task, item),
+            item.label,
+            item.run_id,
+            item_scope,
+            context,
+            replay,
+            recorded,
+            planned,
+        )
+        outputs_of.append({name: outputs.get(name, _UNKNOWN) for name in names})
+    return collect_outputs(task, items, outputs_of)
 
 
 def _plan_step(

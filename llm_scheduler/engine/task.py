@@ -10,6 +10,7 @@ from llm_scheduler.config.structs import fill_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
+from llm_scheduler.engine.items import Item, item_run_id
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -25,8 +26,7 @@ async def run_task(
     job_run_id: str = "",
     predecessors: Sequence[str] = (),
     record: run_pb2.TaskRun | None = None,
-    item_index: int | None = None,
-    item_inputs: Mapping[str, Any] | None = None,
+    item: Item | None = None,
 ) -> run_pb2.TaskRun:
     """Runs a task's steps in order; the first failing step fails the task.
 
@@ -39,23 +39,31 @@ async def run_task(
         predecessors: The tasks whose outputs the task received.
         record: An empty record to fill in place (e.g. ``job_run.tasks.add()``, which saves
             copying it into the job's record); a new one by default.
-        item_index: For one item of a map task: the item's index. Its record's
-            ``task_run_id`` is then `item_run_id` of it, and the map reports the task's start
-            and end (the item emits only its steps' events).
-        item_inputs: For one item of a map task: its own bindings (the item and its index),
-            set over ``variables``. Only these are recorded as the item's inputs (the map's
-            record holds the rest), so a map of N items does not record its list N times.
+        item: For one item of a map or strategy task (`engine.items`): its record's
+            ``task_run_id``, ``item_index`` and ``variation`` are the item's, and the task
+            reports its start and end (the item emits only its steps' events). Its own
+            bindings are set over ``variables``, and only these are recorded as the item's
+            inputs (the task's record holds the rest), so a map of N items does not record its
+            list N times. ``task`` is then the config the item runs (`items.item_task`).
 
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
-    task_run_id = task.task_id if item_index is None else item_run_id(task.task_id, item_index)
+    task_run_id = task.task_id if item is None else item.run_id
     run, scope = begin_task_record(
-        task, task_run_id, variables, context, job_run_id, predecessors, record, item_inputs
+        task,
+        task_run_id,
+        variables,
+        context,
+        job_run_id,
+        predecessors,
+        record,
+        item.inputs if item is not None else None,
     )
-    if item_index is not None:
-        run.item_index = item_index
-    events = item_index is None
+    if item is not None:
+        run.item_index = item.index
+        run.variation = item.variation
+    events = item is None
     if events and context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
     response: Any = None
@@ -65,7 +73,7 @@ async def run_task(
             scope,
             context,
             index=index,
-            task_id=task.task_id if item_index is None else f"{task.task_id}[{item_index}]",
+            task_id=task.task_id if item is None else item.label,
             step_count=len(task.steps),
             run_id=job_run_id,
             task_run_id=task_run_id,
@@ -87,18 +95,11 @@ async def run_task(
     return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context, events=events)
 
 
-def item_run_id(task_id: str, index: int) -> str:
-    """The task run id of item ``index`` of map task ``task_id``: ``T~000003``.
-
-    ``~`` cannot appear in a task id, so an item's id never collides with a task's.
-    """
-    return f"{task_id}~{index:06d}"
-
-
 def parse_item_run_id(task_run_id: str) -> tuple[str, int | None]:
-    """The task id and item index of a task run id: ``("T", 3)`` for ``T~000003``.
+    """The task id and item index of a map item's task run id: ``("T", 3)`` for ``T~000003``.
 
-    A task's own run id gives ``(task_id, None)``.
+    Any other id (a task's own, or a strategy variation's ``T~v-...``) gives ``(id, None)``;
+    `engine.items.split_item_run_id` and `engine.items.item_index` know every kind of item.
     """
     task_id, separator, index = task_run_id.partition("~")
     if not separator or not index.isdigit():

@@ -1,4 +1,9 @@
-"""Map tasks in a store: a task run per item, collected without a hot document.
+"""Map and strategy tasks in a store: a task run per item, collected without a hot document.
+
+A strategy (`TaskConfig.strategy`) is a map whose items are its variations (`engine.items`):
+the variation at index ``i`` has the task run id ``T~v-<slug>-<hex>`` and its name in
+``variation``, its bindings are its inputs, ``in_series`` puts one in flight at a time, and
+each output name is collected into an object keyed by variation name instead of a list.
 
 Item ``i`` of map task ``T`` is an ordinary task run at ``job_runs/R/task_runs/T~00000i``
 (`engine.task.item_run_id`), so it has its own trigger (N items are N parallel cloud function
@@ -36,10 +41,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_scheduler.config import dataflow
-from llm_scheduler.config.maps import map_index_variable, map_item_variable
+from llm_scheduler.engine import items as task_items
 from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.records import add_usage
-from llm_scheduler.engine.task import item_run_id, parse_item_run_id
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RUNNABLE, RunConfig, Status
@@ -79,19 +83,16 @@ def _done_path(run_id: str, task_id: str, index: int) -> str:
 
 def items_in_flight(task: config_pb2.TaskConfig, total: int) -> int:
     """How many of a map's items may be created (and so run) at once in a store."""
-    cap = task.for_each.max_in_flight
+    cap = task_items.max_in_flight(task)
     return min(total, cap) if cap > 0 else total
 
 
 def _item_doc(
-    run: RunConfig, task: config_pb2.TaskConfig, index: int, item: Any, now: float, store: Store
+    run: RunConfig, task: config_pb2.TaskConfig, made: task_items.Item, now: float, store: Store
 ) -> Doc:
-    """A PENDING item run holding its own inputs (the item and its index)."""
-    item_id = item_run_id(task.task_id, index)
-    own: dict[str, Any] = {
-        map_item_variable(task.for_each): item,
-        map_index_variable(task.for_each): index,
-    }
+    """A PENDING item run holding its own inputs (the item and its index, or the bindings)."""
+    item_id = made.run_id
+    own: dict[str, Any] = dict(made.inputs)
     if run.replay is not None:
         own.update(run.replay.edited_task_inputs(item_id))
     inputs = blobs.out_of_line(store, {"inputs": own}, docs.INLINE_FIELD_BYTES)
@@ -99,7 +100,8 @@ def _item_doc(
         **new_task_run_doc(run.run_id, item_id, now),
         "task_id": task.task_id,
         "map_task": task.task_id,
-        "item_index": index,
+        "item_index": made.index,
+        **({"variation": made.variation} if made.variation else {}),
         **blobs.with_fields(None, inputs),
         "inputs_digest": digest(own),
     }
@@ -147,10 +149,11 @@ def expand(
     # have created while the map was not waiting are created here.
     existing = {int(doc["item_index"]): doc for doc in item_docs(store, run.run_id, task.task_id)}
     in_flight = items_in_flight(task, len(items))
+    made = task_items.items_of(task, items)
     first = [
         (
-            docs.task_run_path(run.run_id, item_run_id(task.task_id, index)),
-            _item_doc(run, task, index, items[index], now, store),
+            docs.task_run_path(run.run_id, made[index].run_id),
+            _item_doc(run, task, made[index], now, store),
         )
         for index in range(len(items))
         if index not in existing
@@ -203,10 +206,11 @@ def next_item(store: Store, run: RunConfig, item_id: str, now: float) -> tuple[s
     None when the map has no item left beyond the ones started, or has stopped waiting for
     its items (it failed or was cancelled).
     """
-    task_id, index = parse_item_run_id(item_id)
-    assert index is not None
+    task_id, _ = task_items.split_item_run_id(item_id)
     task = run.tasks[task_id]
-    if task.for_each.max_in_flight <= 0:
+    index = task_items.item_index(task, item_id)
+    assert index is not None
+    if task_items.max_in_flight(task) <= 0:
         return None  # every item was created when the map expanded
     task_doc = store.get(docs.task_run_path(run.run_id, task_id))
     if task_doc is None or task_doc.get("status") not in (*RUNNABLE, Status.WAITING):
@@ -217,8 +221,8 @@ def next_item(store: Store, run: RunConfig, item_id: str, now: float) -> tuple[s
         return None
     task_doc = blobs.inline(store, task_doc, f"task run {task_id!r} of run {run.run_id!r}")
     items = list(task_doc.get("map_items") or [])
-    path = docs.task_run_path(run.run_id, item_run_id(task_id, following))
-    return path, _item_doc(run, task, following, items[following], now, store)
+    made = task_items.item_at(task, following, items[following])
+    return docs.task_run_path(run.run_id, made.run_id), _item_doc(run, task, made, now, store)
 
 
 def succeed_item(
@@ -323,7 +327,8 @@ def _fail_map(store: Store, run: RunConfig, task_id: str, item: Doc, now: float)
     index = int(item.get("item_index") or 0)
     item = blobs.inline(store, item, f"task run {item.get('task_run_id')!r}")
     error = dict(item.get("error") or {})
-    error["message"] = f"{task_id}[{index}]: {error.get('message', '')}"
+    label = str(item.get("variation") or f"{task_id}[{index}]")
+    error["message"] = f"{label}: {error.get('message', '')}"
     usage, cost = _items_totals(item_docs(store, run.run_id, task_id))
     # The failed step stays on the item's record; the map's error names the item.
     failure = blobs.out_of_line(store, {}, docs.INLINE_FIELD_BYTES)
@@ -394,8 +399,8 @@ def _items_totals(items: Sequence[Mapping[str, Any]]) -> tuple[Doc, float]:
 @lock_free
 def collect(
     store: Store, run: RunConfig, task: config_pb2.TaskConfig, total: int
-) -> tuple[dict[str, list[Any]], Doc, float]:
-    """A ready map's outputs (each name a list in item order), usage and cost.
+) -> tuple[dict[str, Any], Doc, float]:
+    """A ready map's outputs (each name a list in item order, or keyed by variation), usage, cost.
 
     Args:
         store: Where the run lives.
@@ -417,7 +422,16 @@ def collect(
         dict(blobs.inline(store, doc, f"task run {doc.get('task_run_id')!r}").get("outputs") or {})
         for doc in succeeded
     ]
-    names = dataflow.task_output_names(task)
-    outputs = {name: [out.get(name) for out in outputs_of] for name in names}
+    collected = [
+        task_items.Item(
+            int(doc["item_index"]),
+            str(doc.get("task_run_id")),
+            "",
+            {},
+            str(doc.get("variation") or ""),
+        )
+        for doc in succeeded
+    ]
+    outputs = task_items.collect_outputs(task, collected, outputs_of)
     usage, cost = _items_totals(succeeded)
     return outputs, usage, cost

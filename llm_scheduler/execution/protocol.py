@@ -39,15 +39,13 @@ from typing import Any
 
 from llm_scheduler.cache import context_with_cache
 from llm_scheduler.config import dataflow
-from llm_scheduler.config.maps import is_map
 from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.engine import items as task_items
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
-from llm_scheduler.engine.map import map_items
 from llm_scheduler.engine.replay import recorded_response
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.sub_job import ChildPending
-from llm_scheduler.engine.task import parse_item_run_id
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
 from llm_scheduler.execution import blobs, completion, map_runs, sub_job_runs, submit
@@ -165,7 +163,7 @@ async def handle_task_run(
     if not _claimable(current, clock()):
         return Outcome("noop", "not runnable (missing, finished, or leased by another worker)")
     run = await store.call(run_config, store, run_id)
-    base_id, item_index = parse_item_run_id(task_id)
+    base_id, item_part = task_items.split_item_run_id(task_id)
     if run is None or base_id not in run.tasks:
         return Outcome("noop", f"no job run {run_id!r} with a task {base_id!r}")
     prepared: blobs.OutOfLine | None = None
@@ -201,7 +199,7 @@ async def handle_task_run(
                     EventKind.JOB_STARTED, name=run.job.name or run.job.job_id, run_id=run_id
                 )
             )
-    if item_index is None:  # a map's item reports only its steps' events, as in process
+    if not item_part:  # a map's item reports only its steps' events, as in process
         context.emit(
             EngineEvent(
                 EventKind.TASK_STARTED,
@@ -224,7 +222,7 @@ async def handle_task_run(
                 store, run, task_id, lease, context, _failure("", 0, RuntimeError(reason)), []
             )
         try:
-            if is_map(task) and item_index is None:
+            if task_items.has_items(task) and not item_part:
                 return await _run_map_task(store, run, task, task_doc, context, lease)
             return await _run_claimed(
                 store, run, task, task_id, task_doc, context, lease, deadline, handoff_margin
@@ -274,8 +272,10 @@ async def _run_claimed(
 ) -> Outcome:
     """Runs the steps of a claimed task run (a task, or one item of a map) and completes it."""
     run_id = run.run_id
-    base_id, item_index = parse_item_run_id(task_id)
-    label = task_id if item_index is None else f"{base_id}[{item_index}]"
+    item_index = task_items.item_index(task, task_id)
+    label = task_items.item_label(task, task_id)
+    if item_index is not None:  # a variation may run its own model key
+        task = task_items.item_task(task, task_items.item_at(task, item_index, None))
     persisted = await store.call(store.list, docs.step_runs_collection(run_id, task_id))
     scope: dict[str, Any]
     if item_index is None:
@@ -410,11 +410,11 @@ async def _run_map_task(
     )
     scope = {**dataflow.task_defaults(task), **(inputs.get("inputs") or {})}
     try:
-        items = map_items(task, scope)
+        items = task_items.item_values(task, scope)
     except Exception as error:  # not a list, too long, or a missing variable: recorded
         return await _fail(store, run, task_id, lease, context, _failure("", 0, error), [])
     if not items:
-        empty: dict[str, Any] = {name: [] for name in dataflow.task_output_names(task)}
+        empty = task_items.collect_outputs(task, [], [])
         usage, cost = completion.task_totals([])
         return await _complete(store, run, task_id, lease, context, empty, usage, cost)
     created = await store.call(map_runs.expand, store, run, task, lease, items, lease.clock())
@@ -440,13 +440,13 @@ async def _complete(
     A task starts its successors; a map's item creates the item after it and, when it is the
     last one, moves its map on (`map_runs`).
     """
-    base_id, item_index = parse_item_run_id(task_id)
+    base_id, item_part = task_items.split_item_run_id(task_id)
     prepared = await store.call(
         blobs.out_of_line, store, {"outputs": outputs}, docs.INLINE_FIELD_BYTES
     )
     now = lease.clock()
     body: Callable[[Transaction], Any]
-    if item_index is None:
+    if not item_part:
         body = functools.partial(
             completion.succeed_task,
             run=run,
@@ -478,7 +478,7 @@ async def _complete(
         raise
     _emit_finished(context, task_id, "succeeded", run.run_id)
     now = lease.clock()
-    if item_index is not None:
+    if item_part:
         await _move_map_on(store, run, base_id, now)
         return Outcome("succeeded", "", steps_run)
     started += await store.call(completion.release_joins, store, run, task_id, now)
@@ -506,8 +506,8 @@ async def _fail(
         docs.INLINE_FIELD_BYTES,
     )
     usage, cost = completion.task_totals([*records, failed_step])
-    base_id, item_index = parse_item_run_id(task_id)
-    if item_index is None:
+    base_id, item_part = task_items.split_item_run_id(task_id)
+    if not item_part:
         body: Callable[[Transaction], Any] = functools.partial(
             completion.fail_task,
             run=run,
@@ -524,7 +524,7 @@ async def _fail(
         )
     await store.call(store.run_transaction, body)
     _emit_finished(context, task_id, "failed", run.run_id)
-    if item_index is None:
+    if not item_part:
         await store.call(completion.reconcile_run, store, run, lease.clock())
     else:
         await _move_map_on(store, run, base_id, lease.clock())
@@ -584,7 +584,7 @@ def _let_go(store: Store, lease: Lease, run_id: str, task_id: str) -> None:
 
 def _emit_finished(context: RunContext, task_id: str, detail: str, run_id: str) -> None:
     """Reports a task's end; a map's item reports only its steps (its map reports the rest)."""
-    if parse_item_run_id(task_id)[1] is None:
+    if not task_items.split_item_run_id(task_id)[1]:
         context.emit(EngineEvent(EventKind.TASK_FINISHED, task_id, detail=detail, run_id=run_id))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.maps import is_map
+from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.execution import blobs, map_runs
 from llm_scheduler.execution import documents as docs
@@ -51,7 +51,7 @@ def read_job_run(
         task_run = _task_run(store, run_id, task_doc, steps)
         task_run.config.CopyFrom(task)
         task_run.predecessors[:] = graph.predecessors.get(task.task_id, ())
-        if is_map(task):
+        if has_items(task):
             # Its items are task runs of their own (`T~000003`): folded into its record, as
             # a run in process records them.
             if task_ids is None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llm_scheduler.config import formats
-from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.config.validation import Validator, tasks_model_keys
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, ConfigProblem, StoreError, UserError
 from llm_scheduler.execution import blobs
@@ -299,7 +299,7 @@ def _read_request(
         raise ConfigError([_prefixed(p, prefix) for p in error.problems]) from None
     if credentials is not None and not offline and not credentials.offline:
         try:
-            credentials.check_credentials(model_keys_of(s for t in job.tasks for s in t.steps))
+            credentials.check_credentials(tasks_model_keys(job.tasks))
         except UserError as error:
             raise ConfigError.single(
                 "config" if file == "" else "job_id",

@@ -20,7 +20,7 @@ from absl import flags as absl_flags
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.structs import struct_to_dict
-from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.config.validation import Validator, tasks_model_keys
 from llm_scheduler.engine.job import run_job
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.engine.replay_plan import ReplayPlan, plan_replay
@@ -123,7 +123,7 @@ def _run_job() -> int:
     Validator(registry, context.functions, file=path).check_job(job, variables)
     if source is not None and PLAN.value:
         return _print_plan(plan_replay(job, source, context, inputs=variables))
-    context.models.check_credentials(model_keys_of(s for t in job.tasks for s in t.steps))
+    context.models.check_credentials(tasks_model_keys(job.tasks))
     if flags.STORE.value:
         if source is not None:
             context.replay = None  # the run's workers take it from the stored run

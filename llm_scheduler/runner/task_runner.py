@@ -11,9 +11,11 @@ import sys
 
 from llm_scheduler.config import dataflow, formats
 from llm_scheduler.config.structs import struct_to_dict
-from llm_scheduler.config.validation import Validator, model_keys_of
+from llm_scheduler.config.validation import Validator, tasks_model_keys
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import RunContext
+from llm_scheduler.engine.items import has_items
+from llm_scheduler.engine.map import run_map
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.errors import ConfigError
@@ -31,7 +33,9 @@ async def run_tasks(
     runs: list[run_pb2.TaskRun] = []
     upstream: list[tuple[str, dict[str, object]]] = []
     for task in tasks:
-        task_run = await run_task(
+        # A map or strategy task runs once per item, as in a job.
+        run_one = run_map if has_items(task) else run_task
+        task_run = await run_one(
             task,
             task_variables(variables, task, upstream),
             context,
@@ -64,7 +68,7 @@ def _run_tasks() -> int:
         upstream = set(dataflow.task_output_names(task))
     if problems:
         raise ConfigError(problems)
-    context.models.check_credentials(model_keys_of(s for t in tasks for s in t.steps))
+    context.models.check_credentials(tasks_model_keys(tasks))
     runs = common.run_async(context, run_tasks(tasks, variables, context))
     last = runs[-1]
     usage = run_pb2.TokenUsage()

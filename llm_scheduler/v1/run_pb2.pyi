@@ -124,7 +124,7 @@ class StepRun(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., step_type: _Optional[_Union[_config_pb2.StepType, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., system_prompt: _Optional[str] = ..., user_prompt: _Optional[str] = ..., model_key: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., response_format: _Optional[_Union[_config_pb2.ResponseFormat, _Mapping]] = ..., response_text: _Optional[str] = ..., function_name: _Optional[str] = ..., function_request: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., function_response: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., latency_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., cache_hit: _Optional[bool] = ..., reused_from_run_id: _Optional[str] = ..., response_digest: _Optional[str] = ..., outputs_digest: _Optional[str] = ..., embedding_input: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ..., child_run_id: _Optional[str] = ...) -> None: ...
 
 class TaskRun(_message.Message):
-    __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at", "inputs_digest", "items", "items_total", "item_index")
+    __slots__ = ("task_run_id", "task_id", "job_run_id", "status", "config", "inputs", "outputs", "steps", "predecessors", "attempt", "error", "usage", "cost_usd", "started_at", "finished_at", "inputs_digest", "items", "items_total", "item_index", "variation")
     TASK_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class TaskRun(_message.Message):
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ITEM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VARIATION_FIELD_NUMBER: _ClassVar[int]
     task_run_id: str
     task_id: str
     job_run_id: str
@@ -163,7 +164,8 @@ class TaskRun(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[TaskRun]
     items_total: int
     item_index: int
-    def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs_digest: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., items_total: _Optional[int] = ..., item_index: _Optional[int] = ...) -> None: ...
+    variation: str
+    def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs_digest: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., items_total: _Optional[int] = ..., item_index: _Optional[int] = ..., variation: _Optional[str] = ...) -> None: ...
 
 class JobRun(_message.Message):
     __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id", "children", "caller_task_run_id", "caller_step_index", "caller_run_id")

@@ -28,6 +28,7 @@ KINDS = {
     "sample_map_job_config.json": "job",
     "sample_sub_job_config.json": "job",
     "sample_sub_job_child_config.json": "job",
+    "sample_strategy_job_config.json": "job",
 }
 JOB_SAMPLES = [name for name, kind in KINDS.items() if kind == "job"]
 

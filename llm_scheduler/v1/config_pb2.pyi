@@ -21,6 +21,19 @@ class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CACHE_POLICY_USE: _ClassVar[CachePolicy]
     CACHE_POLICY_REFRESH: _ClassVar[CachePolicy]
     CACHE_POLICY_OFF: _ClassVar[CachePolicy]
+
+class OverlapPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERLAP_POLICY_UNSPECIFIED: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_SKIP: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_ALLOW: _ClassVar[OverlapPolicy]
+
+class CatchUpPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CATCH_UP_POLICY_UNSPECIFIED: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_LATEST: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_NONE: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_ALL: _ClassVar[CatchUpPolicy]
 STEP_TYPE_MODEL_QUERY: StepType
 STEP_TYPE_FUNCTION_CALL: StepType
 STEP_TYPE_EMBEDDING: StepType
@@ -29,6 +42,13 @@ CACHE_POLICY_DEFAULT: CachePolicy
 CACHE_POLICY_USE: CachePolicy
 CACHE_POLICY_REFRESH: CachePolicy
 CACHE_POLICY_OFF: CachePolicy
+OVERLAP_POLICY_UNSPECIFIED: OverlapPolicy
+OVERLAP_POLICY_SKIP: OverlapPolicy
+OVERLAP_POLICY_ALLOW: OverlapPolicy
+CATCH_UP_POLICY_UNSPECIFIED: CatchUpPolicy
+CATCH_UP_POLICY_LATEST: CatchUpPolicy
+CATCH_UP_POLICY_NONE: CatchUpPolicy
+CATCH_UP_POLICY_ALL: CatchUpPolicy
 
 class DataConfig(_message.Message):
     __slots__ = ("payload",)
@@ -236,3 +256,25 @@ class ModelsConfig(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelEntry]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelEntry, _Mapping]]] = ...) -> None: ...
+
+class ScheduleConfig(_message.Message):
+    __slots__ = ("schedule_id", "job_path", "job_id", "cron", "time_zone", "inputs", "overlap", "catch_up", "paused")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_PATH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    job_path: str
+    job_id: str
+    cron: str
+    time_zone: str
+    inputs: _struct_pb2.Struct
+    overlap: OverlapPolicy
+    catch_up: CatchUpPolicy
+    paused: bool
+    def __init__(self, schedule_id: _Optional[str] = ..., job_path: _Optional[str] = ..., job_id: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., overlap: _Optional[_Union[OverlapPolicy, str]] = ..., catch_up: _Optional[_Union[CatchUpPolicy, str]] = ..., paused: _Optional[bool] = ...) -> None: ...

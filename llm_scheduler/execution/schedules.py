@@ -56,6 +56,7 @@ __all__ = [
     "SCHEDULES",
     "FiredSlot",
     "Schedule",
+    "ScheduledRun",
     "add_schedule",
     "check_schedule",
     "fire_due",
@@ -67,6 +68,7 @@ __all__ = [
     "resume_schedule",
     "schedule_path",
     "schedule_run_id",
+    "schedule_runs",
 ]
 
 _log = logging.getLogger(__name__)
@@ -299,6 +301,44 @@ def next_fire_times(
             break
         times.append(slot.astimezone(zone))
     return times
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledRun:
+    """A run a schedule started.
+
+    Attributes:
+        slot: The slot it fires (UTC).
+        run_id: The run (``{schedule_id}-{slot as YYYYMMDDTHHMMZ}``).
+        status: The run's status as stored (``RUN_STATUS_SUCCEEDED``, ...).
+    """
+
+    slot: datetime.datetime
+    run_id: str
+    status: str
+
+
+def schedule_runs(store: Store, schedule_id: str, *, limit: int = 0) -> list[ScheduledRun]:
+    """The runs a schedule (of this id, now or before a removal) started, newest slot first.
+
+    One equality query on the job runs' ``schedule_id`` (an automatic index on Firestore).
+
+    Args:
+        store: The store.
+        schedule_id: The schedule.
+        limit: At most this many (the newest); 0 for all.
+    """
+    found = [
+        ScheduledRun(
+            slot=cron.parse_slot(str(doc["schedule_slot"])),
+            run_id=str(doc.get("run_id") or path.rsplit("/", 1)[1]),
+            status=str(doc.get("status") or ""),
+        )
+        for path, doc in store.query("job_runs", "schedule_id", [schedule_id])
+        if doc.get("schedule_slot")
+    ]
+    found.sort(key=lambda run: run.slot, reverse=True)
+    return found[:limit] if limit > 0 else found
 
 
 # -- firing -------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from llm_scheduler.execution.schedules import (
     remove_schedule,
     resume_schedule,
     schedule_path,
+    schedule_runs,
 )
 from llm_scheduler.execution.submit import save_job_definition
 from llm_scheduler.models.client import ModelClient
@@ -194,6 +195,11 @@ def test_three_racing_dispatchers_fire_and_run_ten_minutes_as_ten_runs(store_url
             assert record.inputs["topic"] == "owls"
         saved = get_schedule(stores[0], "every_minute")
         assert saved is not None and saved.last_skipped is None
+        runs = schedule_runs(stores[1], "every_minute", limit=3)
+        assert [run.run_id for run in runs] == expected[:-4:-1]
+        assert {run.status for run in runs} == {"RUN_STATUS_SUCCEEDED"}
+        assert runs[0].slot == datetime.datetime(2026, 11, 29, 10, 9, tzinfo=UTC)
+        assert len(schedule_runs(stores[2], "every_minute")) == 10
     finally:
         for opened in stores:
             opened.close()

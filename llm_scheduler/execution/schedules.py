@@ -38,7 +38,7 @@ from typing import Any
 from llm_scheduler.config import formats
 from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.validation import Validator
-from llm_scheduler.errors import ConfigError, LlmSchedulerError, UserError
+from llm_scheduler.errors import ConfigError, UserError
 from llm_scheduler.execution import blobs, cron
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import FINISHED
@@ -367,15 +367,17 @@ def fire_due(
     now = _now(clock)
     fired: list[FiredSlot] = []
     for path, doc in store.list(SCHEDULES):
-        schedule = _schedule_from(doc)
-        if schedule is None or schedule.config.paused or schedule.next_slot is None:
-            continue
-        if schedule.next_slot > now:
-            continue
         try:
+            schedule = _schedule_from(doc)
+            if schedule is None or schedule.config.paused or schedule.next_slot is None:
+                continue
+            if schedule.next_slot > now:
+                continue
             fired += _fire_schedule(store, path, doc, schedule, now, on_time_seconds)
-        except LlmSchedulerError as error:
-            _log.warning("schedule %s: %s: %s", schedule.schedule_id, type(error).__name__, error)
+        # Anything: one schedule written wrong by hand (a cron or time zone that no longer
+        # parses) must not stop the others, nor the dispatcher that calls this every second.
+        except Exception as error:
+            _log.warning("schedule %s: %s: %s", path, type(error).__name__, error)
     return fired
 
 

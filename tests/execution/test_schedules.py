@@ -459,3 +459,21 @@ def test_an_invalid_job_is_refused_naming_its_file(tmp_path: pathlib.Path) -> No
         assert list_schedules(store) == []
     assert {p.file for p in raised.value.problems} == {str(bad)}
     assert "tasks[0].next_task" in {p.path for p in raised.value.problems}
+
+
+def test_a_schedule_broken_by_hand_does_not_stop_the_others(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        clock = Clock("2026-11-29T09:59:30")
+        for name in ("a_broken", "b_fine"):
+            add_schedule(
+                store, schedule(name, overlap=config_pb2.OVERLAP_POLICY_ALLOW), clock=clock
+            )
+        broken = store.get(schedule_path("a_broken"))
+        assert broken is not None
+        store.set(schedule_path("a_broken"), {**broken, "time_zone": "Nowhere/Else"})
+        clock.set("2026-11-29T10:00:05")
+        fired = fire_due(store, clock=clock)
+        assert [(f.schedule_id, f.action) for f in fired] == [("b_fine", "fired")]
+        assert "schedules/a_broken: ValueError: unknown time zone 'Nowhere/Else'" in caplog.text

@@ -8,6 +8,7 @@ with ``job_id`` reads ``jobs/{job_id}`` at each slot), and control fields beside
     last_slot      the last slot that started a run, and that run: last_run_id
     last_skipped   the last slot skipped because the previous run was unfinished (SKIP)
     last_error     why the last slot could not start a run (its saved job is gone), if so
+    revision       renewed by each add: a pass that read an older one writes nothing
     removed_at     set by `remove_schedule`: the schedule is gone (the store keeps documents)
 
 `fire_due` is the one function that fires schedules, locally (the dispatcher calls it about once
@@ -30,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import secrets
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -218,6 +220,8 @@ def add_schedule(
         **{k: v for k, v in blobs.with_fields(None, data).items() if v is not None},
         "next_slot": cron.slot_text(first) if first else None,
         "created_at": docs.iso(clock()),
+        # Tells a firing pass that read the schedule before it was replaced to write nothing.
+        "revision": secrets.token_hex(8),
     }
     if existing is not None:
         for key in ("last_slot", "last_run_id", "last_skipped"):
@@ -520,7 +524,7 @@ def _advance(
         live = _live(current)
         if live is None or live.get("next_slot") != seen.get("next_slot"):
             return None  # removed, or moved on by another caller (who fired the same slots)
-        if live.get("created_at") != seen.get("created_at"):
+        if live.get("revision") != seen.get("revision"):
             return None  # replaced meanwhile
         return fields
 

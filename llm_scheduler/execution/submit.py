@@ -149,7 +149,7 @@ def submit_job(
             ``caller_task_run_id`` and ``caller_step_index``, the step whose task waits for it
             (`llm_scheduler.execution.sub_job_runs`). Its job is not saved as a definition.
         schedule_id: For a run a schedule started: the schedule
-            (`llm_scheduler.execution.schedules`).
+            (`llm_scheduler.execution.schedules`). Its job is not saved as a definition.
         schedule_slot: And the slot it fires, as an RFC 3339 UTC timestamp.
 
     Raises:
@@ -197,7 +197,9 @@ def submit_job(
         transaction.set(job_path, job_doc)
         transaction.set(docs.task_run_path(run_id, start), start_doc)
 
-    if job.job_id and caller is None:
+    if job.job_id and caller is None and not schedule_id:
+        # A schedule's job is saved with the schedule (or is a saved job already): saving it
+        # again at each slot would overwrite the definition another submission saved.
         save_job_definition(store, job)
     store.run_transaction(create)
     return run_id

@@ -23,6 +23,7 @@ from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution.dispatcher import Dispatcher
+from llm_scheduler.execution.documents import job_definition_path
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.execution.schedules import (
     FiredSlot,
@@ -416,6 +417,8 @@ def test_a_large_job_is_stored_out_of_line(store: Store, tmp_path: pathlib.Path)
     assert slots_of(fire_due(store, clock=clock)) == ["1000"]
     record = read_job_run(store, "big-20261129T1000Z", steps=False)
     assert record is not None and len(record.config.description) == 40_000
+    # The schedule keeps its job: firing saves no definition (it would overwrite jobs/poem).
+    assert store.get(job_definition_path("poem")) is None
 
 
 # -- validation --------------------------------------------------------------------------------

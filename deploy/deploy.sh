@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Deploys llm-scheduler to Google Cloud: the APIs it uses, Firestore indexes and rules, the four
+# Deploys llm-scheduler to Google Cloud: the APIs it uses, Firestore indexes and rules, the five
 # functions (on_task_run and on_run_request triggered by Firestore, run_task_http, the lease
-# sweeper) and the schedule that calls the sweeper. Safe to run again: every step creates what
+# sweeper, the schedule firer) and the Cloud Scheduler jobs that call the last two every minute. Safe to run again: every step creates what
 # is missing and updates what exists. See deploy/README.md for what each setting is for.
 #
 # Usage:
@@ -24,8 +24,9 @@
 #                     ANTHROPIC_API_KEY=anthropic-api-key:latest). Only the functions that call
 #                     models get them, and only the secrets that exist (the others are listed).
 #   SWEEPER_SERVICE_ACCOUNT
-#                     the identity Cloud Scheduler calls the sweeper with (default:
-#                     llm-scheduler-sweeper@PROJECT.iam.gserviceaccount.com, created if missing)
+#                     the identity Cloud Scheduler calls the sweeper and the schedule firer with
+#                     (default: llm-scheduler-sweeper@PROJECT.iam.gserviceaccount.com, created
+#                     if missing)
 #   SKIP_FIRESTORE_RULES=1
 #                     do not release firestore.rules. The indexes are always deployed: the
 #                     sweeper's and the dispatcher's queries need them.
@@ -59,6 +60,8 @@ REQUEST_TIMEOUT_SECONDS=120
 SWEEP_FUNCTION="llm-scheduler-sweep"
 SWEEP_JOB="llm-scheduler-sweep"
 SWEEPER_ACCOUNT_ID="llm-scheduler-sweeper"
+SCHEDULES_FUNCTION="llm-scheduler-fire-schedules"
+SCHEDULES_JOB="llm-scheduler-fire-schedules"
 APIS=(
   artifactregistry.googleapis.com
   cloudbuild.googleapis.com
@@ -289,9 +292,40 @@ run gcloud scheduler jobs "$SCHEDULE_VERB" http "$SWEEP_JOB" \
   --uri="$SWEEP_URL" --http-method=POST \
   --oidc-service-account-email="$SWEEPER_SA" --oidc-token-audience="$SWEEP_URL"
 
+# 10. Schedules (docs/schedules.md): every minute, Cloud Scheduler calls fire_schedules, which
+#     starts the runs of the due slots (each slot once, however often it is called). It submits
+#     runs and calls no model, so it holds no keys; the sweeper's account calls it.
+run gcloud functions deploy "$SCHEDULES_FUNCTION" \
+  "${COMMON[@]}" \
+  --entry-point=fire_schedules \
+  --trigger-http \
+  --no-allow-unauthenticated \
+  --timeout=120s \
+  --clear-secrets \
+  --set-env-vars="LLM_SCHEDULER_STORE=$STORE_URL"
+run_retried gcloud run services add-iam-policy-binding "$SCHEDULES_FUNCTION" \
+  --project="$PROJECT" --region="$REGION" \
+  --member="serviceAccount:$SWEEPER_SA" --role=roles/run.invoker
+SCHEDULES_URL="$(gcloud functions describe "$SCHEDULES_FUNCTION" --project="$PROJECT" \
+  --region="$REGION" --format='value(serviceConfig.uri)' 2>/dev/null || true)"
+if [[ -z "$SCHEDULES_URL" ]]; then
+  [[ -n "$DRY_RUN" ]] || fail "cannot read the URL of the $SCHEDULES_FUNCTION function"
+  SCHEDULES_URL="https://FIRE-SCHEDULES-FUNCTION-URL"
+fi
+if exists gcloud scheduler jobs describe "$SCHEDULES_JOB" --project="$PROJECT" \
+  --location="$REGION"; then
+  SCHEDULE_VERB=update
+else
+  SCHEDULE_VERB=create
+fi
+run gcloud scheduler jobs "$SCHEDULE_VERB" http "$SCHEDULES_JOB" \
+  --project="$PROJECT" --location="$REGION" --schedule="* * * * *" \
+  --uri="$SCHEDULES_URL" --http-method=POST \
+  --oidc-service-account-email="$SWEEPER_SA" --oidc-token-audience="$SCHEDULES_URL"
+
 if [[ -n "$DRY_RUN" ]]; then
   say "dry run: nothing changed; the commands above are what a deployment to $PROJECT would run"
 else
-  say "deployed to $PROJECT: on_task_run, on_run_request, run_task_http and the sweeper" \
-    "(every minute, as $SWEEPER_SA)"
+  say "deployed to $PROJECT: on_task_run, on_run_request, run_task_http, the sweeper and" \
+    "fire_schedules (both every minute, as $SWEEPER_SA)"
 fi

@@ -4,7 +4,8 @@
 ``job_runs/{run_id}/task_runs/{task_id}``, see ``deploy/``); ``on_run_request`` starts the run a
 created ``run_requests/{request_id}`` document asks for (docs/run_requests.md); ``run_task_http``
 runs one task config sent over HTTP; ``sweep_expired_leases`` (called on a schedule) requeues
-tasks whose invocation died. Each invocation writes one structured log entry (a JSON line on
+tasks whose invocation died; ``fire_schedules`` (called every minute) starts the runs of due
+schedule slots. Each invocation writes one structured log entry (a JSON line on
 stdout) with a severity by outcome and the run and task ids as labels. Configuration comes from
 the environment:
 
@@ -43,6 +44,7 @@ from llm_scheduler.errors import ConfigError, MissingApiKeyError, UserError
 from llm_scheduler.execution.cloudevents import handle_document_event
 from llm_scheduler.execution.log_entries import labels_for_path, severity_of, write_entry
 from llm_scheduler.execution.run_requests import handle_run_request_event
+from llm_scheduler.execution.schedules import fire_due
 from llm_scheduler.execution.sweeper import DEFAULT_PENDING_GRACE_SECONDS, sweep
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.client import ModelClient, offline_from_env
@@ -50,7 +52,13 @@ from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import STORE_ENV, Store, open_store
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["on_run_request", "on_task_run", "run_task_http", "sweep_expired_leases"]
+__all__ = [
+    "fire_schedules",
+    "on_run_request",
+    "on_task_run",
+    "run_task_http",
+    "sweep_expired_leases",
+]
 
 MODELS_FILE_ENV = "LLM_SCHEDULER_MODELS_FILE"
 FUNCTION_MODULES_ENV = "LLM_SCHEDULER_FUNCTION_MODULES"
@@ -265,6 +273,35 @@ def sweep_expired_leases(request: flask.Request) -> flask.Response:
         {"requeued": result.expired, "retriggered": result.stale, "reconciled": result.reconciled},
         200,
     )
+
+
+@functions_framework.http
+def fire_schedules(request: flask.Request) -> flask.Response:
+    """Starts the runs of the due slots of every schedule (`execution.schedules.fire_due`).
+
+    Called every minute by Cloud Scheduler (see ``deploy/``); safe to call at any time and from
+    several places at once: each slot starts one run. Returns what it did with each slot it
+    looked at: ``fired``, ``skipped`` (the previous run unfinished) and ``failed``, each a list
+    of ``{"schedule_id", "slot", "run_id", "detail"}``.
+    """
+    del request  # any method: Cloud Scheduler sends POST, a person may send GET
+    slots = fire_due(_shared_store())
+    result: dict[str, list[dict[str, str]]] = {"fired": [], "skipped": [], "failed": []}
+    for slot in slots:
+        result[slot.action].append(
+            {
+                "schedule_id": slot.schedule_id,
+                "slot": slot.slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "run_id": slot.run_id,
+                "detail": slot.detail,
+            }
+        )
+    for action, severity in (("fired", "INFO"), ("skipped", "NOTICE"), ("failed", "WARNING")):
+        if result[action]:
+            write_entry(
+                severity, f"{action} {len(result[action])} schedule slots", slots=result[action]
+            )
+    return _json(result, 200)
 
 
 def _json(value: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:

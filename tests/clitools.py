@@ -21,6 +21,7 @@ MODULES = {
     "dispatcher": "llm_scheduler.runner.dispatcher",
     "trace_export": "llm_scheduler.runner.trace_export",
     "run_watcher": "llm_scheduler.runner.run_watcher",
+    "schedule": "llm_scheduler.runner.schedule",
     "web_ui": "llm_scheduler.web.cli",
     "proto_decoder": "proto_decoder.main",
 }

@@ -59,7 +59,7 @@ __all__ = [
 LIST_RUNS = absl_flags.DEFINE_bool(
     "list_runs", False, "List the job runs in --store, newest first, a page at a time."
 )
-JOB_ID = absl_flags.DEFINE_string("job_id", "", "With --list_runs: only runs of this job.")
+JOB_ID = flags.JOB_ID  # shared with the schedule tool
 STATUS = absl_flags.DEFINE_string(
     "status", "", f"With --list_runs: only runs in this status ({', '.join(STATUSES)})."
 )

@@ -4,7 +4,9 @@ It is the local stand-in for Firestore triggering a Cloud Function. Each runnabl
 (PENDING, or RUNNING under an expired lease) is handed to `handle_task_run` in process, with at
 most ``workers`` at once, or, with a target URL, POSTed as a real CloudEvent to a running
 functions-framework server. Several dispatchers may watch one store: claims are transactions, so
-a task never runs twice.
+a task never runs twice. About once a second it also fires the due slots of schedules
+(`llm_scheduler.execution.schedules.fire_due`: each slot starts one run, however many dispatchers
+race for it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from llm_scheduler.execution.protocol import (
     new_worker_id,
 )
 from llm_scheduler.execution.run_requests import handle_pending_run_requests
+from llm_scheduler.execution.schedules import fire_due
 from llm_scheduler.execution.sweeper import reconcile_stalled_runs
 from llm_scheduler.store.base import Doc, Store
 
@@ -45,6 +48,9 @@ _MAX_WAIT_SECONDS = 2.0
 _MIN_WINDOW = 16
 # How often run requests (documents other programs write to start runs) are looked for.
 _REQUESTS_EVERY_SECONDS = 1.0
+# How often due schedules are fired, by the dispatcher's clock (so tests that drive the clock
+# drive the schedules too).
+_SCHEDULES_EVERY_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -87,7 +93,7 @@ class Dispatcher:
             lease_seconds: The lease of each claim.
             sender: When given, task runs are passed to it instead of run in process.
             on_outcome: Called with the task-run path and outcome of each handled event.
-            clock: Wall-clock time, for lease expiry.
+            clock: Wall-clock time, for lease expiry and the slots of schedules.
         """
         self.store = store
         self.context = context
@@ -111,6 +117,7 @@ class Dispatcher:
         """
         idle_checked = False
         requests_checked = float("-inf")
+        schedules_fired: float | None = None
         next_lease_check = float("-inf")
         try:
             while stop is None or not stop.is_set():
@@ -123,6 +130,12 @@ class Dispatcher:
                 if time.monotonic() - requests_checked >= _REQUESTS_EVERY_SECONDS:
                     requests_checked = time.monotonic()
                     await self.store.call(handle_pending_run_requests, self.store, self.context)
+                now = self.clock()
+                if schedules_fired is None or not 0 <= now - schedules_fired < (
+                    _SCHEDULES_EVERY_SECONDS
+                ):
+                    schedules_fired = now
+                    await self.store.call(functools.partial(fire_due, self.store, clock=self.clock))
                 # A window of PENDING task runs, not all of them (a wide job has thousands).
                 free = self.workers - len(self._in_flight)
                 window = max(_MIN_WINDOW, free * 4)

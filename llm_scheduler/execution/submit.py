@@ -124,6 +124,8 @@ def submit_job(
     offline: bool = False,
     replay_source: run_pb2.JobRun | None = None,
     caller: Mapping[str, Any] | None = None,
+    schedule_id: str = "",
+    schedule_slot: str = "",
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
@@ -146,6 +148,9 @@ def submit_job(
         caller: For the child run of a sub-job step: ``caller_run_id``,
             ``caller_task_run_id`` and ``caller_step_index``, the step whose task waits for it
             (`llm_scheduler.execution.sub_job_runs`). Its job is not saved as a definition.
+        schedule_id: For a run a schedule started: the schedule
+            (`llm_scheduler.execution.schedules`). Its job is not saved as a definition.
+        schedule_slot: And the slot it fires, as an RFC 3339 UTC timestamp.
 
     Raises:
         UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
@@ -182,6 +187,8 @@ def submit_job(
         job_doc["offline"] = True
     if caller is not None:
         job_doc.update(caller)
+    if schedule_id:
+        job_doc.update(schedule_id=schedule_id, schedule_slot=schedule_slot)
     start_doc = new_task_run_doc(run_id, start, now)
 
     def create(transaction: Transaction) -> None:
@@ -190,7 +197,9 @@ def submit_job(
         transaction.set(job_path, job_doc)
         transaction.set(docs.task_run_path(run_id, start), start_doc)
 
-    if job.job_id and caller is None:
+    if job.job_id and caller is None and not schedule_id:
+        # A schedule's job is saved with the schedule (or is a saved job already): saving it
+        # again at each slot would overwrite the definition another submission saved.
         save_job_definition(store, job)
     store.run_transaction(create)
     return run_id

@@ -11,6 +11,7 @@ __all__ = [
     "CONFIG_TYPE",
     "FUNCTION_MODULES",
     "INPUT_PATH",
+    "JOB_ID",
     "MAX_CONCURRENCY",
     "MODELS_FILE",
     "OFFLINE",
@@ -73,6 +74,13 @@ STORE = flags.DEFINE_string(
     "sqlite:///.llm_scheduler/state.db) or firestore://PROJECT.",
 )
 RUN_ID = flags.DEFINE_string("run_id", None, "A job run id in the store.")
+# Shared: config_reader and schedule both read it, and the tools may share a process.
+JOB_ID = flags.DEFINE_string(
+    "job_id",
+    "",
+    "A job id: with config_reader --list_runs, only runs of this job; with schedule add, the "
+    "job saved at jobs/{job_id} to run.",
+)
 CACHE = flags.DEFINE_enum(
     "cache",
     "use",

@@ -21,6 +21,19 @@ class CachePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CACHE_POLICY_USE: _ClassVar[CachePolicy]
     CACHE_POLICY_REFRESH: _ClassVar[CachePolicy]
     CACHE_POLICY_OFF: _ClassVar[CachePolicy]
+
+class OverlapPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERLAP_POLICY_UNSPECIFIED: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_SKIP: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_ALLOW: _ClassVar[OverlapPolicy]
+
+class CatchUpPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CATCH_UP_POLICY_UNSPECIFIED: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_LATEST: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_NONE: _ClassVar[CatchUpPolicy]
+    CATCH_UP_POLICY_ALL: _ClassVar[CatchUpPolicy]
 STEP_TYPE_MODEL_QUERY: StepType
 STEP_TYPE_FUNCTION_CALL: StepType
 STEP_TYPE_EMBEDDING: StepType
@@ -29,6 +42,13 @@ CACHE_POLICY_DEFAULT: CachePolicy
 CACHE_POLICY_USE: CachePolicy
 CACHE_POLICY_REFRESH: CachePolicy
 CACHE_POLICY_OFF: CachePolicy
+OVERLAP_POLICY_UNSPECIFIED: OverlapPolicy
+OVERLAP_POLICY_SKIP: OverlapPolicy
+OVERLAP_POLICY_ALLOW: OverlapPolicy
+CATCH_UP_POLICY_UNSPECIFIED: CatchUpPolicy
+CATCH_UP_POLICY_LATEST: CatchUpPolicy
+CATCH_UP_POLICY_NONE: CatchUpPolicy
+CATCH_UP_POLICY_ALL: CatchUpPolicy
 
 class DataConfig(_message.Message):
     __slots__ = ("payload",)
@@ -142,7 +162,7 @@ class SubJobConfig(_message.Message):
     def __init__(self, job_path: _Optional[str] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., inputs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
-    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each", "strategy")
+    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_CONFIG_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -153,7 +173,6 @@ class TaskConfig(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FOR_EACH_FIELD_NUMBER: _ClassVar[int]
-    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     input_config: DataConfig
     steps: _containers.RepeatedCompositeFieldContainer[StepConfig]
@@ -164,8 +183,7 @@ class TaskConfig(_message.Message):
     name: str
     description: str
     for_each: MapConfig
-    strategy: StrategyConfig
-    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., for_each: _Optional[_Union[MapConfig, _Mapping]] = ..., strategy: _Optional[_Union[StrategyConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., for_each: _Optional[_Union[MapConfig, _Mapping]] = ...) -> None: ...
 
 class MapConfig(_message.Message):
     __slots__ = ("items", "item_variable", "index_variable", "max_in_flight", "max_items")
@@ -239,30 +257,24 @@ class ModelsConfig(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelEntry]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelEntry, _Mapping]]] = ...) -> None: ...
 
-class StrategyAxis(_message.Message):
-    __slots__ = ("name", "variable", "values")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    VARIABLE_FIELD_NUMBER: _ClassVar[int]
-    VALUES_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    variable: str
-    values: _containers.RepeatedCompositeFieldContainer[StrategyValue]
-    def __init__(self, name: _Optional[str] = ..., variable: _Optional[str] = ..., values: _Optional[_Iterable[_Union[StrategyValue, _Mapping]]] = ...) -> None: ...
-
-class StrategyValue(_message.Message):
-    __slots__ = ("name", "value")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    value: _struct_pb2.Value
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
-
-class StrategyConfig(_message.Message):
-    __slots__ = ("axes", "only", "in_series")
-    AXES_FIELD_NUMBER: _ClassVar[int]
-    ONLY_FIELD_NUMBER: _ClassVar[int]
-    IN_SERIES_FIELD_NUMBER: _ClassVar[int]
-    axes: _containers.RepeatedCompositeFieldContainer[StrategyAxis]
-    only: _containers.RepeatedScalarFieldContainer[str]
-    in_series: bool
-    def __init__(self, axes: _Optional[_Iterable[_Union[StrategyAxis, _Mapping]]] = ..., only: _Optional[_Iterable[str]] = ..., in_series: _Optional[bool] = ...) -> None: ...
+class ScheduleConfig(_message.Message):
+    __slots__ = ("schedule_id", "job_path", "job_id", "cron", "time_zone", "inputs", "overlap", "catch_up", "paused")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_PATH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    job_path: str
+    job_id: str
+    cron: str
+    time_zone: str
+    inputs: _struct_pb2.Struct
+    overlap: OverlapPolicy
+    catch_up: CatchUpPolicy
+    paused: bool
+    def __init__(self, schedule_id: _Optional[str] = ..., job_path: _Optional[str] = ..., job_id: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., overlap: _Optional[_Union[OverlapPolicy, str]] = ..., catch_up: _Optional[_Union[CatchUpPolicy, str]] = ..., paused: _Optional[bool] = ...) -> None: ...

@@ -36,7 +36,13 @@ SCRIPT = DEPLOY / "deploy.sh"
 FUNCTION_REQUIREMENTS = REPO_ROOT / "functions" / "requirements.txt"
 SWEEPER = "llm-scheduler-sweeper@demo-project.iam.gserviceaccount.com"
 SWEEP_URL = "https://llm-scheduler-sweep-abc123-uc.a.run.app"
-ENTRY_POINTS = ("on_task_run", "on_run_request", "run_task_http", "sweep_expired_leases")
+ENTRY_POINTS = (
+    "on_task_run",
+    "on_run_request",
+    "run_task_http",
+    "sweep_expired_leases",
+    "fire_schedules",
+)
 
 
 def _trigger() -> dict[str, str]:
@@ -163,6 +169,7 @@ def test_functions_main_exposes_every_target() -> None:
     assert ff_registry.REGISTRY_MAP["on_run_request"] == ff_registry.CLOUDEVENT_SIGNATURE_TYPE
     assert ff_registry.REGISTRY_MAP["run_task_http"] == ff_registry.HTTP_SIGNATURE_TYPE
     assert ff_registry.REGISTRY_MAP["sweep_expired_leases"] == ff_registry.HTTP_SIGNATURE_TYPE
+    assert ff_registry.REGISTRY_MAP["fire_schedules"] == ff_registry.HTTP_SIGNATURE_TYPE
     assert main.DEFAULT_TIMEOUT_SECONDS == 540
 
 
@@ -327,11 +334,14 @@ def test_a_first_deployment(tmp_path: pathlib.Path) -> None:
     assert "--trigger-http" in run_task and "--no-allow-unauthenticated" in run_task
     sweep = deployment.function("sweep_expired_leases")
     assert "--trigger-http" in sweep and "--no-allow-unauthenticated" in sweep
+    fire = deployment.function("fire_schedules")
+    assert "--trigger-http" in fire and "--no-allow-unauthenticated" in fire
+    assert fire[3] == "llm-scheduler-fire-schedules"
 
     # Keys: only the secret that exists, only where models are called.
     for command in (on_task_run, run_task):
         assert _flag(command, "--set-secrets") == ["GEMINI_API_KEY=gemini-api-key:latest"]
-    for command in (on_run_request, sweep):
+    for command in (on_run_request, sweep, fire):
         assert "--clear-secrets" in command and not _flag(command, "--set-secrets")
     assert "openai-api-key (OPENAI_API_KEY)" in deployment.stderr
     assert "anthropic-api-key (ANTHROPIC_API_KEY)" in deployment.stderr
@@ -345,22 +355,26 @@ def test_a_first_deployment(tmp_path: pathlib.Path) -> None:
     # The sweeper's schedule, with a service account of its own allowed to invoke it.
     (create_account,) = deployment.made("gcloud", "iam", "service-accounts", "create")
     assert create_account[4] == "llm-scheduler-sweeper"
-    (binding,) = deployment.made("gcloud", "run", "services", "add-iam-policy-binding")
-    assert binding[4] == "llm-scheduler-sweep"
-    assert f"--member=serviceAccount:{SWEEPER}" in binding
-    assert "--role=roles/run.invoker" in binding
+    bindings = deployment.made("gcloud", "run", "services", "add-iam-policy-binding")
+    assert [b[4] for b in bindings] == ["llm-scheduler-sweep", "llm-scheduler-fire-schedules"]
+    for binding in bindings:
+        assert f"--member=serviceAccount:{SWEEPER}" in binding
+        assert "--role=roles/run.invoker" in binding
     assert not deployment.made("gcloud", "scheduler", "jobs", "update")
-    (schedule,) = deployment.made("gcloud", "scheduler", "jobs", "create", "http")
-    assert schedule[5] == "llm-scheduler-sweep"
-    assert "--schedule=* * * * *" in schedule
-    assert f"--uri={SWEEP_URL}" in schedule
-    assert f"--oidc-service-account-email={SWEEPER}" in schedule
-    assert f"--oidc-token-audience={SWEEP_URL}" in schedule
+    jobs = deployment.made("gcloud", "scheduler", "jobs", "create", "http")
+    # The sweeper's job, then the schedules' (the fake gcloud gives both functions one URL).
+    assert [job[5] for job in jobs] == ["llm-scheduler-sweep", "llm-scheduler-fire-schedules"]
+    for job in jobs:
+        assert "--schedule=* * * * *" in job
+        assert f"--uri={SWEEP_URL}" in job
+        assert f"--oidc-service-account-email={SWEEPER}" in job
+        assert f"--oidc-token-audience={SWEEP_URL}" in job
     assert "appspot" not in json.dumps(deployment.calls)
-    # The account exists before it is granted anything, the function before its schedule.
-    order = [tuple(c[:4]) for c in deployment.calls]
-    assert order.index(tuple(create_account[:4])) < order.index(tuple(binding[:4]))
-    assert order.index(tuple(sweep[:4])) < order.index(tuple(schedule[:4]))
+    # The account exists before it is granted anything, each function before its schedule.
+    order = deployment.calls
+    assert order.index(create_account) < order.index(bindings[0])
+    for function, job in ((sweep, jobs[0]), (fire, jobs[1])):
+        assert order.index(function) < order.index(job)
 
 
 def test_a_second_deployment_updates_what_exists(tmp_path: pathlib.Path) -> None:
@@ -369,10 +383,12 @@ def test_a_second_deployment_updates_what_exists(tmp_path: pathlib.Path) -> None
     )
     assert deployment.returncode == 0, deployment.stderr
     assert not deployment.made("gcloud", "scheduler", "jobs", "create")
-    (schedule,) = deployment.made("gcloud", "scheduler", "jobs", "update", "http")
-    assert f"--oidc-service-account-email={SWEEPER}" in schedule
+    jobs = deployment.made("gcloud", "scheduler", "jobs", "update", "http")
+    assert len(jobs) == 2
+    for job in jobs:
+        assert f"--oidc-service-account-email={SWEEPER}" in job
     assert not deployment.made("gcloud", "iam", "service-accounts", "create")
-    assert len(deployment.made("gcloud", "run", "services", "add-iam-policy-binding")) == 1
+    assert len(deployment.made("gcloud", "run", "services", "add-iam-policy-binding")) == 2
 
 
 def test_without_any_secret_no_function_gets_keys(tmp_path: pathlib.Path) -> None:
@@ -417,8 +433,8 @@ def test_triggers_live_where_the_database_is(
         assert _flag(command, "--trigger-location") == [location]
     for entry_point in ENTRY_POINTS:
         assert _flag(deployment.function(entry_point), "--region") == [functions_region]
-    (schedule,) = deployment.made("gcloud", "scheduler", "jobs", "create", "http")
-    assert f"--location={functions_region}" in schedule
+    for job in deployment.made("gcloud", "scheduler", "jobs", "create", "http"):
+        assert f"--location={functions_region}" in job
     (describe,) = deployment.made("gcloud", "firestore", "databases", "describe")
     assert "--database=(default)" in describe
 
@@ -450,7 +466,7 @@ def test_a_dry_run_prints_the_changes_and_makes_none(tmp_path: pathlib.Path) -> 
     for call in deployment.calls:
         assert call[0] == "gcloud" and ("describe" in call or call[1:3] == ["config", "get-value"])
     printed = deployment.printed()
-    assert len([c for c in printed if c[:3] == ["gcloud", "functions", "deploy"]]) == 4
+    assert len([c for c in printed if c[:3] == ["gcloud", "functions", "deploy"]]) == 5
     on_task_run = deployment.function("on_task_run", printed)
     assert "--trigger-location=nam5" in on_task_run
     assert _flag(on_task_run, "--set-secrets") == ["GEMINI_API_KEY=gemini-api-key:latest"]

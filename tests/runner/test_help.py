@@ -32,6 +32,18 @@ KEY_FLAGS = {
     "job_submitter": ["--input_path", "--store", "--var", "--run_id", "--cache"],
     "dispatcher": ["--store", "--workers", "--lease_seconds", "--[no]until_idle", "--target_url"],
     "run_watcher": ["--run_id", "--store", "--[no]replay_timeline"],
+    "schedule": [
+        "--schedule_id",
+        "--input_path",
+        "--job_id",
+        "--cron",
+        "--time_zone",
+        "--var",
+        "--overlap",
+        "--catch_up",
+        "--count",
+        "--store",
+    ],
     "trace_export": ["--run_id", "--output", "--store"],
     "proto_decoder": ["--input_path", "--output_format", "--output_path", "--config_type"],
     "web_ui": ["--store", "--host", "--port", "--token", "--configs_dir", "--[no]dispatch"],
@@ -39,6 +51,7 @@ KEY_FLAGS = {
 # Flags a tool does not read, so its help must not list them.
 NOT_LISTED = {
     "create_sample": ["--input_path", "--var"],
+    "schedule": ["--run_id", "--[no]offline"],
     "proto_decoder": ["--var", "--store"],
     "trace_export": ["--var", "--input_path"],
     "web_ui": ["--var", "--input_path"],

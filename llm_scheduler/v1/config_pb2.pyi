@@ -162,7 +162,7 @@ class SubJobConfig(_message.Message):
     def __init__(self, job_path: _Optional[str] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., inputs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TaskConfig(_message.Message):
-    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each")
+    __slots__ = ("task_id", "input_config", "steps", "output_config", "metadata", "next_task", "next_tasks", "name", "description", "for_each", "strategy")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_CONFIG_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,7 @@ class TaskConfig(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FOR_EACH_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     input_config: DataConfig
     steps: _containers.RepeatedCompositeFieldContainer[StepConfig]
@@ -183,7 +184,8 @@ class TaskConfig(_message.Message):
     name: str
     description: str
     for_each: MapConfig
-    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., for_each: _Optional[_Union[MapConfig, _Mapping]] = ...) -> None: ...
+    strategy: StrategyConfig
+    def __init__(self, task_id: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepConfig, _Mapping]]] = ..., output_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., next_task: _Optional[str] = ..., next_tasks: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., for_each: _Optional[_Union[MapConfig, _Mapping]] = ..., strategy: _Optional[_Union[StrategyConfig, _Mapping]] = ...) -> None: ...
 
 class MapConfig(_message.Message):
     __slots__ = ("items", "item_variable", "index_variable", "max_in_flight", "max_items")
@@ -256,6 +258,34 @@ class ModelsConfig(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelEntry]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelEntry, _Mapping]]] = ...) -> None: ...
+
+class StrategyAxis(_message.Message):
+    __slots__ = ("name", "variable", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    variable: str
+    values: _containers.RepeatedCompositeFieldContainer[StrategyValue]
+    def __init__(self, name: _Optional[str] = ..., variable: _Optional[str] = ..., values: _Optional[_Iterable[_Union[StrategyValue, _Mapping]]] = ...) -> None: ...
+
+class StrategyValue(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: _struct_pb2.Value
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class StrategyConfig(_message.Message):
+    __slots__ = ("axes", "only", "in_series")
+    AXES_FIELD_NUMBER: _ClassVar[int]
+    ONLY_FIELD_NUMBER: _ClassVar[int]
+    IN_SERIES_FIELD_NUMBER: _ClassVar[int]
+    axes: _containers.RepeatedCompositeFieldContainer[StrategyAxis]
+    only: _containers.RepeatedScalarFieldContainer[str]
+    in_series: bool
+    def __init__(self, axes: _Optional[_Iterable[_Union[StrategyAxis, _Mapping]]] = ..., only: _Optional[_Iterable[str]] = ..., in_series: _Optional[bool] = ...) -> None: ...
 
 class ScheduleConfig(_message.Message):
     __slots__ = ("schedule_id", "job_path", "job_id", "cron", "time_zone", "inputs", "overlap", "catch_up", "paused")

@@ -2,8 +2,9 @@
 
 Page: ``/schedules`` (and ``/schedules.json``). Actions (same-origin JSON POSTs, as every
 action): ``/api/schedules`` (add) and ``/api/schedules/{id}/pause``, ``.../resume``,
-``.../remove``. Each calls `execution.schedules`, as the ``schedule`` CLI does; the schedules
-fire wherever `fire_due` runs (a dispatcher, or the cloud function).
+``.../remove``; ``/api/schedules/check`` checks the add form without adding. Each calls
+`execution.schedules`, as the ``schedule`` CLI does; the schedules fire wherever `fire_due`
+runs (a dispatcher, or the cloud function).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from llm_scheduler.errors import ConfigError
 from llm_scheduler.execution import schedules
+from llm_scheduler.execution.schedule_config import check_schedule
 from llm_scheduler.store import Store
 from llm_scheduler.web.app import StateDep, respond
 from llm_scheduler.web.schedule_view import (
@@ -70,6 +72,25 @@ async def add(body: AddScheduleRequest, state: StateDep) -> Response:
             {"error": str(error), "problems": field_problems(error)}, status_code=422
         )
     return JSONResponse({"schedule": row}, status_code=201)
+
+
+@router.post("/api/schedules/check")
+async def check(body: AddScheduleRequest, state: StateDep) -> dict[str, Any]:
+    """Checks the add form without adding: its problems (``problems[].field``), 200 either way.
+
+    The form's values and the schedule's own fields are checked (the job itself is validated
+    when it is added), so the page can show problems at their fields before it adds.
+    """
+    configs_dir = state.settings.configs_dir
+
+    def check_it() -> None:
+        check_schedule(schedule_config(state.store, configs_dir, body.model_dump()))
+
+    try:
+        await state.call(check_it)
+    except ConfigError as error:
+        return {"ok": False, "problems": field_problems(error)}
+    return {"ok": True, "problems": []}
 
 
 @router.post("/api/schedules/{schedule_id}/pause")

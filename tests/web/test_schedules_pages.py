@@ -196,3 +196,19 @@ def test_each_slots_run_is_listed_with_its_link(
     assert row["last_run_id"] == "minutely-20261129T1001Z"
     html = any_store_client.get("/schedules").text
     assert 'href="/runs/minutely-20261129T1000Z"' in html
+
+
+def test_the_form_is_checked_without_adding(any_store_client: TestClient, job_file: str) -> None:
+    bad = any_store_client.post(
+        "/api/schedules/check",
+        json={"schedule_id": "s", "job": f"file:{job_file}", "cron": "61 * * * *"},
+    )
+    assert bad.status_code == 200
+    assert bad.json()["ok"] is False
+    assert [problem["field"] for problem in bad.json()["problems"]] == ["cron"]
+    good = any_store_client.post(
+        "/api/schedules/check",
+        json={"schedule_id": "s", "job": f"file:{job_file}", "cron": "* * * * *"},
+    )
+    assert good.json() == {"ok": True, "problems": []}
+    assert rows(any_store_client) == {}

@@ -36,6 +36,14 @@
     clearErrors();
     const body = {};
     for (const [name, value] of new FormData(form).entries()) body[name] = String(value);
+    // Checked first (an answer of 200 either way), so problems show at their fields before
+    // anything is added; the add itself validates again, the job too.
+    const checked = await W.fetchJson("/api/schedules/check", { body: body });
+    if (checked.ok && checked.data.problems.length) {
+      showProblems(checked.data.problems);
+      say("The schedule was not added: see the fields marked.", true);
+      return;
+    }
     const response = await W.fetchJson("/api/schedules", { body: body });
     if (response.ok) {
       window.location.reload();

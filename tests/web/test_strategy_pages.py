@@ -6,11 +6,15 @@ every store backend; pages read it back through `read_job_run`.
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from llm_scheduler.config import formats
+from llm_scheduler.execution.reader import read_job_run
+from llm_scheduler.trace import to_trace
 from llm_scheduler.v1 import config_pb2
 from llm_scheduler.web.strategy_view import SHORT_OUTPUT_CHARS
 from tests.engine.test_strategy import names, strategy_job
@@ -94,3 +98,15 @@ def test_a_task_that_is_no_strategy_has_no_compare_table(any_store_client: TestC
     assert (
         'id="strategy-variations"' not in any_store_client.get(f"/runs/{run_id}/tasks/compare").text
     )
+
+
+def test_an_uploaded_traces_strategy_compares_its_variations(client: TestClient) -> None:
+    store = store_of(client)
+    job_run = read_job_run(store, run_offline(store, long_strategy_job()))
+    assert job_run is not None
+    trace = json.loads(formats.dumps(to_trace(job_run), formats.ConfigFormat.JSON))
+    data = client.post("/api/traces/view", json={"trace": trace}).json()
+    assert task_of(data, "rewrite")["items_label"] == "6/6 variations"
+    strategy = data["details"]["rewrite"]["strategy"]
+    assert [row["variation"] for row in strategy["variations"]] == names(MODELS)
+    assert data["details"]["compare"]["strategy"] is None

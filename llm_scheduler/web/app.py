@@ -57,7 +57,7 @@ TEMPLATES_DIR = _HERE / "templates"
 STATIC_DIR = _HERE / "static"
 
 # The route modules, included when present (each is written by a different hand).
-ROUTE_MODULES = ("routes_jobs", "routes_runs", "routes_what_if")
+ROUTE_MODULES = ("routes_jobs", "routes_runs", "routes_schedules", "routes_what_if")
 
 
 def _default_configs_dir() -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.maps import is_map, map_item_variable
+from llm_scheduler.config.strategies import is_strategy
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
@@ -105,22 +106,24 @@ class StepSummary:
 
 @dataclasses.dataclass(frozen=True)
 class ItemProgress:
-    """How far a map task's items have got, for its box on a run page.
+    """How far a map task's items (or a strategy's variations) have got, for its box on a run page.
 
     Attributes:
         total: How many items the map's list has; None before the map has read it.
         counts: Items per status name (``succeeded``, ``failed``, ``running``, ``skipped``,
             ``cancelled``); the other items of ``total`` are pending.
+        noun: What an item is called: ``items``, or ``variations`` for a strategy.
     """
 
     total: int | None
     counts: Mapping[str, int]
+    noun: str = "items"
 
     def label(self) -> str:
         """``8/12 items · 1 failed · 3 skipped``: succeeded of all, then the others but pending."""
         if self.total is None:
-            return "items not listed yet"
-        text = f"{self.counts.get('succeeded', 0)}/{self.total} items"
+            return f"{self.noun} not listed yet"
+        text = f"{self.counts.get('succeeded', 0)}/{self.total} {self.noun}"
         for status in ("running", "failed", "cancelled", "skipped"):
             if self.counts.get(status):
                 text += f" · {self.counts[status]} {status}"
@@ -132,7 +135,12 @@ class ItemProgress:
 
 
 def map_label(task: config_pb2.TaskConfig) -> str:
-    """What a map task's box says of its list: ``for each item in %sections%``; "" if no map."""
+    """What a map task's box says of its list: ``for each item in %sections%``; "" if no map.
+
+    A strategy task is drawn as a map of its variations: ``strategy: model × prompt``.
+    """
+    if is_strategy(task):
+        return "strategy: " + " × ".join(axis.name for axis in task.strategy.axes)
     if not is_map(task):
         return ""
     return f"for each {map_item_variable(task.for_each)} in {task.for_each.items}"
@@ -182,7 +190,7 @@ def layout_job(
     for task in job.tasks:
         names.setdefault(task.task_id, task.name)
         steps.setdefault(task.task_id, step_summaries(task))
-        if is_map(task):
+        if is_map(task) or is_strategy(task):
             maps.setdefault(task.task_id, map_label(task))
     start = job.start_task if job.start_task in names else ""
     return layout_graph(

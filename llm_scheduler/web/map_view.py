@@ -52,11 +52,15 @@ def map_config_view(config: config_pb2.TaskConfig) -> dict[str, Any] | None:
 
 
 def graph_items(view: Mapping[str, Any]) -> dict[str, ItemProgress]:
-    """The progress of each map task of a `run_view`, for its box in the run's graph."""
+    """The progress of each map (or strategy) task of a `run_view`, for its box in the graph."""
     return {
-        task["task_id"]: ItemProgress(task["items_total"], task["items_counts"] or {})
+        task["task_id"]: ItemProgress(
+            task["items_total"],
+            task["items_counts"] or {},
+            "variations" if task["is_strategy"] else "items",
+        )
         for task in view["tasks"]
-        if task["is_map"]
+        if task["is_map"] or task["is_strategy"]
     }
 
 
@@ -175,6 +179,7 @@ def _item_fields(
         "item_index": index,
         "task_run_id": item.task_run_id if item is not None else item_run_id(config.task_id, index),
         "is_map": False,
+        "is_strategy": False,
         "items_total": None,
         "items_counts": None,
         "items_label": None,

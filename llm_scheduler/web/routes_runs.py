@@ -42,6 +42,7 @@ from llm_scheduler.web.map_view import (
     with_items,
 )
 from llm_scheduler.web.run_view import run_view, task_view, timeline_view
+from llm_scheduler.web.strategy_view import strategy_view
 from llm_scheduler.web.sub_job_view import (
     add_child_runs,
     caller_view,
@@ -139,7 +140,8 @@ async def task_page(
     """One task of a run: inputs, outputs, error and every step's prompts, response and usage.
 
     A map task lists its items instead (status, usage, error: no steps), ``items_limit`` (at
-    most 1,000) from ``items_offset``; each item's steps are at ``.../items/{index}``.
+    most 1,000) from ``items_offset``; each item's steps are at ``.../items/{index}``. A
+    strategy task's ``strategy`` compares its variations (`strategy_view`); else it is None.
     """
     # Only this task's run is read: a large run's other tasks may hold many prompts.
     job_run = await _read(state, run_id, task_ids=[task_id])
@@ -150,6 +152,7 @@ async def task_page(
         if view is None:
             return None
         view = with_items(view, job_run, offset=items_offset, limit=limit)
+        view["strategy"] = strategy_view(job_run, task_id)
         if view["map"] is None:  # a map's items link their children on their own pages
             add_child_runs(view, read_children(state.store, run_id, job_run.tasks))
         return view
@@ -318,6 +321,7 @@ def _trace_data(trace: Any) -> dict[str, Any]:
         details = task_view(job_run, task["task_id"])
         if details is not None:
             details = with_items(details, job_run, limit=None, details=True)
+            details["strategy"] = strategy_view(job_run, task["task_id"])
             # A trace holds its children (not their pages): a step names its child's id.
             children = {child.run_id: child for child in job_run.children}
             if details["map"] is None:

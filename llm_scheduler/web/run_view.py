@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from llm_scheduler.config.maps import is_map
+from llm_scheduler.config.strategies import is_strategy
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -344,14 +345,17 @@ def task_summary(
     ``items_total`` and ``items_counts`` (per status) are None for a task that is no map, and
     for a map that has not read its list yet; ``items_label`` is a map's `ItemProgress.label`.
     """
-    mapped = is_map(config)
+    strategy = is_strategy(config)
+    mapped = is_map(config) or strategy  # a strategy records one item per variation
     counts = item_counts(task) if mapped else None
     total = None if counts is None else sum(counts.values())
+    noun = "variations" if strategy else "items"
     items = {
-        "is_map": mapped,
+        "is_map": mapped and not strategy,
+        "is_strategy": strategy,
         "items_total": total,
         "items_counts": counts,
-        "items_label": ItemProgress(total, counts or {}).label() if mapped else None,
+        "items_label": ItemProgress(total, counts or {}, noun).label() if mapped else None,
     }
     if task is None:
         return items | {

@@ -169,7 +169,7 @@
           runLink(task.waiting_child.run_id, task.waiting_child.url)) : null),
       el("td", {}, badge(task.status)),
       el("td", { class: "num" }, task.attempt ? String(task.attempt) : ""),
-      el("td", { class: "num" }, task.is_map
+      el("td", { class: "num" }, task.is_map || task.is_strategy
         ? el("span", { class: "items-label" }, task.items_label)
         : task.steps_done + "/" + task.step_count),
       el("td", { class: "num" }, task.start_offset === null ? "" : "+" + fixed(task.start_offset, 2) + " s"),
@@ -357,6 +357,28 @@
     }
   }
 
+  // A strategy task's variations side by side (the markup of _task_details.html): each row's
+  // output cut short, in full when its details are opened.
+  function renderStrategy(strategy) {
+    if (!strategy.variations.length) {
+      return el("p", { class: "muted" }, "No variation has run yet (" + strategy.variations_total + " to run).");
+    }
+    const head = ["Variation", ...strategy.axes, "Status", "Output", "Tokens in / out", "Cost", "Latency"]
+      .map((name, index) => el("th", { scope: "col", class: index >= strategy.axes.length + 3 ? "num" : null }, name));
+    const rows = strategy.variations.map((row) => el("tr", { "data-variation": row.variation },
+      el("td", { class: "mono small" }, row.variation),
+      strategy.axes.map((axis) => el("td", {}, row.parameters[axis] || "")),
+      el("td", {}, badge(row.status.toLowerCase()), row.reused ? [" ", el("span", { class: "muted small" }, "reused")] : null),
+      el("td", { class: "variation-output" }, row.output_cut
+        ? el("details", { class: "output-full" }, el("summary", {}, row.output_short), el("pre", {}, row.output))
+        : el("span", { class: "output-short" + (row.error ? " run-error" : "") }, row.output)),
+      el("td", { class: "num" }, row.input_tokens + " / " + row.output_tokens),
+      el("td", { class: "num" }, "$" + fixed(row.cost_usd, 4)),
+      el("td", { class: "num" }, fixed(row.latency_seconds, 2) + " s")));
+    return el("div", { class: "table-scroll" }, el("table", { class: "table strategy-table", id: "strategy-variations" },
+      el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows)));
+  }
+
   function renderTaskDetails(panel, task, taskUrl) {
     clear(panel);
     const items = task.is_map ? new ItemList(task, taskUrl) : null;
@@ -369,6 +391,9 @@
         task.is_map ? [
           fact("For each", el("span", { class: "mono" }, task.map.item_variable + " in " + task.map.items)),
           fact("Items", el("span", { class: "items-label" }, task.items_label)),
+        ] : task.strategy ? [
+          fact("Strategy", task.strategy.axes.join(" × ") + (task.strategy.in_series ? " (in series)" : "")),
+          fact("Variations", el("span", { class: "items-label" }, task.items_label)),
         ] : fact("Steps", task.steps_done + "/" + task.step_count),
         fact("Duration", task.duration_seconds === null ? "—" : fixed(task.duration_seconds, 3) + " s"),
         fact("Tokens", tokens(task.usage, false)),
@@ -379,8 +404,8 @@
       task.error ? errorNotice(task.error) : null,
       values("Inputs", task.inputs, false),
       values("Outputs", task.outputs, true),
-      el("h3", {}, task.is_map ? "Items" : "Steps"),
-      items ? items.element : renderSteps(task.steps),
+      el("h3", {}, task.is_map ? "Items" : task.strategy ? "Variations" : "Steps"),
+      items ? items.element : task.strategy ? renderStrategy(task.strategy) : renderSteps(task.steps),
       taskUrl ? el("p", {}, el("a", { href: taskUrl }, "Task page"), " · ",
         el("a", { href: taskUrl + ".json" }, "JSON")) : null,
     );

@@ -258,3 +258,25 @@ def test_a_model_key_axis_varies_the_model_of_embedding_steps(
     vectors = struct_to_dict(embed.outputs)["vector"]
     assert sorted(vectors) == sorted(f"embed[model={k}]" for k in keys)
     assert all(len(vector) == 8 for vector in vectors.values())
+
+
+def test_a_fourth_model_on_a_3x2_strategy_replays_with_only_its_2_variations_run(
+    fake_server: FakeProviderServer, fake_registry: ModelRegistry
+) -> None:
+    """Issue 13's case exactly: 3 models x 2 prompts, then a fourth model (the offline one)."""
+    context = context_for(fake_registry)
+    first = run(context, run_job(strategy_job(MODELS), context))
+    assert first.status == run_pb2.RUN_STATUS_SUCCEEDED, first.error.message
+    assert fake_server.count() == 6
+
+    grown = strategy_job([*MODELS, "offline:delta"])
+    Validator(fake_registry).check_job(grown)
+    context = context_for(fake_registry, replay=ReplaySource(first))
+    again = run(context, run_job(grown, context))
+    assert again.status == run_pb2.RUN_STATUS_SUCCEEDED, again.error.message
+    assert fake_server.count() == 6  # the six recorded variations are reused
+    items = _task(again, "rewrite").items
+    ran = [item.variation for item in items if not item.steps[0].reused_from_run_id]
+    assert ran == names(["offline:delta"])  # the two new variations, and only they, ran
+    assert all(item.steps[0].provider == "offline" for item in items if item.variation in ran)
+    assert len(struct_to_dict(_task(again, "rewrite").outputs)["draft"]) == 8

@@ -8,6 +8,7 @@ allowed list the user passes (``--function_modules=my_pkg.funcs``) and it is reg
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import re
@@ -211,6 +212,19 @@ class FunctionRegistry:
 
 
 def _signature(function: RegisteredFunction) -> inspect.Signature | None:
+    """The function's signature, computed once per function (about 60 µs each time otherwise)."""
+    try:
+        return _cached_signature(function)
+    except TypeError:  # an unhashable callable: computed each time
+        return _compute_signature(function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_signature(function: RegisteredFunction) -> inspect.Signature | None:
+    return _compute_signature(function)
+
+
+def _compute_signature(function: RegisteredFunction) -> inspect.Signature | None:
     try:
         # Evaluated so that modules using `from __future__ import annotations` show `a: int`,
         # not `a: 'int'`.

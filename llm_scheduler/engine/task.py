@@ -10,12 +10,12 @@ from llm_scheduler.config.structs import fill_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
-from llm_scheduler.engine.items import Item, item_run_id
+from llm_scheduler.engine.items import Item
 from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["begin_task_record", "item_run_id", "parse_item_run_id", "run_task"]
+__all__ = ["begin_task_record", "run_task"]
 
 
 async def run_task(
@@ -93,18 +93,6 @@ async def run_task(
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)
     fill_struct(run.outputs, outputs)
     return _finish(run, run_pb2.RUN_STATUS_SUCCEEDED, context, events=events)
-
-
-def parse_item_run_id(task_run_id: str) -> tuple[str, int | None]:
-    """The task id and item index of a map item's task run id: ``("T", 3)`` for ``T~000003``.
-
-    Any other id (a task's own, or a strategy variation's ``T~v-...``) gives ``(id, None)``;
-    `engine.items.split_item_run_id` and `engine.items.item_index` know every kind of item.
-    """
-    task_id, separator, index = task_run_id.partition("~")
-    if not separator or not index.isdigit():
-        return task_run_id, None
-    return task_id, int(index)
 
 
 def _finish(

@@ -6,7 +6,7 @@ the variation at index ``i`` has the task run id ``T~v-<slug>-<hex>`` and its na
 each output name is collected into an object keyed by variation name instead of a list.
 
 Item ``i`` of map task ``T`` is an ordinary task run at ``job_runs/R/task_runs/T~00000i``
-(`engine.task.item_run_id`), so it has its own trigger (N items are N parallel cloud function
+(`engine.items.item_run_id`), so it has its own trigger (N items are N parallel cloud function
 invocations), lease, attempts, persisted steps, resume and replay. What is particular to maps:
 
 1. **Expand** (`expand`): when ``T`` is claimed, its list is read from its inputs and written

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_scheduler.config.maps import is_map, map_index_variable, map_item_variable
-from llm_scheduler.engine.task import item_run_id
+from llm_scheduler.engine.items import item_run_id
 from llm_scheduler.v1 import config_pb2, run_pb2
 from llm_scheduler.web.graph_layout import ItemProgress
 from llm_scheduler.web.run_view import (

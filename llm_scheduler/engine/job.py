@@ -105,20 +105,27 @@ async def run_job(
     limit = max(context.max_concurrency, 1)
     ready: collections.deque[str] = collections.deque()
     running: dict[str, asyncio.Task[None]] = {}
-    queued: set[str] = set()
     crashed: list[asyncio.Task[None]] = []
     idle = asyncio.Event()
 
+    # How many of each task's reachable predecessors have not succeeded yet: a task is ready
+    # when its count reaches zero (one decrement per edge: a join of N costs N, not N^2).
+    waiting = {
+        task_id: sum(1 for p in graph.predecessors[task_id] if p in reachable)
+        for task_id in reachable
+    }
+
     def queue_ready(candidates: Iterable[str]) -> None:
         for task_id in candidates:
-            if task_id not in reachable or task_id in queued:
-                continue
-            preds = [p for p in graph.predecessors[task_id] if p in reachable]
-            if all(p in finished for p in preds) and all(
-                finished[p].status == run_pb2.RUN_STATUS_SUCCEEDED for p in preds
-            ):
-                queued.add(task_id)
+            if task_id in reachable and not waiting[task_id]:
                 ready.append(task_id)
+
+    def on_success(task_id: str) -> None:
+        for successor in graph.successors[task_id]:
+            if successor in reachable:
+                waiting[successor] -= 1
+                if not waiting[successor]:
+                    ready.append(successor)
 
     def start_ready() -> None:
         while ready and len(running) < limit and not crashed:
@@ -134,8 +141,8 @@ async def run_job(
         if future.cancelled() or future.exception() is not None:
             crashed.append(future)  # a bug, not a failed task (those are records): re-raised
             idle.set()  # at once: the tasks still running are cancelled
-        else:
-            queue_ready(graph.successors[task_id])
+        elif finished[task_id].status == run_pb2.RUN_STATUS_SUCCEEDED:
+            on_success(task_id)
         start_ready()
 
     queue_ready(graph.task_ids)

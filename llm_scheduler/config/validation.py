@@ -410,8 +410,11 @@ class Validator:
                 '"%plan.items%"',
             )
         else:
-            name = template.placeholders[0].name
-            if name not in upstream:
+            for problem in template.problems:
+                self._add(f"{path}.items", problem.message, problem.hint)
+            placeholder = template.placeholders[0]
+            name = placeholder.name
+            if name not in upstream and not placeholder.optional:
                 known = upstream.listing() or "none"
                 self._add(
                     f"{path}.items",
@@ -515,7 +518,7 @@ class Validator:
         else:
             self._sub_job(step, prefix)
         for field, template in dataflow.step_templates(step):
-            self._names(template.names, f"{prefix}{field}", scope)
+            self._template(template, f"{prefix}{field}", scope)
         self._outputs(step.output_config, f"{prefix}output_config", scope)
 
     def _foreign_configs(self, step: config_pb2.StepConfig, prefix: str) -> None:
@@ -707,8 +710,13 @@ class Validator:
         with_response = scope.plus((dataflow.RESPONSE,))
         for key, value in dataflow.payload(output).items():
             if isinstance(value, str):
-                template = Template.parse(value)
-                self._names(template.names, f"{path}.payload.{key}", with_response)
+                self._template(Template.parse(value), f"{path}.payload.{key}", with_response)
+
+    def _template(self, template: Template, path: str, scope: _Scope) -> None:
+        """Reports a template's bad filters, and the names it needs that have no value."""
+        for problem in template.problems:
+            self._add(path, problem.message, problem.hint)
+        self._names(template.required_names, path, scope)
 
     def _names(self, names: Iterable[str], path: str, scope: _Scope) -> None:
         for name in sorted(names):

@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from llm_scheduler.config.working_set import WorkingSetCache
 from llm_scheduler.errors import InterpolationError
 
 __all__ = [
@@ -243,9 +244,18 @@ class _FilteredTemplate(Template):
         return self.render(variables)
 
 
-@functools.lru_cache(maxsize=4096)
+# Parsed templates kept per process at least; more for a larger job (see `working_set`).
+_templates: WorkingSetCache[str, Template] = WorkingSetCache(4096)
+
+
 def _parse(source: str) -> Template:
-    return Template._parse_uncached(source)
+    template = _templates.get(source)
+    return template if template is not None else _templates.put(source, Template._parse_uncached(source))
+
+
+def reserve_templates(count: int) -> None:
+    """Keeps ``count`` parsed templates cached together (a job's templates, see `working_set`)."""
+    _templates.reserve(count)
 
 
 def format_value(value: Any) -> str:

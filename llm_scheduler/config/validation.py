@@ -274,8 +274,10 @@ class Validator:
     @staticmethod
     def _plan(steps: Iterable[config_pb2.StepConfig]) -> None:
         """Derives the engine's plans of valid steps now, once per config, not during a run."""
-        from llm_scheduler.engine.plans import step_plan  # the engine imports config
+        from llm_scheduler.engine.plans import reserve_plans, step_plan  # engine imports config
 
+        steps = list(steps)
+        reserve_plans(len(steps))
         for step in steps:
             step_plan(step)
 

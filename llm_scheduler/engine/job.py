@@ -18,6 +18,7 @@ from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.map import run_map
+from llm_scheduler.engine.plans import reserve_plans
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -55,6 +56,7 @@ async def run_job(
         its final tasks keyed by task id; the runs of its sub-job steps in ``children``.
     """
     graph = TaskGraph.from_job(job)
+    reserve_plans(sum(len(task.steps) for task in job.tasks))
     # The run's sub-job steps put their child runs here (a nested run has a list of its own).
     context = dataclasses.replace(context, child_runs=[])
     tasks = {task.task_id: task for task in job.tasks}

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,20 +24,21 @@ from google.protobuf.message import Message
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.parameters import coerce_parameters
 from llm_scheduler.config.structs import struct_to_dict, to_struct, value_to_python
-from llm_scheduler.config.template import Template
+from llm_scheduler.config.template import Template, reserve_templates
+from llm_scheduler.config.working_set import WorkingSetCache
 from llm_scheduler.engine.fingerprint import query_static_json
 from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["EmbeddingPlan", "OutputPlan", "QueryPlan", "StepPlan", "output_plan", "step_plan"]
+__all__ = ["EmbeddingPlan", "OutputPlan", "QueryPlan", "StepPlan", "output_plan", "reserve_plans", "step_plan"]
 
 _FORMATS: dict[int, Any] = {
     config_pb2.ResponseFormat.TYPE_TEXT: "text",
     config_pb2.ResponseFormat.TYPE_JSON: "json",
     config_pb2.ResponseFormat.TYPE_JSON_SCHEMA: "json_schema",
 }
-# Plans kept per process (configs are few, runs are many).
-_MAX_PLANS = 4096
+# Plans kept per process at least (configs are few, runs are many); more for a larger job.
+_MIN_PLANS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +139,17 @@ class StepPlan:
         return dict(self.defaults)
 
 
-_plans: dict[tuple[type[Message], bytes], Any] = {}
-_plans_lock = threading.Lock()
+_plans: WorkingSetCache[tuple[type[Message], bytes], Any] = WorkingSetCache(_MIN_PLANS)
+
+
+def reserve_plans(step_count: int) -> None:
+    """Keeps the plans of a job of ``step_count`` steps cached together (see `working_set`).
+
+    A step has a step plan and an output plan, and its templates are parsed once each, so the
+    caches grow to a few entries per step.
+    """
+    _plans.reserve(2 * step_count + 16)
+    reserve_templates(4 * step_count + 16)
 
 
 def step_plan(step: config_pb2.StepConfig) -> StepPlan:
@@ -159,16 +167,7 @@ def output_plan(data: config_pb2.DataConfig) -> OutputPlan:
 def _cached(config: Message, build: Any) -> Any:
     key = (type(config), config.SerializeToString(deterministic=True))
     plan = _plans.get(key)
-    if plan is None:
-        plan = build(config)
-        with _plans_lock:
-            if len(_plans) >= _MAX_PLANS:
-                # The older half goes (dicts keep insertion order): a job with more distinct
-                # steps than the cache holds still reuses the plans of its recent steps.
-                for old in list(itertools.islice(_plans, _MAX_PLANS // 2)):
-                    del _plans[old]
-            _plans[key] = plan
-    return plan
+    return plan if plan is not None else _plans.put(key, build(config))
 
 
 def _build_output_plan(data: config_pb2.DataConfig) -> OutputPlan:

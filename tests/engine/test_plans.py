@@ -6,6 +6,7 @@ import pytest
 
 from llm_scheduler import Validator
 from llm_scheduler.config.structs import to_struct
+from llm_scheduler.config.working_set import WorkingSetCache
 from llm_scheduler.engine import plans
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.v1 import config_pb2
@@ -49,10 +50,28 @@ def test_fresh_defaults_are_copies_a_run_may_keep() -> None:
 
 
 def test_a_full_cache_drops_its_older_half(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plans, "_MAX_PLANS", 8)
-    monkeypatch.setattr(plans, "_plans", {})
+    monkeypatch.setattr(plans, "_plans", WorkingSetCache(8))
     steps = [_step(f"prompt {i} %x%") for i in range(20)]
     for step in steps:
         plans.step_plan(step)
     assert 4 <= len(plans._plans) <= 8
     assert plans.step_plan(steps[-1]).query is not None  # recent plans are still there
+
+
+def test_a_job_larger_than_the_cache_keeps_every_plan_its_validation_derived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fixed bound made a job with more distinct steps than it holds derive every plan twice
+    # (validation, then the run): per-step cost rose 1.7-1.9x above 4,096 steps.
+    monkeypatch.setattr(plans, "_plans", WorkingSetCache(8))
+    job = config_pb2.JobConfig(job_id="big")
+    task = job.tasks.add(task_id="t")
+    for i in range(50):
+        task.steps.add().CopyFrom(_step(f"prompt {i} %x%"))
+        task.steps[i].id = f"s{i}"
+    job.input_config.payload.update({"x": "1"})
+    Validator().check_job(job)
+    derived = {id(plan) for plan in plans._plans._entries.values()}
+    assert plans._plans.capacity >= 100 and len(derived) == 51  # 50 steps, 1 (empty) output
+    assert all(id(plans.step_plan(step)) in derived for step in task.steps)
+    assert len(plans._plans) == 51  # the run derives nothing

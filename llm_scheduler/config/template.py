@@ -250,7 +250,11 @@ _templates: WorkingSetCache[str, Template] = WorkingSetCache(4096)
 
 def _parse(source: str) -> Template:
     template = _templates.get(source)
-    return template if template is not None else _templates.put(source, Template._parse_uncached(source))
+    return (
+        template
+        if template is not None
+        else _templates.put(source, Template._parse_uncached(source))
+    )
 
 
 def reserve_templates(count: int) -> None:

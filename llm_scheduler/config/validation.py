@@ -102,6 +102,22 @@ class _Scope:
         return ", ".join(first)
 
 
+@dataclasses.dataclass(frozen=True)
+class _CheckedStep:
+    """A step config's checks that do not depend on where it is.
+
+    Attributes:
+        problems: ``(path relative to the step, message, hint)`` per problem found.
+        defaults: The names its ``input_config`` provides.
+        reads: ``(path relative to the step, names, in an output)`` per template reading
+            names that must have values (an output template also sees ``response``).
+    """
+
+    problems: tuple[tuple[str, str, str], ...]
+    defaults: tuple[str, ...]
+    reads: tuple[tuple[str, tuple[str, ...], bool], ...]
+
+
 @dataclasses.dataclass
 class _FarProducers:
     """Which ancestor produces a name a task lacks (only direct predecessors pass outputs on).
@@ -206,10 +222,12 @@ class Validator:
     _far: _FarProducers | None = None
     # Validating a sub-job's child job: a name nothing provides may be routed from the parent.
     _child: bool = False
+    # Per check: what each distinct step config's own checks found (see `_step`).
+    _checked_steps: dict[bytes, _CheckedStep] = dataclasses.field(default_factory=dict)
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
-        self._problems = []
+        self._problems, self._checked_steps = [], {}
         self._step(step, "", _Scope((dict.fromkeys(variables),)))
         self._raise()
         self._plan([step])
@@ -222,7 +240,7 @@ class Validator:
         With several tasks, field paths start with ``[i]`` for the i-th task (``tasks[i]`` in
         the message when the tasks come from different files is the caller's to add).
         """
-        self._problems = []
+        self._problems, self._checked_steps = [], {}
         given = dict.fromkeys(variables)
         upstream = _Scope((given,))
         for index, task in enumerate(tasks):
@@ -236,7 +254,7 @@ class Validator:
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
-        self._problems = []
+        self._problems, self._checked_steps = [], {}
         job_inputs = dict.fromkeys([*dataflow.payload(job.input_config), *variables])
         if not job.tasks:
             self._add("tasks", "the job has no tasks", "add at least one task")
@@ -502,14 +520,66 @@ class Validator:
         return [axis.variable for axis in task.strategy.axes if axis.variable]
 
     def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
+        if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:  # its child depends on the scope
+            self._step_in_scope(step, prefix, available)
+            return
+        # What does not depend on the step's place is checked once per distinct step config:
+        # a large job repeats a few step configs many times.
+        key = step.SerializeToString(deterministic=True)
+        checked = self._checked_steps.get(key)
+        if checked is None:
+            checked = self._checked_steps[key] = self._step_alone(step)
+        for suffix, message, hint in checked.problems:
+            self._add(f"{prefix}{suffix}", message, hint)
+        if not checked.reads:
+            return
+        scope = available.plus(checked.defaults) if checked.defaults else available
+        with_response = scope.plus((dataflow.RESPONSE,))
+        for suffix, names, in_output in checked.reads:
+            here = with_response if in_output else scope
+            if not all(name in here for name in names):
+                self._names(names, f"{prefix}{suffix}", here)
+
+    def _step_alone(self, step: config_pb2.StepConfig) -> _CheckedStep:
+        """The problems of a step on its own (paths relative to it) and the names it reads."""
+        outer, self._problems = self._problems, []
+        try:
+            self._step_config(step, "")
+            reads: list[tuple[str, tuple[str, ...], bool]] = []
+            for field, template in dataflow.step_templates(step):
+                self._template_problems(template, field)
+                if template.required_names:
+                    reads.append((field, tuple(sorted(template.required_names)), False))
+            for key, value in dataflow.payload(step.output_config).items():
+                if isinstance(value, str):
+                    template = Template.parse(value)
+                    field = f"output_config.payload.{key}"
+                    self._template_problems(template, field)
+                    if template.required_names:
+                        reads.append((field, tuple(sorted(template.required_names)), True))
+            problems = tuple((p.path, p.message, p.hint) for p in self._problems)
+        finally:
+            self._problems = outer
+        defaults = tuple(dataflow.payload(step.input_config))
+        return _CheckedStep(problems, defaults, tuple(reads))
+
+    def _step_in_scope(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())
+        if not self._step_config(step, prefix):
+            return
+        for field, template in dataflow.step_templates(step):
+            self._template(template, f"{prefix}{field}", scope)
+        self._outputs(step.output_config, f"{prefix}output_config", scope)
+
+    def _step_config(self, step: config_pb2.StepConfig, prefix: str) -> bool:
+        """Checks a step's type and its type's config; returns whether the type is known."""
         if step.step_type not in _SUB_CONFIGS:
             self._add(
                 f"{prefix}step_type",
                 f"unknown step type {step.step_type}",
                 "use 0 (model query), 1 (function call), 2 (embedding) or 3 (sub-job)",
             )
-            return
+            return False
         self._foreign_configs(step, prefix)
         if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
             self._model_query(step, prefix)
@@ -519,9 +589,7 @@ class Validator:
             self._embedding(step, prefix)
         else:
             self._sub_job(step, prefix)
-        for field, template in dataflow.step_templates(step):
-            self._template(template, f"{prefix}{field}", scope)
-        self._outputs(step.output_config, f"{prefix}output_config", scope)
+        return True
 
     def _foreign_configs(self, step: config_pb2.StepConfig, prefix: str) -> None:
         """Reports the sub-configs of other step types that a step sets."""
@@ -716,9 +784,12 @@ class Validator:
 
     def _template(self, template: Template, path: str, scope: _Scope) -> None:
         """Reports a template's bad filters, and the names it needs that have no value."""
+        self._template_problems(template, path)
+        self._names(template.required_names, path, scope)
+
+    def _template_problems(self, template: Template, path: str) -> None:
         for problem in template.problems:
             self._add(path, problem.message, problem.hint)
-        self._names(template.required_names, path, scope)
 
     def _names(self, names: Iterable[str], path: str, scope: _Scope) -> None:
         for name in sorted(names):

@@ -30,7 +30,15 @@ from llm_scheduler.engine.fingerprint import query_static_json
 from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["EmbeddingPlan", "OutputPlan", "QueryPlan", "StepPlan", "output_plan", "reserve_plans", "step_plan"]
+__all__ = [
+    "EmbeddingPlan",
+    "OutputPlan",
+    "QueryPlan",
+    "StepPlan",
+    "output_plan",
+    "reserve_plans",
+    "step_plan",
+]
 
 _FORMATS: dict[int, Any] = {
     config_pb2.ResponseFormat.TYPE_TEXT: "text",

@@ -12,7 +12,8 @@ the environment:
 - ``LLM_SCHEDULER_STORE``: the store URL; ``firestore://$GOOGLE_CLOUD_PROJECT`` by default.
 - ``LLM_SCHEDULER_OFFLINE``: ``1`` to answer every model step with the offline model.
 - ``LLM_SCHEDULER_MODELS_FILE``: a models file extending the built-in registry.
-- ``LLM_SCHEDULER_FUNCTION_MODULES``: comma-separated modules registering step functions.
+- ``LLM_SCHEDULER_FUNCTION_MODULES``: comma-separated modules to import first, registering step
+  functions (``register_function``) and model providers (``register_provider``).
 - ``LLM_SCHEDULER_TIMEOUT_SECONDS``: the function's timeout (540 by default, the maximum for
   event-driven functions); a task with less than a minute left hands itself off.
 - ``LLM_SCHEDULER_PENDING_GRACE_SECONDS``: how long a task run may stay PENDING before the sweep
@@ -87,6 +88,7 @@ def _shared_services() -> _Services:
     with _lock:
         if _services is None:
             functions = default_registry()
+            # First: the modules may register model providers that the models file names.
             functions.load_modules(os.environ.get(FUNCTION_MODULES_ENV, "").split(","))
             models = ModelRegistry.with_models_file(os.environ.get(MODELS_FILE_ENV) or None)
             _services = _Services(models=models, functions=functions)

@@ -18,6 +18,9 @@ Example::
     Validator().check_job(job)
     record = asyncio.run(run_job(job, RunContext(models=ModelClient(offline=True))))
     print(json.dumps(struct_to_dict(record.outputs), indent=2))
+
+Custom model providers (a gateway, a test double) are `ModelAdapter` subclasses registered with
+`register_provider` (see docs/custom_models.md).
 """
 
 from llm_scheduler.config.formats import ConfigFormat, dumps, loads
@@ -55,6 +58,7 @@ from llm_scheduler.models.base import (
     Usage,
 )
 from llm_scheduler.models.client import EmbeddingCall, ModelCall, ModelClient
+from llm_scheduler.models.providers import register_provider, unregister_provider
 from llm_scheduler.models.rate_limit import RateLimiter, RateLimiters
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy
@@ -104,8 +108,10 @@ __all__ = [
     "load_config",
     "loads",
     "register_function",
+    "register_provider",
     "run_job",
     "run_step",
     "run_task",
     "struct_to_dict",
+    "unregister_provider",
 ]

@@ -28,10 +28,11 @@ from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
-from llm_scheduler.models.providers import adapter_class
+from llm_scheduler.models.providers import adapter_class, is_provider, provider_names
 from llm_scheduler.models.registry import (
     CHAT,
     EMBEDDING,
+    UNKNOWN_PROVIDER_HINT,
     ModelRegistry,
     UnknownModelKeyError,
     embedding_providers,
@@ -612,6 +613,14 @@ class Validator:
             spec = self.models.resolve(key)
         except UnknownModelKeyError:
             self._add(path, f"unknown model key {key!r}", self.models.describe_unknown(key, kind))
+            return ""
+        if not is_provider(spec.provider):
+            # A registry built in Python may name a provider whose module was not imported.
+            self._add(
+                path,
+                f"model key {key!r} uses provider {spec.provider!r}, which is not registered",
+                f"the providers are {', '.join(provider_names())}: {UNKNOWN_PROVIDER_HINT}",
+            )
             return ""
         if not spec.serves(kind):
             if kind == EMBEDDING:

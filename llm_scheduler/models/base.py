@@ -147,9 +147,13 @@ class ModelAdapter(abc.ABC):
     one. Anything else an adapter lets through is translated by the caller with
     `unexpected_error`.
 
+    A custom provider is a subclass registered with
+    `llm_scheduler.models.providers.register_provider` (docs/custom_models.md).
+
     Attributes:
         provider: The provider name used in model keys (``openai:gpt-4o-mini``).
-        default_api_key_env: The environment variable the provider's key is usually in.
+        default_api_key_env: The environment variable the provider's key is usually in; empty
+            for a provider that takes no key (its requests then need none).
         supported_parameters: The neutral parameter names this provider accepts.
         in_process: The adapter answers without any I/O (the offline model), so an attempt
             needs no deadline.
@@ -166,7 +170,9 @@ class ModelAdapter(abc.ABC):
         """Creates an adapter.
 
         Args:
-            api_key: The provider's API key (adapters that need none ignore it).
+            api_key: The provider's API key; empty when the entry has none (a keyless
+                provider or entry, or a key variable that is not set for a provider that
+                takes a key optionally).
             base_url: The API's base URL; the provider's default when None.
         """
         self.api_key = api_key

@@ -335,8 +335,7 @@ class ModelClient:
         adapter = self._adapters.get(cache_key)
         if adapter is None:
             cls = adapter_class(spec.provider)
-            # Local OpenAI-compatible servers ignore the key, but the SDK insists on one.
-            adapter = cls(api_key=api_key or "no-key", base_url=spec.base_url or None)
+            adapter = cls(api_key=api_key, base_url=spec.base_url or None)
             self._adapters[cache_key] = adapter
         return adapter
 

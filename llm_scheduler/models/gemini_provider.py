@@ -15,7 +15,11 @@ from llm_scheduler.models.base import (
     ModelResponse,
     Usage,
 )
-from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
+from llm_scheduler.models.http_errors import (
+    NO_KEY_PLACEHOLDER,
+    is_retryable_status,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -66,7 +70,8 @@ class GeminiAdapter(ModelAdapter):
             raise MissingDependencyError("google-genai", "gemini", "the Gemini provider") from exc
         super().__init__(api_key=api_key, base_url=base_url)
         self._client = genai.Client(
-            api_key=api_key,
+            # A keyless entry (a local server) gets a placeholder: the SDK insists on a key.
+            api_key=api_key or NO_KEY_PLACEHOLDER,
             # An explicit False keeps GOOGLE_GENAI_USE_VERTEXAI from switching to Vertex AI.
             enterprise=False,
             http_options=types.HttpOptions(

@@ -1,4 +1,4 @@
-"""HTTP error details every provider adapter shares: which statuses are transient, Retry-After."""
+"""HTTP details every SDK adapter shares: which statuses are transient, Retry-After, no key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import math
 import time
 from collections.abc import Mapping
 
-__all__ = ["is_retryable_status", "retry_after_seconds"]
+__all__ = ["NO_KEY_PLACEHOLDER", "is_retryable_status", "retry_after_seconds"]
+
+# What the SDKs get as the API key of a keyless entry (a local server): they insist on one.
+NO_KEY_PLACEHOLDER = "no-key"
 
 
 def is_retryable_status(status: int) -> bool:

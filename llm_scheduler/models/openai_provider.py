@@ -15,7 +15,11 @@ from llm_scheduler.models.base import (
     ResponseFormatSpec,
     Usage,
 )
-from llm_scheduler.models.http_errors import is_retryable_status, retry_after_seconds
+from llm_scheduler.models.http_errors import (
+    NO_KEY_PLACEHOLDER,
+    is_retryable_status,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from openai.types import CreateEmbeddingResponse
@@ -71,7 +75,10 @@ class OpenAIAdapter(ModelAdapter):
         super().__init__(api_key=api_key, base_url=base_url)
         # Retries belong to the caller (llm_scheduler.models.client), which also honours
         # Retry-After; SDK retries would multiply attempts and hide the 429s.
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        # A keyless entry (a local server) gets a placeholder: the SDK insists on a key.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or NO_KEY_PLACEHOLDER, base_url=base_url, max_retries=0
+        )
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Sends one chat completion request.

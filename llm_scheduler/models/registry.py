@@ -1,4 +1,8 @@
-"""Model keys: the built-in registry, models files, and direct ``provider:model`` keys."""
+"""Model keys: the built-in registry, models files, and direct ``provider:model`` keys.
+
+A key names a built-in provider or one registered with `register_provider`
+(`llm_scheduler.models.providers`).
+"""
 
 from __future__ import annotations
 
@@ -9,32 +13,28 @@ from collections.abc import Iterable
 
 from llm_scheduler.config import formats
 from llm_scheduler.errors import ConfigError, ConfigProblem
-from llm_scheduler.models.providers import adapter_class
+from llm_scheduler.models.providers import (
+    BUILTIN_API_KEY_ENV,
+    KEYLESS_PROVIDERS,
+    PROVIDER_ALIASES,
+    adapter_class,
+    default_api_key_env,
+    is_provider,
+    provider_names,
+)
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "BUILTIN_MODELS",
     "CHAT",
-    "DEFAULT_API_KEY_ENV",
     "EMBEDDING",
     "MODEL_KINDS",
-    "PROVIDERS",
+    "UNKNOWN_PROVIDER_HINT",
     "ModelRegistry",
     "ModelSpec",
     "UnknownModelKeyError",
     "embedding_providers",
 ]
-
-# The provider names a model key may use; "gemini" is accepted as another name for "google".
-PROVIDERS = ("openai", "google", "anthropic", "offline")
-_PROVIDER_ALIASES = {"gemini": "google"}
-
-DEFAULT_API_KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "google": "GEMINI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "offline": "",
-}
 
 # What a model does: chat models answer model-query steps, embedding models embedding steps.
 CHAT = "chat"
@@ -52,7 +52,8 @@ class ModelSpec:
 
     Attributes:
         key: The model key as configs write it.
-        provider: ``openai``, ``google``, ``anthropic`` or ``offline``.
+        provider: ``openai``, ``google``, ``anthropic``, ``offline`` or a provider registered
+            with `register_provider`.
         model: The provider's model name.
         base_url: The API base URL; empty for the provider's default.
         api_key_env: The environment variable holding the API key.
@@ -92,8 +93,8 @@ class ModelSpec:
 
     @property
     def needs_api_key(self) -> bool:
-        """Whether a request needs an API key."""
-        return self.provider != "offline" and not self.no_api_key
+        """Whether a request needs an API key: not for a keyless entry or provider."""
+        return not self.no_api_key and self.provider not in KEYLESS_PROVIDERS
 
     def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int) -> float:
         """The price in US dollars of one call; cached input tokens are priced as such."""
@@ -113,7 +114,7 @@ def _builtin(
         key=key,
         provider=provider,
         model=model,
-        api_key_env=DEFAULT_API_KEY_ENV[provider],
+        api_key_env=BUILTIN_API_KEY_ENV[provider],
         input_price=prices[0],
         output_price=prices[1],
         cached_input_price=prices[2],
@@ -145,6 +146,17 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
 
 class UnknownModelKeyError(KeyError):
     """A model key is neither in the registry nor a valid ``provider:model`` key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+    def __str__(self) -> str:
+        # Seen at run time when a process lacks a provider that validation saw elsewhere.
+        return (
+            f"unknown model key {self.key!r}: not in the registry, and not provider:model with "
+            f"a provider of {', '.join(provider_names())}"
+        )
 
 
 class ModelRegistry:
@@ -187,10 +199,10 @@ class ModelRegistry:
         if spec is not None:
             return spec
         provider, sep, model = key.partition(":")
-        provider = _PROVIDER_ALIASES.get(provider, provider)
-        if sep and model and provider in PROVIDERS:
+        provider = PROVIDER_ALIASES.get(provider, provider)
+        if sep and model and is_provider(provider):
             return ModelSpec(
-                key=key, provider=provider, model=model, api_key_env=DEFAULT_API_KEY_ENV[provider]
+                key=key, provider=provider, model=model, api_key_env=default_api_key_env(provider)
             )
         raise UnknownModelKeyError(key)
 
@@ -201,19 +213,35 @@ class ModelRegistry:
             key: The unknown key.
             kind: `CHAT` or `EMBEDDING` to list only keys of that kind; every key by default.
         """
+        providers = embedding_providers() if kind == EMBEDDING else provider_names()
+        prefix, sep, model = key.partition(":")
+        if sep and prefix and model and prefix not in PROVIDER_ALIASES:
+            # provider:model with an unknown provider: the prefix is what is wrong.
+            close = difflib.get_close_matches(prefix, provider_names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return (
+                f"{hint}{prefix!r} is not a provider: use one of {', '.join(providers)}, a "
+                f"key from a models file (--models_file), or {UNKNOWN_PROVIDER_HINT}"
+            )
         keys = self.keys(kind)
         close = difflib.get_close_matches(key.upper(), keys, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        providers = embedding_providers() if kind == EMBEDDING else PROVIDERS
         return (
             f"{hint}use a registered key ({', '.join(keys)}), a key from a models file "
             f"(--models_file), or provider:model with provider one of {', '.join(providers)}"
         )
 
 
+# How to add a provider, for the messages about unknown ones.
+UNKNOWN_PROVIDER_HINT = (
+    "register your own with llm_scheduler.register_provider (the tools import its module "
+    "with --function_modules)"
+)
+
+
 def embedding_providers() -> list[str]:
-    """The providers with an embeddings API, in `PROVIDERS` order."""
-    return [provider for provider in PROVIDERS if adapter_class(provider).embeds]
+    """The providers with an embeddings API: built-in ones first, then registered ones."""
+    return [provider for provider in provider_names() if adapter_class(provider).embeds]
 
 
 def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
@@ -229,7 +257,7 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
     seen: set[str] = set()
     for index, entry in enumerate(config.models):
         where = f"models[{index}]"
-        provider = _PROVIDER_ALIASES.get(entry.provider, entry.provider)
+        provider = PROVIDER_ALIASES.get(entry.provider, entry.provider)
         if not entry.key:
             problems.append(ConfigProblem(f"{where}.key", "missing", "name the key", file))
         elif entry.key in seen:
@@ -237,13 +265,13 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 ConfigProblem(f"{where}.key", f"duplicate key {entry.key!r}", "keep one", file)
             )
         seen.add(entry.key)
-        if provider not in PROVIDERS:
+        if not is_provider(provider):
             problems.append(
                 ConfigProblem(
                     f"{where}.provider",
                     f"unknown provider {entry.provider!r}",
-                    f"use one of {', '.join(PROVIDERS)} (openai also covers OpenAI-compatible "
-                    "servers through base_url)",
+                    f"use one of {', '.join(provider_names())} (openai also covers "
+                    f"OpenAI-compatible servers through base_url), or {UNKNOWN_PROVIDER_HINT}",
                     file,
                 )
             )
@@ -291,7 +319,7 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 provider=provider,
                 model=entry.model,
                 base_url=entry.base_url,
-                api_key_env=entry.api_key_env or DEFAULT_API_KEY_ENV[provider],
+                api_key_env=entry.api_key_env or default_api_key_env(provider),
                 no_api_key=entry.no_api_key,
                 input_price=entry.input_price_per_million_tokens,
                 output_price=entry.output_price_per_million_tokens,

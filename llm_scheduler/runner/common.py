@@ -221,10 +221,14 @@ def require_input_paths() -> list[str]:
 def models_registry() -> ModelRegistry:
     """The model registry with the models file from ``--models_file`` or the environment.
 
+    The modules of ``--function_modules`` are imported first: they may register the model
+    providers that the models file and the configs name.
+
     Raises:
-        UserError: The models file does not exist.
+        UserError: The models file does not exist, or a module failed to import.
         ConfigError: The models file is invalid.
     """
+    default_registry().load_modules(flags.FUNCTION_MODULES.value)
     if flags.MODELS_FILE.value:
         path: str | None = check_input_file(flags.MODELS_FILE.value, "--models_file")
     else:

@@ -44,7 +44,8 @@ MODELS_FILE = flags.DEFINE_string(
 FUNCTION_MODULES = flags.DEFINE_list(
     "function_modules",
     [],
-    "Python modules to import so their @register_function functions can be called by steps.",
+    "Python modules to import first: their @register_function functions can be called by steps, "
+    "and the model providers they register with register_provider serve model keys.",
 )
 VARS = flags.DEFINE_multi_string(
     "var",

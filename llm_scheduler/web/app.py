@@ -78,8 +78,9 @@ class WebSettings:
         dispatch: Run a dispatcher in the server process, so runs started here execute without
             a separate ``dispatcher``.
         offline: Runs started from the UI (and the in-process dispatcher) use the offline model.
-        function_modules: Modules to import so their ``@register_function`` functions can be
-            called by steps (as ``--function_modules``).
+        function_modules: Modules to import first, so their ``@register_function`` functions
+            can be called by steps and their ``register_provider`` providers serve model keys
+            (as ``--function_modules``).
     """
 
     store_url: str = ""
@@ -190,9 +191,10 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         UserError: The store URL, the models file or a function module is wrong.
     """
     settings = settings or WebSettings()
-    registry = ModelRegistry.with_models_file(settings.models_path)
     functions = default_registry()
+    # First: the modules may register model providers that the models file names.
     functions.load_modules(settings.function_modules)
+    registry = ModelRegistry.with_models_file(settings.models_path)
     store = open_store(settings.store_url or default_store_url())
     state = WebState(
         settings=settings,

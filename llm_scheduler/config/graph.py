@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from llm_scheduler.v1 import config_pb2
 
@@ -34,16 +34,23 @@ class TaskGraph:
     @classmethod
     def from_job(cls, job: config_pb2.JobConfig) -> TaskGraph:
         """Builds the graph of a job, in time linear in its tasks and links."""
-        ids = tuple(dict.fromkeys(task.task_id for task in job.tasks))
+        return cls.from_links(
+            [(task.task_id, task.next_task, task.next_tasks) for task in job.tasks]
+        )
+
+    @classmethod
+    def from_links(cls, links: Sequence[tuple[str, str, Sequence[str]]]) -> TaskGraph:
+        """Builds the graph from ``(task_id, next_task, next_tasks)`` per task, in config order."""
+        ids = tuple(dict.fromkeys(task_id for task_id, _, _ in links))
         # Dicts as ordered sets: a join's predecessors and a repeated id's successors are
         # gathered without a linear membership test per link.
         successors: dict[str, dict[str, None]] = {task_id: {} for task_id in ids}
         predecessors: dict[str, dict[str, None]] = {task_id: {} for task_id in ids}
-        for task in job.tasks:
-            for name in successors_of(task):
-                if name in predecessors and name != task.task_id:
-                    successors[task.task_id][name] = None
-                    predecessors[name][task.task_id] = None
+        for task_id, next_task, next_tasks in links:
+            for name in (next_task, *next_tasks) if next_tasks else (next_task,):
+                if name and name in predecessors and name != task_id:
+                    successors[task_id][name] = None
+                    predecessors[name][task_id] = None
         return cls(
             task_ids=ids,
             successors={k: tuple(v) for k, v in successors.items()},
@@ -63,8 +70,20 @@ class TaskGraph:
     def find_cycle(self) -> list[str] | None:
         """A cycle as a list of task ids (first id repeated at the end), or None.
 
-        A depth-first search with an explicit stack, so a chain of any length fits.
+        Kahn's algorithm first (cheap): only a graph that has a cycle is searched depth-first,
+        with an explicit stack, so a chain of any length fits.
         """
+        waiting = {task_id: len(preds) for task_id, preds in self.predecessors.items()}
+        free = [task_id for task_id, count in waiting.items() if not count]
+        ordered = 0
+        while free:
+            ordered += 1
+            for nxt in self.successors[free.pop()]:
+                waiting[nxt] -= 1
+                if not waiting[nxt]:
+                    free.append(nxt)
+        if ordered == len(waiting):
+            return None
         done: set[str] = set()
         for root in self.task_ids:
             if root in done:

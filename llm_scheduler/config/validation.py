@@ -59,6 +59,9 @@ _SUB_CONFIGS = {
     config_pb2.STEP_TYPE_SUB_JOB: ("sub_job_config", "a sub-job"),
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Ids that `check_id` certainly accepts (a fast path for jobs of many tasks): safe characters,
+# not starting with "." or "__", at most MAX_ID_LENGTH long.
+_PLAIN_ID = re.compile(rf"(?!__)[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}")
 # How many names a hint lists before it says how many more there are.
 _HINT_NAMES = 20
 
@@ -71,18 +74,24 @@ def _listing(names: Iterable[str]) -> str:
     return f"{', '.join(names[:_HINT_NAMES])} and {len(names) - _HINT_NAMES} more"
 
 
-@dataclasses.dataclass(frozen=True)
 class _Scope:
     """The variable names visible at a point: layers looked up in turn, never copied together.
 
     Merging the names into one set per task and per step was quadratic in large jobs. Layers
-    keep config order (dicts, not sets), so hints do not vary from run to run.
+    keep config order (dicts, not sets), so hints do not vary from run to run. A plain class
+    with slots: a job of 100,000 tasks makes a few scopes per task.
     """
 
-    layers: tuple[Collection[str], ...] = ()
+    __slots__ = ("layers",)
+
+    def __init__(self, layers: tuple[Collection[str], ...] = ()) -> None:
+        self.layers = layers
 
     def __contains__(self, name: object) -> bool:
-        return any(name in layer for layer in self.layers)
+        for layer in self.layers:  # noqa: SIM110 (a loop, not any(): runs per name read)
+            if name in layer:
+                return True
+        return False
 
     def plus(self, *layers: Collection[str]) -> _Scope:
         """This scope with more names."""
@@ -112,11 +121,30 @@ class _CheckedStep:
         defaults: The names its ``input_config`` provides.
         reads: ``(path relative to the step, names, in an output)`` per template reading
             names that must have values (an output template also sees ``response``).
+        outputs: The names it outputs.
+        step_id: Its id.
+        in_scope: Its checks depend on where it is (a sub-job step): none are kept here.
     """
 
     problems: tuple[tuple[str, str, str], ...]
     defaults: tuple[str, ...]
     reads: tuple[tuple[str, tuple[str, ...], bool], ...]
+    outputs: Collection[str]
+    step_id: str
+    in_scope: bool
+
+
+def _task_outputs(task: config_pb2.TaskConfig, checked: list[_CheckedStep]) -> dict[str, None]:
+    """`dataflow.task_output_names` (as an ordered set) from the steps' `_checked` results."""
+    if task.HasField("output_config"):
+        configured = dict.fromkeys(dataflow.payload(task.output_config))
+        if configured:
+            return configured
+    names: dict[str, None] = {}
+    for step_checks in checked:
+        for name in step_checks.outputs:
+            names[name] = None
+    return names
 
 
 @dataclasses.dataclass
@@ -223,12 +251,14 @@ class Validator:
     _far: _FarProducers | None = None
     # Validating a sub-job's child job: a name nothing provides may be routed from the parent.
     _child: bool = False
-    # Per check: what each distinct step config's own checks found (see `_step`).
+    # Per check: what each distinct step config's own checks found (see `_checked`), and
+    # those configs (their plans are derived once the check passes).
     _checked_steps: dict[bytes, _CheckedStep] = dataclasses.field(default_factory=dict)
+    _distinct_steps: list[config_pb2.StepConfig] = dataclasses.field(default_factory=list)
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
-        self._problems, self._checked_steps = [], {}
+        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
         self._step(step, "", _Scope((dict.fromkeys(variables),)))
         self._raise()
         self._plan([step])
@@ -241,7 +271,7 @@ class Validator:
         With several tasks, field paths start with ``[i]`` for the i-th task (``tasks[i]`` in
         the message when the tasks come from different files is the caller's to add).
         """
-        self._problems, self._checked_steps = [], {}
+        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
         given = dict.fromkeys(variables)
         upstream = _Scope((given,))
         for index, task in enumerate(tasks):
@@ -251,19 +281,24 @@ class Validator:
             self._task(task, prefix, upstream)
             upstream = _Scope((given, dict.fromkeys(dataflow.task_output_names(task))))
         self._raise()
-        self._plan(step for task in tasks for step in task.steps)
+        self._plan(self._distinct_steps)
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
-        self._problems, self._checked_steps = [], {}
+        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
         job_inputs = dict.fromkeys([*dataflow.payload(job.input_config), *variables])
         if not job.tasks:
             self._add("tasks", "the job has no tasks", "add at least one task")
             self._raise()
         if job.job_id:
             self._id("job_id", "job id", job.job_id, MAX_JOB_ID_LENGTH)
-        graph, cyclic = self._graph(job)
-        outputs = {task.task_id: dataflow.task_output_names(task) for task in job.tasks}
+        tasks = list(job.tasks)  # one wrapper per task, not one per pass
+        graph, cyclic = self._graph(job, tasks)
+        checked = [[self._checked(step) for step in task.steps] for task in tasks]
+        outputs = {
+            task.task_id: _task_outputs(task, task_checks)
+            for task, task_checks in zip(tasks, checked, strict=True)
+        }
         producers_of: dict[str, list[str]] = {}
         for task_id, names in outputs.items():
             for name in names:
@@ -272,18 +307,28 @@ class Validator:
         # be permissive about names.
         everything: Collection[str] = producers_of.keys() if cyclic else ()
         self._far = _FarProducers(graph, producers_of)
-        for index, task in enumerate(job.tasks):
+        no_names: dict[str, None] = {}
+        for index, task in enumerate(tasks):
             prefix = f"tasks[{index}]."
-            producers: dict[str, list[str]] = {}
-            for predecessor in () if cyclic else graph.predecessors.get(task.task_id, ()):
-                for name in outputs.get(predecessor, ()):
-                    producers.setdefault(name, []).append(predecessor)
-            self._joins(task, prefix, producers)
-            self._task_id = task.task_id
-            self._task(task, prefix, _Scope((job_inputs, everything, producers.keys())))
+            task_id = task.task_id
+            predecessors = () if cyclic else graph.predecessors.get(task_id, ())
+            upstream: Collection[str]
+            if len(predecessors) == 1:  # the common case: one predecessor, names as they are
+                upstream = outputs.get(predecessors[0], no_names)
+                if task.HasField("input_config"):
+                    self._joins(task, prefix, {})
+            else:
+                producers: dict[str, list[str]] = {}
+                for predecessor in predecessors:
+                    for name in outputs.get(predecessor, ()):
+                        producers.setdefault(name, []).append(predecessor)
+                self._joins(task, prefix, producers)
+                upstream = producers.keys()
+            self._task_id = task_id
+            self._task(task, prefix, _Scope((job_inputs, everything, upstream)), checked[index])
         self._far, self._task_id = None, ""
         self._raise()
-        self._plan(step for task in job.tasks for step in task.steps)
+        self._plan(self._distinct_steps)
 
     def _raise(self) -> None:
         if self._problems:
@@ -309,32 +354,39 @@ class Validator:
         if problem:
             self._add(path, problem, ID_RULE)
 
-    def _graph(self, job: config_pb2.JobConfig) -> tuple[TaskGraph, bool]:
-        """Checks the task graph; returns it and whether it has a cycle."""
-        ids = [task.task_id for task in job.tasks]
+    def _graph(
+        self, job: config_pb2.JobConfig, tasks: list[config_pb2.TaskConfig]
+    ) -> tuple[TaskGraph, bool]:
+        """Checks the task graph (``tasks`` are the job's); returns it and whether it is cyclic."""
+        links = [(task.task_id, task.next_task, task.next_tasks) for task in tasks]
         first_index: dict[str, int] = {}
-        for index, task_id in enumerate(ids):
+        for index, (task_id, _, _) in enumerate(links):
             if not task_id:
                 self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
             elif task_id in first_index:
                 self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
-            else:
+            elif not _PLAIN_ID.fullmatch(task_id):  # the rest are checked in full
                 self._id(f"tasks[{index}].task_id", "task id", task_id)
             first_index.setdefault(task_id, index)
-        known = _listing(i for i in first_index if i)
-        for index, task in enumerate(job.tasks):
-            names = [("next_task", task.next_task)] + [
-                (f"next_tasks[{i}]", name) for i, name in enumerate(task.next_tasks)
+        for index, (task_id, next_task, next_tasks) in enumerate(links):
+            if all(
+                not name or (name in first_index and name != task_id)
+                for name in (next_task, *next_tasks)
+            ):
+                continue  # the common case: every link names another task of the job
+            names = [("next_task", next_task)] + [
+                (f"next_tasks[{i}]", name) for i, name in enumerate(next_tasks)
             ]
             for field, name in names:
                 if not name:
                     continue
                 path = f"tasks[{index}].{field}"
-                if name == task.task_id:
+                if name == task_id:
                     self._add(path, f"task {name!r} names itself", "a task cannot loop to itself")
                 elif name not in first_index:
+                    known = _listing(i for i in first_index if i)
                     self._add(path, f"no task {name!r} in this job", f"use one of: {known}")
-        graph = TaskGraph.from_job(job)
+        graph = TaskGraph.from_links(links)
         cycle = graph.find_cycle()
         if cycle:
             self._add(
@@ -396,26 +448,38 @@ class Validator:
                     f"(modes: {', '.join(dataflow.COMBINE_MODES)}), or rename an output",
                 )
 
-    def _task(self, task: config_pb2.TaskConfig, prefix: str, upstream: _Scope) -> None:
-        if not task.steps:
+    def _task(
+        self,
+        task: config_pb2.TaskConfig,
+        prefix: str,
+        upstream: _Scope,
+        checked: list[_CheckedStep] | None = None,
+    ) -> None:
+        """Checks a task; ``checked`` holds its steps' `_checked` results when known."""
+        steps = list(task.steps)
+        if not steps:
             self._add(f"{prefix}steps", "the task has no steps", "add at least one step")
+        if checked is None:
+            checked = [self._checked(step) for step in steps]
         # Grows in place as steps add outputs: each step sees the outputs of the steps before it.
         from_steps: dict[str, None] = {}
-        available = upstream.plus(dataflow.task_defaults(task).keys(), from_steps)
+        defaults = dataflow.task_defaults(task) if task.HasField("input_config") else {}
+        available = upstream.plus(defaults.keys(), from_steps)
         if task.HasField("for_each"):
             available = available.plus(self._map(task, f"{prefix}for_each", upstream))
         if task.HasField("strategy"):
             available = available.plus(self._strategy(task, f"{prefix}strategy"))
         seen: set[str] = set()
-        for index, step in enumerate(task.steps):
+        for index, (step, step_checks) in enumerate(zip(steps, checked, strict=True)):
             path = f"{prefix}steps[{index}]."
-            if step.id and step.id in seen:
-                self._add(f"{path}id", f"duplicate step id {step.id!r}", "rename one")
-            seen.add(step.id)
-            self._step(step, path, available)
-            from_steps.update(dict.fromkeys(dataflow.step_output_names(step)))
+            if step_checks.step_id and step_checks.step_id in seen:
+                self._add(f"{path}id", f"duplicate step id {step_checks.step_id!r}", "rename one")
+            seen.add(step_checks.step_id)
+            for name in self._step(step, path, available, step_checks):
+                from_steps[name] = None
         # The task's own outputs render with its variables and the last response bound.
-        self._outputs(task.output_config, f"{prefix}output_config", available)
+        if task.HasField("output_config"):
+            self._outputs(task.output_config, f"{prefix}output_config", available)
 
     def _map(self, task: config_pb2.TaskConfig, path: str, upstream: _Scope) -> list[str]:
         """Checks a map's config; returns the variable names it binds for each item."""
@@ -520,26 +584,52 @@ class Validator:
                     self._model_key(key, value_path, kind)
         return [axis.variable for axis in task.strategy.axes if axis.variable]
 
-    def _step(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
-        if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:  # its child depends on the scope
-            self._step_in_scope(step, prefix, available)
-            return
-        # What does not depend on the step's place is checked once per distinct step config:
-        # a large job repeats a few step configs many times.
-        key = step.SerializeToString(deterministic=True)
-        checked = self._checked_steps.get(key)
+    def _step(
+        self,
+        step: config_pb2.StepConfig,
+        prefix: str,
+        available: _Scope,
+        checked: _CheckedStep | None = None,
+    ) -> Collection[str]:
+        """Checks a step where it is; returns the names it outputs.
+
+        ``prefix`` is the step's field path with a trailing dot; ``checked`` its `_checked`
+        result when the caller has it.
+        """
         if checked is None:
-            checked = self._checked_steps[key] = self._step_alone(step)
+            checked = self._checked(step)
+        if checked.in_scope:  # a sub-job step: its child depends on the scope
+            self._step_in_scope(step, prefix, available)
+            return checked.outputs
         for suffix, message, hint in checked.problems:
             self._add(f"{prefix}{suffix}", message, hint)
         if not checked.reads:
-            return
+            return checked.outputs
         scope = available.plus(checked.defaults) if checked.defaults else available
         with_response = scope.plus((dataflow.RESPONSE,))
         for suffix, names, in_output in checked.reads:
             here = with_response if in_output else scope
-            if not all(name in here for name in names):
-                self._names(names, f"{prefix}{suffix}", here)
+            for name in names:
+                if name not in here:
+                    self._names(names, f"{prefix}{suffix}", here)
+                    break
+        return checked.outputs
+
+    def _checked(self, step: config_pb2.StepConfig) -> _CheckedStep:
+        """What does not depend on a step's place, checked once per distinct step config.
+
+        A large job repeats a few step configs many times.
+        """
+        key = step.SerializeToString(deterministic=True)
+        checked = self._checked_steps.get(key)
+        if checked is None:
+            if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:
+                checked = _CheckedStep((), (), (), dataflow.step_output_names(step), step.id, True)
+            else:
+                checked = self._step_alone(step)
+            self._checked_steps[key] = checked
+            self._distinct_steps.append(step)
+        return checked
 
     def _step_alone(self, step: config_pb2.StepConfig) -> _CheckedStep:
         """The problems of a step on its own (paths relative to it) and the names it reads."""
@@ -562,7 +652,8 @@ class Validator:
         finally:
             self._problems = outer
         defaults = tuple(dataflow.payload(step.input_config))
-        return _CheckedStep(problems, defaults, tuple(reads))
+        outputs = dataflow.step_output_names(step)
+        return _CheckedStep(problems, defaults, tuple(reads), outputs, step.id, False)
 
     def _step_in_scope(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())

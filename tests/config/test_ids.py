@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from llm_scheduler.config import formats
 from llm_scheduler.config.ids import (
@@ -11,7 +13,7 @@ from llm_scheduler.config.ids import (
     MAX_JOB_ID_LENGTH,
     check_id,
 )
-from llm_scheduler.config.validation import Validator
+from llm_scheduler.config.validation import _PLAIN_ID, Validator
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.v1 import config_pb2
@@ -109,3 +111,11 @@ def test_a_task_run_alone_has_its_id_checked() -> None:
     with pytest.raises(ConfigError) as info:
         Validator().check_tasks([task, task])
     assert [p.path for p in info.value.problems] == ["[0].task_id", "[1].task_id"]
+
+
+@hypothesis.given(st.text(alphabet="ab_.-/ _A9\u00e9", max_size=8) | st.text(max_size=140))
+def test_the_validators_fast_path_only_accepts_ids_the_rule_accepts(value: str) -> None:
+    # `Validator` skips `check_id` for ids its own pattern accepts: it must never let through
+    # an id the rule refuses.
+    if _PLAIN_ID.fullmatch(value):
+        assert check_id("task id", value) is None

@@ -62,3 +62,27 @@ def test_many_problems_in_a_large_job_are_all_reported_with_short_hints() -> Non
     # The hint lists the first names in scope (payload keys sorted), not all 10,000 job inputs.
     first = sorted(f"input{i}" for i in range(SIZE))[:20]
     assert names[0].hint.endswith(f"(available here: {', '.join(first)}, ...)")
+
+
+def test_a_step_config_repeated_in_many_tasks_is_reported_wherever_it_is_wrong() -> None:
+    # Validation checks a distinct step config once, and its reads in every place it occurs.
+    job = chain_job(50)
+    for task in job.tasks:
+        task.steps[0].model_query_config.model_key = "NO_SUCH_MODEL"
+    job.tasks[0].steps[0].model_query_config.user_prompt = "%topic%"
+    job.tasks[7].steps[0].model_query_config.user_prompt = "%topic%"  # no 'topic' in t7
+    job.input_config.payload.update({"topic": "x"})
+    with pytest.raises(ConfigError) as info:
+        Validator().check_job(job)
+    paths = [problem.path for problem in info.value.problems]
+    model_keys = [p for p in paths if p.endswith("model_key")]
+    assert model_keys == [f"tasks[{i}].steps[0].model_query_config.model_key" for i in range(50)]
+    assert "tasks[7].steps[0].model_query_config.user_prompt" not in paths  # the job input
+    job.input_config.Clear()
+    with pytest.raises(ConfigError) as info:
+        Validator().check_job(job)
+    prompts = [p.path for p in info.value.problems if p.path.endswith("user_prompt")]
+    assert prompts == [
+        "tasks[0].steps[0].model_query_config.user_prompt",
+        "tasks[7].steps[0].model_query_config.user_prompt",
+    ]

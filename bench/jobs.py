@@ -100,7 +100,9 @@ def fan_out_job(width: int, registry: ModelRegistry) -> config_pb2.JobConfig:
     )
 
 
-def wide_job(calls: int, registry: ModelRegistry) -> config_pb2.JobConfig:
+def wide_job(
+    calls: int, registry: ModelRegistry, model_key: str = HTTP_KEY
+) -> config_pb2.JobConfig:
     """W3: ``calls`` independent one-call tasks.
 
     A job runs what is reachable from one start task, so a function step (no model call, a few
@@ -119,7 +121,7 @@ def wide_job(calls: int, registry: ModelRegistry) -> config_pb2.JobConfig:
         "next_tasks": items,
     }
     tasks = [start] + [
-        {"task_id": task_id, "steps": [_query(HTTP_KEY, f"Item {i}: %subject%", {"answer": ""})]}
+        {"task_id": task_id, "steps": [_query(model_key, f"Item {i}: %subject%", {"answer": ""})]}
         for i, task_id in enumerate(items)
     ]
     return _job(

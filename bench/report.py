@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench import scaling_report
 from bench.sizes import Sizes
 
 __all__ = ["BEGIN", "END", "machine", "render", "write_docs"]
@@ -369,6 +370,13 @@ def render(results: Results, sizes: Sizes, repetitions: int) -> str:
         "",
         f"‡ a phase cut short at {sizes.hop_budget_seconds:.0f} s: figures over the task runs "
         "finished by then.",
+        "",
+        "How the engine's cost grows with a job's size (in process, offline model, no HTTP; "
+        "CPU time of the run, medians of "
+        f"{min(repetitions, sizes.scaling_repetitions)} fresh process(es) per cell; memory: "
+        "peak RSS during the run minus RSS before it, per unit):",
+        "",
+        *_table(scaling_report.HEADER, scaling_report.scaling_rows(results, sizes)),
         "",
         "What one call costs the client (sequential calls, 0 ms server latency, no engine):",
         "",

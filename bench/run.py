@@ -59,6 +59,19 @@ def _group_sizes(group: tuple[str, ...], sizes: Sizes) -> list[Sizes]:
     return [dataclasses.replace(sizes, map_items=items) for items in lengths]
 
 
+def scaling_runs(sizes: Sizes) -> list[tuple[str, int]]:
+    """W7/W8 and validation: ``(variant, size)`` in the order they run (bare and engine of a
+    size back to back)."""
+    runs = [
+        (f"{kind}_{side}", size)
+        for kind, growth in (("chain", sizes.chain_growth), ("fchain", sizes.chain_growth))
+        for size in growth
+        for side in ("bare", "engine")
+    ]
+    runs += [(f"wide_{side}", size) for size in sizes.wide_growth for side in ("bare", "engine")]
+    return [*runs, ("validate", sizes.validate_tasks)]
+
+
 def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     completed = subprocess.run(
         [sys.executable, *command],
@@ -95,6 +108,8 @@ def _firestore(enabled: bool) -> Iterator[str | None]:
 
 
 def _progress(result: dict[str, Any]) -> str:
+    if "cpu_seconds" in result and "size" in result:
+        return f"{result['cpu_seconds'] * 1000:.1f} ms CPU, {result['rss_mb']:.0f} MB"
     if "seconds" in result:
         return f"{result['seconds'] * 1000:.1f} ms, {result['rss_mb']:.0f} MB"
     hops = ", ".join(f"{w}w {r['hop_ms']:.1f} ms/hop" for w, r in result["workers"].items())
@@ -119,6 +134,8 @@ def measure_all(
     def record(result: dict[str, Any]) -> None:
         if "items" in result:
             result["variant"] = w6_key(result["variant"], result["items"], sizes)
+        if "size" in result:
+            result["variant"] = f"{result['variant']}@{result['size']}"
         results.setdefault(result["variant"], []).append(result)
         print(f"  {result['variant']}: {_progress(result)}", file=sys.stderr, flush=True)
 
@@ -133,6 +150,10 @@ def measure_all(
                     for variant in group if rep % 2 == 0 else reversed(group):
                         if _selected(variant, only):
                             record(_run(["-m", "bench.workloads", variant, *args]))
+            if rep < sizes.scaling_repetitions:
+                for variant, size in scaling_runs(sizes):
+                    if _selected(f"scaling_{variant}", only):
+                        record(_run(["-m", "bench.scaling", variant, "--size", str(size)]))
             hop_args = ["-m", "bench.hops", "measure", "--sizes", sizes.to_json(), "--store"]
             if _selected("w4_sqlite", only):
                 record(_run([*hop_args, "sqlite"]))

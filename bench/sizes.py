@@ -31,6 +31,10 @@ class Sizes:
         map_concurrency: W6: items (calls) in flight at most.
         map_growth: W6: the list lengths measured to show how the cost grows (``map_items``
             among them).
+        chain_growth: W7: the chain lengths (steps of one task) measured in process.
+        wide_growth: W8: the wide job sizes (independent tasks) measured in process.
+        validate_tasks: The fan-out whose validation is timed.
+        scaling_repetitions: W7/W8 repetitions at most (the largest sizes take a while).
     """
 
     chain_steps: int = 200
@@ -48,6 +52,10 @@ class Sizes:
     map_latency_ms: float = 50.0
     map_concurrency: int = 64
     map_growth: tuple[int, ...] = (100, 1000)
+    chain_growth: tuple[int, ...] = (200, 2_000, 20_000)
+    wide_growth: tuple[int, ...] = (1_000, 10_000, 100_000)
+    validate_tasks: int = 100_000
+    scaling_repetitions: int = 3
 
     @property
     def fanout_ideal_seconds(self) -> float:
@@ -69,8 +77,8 @@ class Sizes:
     @classmethod
     def from_json(cls, text: str) -> Sizes:
         data = json.loads(text)
-        data["hop_workers"] = tuple(data["hop_workers"])
-        data["map_growth"] = tuple(data["map_growth"])
+        for name in ("hop_workers", "map_growth", "chain_growth", "wide_growth"):
+            data[name] = tuple(data[name])
         return cls(**data)
 
 
@@ -91,4 +99,8 @@ QUICK = Sizes(
     map_latency_ms=10.0,
     map_concurrency=16,
     map_growth=(16, 64),
+    chain_growth=(20, 200),
+    wide_growth=(100, 1_000),
+    validate_tasks=1_000,
+    scaling_repetitions=1,
 )

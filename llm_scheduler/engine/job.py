@@ -6,9 +6,8 @@ import asyncio
 import collections
 import dataclasses
 import datetime
-import functools
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from llm_scheduler.config import dataflow
@@ -99,15 +98,17 @@ async def run_job(
             record=slots[task_id],
         )
 
-    # Ready tasks wait in a queue and start as slots free up: at most `limit` tasks (and their
-    # coroutines, variables and records in progress) exist at once, however wide the job. A
-    # task's end starts its ready successors from its done callback, without a round trip
-    # through this coroutine (and without asyncio.wait over every running task, whose cost
+    # Ready tasks wait in a queue and run on at most `limit` workers: at most `limit` tasks
+    # (and their coroutines, variables and records in progress) exist at once, however wide
+    # the job. A worker runs ready tasks one after another until none is left, so a task's
+    # successor usually runs on the worker that finished it: no asyncio task, done callback
+    # or loop round trip per task (and no asyncio.wait over every running task, whose cost
     # per wake-up grows with the tasks in flight).
     limit = max(context.max_concurrency, 1)
     ready: collections.deque[str] = collections.deque()
-    running: dict[str, asyncio.Task[None]] = {}
-    crashed: list[asyncio.Task[None]] = []
+    workers: set[asyncio.Task[None]] = set()
+    busy = 0  # workers that have not finished their loop
+    crashed: list[Exception] = []
     idle = asyncio.Event()
 
     # How many of each task's reachable predecessors have not succeeded yet: a task is ready
@@ -117,11 +118,6 @@ async def run_job(
         for task_id in reachable
     }
 
-    def queue_ready(candidates: Iterable[str]) -> None:
-        for task_id in candidates:
-            if task_id in reachable and not waiting[task_id]:
-                ready.append(task_id)
-
     def on_success(task_id: str) -> None:
         for successor in graph.successors[task_id]:
             if successor in reachable:
@@ -129,33 +125,44 @@ async def run_job(
                 if not waiting[successor]:
                     ready.append(successor)
 
-    def start_ready() -> None:
-        while ready and len(running) < limit and not crashed:
-            task_id = ready.popleft()
-            future = asyncio.create_task(execute(task_id), name=task_id)
-            future.add_done_callback(functools.partial(on_end, task_id))
-            running[task_id] = future
-        if not running:
-            idle.set()
+    async def work() -> None:
+        nonlocal busy
+        try:
+            while ready and not crashed:
+                task_id = ready.popleft()
+                await execute(task_id)
+                if finished[task_id].status == run_pb2.RUN_STATUS_SUCCEEDED:
+                    on_success(task_id)
+                    start_workers(ready_for_me=1)
+        except Exception as error:  # a bug, not a failed task (those are records): re-raised
+            crashed.append(error)
+        finally:
+            busy -= 1
+            if not busy or crashed:
+                idle.set()  # done; or at once after a crash: the other workers are cancelled
 
-    def on_end(task_id: str, future: asyncio.Task[None]) -> None:
-        running.pop(task_id, None)
-        if future.cancelled() or future.exception() is not None:
-            crashed.append(future)  # a bug, not a failed task (those are records): re-raised
-            idle.set()  # at once: the tasks still running are cancelled
-        elif finished[task_id].status == run_pb2.RUN_STATUS_SUCCEEDED:
-            on_success(task_id)
-        start_ready()
+    def start_workers(ready_for_me: int = 0) -> None:
+        """Starts a worker per ready task, up to `limit` (a worker calling counts itself)."""
+        nonlocal busy
+        wanted = min(limit - busy, len(ready) - ready_for_me)
+        for _ in range(wanted):
+            busy += 1
+            worker = asyncio.create_task(work())
+            workers.add(worker)
+            worker.add_done_callback(workers.discard)
 
-    queue_ready(graph.task_ids)
-    start_ready()
+    ready.extend(
+        task_id for task_id in graph.task_ids if task_id in reachable and not waiting[task_id]
+    )
+    start_workers()
     try:
-        await idle.wait()
+        if busy:
+            await idle.wait()
         if crashed:
-            crashed[0].result()
+            raise crashed[0]
     finally:
-        for future in list(running.values()):
-            future.cancel()
+        for worker in list(workers):
+            worker.cancel()
     for task_id in graph.task_ids:
         if task_id in finished:
             task_run = finished[task_id]

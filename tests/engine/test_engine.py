@@ -496,3 +496,97 @@ def test_an_unexpected_error_in_a_task_ends_the_run_at_once() -> None:
     with pytest.raises(RuntimeError, match="listener bug"):
         asyncio.run(run_job(job, context))
     assert time.monotonic() - started < 10
+
+
+def _gated_wide_job(width: int) -> config_pb2.JobConfig:
+    """``start`` -> ``width`` tasks, each one awaiting step (function ``gate``), -> ``end``."""
+    items = [f"w{i:03d}" for i in range(width)]
+    gate = {
+        "step_type": "STEP_TYPE_FUNCTION_CALL",
+        "function_call_config": {"function_name": "gate", "request": {"name": "%name%"}},
+        "output_config": {"payload": {"part": ""}},
+    }
+    tasks: list[dict[str, Any]] = [
+        {
+            "task_id": "start",
+            "steps": [{"model_query_config": {"model_key": "OFFLINE", "user_prompt": "go"}}],
+            "next_tasks": items,
+        },
+        *(
+            {
+                "task_id": item,
+                "input_config": {"payload": {"name": item}},
+                "steps": [gate],
+                "next_task": "end",
+            }
+            for item in items
+        ),
+        {
+            "task_id": "end",
+            "input_config": {"payload": {"part": {"$combine": "list"}}},
+            "steps": [{"model_query_config": {"model_key": "OFFLINE", "user_prompt": "%part%"}}],
+        },
+    ]
+    return loads(
+        json.dumps({"job_id": "gated", "tasks": tasks}), config_pb2.JobConfig, ConfigFormat.JSON
+    )
+
+
+def test_tasks_that_wait_run_max_concurrency_at_a_time_and_each_exactly_once() -> None:
+    # Every task suspends in its step until released: the job keeps exactly max_concurrency
+    # of them waiting at once (neither more, nor fewer while more are ready), runs each once
+    # and the join still sees every branch in the job's order.
+    in_flight: set[str] = set()
+    most = 0
+    calls: list[str] = []
+
+    async def gate(name: str) -> str:
+        nonlocal most
+        in_flight.add(name)
+        most = max(most, len(in_flight))
+        calls.append(name)
+        await asyncio.sleep(0.001)
+        assert len(in_flight) == 4 or len(calls) > 40 - 4  # full while enough are ready
+        in_flight.discard(name)
+        return name.upper()
+
+    functions = FunctionRegistry.with_builtins()
+    functions.register(gate, "gate")
+    job = _gated_wide_job(40)
+    context = RunContext(models=ModelClient(offline=True), functions=functions, max_concurrency=4)
+    record = asyncio.run(run_job(job, context))
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert most == 4
+    assert sorted(calls) == [f"w{i:03d}" for i in range(40)]
+    end = next(task for task in record.tasks if task.task_id == "end")
+    assert struct_to_dict(end.inputs)["part"] == [f"W{i:03d}" for i in range(40)]
+
+
+def test_a_task_raising_while_others_wait_ends_the_run_and_cancels_them() -> None:
+    cancelled: list[str] = []
+
+    async def gate(name: str) -> str:
+        if name == "w002":  # among the first 4 to start
+            raise ValueError("a failed step")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+        return name
+
+    functions = FunctionRegistry.with_builtins()
+    functions.register(gate, "gate")
+    job = _gated_wide_job(10)
+
+    # A function raising is a failed step (recorded); a listener raising is a bug.
+    def on_event(event: Any) -> None:
+        if event.kind.value == "step_failed":
+            raise RuntimeError("the listener broke")
+
+    context = RunContext(
+        models=ModelClient(offline=True), functions=functions, max_concurrency=4, on_event=on_event
+    )
+    with pytest.raises(RuntimeError, match="the listener broke"):
+        asyncio.run(run_job(job, context))
+    assert sorted(cancelled) == ["w000", "w001", "w003"]  # not left to sleep their 30 s

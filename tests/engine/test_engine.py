@@ -589,4 +589,5 @@ def test_a_task_raising_while_others_wait_ends_the_run_and_cancels_them() -> Non
     )
     with pytest.raises(RuntimeError, match="the listener broke"):
         asyncio.run(run_job(job, context))
-    assert sorted(cancelled) == ["w000", "w001", "w003"]  # not left to sleep their 30 s
+    # Those asleep were cancelled, not left to sleep their 30 s (w003 may not have started).
+    assert {"w000", "w001"} <= set(cancelled) <= {"w000", "w001", "w003"}

@@ -80,14 +80,49 @@ class ConfigError(UserError):
             raise ValueError("ConfigError needs at least one problem")
         self.problems = list(problems)
         count = len(self.problems)
-        header = "1 problem" if count == 1 else f"{count} problems"
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid config, {header}:\n{lines}")
+        header = "1 problem" if count == 1 else f"{count:,} problems"
+        super().__init__(f"invalid config, {header}:\n{_problem_lines(self.problems)}")
 
     @classmethod
     def single(cls, path: str, message: str, hint: str = "", file: str = "") -> ConfigError:
         """Builds an error with one problem."""
         return cls([ConfigProblem(path=path, message=message, hint=hint, file=file)])
+
+
+# The message lists this many problems at most (`ConfigError.problems` holds them all).
+_MAX_LISTED_PROBLEMS = 50
+# A problem repeated at many places lists this many of the other places.
+_MAX_LISTED_PLACES = 3
+
+
+def _problem_lines(problems: list[ConfigProblem]) -> str:
+    """One line per problem; the same problem at several places is one line naming them.
+
+    A generated job with one wrong value in a repeated step reports it at every place (10,000
+    lines of one message and hint): the message says it once, with the first places and how
+    many more.
+    """
+    places: dict[tuple[str, str, str], list[ConfigProblem]] = {}
+    for problem in problems:
+        places.setdefault((problem.file, problem.message, problem.hint), []).append(problem)
+    lines: list[str] = []
+    for same in list(places.values())[:_MAX_LISTED_PROBLEMS]:
+        first = same[0]
+        if len(same) == 1:
+            lines.append(f"  - {first}")
+            continue
+        others = ", ".join(p.path or "<config>" for p in same[1 : 1 + _MAX_LISTED_PLACES])
+        more = len(same) - 1 - _MAX_LISTED_PLACES
+        others += f" and {more:,} more" if more > 0 else ""
+        where = f"{first.file}: " if first.file else ""
+        hint = f" (hint: {first.hint})" if first.hint else ""
+        lines.append(
+            f"  - {where}{first.path or '<config>'} (also at {others}): {first.message}{hint}"
+        )
+    if len(places) > _MAX_LISTED_PROBLEMS:
+        rest = sum(len(same) for same in list(places.values())[_MAX_LISTED_PROBLEMS:])
+        lines.append(f"  - ... and {rest:,} more (ConfigError.problems lists every one)")
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass(frozen=True)

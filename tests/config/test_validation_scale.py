@@ -86,3 +86,34 @@ def test_a_step_config_repeated_in_many_tasks_is_reported_wherever_it_is_wrong()
         "tasks[0].steps[0].model_query_config.user_prompt",
         "tasks[7].steps[0].model_query_config.user_prompt",
     ]
+
+
+def test_the_message_says_a_problem_repeated_at_many_places_once() -> None:
+    job = chain_job(200)
+    for task in job.tasks:
+        task.steps[0].model_query_config.model_key = "NO_SUCH_MODEL"
+    with pytest.raises(ConfigError) as info:
+        Validator().check_job(job)
+    assert len(info.value.problems) == 200  # every one is kept
+    hint = info.value.problems[0].hint
+    assert str(info.value).splitlines() == [
+        "invalid config, 200 problems:",
+        "  - tasks[0].steps[0].model_query_config.model_key (also at "
+        "tasks[1].steps[0].model_query_config.model_key, "
+        "tasks[2].steps[0].model_query_config.model_key, "
+        "tasks[3].steps[0].model_query_config.model_key and 196 more): "
+        f"unknown model key 'NO_SUCH_MODEL' (hint: {hint})",
+    ]
+
+
+def test_the_message_lists_at_most_50_problems() -> None:
+    job = chain_job(200)
+    for task in job.tasks:
+        task.next_tasks.append(f"missing-{task.task_id}")  # a distinct problem per task
+    with pytest.raises(ConfigError) as info:
+        Validator().check_job(job)
+    assert len(info.value.problems) == 200
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 + 50 + 1
+    assert lines[1].startswith("  - tasks[0].next_tasks[0]: no task 'missing-t0' in this job")
+    assert lines[-1] == "  - ... and 150 more (ConfigError.problems lists every one)"

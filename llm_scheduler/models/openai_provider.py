@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -23,7 +24,7 @@ from llm_scheduler.models.http_errors import (
 
 if TYPE_CHECKING:
     from openai.types import CreateEmbeddingResponse
-    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionMessageParam
     from openai.types.chat.completion_create_params import ResponseFormat
 
 __all__ = ["OpenAIAdapter"]
@@ -101,8 +102,11 @@ class OpenAIAdapter(ModelAdapter):
         response_format = _response_format(request.response_format)
         if response_format is not None:
             kwargs["response_format"] = response_format
-        completion = await self._call(
-            lambda: self._client.chat.completions.create(
+        # The raw reply: the SDK builds, sends and checks the request (errors still raise), but
+        # its pydantic model of the reply is not built. Reading the few fields a step needs
+        # from the JSON costs a tenth of the SDK's whole call (~0.2 ms of CPU per call here).
+        raw = await self._call(
+            lambda: self._client.chat.completions.with_raw_response.create(
                 model=request.model,
                 messages=messages,
                 extra_body=extra_body or None,
@@ -113,8 +117,8 @@ class OpenAIAdapter(ModelAdapter):
             request.timeout_seconds,
         )
         try:
-            return _to_response(completion, request.model)
-        except Exception as exc:  # the SDK does not validate replies: fields may be missing
+            return _to_response(json.loads(raw.http_response.content), request.model)
+        except Exception as exc:  # a reply need not have the fields we read, or be JSON
             raise self.malformed_response_error(exc, model=request.model) from exc
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -206,24 +210,38 @@ def _response_format(spec: ResponseFormatSpec) -> ResponseFormat | None:
     return None
 
 
-def _to_response(completion: ChatCompletion, requested: str) -> ModelResponse:
-    if not completion.choices:
+def _to_response(completion: Any, requested: str) -> ModelResponse:
+    """Reads a Chat Completions reply (JSON, as decoded) into a `ModelResponse`.
+
+    Raises:
+        ValueError: The reply lacks the fields a step needs, or they have the wrong types.
+    """
+    if not isinstance(completion, dict) or not completion.get("choices"):
         raise ValueError("the response has no choices")
-    choice = completion.choices[0]
-    usage = completion.usage
-    cached = 0
-    if usage is not None and usage.prompt_tokens_details is not None:
-        cached = usage.prompt_tokens_details.cached_tokens or 0
+    choice = completion["choices"][0]
+    message = choice.get("message") or {}
+    text = message.get("content") or ""
+    if not isinstance(text, str):
+        raise ValueError(f"the message content is {type(text).__name__}, not text")
+    usage = completion.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
     return ModelResponse(
-        text=choice.message.content or "",
+        text=text,
         usage=Usage(
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            cached_input_tokens=cached,
+            input_tokens=_count(usage, "prompt_tokens"),
+            output_tokens=_count(usage, "completion_tokens"),
+            cached_input_tokens=_count(details, "cached_tokens"),
         ),
-        model=completion.model or requested,
-        finish_reason=choice.finish_reason or "",
+        model=str(completion.get("model") or requested),
+        finish_reason=str(choice.get("finish_reason") or ""),
     )
+
+
+def _count(fields: Mapping[str, Any], name: str) -> int:
+    value = fields.get(name) or 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is {value!r}, not a token count")
+    return value
 
 
 def _to_embedding(reply: CreateEmbeddingResponse, requested: str) -> EmbeddingResponse:

@@ -352,6 +352,38 @@ def test_openai_wire_shape(fake_server: FakeProviderServer) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"choices": []}', "the response has no choices"),
+        ('{"choices": [{"message": {"content": ["a"]}}]}', "the message content is list"),
+        (
+            '{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "3"}}',
+            "prompt_tokens is '3', not a token count",
+        ),
+    ],
+    ids=["no-choices", "content-not-text", "tokens-not-a-count"],
+)
+def test_openai_replies_with_wrong_fields_are_malformed_and_retryable(
+    body: str, detail: str, fake_server: FakeProviderServer
+) -> None:
+    # The adapter reads the reply's JSON itself (the SDK's reply model is not built), so it
+    # checks the fields it reads.
+    fake_server.malformed_next(1, body=body)
+    error = call_error(BY_PROVIDER["openai"], fake_server)
+    assert error.retryable and f"malformed response: {detail}" in str(error)
+
+
+def test_openai_reply_without_usage_or_finish_reason_reads_as_zero_and_empty(
+    fake_server: FakeProviderServer,
+) -> None:
+    fake_server.malformed_next(1, body='{"choices": [{"message": {"content": null}}]}')
+    response = call(BY_PROVIDER["openai"], fake_server)
+    assert (response.text, response.finish_reason) == ("", "")
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (0, 0)
+    assert response.model == BY_PROVIDER["openai"].model
+
+
+@pytest.mark.parametrize(
     ("spec", "expected"),
     [
         (ResponseFormatSpec(kind="json"), {"type": "json_object"}),

@@ -22,6 +22,7 @@ import atexit
 import dataclasses
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from google.protobuf import timestamp_pb2
 
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.errors import UserError
+from llm_scheduler.execution import codec
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.models.base import Usage
@@ -39,6 +41,7 @@ from llm_scheduler.v1 import run_pb2
 __all__ = [
     "EventSink",
     "context_with_event_sink",
+    "event_document",
     "event_from_record",
     "event_to_record",
     "events_collection",
@@ -278,9 +281,12 @@ class _Sink:
                 _WRITER.write_now()
 
     def document(self, event: EngineEvent, time_ns: int) -> Doc:
-        record = _record(event, self.worker_id, time_ns)
-        record.run_id = self.run_id
-        return docs.record_to_doc(record)
+        doc = event_document(event, self.run_id, self.worker_id, time_ns)
+        if doc is None:
+            record = _record(event, self.worker_id, time_ns)
+            record.run_id = self.run_id
+            doc = docs.record_to_doc(record)
+        return doc
 
     def written(self, error: Exception | None) -> None:
         # Runs on the writer thread.
@@ -432,6 +438,59 @@ def _next_id(worker_id: str) -> tuple[int, str]:
 def _id_time_ns(event_id: str) -> int:
     head = event_id.split("-", 1)[0]
     return int(head) if head.isdigit() else 0
+
+
+_INT32 = range(-(2**31), 2**31)
+
+
+def event_document(event: EngineEvent, run_id: str, worker_id: str, time_ns: int) -> Doc | None:
+    """An event's stored document, built directly: what ``record_to_doc`` makes of its record.
+
+    Two events a step, each written on the writer thread: building a `RunEvent` and converting
+    it cost more than the step's own record. Values a record would treat specially (a cost
+    that is not finite, a number out of int32's range, a time out of range) give None, and the
+    record is built instead. `tests/execution/test_events.py` checks both give the same.
+    """
+    seconds, nanos = divmod(time_ns, 10**9)
+    when = codec.timestamp_text(seconds, nanos)
+    cost = event.cost_usd
+    if (
+        when is None
+        or event.step_index not in _INT32
+        or event.step_count not in _INT32
+        or not math.isfinite(cost)
+    ):
+        return None
+    doc: Doc = {}
+    if run_id:
+        doc["run_id"] = run_id
+    if event.kind.value:
+        doc["kind"] = event.kind.value
+    if event.task_id:
+        doc["task_id"] = event.task_id
+    if event.step_index:
+        doc["step_index"] = event.step_index
+    if event.step_count:
+        doc["step_count"] = event.step_count
+    if event.name:
+        doc["name"] = event.name
+    if event.detail:
+        doc["detail"] = event.detail
+    doc["time"] = when
+    usage = event.usage
+    tokens: Doc = {}
+    if usage.input_tokens:
+        tokens["input_tokens"] = str(usage.input_tokens)
+    if usage.output_tokens:
+        tokens["output_tokens"] = str(usage.output_tokens)
+    if usage.cached_input_tokens:
+        tokens["cached_input_tokens"] = str(usage.cached_input_tokens)
+    doc["usage"] = tokens
+    if cost:
+        doc["cost_usd"] = float(cost)
+    if worker_id:
+        doc["worker_id"] = worker_id
+    return doc
 
 
 def _record(event: EngineEvent, worker_id: str, time_ns: int) -> run_pb2.RunEvent:

@@ -26,7 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-__all__ = ["doc_to_message", "message_to_doc", "timestamp_text"]
+__all__ = ["doc_to_message", "fill_message", "message_to_doc", "timestamp_text"]
 
 M = TypeVar("M", bound=Message)
 
@@ -74,6 +74,25 @@ def doc_to_message(doc: dict[str, Any], message_type: type[M]) -> M:
         message = message_type()
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     return message
+
+
+def fill_message(message: Message, doc: dict[str, Any]) -> None:
+    """Reads a map into an empty message in place, exactly as `doc_to_message` would build it.
+
+    For a message inside another (``task_run.steps.add()``): building one and appending it
+    copies it whole.
+
+    Raises:
+        json_format.ParseError: As json_format raises it for invalid values.
+    """
+    plan = _plan_of(cast(Descriptor, message.DESCRIPTOR))
+    if plan.supported:
+        try:
+            plan.fill(message, doc, 1)
+            return
+        except Exception:
+            message.Clear()  # json_format decides, from the start
+    json_format.ParseDict(doc, message, ignore_unknown_fields=True)
 
 
 def _fast_message_to_doc(message: Message) -> dict[str, Any] | None:

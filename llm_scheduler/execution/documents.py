@@ -59,6 +59,7 @@ __all__ = [
     "parse_task_run_path",
     "path_segment",
     "record_from_doc",
+    "record_into",
     "record_to_doc",
     "run_config_from",
     "step_run_path",
@@ -207,6 +208,11 @@ def record_to_doc(record: Message) -> Doc:
 def record_from_doc(doc: Doc, message_type: type[M]) -> M:
     """A record read back from a document; control fields beside it are ignored (see `codec`)."""
     return codec.doc_to_message(doc, message_type)
+
+
+def record_into(message: Message, doc: Doc) -> None:
+    """`record_from_doc` into an empty message in place (one inside another, not copied)."""
+    codec.fill_message(message, doc)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -265,6 +265,7 @@ class _Sink:
         # The task's last event was recorded, and whether its failure count was logged.
         self._finished_task = ""
         self._reported = False
+        self._collection = ""  # the events' collection path, checked once
 
     def record(self, event: EngineEvent) -> None:
         if event.run_id not in ("", self.run_id):
@@ -272,8 +273,10 @@ class _Sink:
         time_ns, event_id = _next_id(self.worker_id)
         with self._idle:
             self._pending += 1
-        # The record and its document are built on the writer thread, off the run's path.
-        _WRITER.put(_Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns))
+        if not self._collection:
+            self._collection = events_collection(self.run_id)
+        # The document is built on the writer thread, off the run's path.
+        _WRITER.put(_Write(self, f"{self._collection}/{event_id}", event, time_ns))
         if event.kind is EventKind.TASK_FINISHED:
             with self._idle:
                 self._finished_task = event.task_id
@@ -288,11 +291,11 @@ class _Sink:
             doc = docs.record_to_doc(record)
         return doc
 
-    def written(self, error: Exception | None) -> None:
-        # Runs on the writer thread.
+    def written(self, error: Exception | None, count: int = 1) -> None:
+        # Runs on the writer thread, once per batch of this sink's events.
         if error is not None:
-            self.failures += 1
-            if self.failures == 1:
+            self.failures += count
+            if self.failures == count:
                 logger.warning(
                     "cannot record the progress events of run %s in %s (%s: %s); the run goes "
                     "on without them",
@@ -302,7 +305,7 @@ class _Sink:
                     error,
                 )
         with self._idle:
-            self._pending -= 1
+            self._pending -= count
             self._idle.notify_all()
             report = self._pending == 0 and bool(self._finished_task)
         if report:
@@ -337,12 +340,16 @@ class _Sink:
         self._report(task_id)
 
 
-@dataclasses.dataclass(frozen=True)
 class _Write:
-    sink: _Sink
-    path: str
-    event: EngineEvent
-    time_ns: int
+    """One event to write (a plain class: a frozen dataclass costs microseconds to make)."""
+
+    __slots__ = ("event", "path", "sink", "time_ns")
+
+    def __init__(self, sink: _Sink, path: str, event: EngineEvent, time_ns: int) -> None:
+        self.sink = sink
+        self.path = path
+        self.event = event
+        self.time_ns = time_ns
 
 
 class _Writer:
@@ -412,8 +419,11 @@ class _Writer:
                 writes[0].sink.store.create_all(documents)
             except Exception as caught:  # counted and logged by the sinks; never fails a run
                 error = caught
+            counts: dict[_Sink, int] = {}
             for write in writes:
-                write.sink.written(error)
+                counts[write.sink] = counts.get(write.sink, 0) + 1
+            for sink, count in counts.items():
+                sink.written(error, count)
 
 
 _WRITER = _Writer()

@@ -511,7 +511,8 @@ class SqliteStore(Store):
         with self._lock:
             if self._closed:
                 return
-            if self._checkpointer is None:
+            # Started lazily, and again in a forked child (where the thread does not exist).
+            if self._checkpointer is None or not self._checkpointer.is_alive():
                 self._checkpointer = threading.Thread(
                     target=self._checkpoint_loop, name="llm-scheduler-checkpoint", daemon=True
                 )

@@ -54,8 +54,9 @@ _SETTLED_NS = 100_000_000
 _IN_PLACE_WAIT_SECONDS = 0.05
 _LOCK_POLL_SECONDS = 0.0005
 # A checkpoint (the write-ahead log copied into the database file) after this many writes of
-# this store object: SQLite's default is one per 1,000 pages of log, a few hundred writes.
-_CHECKPOINT_EVERY_WRITES = 128
+# this store object, a log of ~10 MB: a checkpoint copies each page once however many times it
+# was written since the last one (the pages a run appends to are written at every commit).
+_CHECKPOINT_EVERY_WRITES = 512
 _AUTOCHECKPOINT_PAGES = 10_000
 _MMAP_BYTES = 256 * 1024 * 1024
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")

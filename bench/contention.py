@@ -103,11 +103,11 @@ def one_run(
     """Seconds to run the job with ``dispatchers`` processes, and the CPU seconds they used.
 
     Warm: the dispatchers are started and ready first, then the job is submitted, and the time
-    runs from the submit to the job run's end (throughput, without process start-up). Cold: the
-    job is submitted, then ``dispatcher --until_idle`` processes are started, and the time runs
-    until the last one exits (start-up included). With ``latency_ms`` the dispatchers are
-    bench workers (`_work`) whose model answers after that latency, always warm, and the time
-    runs to the job run's ``finished_at``; they report the CPU time they used from ready to
+    runs from the submit to the job run's end (its ``created_at`` to its ``finished_at``:
+    throughput, without process start-up). Cold: the job is submitted, then ``dispatcher
+    --until_idle`` processes are started, and the time runs until the last one exits (start-up
+    included). With ``latency_ms`` the dispatchers are bench workers (`_work`) whose model
+    answers after that latency, always warm; they report the CPU time they used from ready to
     stop (None for the ``dispatcher`` CLI).
     """
     environ = {**os.environ, **env, "LLM_SCHEDULER_OFFLINE": "1"}
@@ -147,13 +147,13 @@ def one_run(
             # Keep reading, so that a full pipe never blocks it.
             threading.Thread(target=process.stderr.read, daemon=True).start()
         run_id = submit()
-        started, started_at = time.monotonic(), time.time()
         with _env(env), open_store(url) as store:
-            while not (finished := (store.get(docs.job_run_path(run_id)) or {}).get("finished_at")):
+            while not (job := store.get(docs.job_run_path(run_id)) or {}).get("finished_at"):
                 time.sleep(0.02)
-        elapsed = time.monotonic() - started
-        if latency_ms is not None:  # to the commit, not to the poll that saw it
-            elapsed = datetime.datetime.fromisoformat(str(finished)).timestamp() - started_at
+        # From the submit's commit to the last one, by the run's own timestamps: the running
+        # dispatchers start on the run before the submitting process has exited, and a poll
+        # sees its end late.
+        elapsed = _seconds(job["finished_at"]) - _seconds(job["created_at"])
         for process in processes:
             process.send_signal(signal.SIGINT)
         if latency_ms is not None:
@@ -217,6 +217,10 @@ async def _work(url: str, workers: int, latency_ms: float) -> None:
         await client.aclose()
         store.close()
     print(f"{time.process_time() - ready:.6f}", flush=True)
+
+
+def _seconds(timestamp: object) -> float:
+    return datetime.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
 
 
 @contextlib.contextmanager

@@ -7,18 +7,26 @@ the time is the protocol's: claims, step writes and the completions of concurren
 one run.
 
     python -m bench.contention [--store=firestore|sqlite] [--tasks=12] [--dispatchers=1,3]
-                               [--repetitions=2]
+                               [--repetitions=2] [--workers=4] [--latency-ms=MS]
 
 Prints one line per run and the median per dispatcher count: by default the seconds from the
 submit to the job run's end with the dispatchers already running (throughput); with ``--cold``
 the seconds until every ``dispatcher --until_idle`` started after the submit has exited
 (process start-up included). On Firestore it starts Google's emulator.
+
+With ``--latency-ms`` each dispatcher is a bench process (``python -m bench.contention worker``)
+running the same `Dispatcher` in process, whose offline model answers after that many
+milliseconds (an ``asyncio.sleep``, as a provider's latency: the worker's slots wait on I/O, not
+on the CPU); 0 is the offline model as it is. Each line then also gives the CPU time the
+dispatcher processes used, per task.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import datetime
 import json
 import os
 import pathlib
@@ -32,7 +40,12 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from llm_scheduler import ModelClient, RunContext
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.dispatcher import Dispatcher
+from llm_scheduler.execution.documents import RUNNABLE
+from llm_scheduler.models.base import ModelRequest, ModelResponse
+from llm_scheduler.models.offline import OfflineAdapter
 from llm_scheduler.store import open_store
 from llm_scheduler.testing.firestore_emulator import FirestoreEmulator
 
@@ -85,16 +98,30 @@ def one_run(
     workers: int,
     *,
     warm: bool,
-) -> float:
-    """Seconds to run the job with ``dispatchers`` processes.
+    latency_ms: float | None = None,
+) -> tuple[float, float | None]:
+    """Seconds to run the job with ``dispatchers`` processes, and the CPU seconds they used.
 
     Warm: the dispatchers are started and ready first, then the job is submitted, and the time
-    runs from the submit to the job run's end (throughput, without process start-up). Cold: the
-    job is submitted, then ``dispatcher --until_idle`` processes are started, and the time runs
-    until the last one exits (start-up included).
+    runs from the submit to the job run's end (its ``created_at`` to its ``finished_at``:
+    throughput, without process start-up). Cold: the job is submitted, then ``dispatcher
+    --until_idle`` processes are started, and the time runs until the last one exits (start-up
+    included). With ``latency_ms`` the dispatchers are bench workers (`_work`) whose model
+    answers after that latency, always warm; they report the CPU time they used from ready to
+    stop (None for the ``dispatcher`` CLI).
     """
     environ = {**os.environ, **env, "LLM_SCHEDULER_OFFLINE": "1"}
     command = [str(BIN / "dispatcher"), "--offline", f"--store={url}", f"--workers={workers}"]
+    if latency_ms is not None:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.contention",
+            "worker",
+            f"--store-url={url}",
+            f"--workers={workers}",
+            f"--latency-ms={latency_ms}",
+        ]
 
     def submit() -> str:
         submitted = subprocess.run(
@@ -106,11 +133,11 @@ def one_run(
         )
         return submitted.stdout.strip().splitlines()[-1]
 
-    if warm:
+    cpu: float | None = None
+    if warm or latency_ms is not None:
+        output = subprocess.DEVNULL if latency_ms is None else subprocess.PIPE
         processes = [
-            subprocess.Popen(
-                command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-            )
+            subprocess.Popen(command, env=environ, stdout=output, stderr=subprocess.PIPE, text=True)
             for _ in range(dispatchers)
         ]
         for process in processes:
@@ -120,13 +147,17 @@ def one_run(
             # Keep reading, so that a full pipe never blocks it.
             threading.Thread(target=process.stderr.read, daemon=True).start()
         run_id = submit()
-        started = time.monotonic()
         with _env(env), open_store(url) as store:
-            while not (store.get(docs.job_run_path(run_id)) or {}).get("finished_at"):
+            while not (job := store.get(docs.job_run_path(run_id)) or {}).get("finished_at"):
                 time.sleep(0.02)
-        elapsed = time.monotonic() - started
+        # From the submit's commit to the last one, by the run's own timestamps: the running
+        # dispatchers start on the run before the submitting process has exited, and a poll
+        # sees its end late.
+        elapsed = _seconds(job["finished_at"]) - _seconds(job["created_at"])
         for process in processes:
             process.send_signal(signal.SIGINT)
+        if latency_ms is not None:
+            cpu = sum(float(process.communicate(timeout=60)[0] or 0) for process in processes)
         for process in processes:
             process.wait(timeout=60)
     else:
@@ -149,7 +180,47 @@ def one_run(
         job = store.get(docs.job_run_path(run_id)) or {}
     if job.get("status") != docs.Status.SUCCEEDED:
         raise RuntimeError(f"run {run_id} ended {job.get('status')}: {job.get('error')}")
-    return elapsed
+    return elapsed, cpu
+
+
+class _SlowOffline(OfflineAdapter):
+    """The offline model answering after a fixed latency, as a provider over the network would."""
+
+    latency = 0.0
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        return await super().generate(request)
+
+
+async def _work(url: str, workers: int, latency_ms: float) -> None:
+    """One dispatcher process (``worker``): dispatches until SIGINT, the model slowed down."""
+    _SlowOffline.latency = latency_ms / 1000
+    client = ModelClient(offline=True, credentials={})
+    # Every key resolves to the offline provider (``offline=True``): this process's adapter for
+    # it is the slow one.
+    client._adapters[("offline", "", "")] = _SlowOffline()
+    store = open_store(url)
+    dispatcher = Dispatcher(store, RunContext(models=client), workers=workers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await asyncio.to_thread(store.find, "task_runs", "status", list(RUNNABLE))
+    print(f"dispatching {url} ({workers} workers, {latency_ms} ms per call)", file=sys.stderr)
+    sys.stderr.flush()
+    ready = time.process_time()
+    try:
+        await dispatcher.run(stop=stop)
+    finally:
+        await client.aclose()
+        store.close()
+    print(f"{time.process_time() - ready:.6f}", flush=True)
+
+
+def _seconds(timestamp: object) -> float:
+    return datetime.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
 
 
 @contextlib.contextmanager
@@ -166,7 +237,16 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["worker"]:
+        worker = argparse.ArgumentParser(description="one dispatcher process of the bench")
+        worker.add_argument("command")
+        worker.add_argument("--store-url", required=True)
+        worker.add_argument("--workers", type=int, required=True)
+        worker.add_argument("--latency-ms", type=float, required=True)
+        options = worker.parse_args(argv)
+        asyncio.run(_work(options.store_url, options.workers, options.latency_ms))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["firestore", "sqlite"], default="firestore")
     parser.add_argument("--tasks", type=int, default=BRANCHES + 2)
@@ -178,8 +258,14 @@ def main() -> None:
         help="start the dispatchers after the submit and count their start-up (as the figures "
         "measured before the protocol change were)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help="run bench dispatchers whose (offline) model answers after this many ms",
+    )
     parser.add_argument("--repetitions", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     counts = [int(c) for c in args.dispatchers.split(",")]
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -192,22 +278,34 @@ def main() -> None:
         job_file.write_text(json.dumps(fan_out_job(args.tasks - 2)))
         results: dict[int, list[float]] = {count: [] for count in counts}
         supply = iter(urls)
+        latency = "" if args.latency_ms is None else f", {args.latency_ms:g} ms per call"
         for repetition in range(args.repetitions):
             for count in counts:
-                seconds = one_run(
-                    next(supply), env, count, job_file, args.workers, warm=not args.cold
+                seconds, cpu = one_run(
+                    next(supply),
+                    env,
+                    count,
+                    job_file,
+                    args.workers,
+                    warm=not args.cold,
+                    latency_ms=args.latency_ms,
                 )
                 results[count].append(seconds)
+                cpu_text = "" if cpu is None else f", CPU {cpu * 1000 / args.tasks:.2f} ms/task"
                 print(
-                    f"{args.store}: {args.tasks} tasks, {count} dispatcher(s), "
-                    f"run {repetition + 1}: {seconds:.1f} s ({args.tasks / seconds:.1f} tasks/s)",
+                    f"{args.store}: {args.tasks} tasks, {count} dispatcher(s) x {args.workers} "
+                    f"workers{latency}, run {repetition + 1}: {seconds:.2f} s "
+                    f"({args.tasks / seconds:.1f} tasks/s{cpu_text})",
                     flush=True,
                 )
+        first = statistics.median(results[counts[0]])
         for count, times in results.items():
+            median = statistics.median(times)
             print(
-                f"{args.store}: {args.tasks} tasks, {count} dispatcher(s): "
-                f"median {statistics.median(times):.1f} s "
-                f"(runs: {', '.join(f'{t:.1f}' for t in times)})"
+                f"{args.store}: {args.tasks} tasks, {count} dispatcher(s) x {args.workers} "
+                f"workers{latency}: median {median:.2f} s ({args.tasks / median:.1f} tasks/s, "
+                f"{first / median:.2f}x {counts[0]} dispatcher(s); "
+                f"runs: {', '.join(f'{t:.2f}' for t in times)})"
             )
 
 

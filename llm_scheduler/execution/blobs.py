@@ -239,11 +239,16 @@ def read_blob(store: Store, sha: str, where: str = "") -> str:
     return content
 
 
+# Made once (`json.dumps` with arguments builds an encoder at every call).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+_UNICODE = json.JSONEncoder(ensure_ascii=False)
+
+
 def _content(field: str, value: Any) -> str:
     if field in _TEXT_FIELDS:
         return str(value)
     # Canonical, so equal values share one blob.
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def _fits_inline(value: Any) -> bool:
@@ -255,13 +260,13 @@ def _fits(value: Any, limit: int) -> bool:
     # are known to fit without encoding them.
     if isinstance(value, str) and 6 * len(value) + 2 <= limit:
         return True
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) <= limit
+    return len(_UNICODE.encode(value).encode("utf-8")) <= limit
 
 
 def _json_size(text: str) -> int:
     # The size of text stored as a JSON string, as `store.base.check_size` measures documents:
     # escapes count (a quote takes two bytes, a control character six).
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8"))
+    return len(_UNICODE.encode(text).encode("utf-8"))
 
 
 def _split(text: str, limit: int) -> list[str]:

@@ -26,7 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-__all__ = ["doc_to_message", "message_to_doc"]
+__all__ = ["doc_to_message", "fill_message", "message_to_doc", "timestamp_text"]
 
 M = TypeVar("M", bound=Message)
 
@@ -74,6 +74,25 @@ def doc_to_message(doc: dict[str, Any], message_type: type[M]) -> M:
         message = message_type()
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     return message
+
+
+def fill_message(message: Message, doc: dict[str, Any]) -> None:
+    """Reads a map into an empty message in place, exactly as `doc_to_message` would build it.
+
+    For a message inside another (``task_run.steps.add()``): building one and appending it
+    copies it whole.
+
+    Raises:
+        json_format.ParseError: As json_format raises it for invalid values.
+    """
+    plan = _plan_of(cast(Descriptor, message.DESCRIPTOR))
+    if plan.supported:
+        try:
+            plan.fill(message, doc, 1)
+            return
+        except Exception:
+            message.Clear()  # json_format decides, from the start
+    json_format.ParseDict(doc, message, ignore_unknown_fields=True)
 
 
 def _fast_message_to_doc(message: Message) -> dict[str, Any] | None:
@@ -358,9 +377,19 @@ _MINUTES: dict[int, str] = {}
 _SECONDS = [f"{second:02d}" for second in range(60)]
 
 
+def timestamp_text(seconds: int, nanos: int) -> str | None:
+    """A `Timestamp` as json_format writes it (RFC 3339, UTC), or None when out of its range."""
+    try:
+        return _timestamp_text(seconds, nanos)
+    except _Fallback:
+        return None
+
+
 def _timestamp_to_doc(timestamp: Any) -> str:
-    seconds: int = timestamp.seconds
-    nanos: int = timestamp.nanos
+    return _timestamp_text(timestamp.seconds, timestamp.nanos)
+
+
+def _timestamp_text(seconds: int, nanos: int) -> str:
     text = _MINUTES.get(seconds // 60) or _minute_text(seconds)
     if not 0 <= nanos < 1_000_000_000:
         raise _Fallback

@@ -59,6 +59,7 @@ __all__ = [
     "parse_task_run_path",
     "path_segment",
     "record_from_doc",
+    "record_into",
     "record_to_doc",
     "run_config_from",
     "step_run_path",
@@ -209,6 +210,11 @@ def record_from_doc(doc: Doc, message_type: type[M]) -> M:
     return codec.doc_to_message(doc, message_type)
 
 
+def record_into(message: Message, doc: Doc) -> None:
+    """`record_from_doc` into an empty message in place (one inside another, not copied)."""
+    codec.fill_message(message, doc)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """What never changes in a job run, and what the protocol derives from it, shared per run.
@@ -302,7 +308,9 @@ def _replay_source(job_doc: Doc) -> ReplaySource | None:
 def iso(timestamp: float) -> str:
     """An RFC 3339 UTC timestamp, as the proto JSON mapping writes them."""
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime: glibc's looks at the time zone file on every call (~10 µs here, a few per
+    # task run). The same text: six fraction digits, "Z" for "+00:00".
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def status_name(status: Any) -> str:

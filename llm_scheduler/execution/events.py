@@ -22,6 +22,7 @@ import atexit
 import dataclasses
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from google.protobuf import timestamp_pb2
 
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.errors import UserError
+from llm_scheduler.execution import codec
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.models.base import Usage
@@ -39,6 +41,7 @@ from llm_scheduler.v1 import run_pb2
 __all__ = [
     "EventSink",
     "context_with_event_sink",
+    "event_document",
     "event_from_record",
     "event_to_record",
     "events_collection",
@@ -262,6 +265,7 @@ class _Sink:
         # The task's last event was recorded, and whether its failure count was logged.
         self._finished_task = ""
         self._reported = False
+        self._collection = ""  # the events' collection path, checked once
 
     def record(self, event: EngineEvent) -> None:
         if event.run_id not in ("", self.run_id):
@@ -269,8 +273,10 @@ class _Sink:
         time_ns, event_id = _next_id(self.worker_id)
         with self._idle:
             self._pending += 1
-        # The record and its document are built on the writer thread, off the run's path.
-        _WRITER.put(_Write(self, f"{events_collection(self.run_id)}/{event_id}", event, time_ns))
+        if not self._collection:
+            self._collection = events_collection(self.run_id)
+        # The document is built on the writer thread, off the run's path.
+        _WRITER.put(_Write(self, f"{self._collection}/{event_id}", event, time_ns))
         if event.kind is EventKind.TASK_FINISHED:
             with self._idle:
                 self._finished_task = event.task_id
@@ -278,15 +284,18 @@ class _Sink:
                 _WRITER.write_now()
 
     def document(self, event: EngineEvent, time_ns: int) -> Doc:
-        record = _record(event, self.worker_id, time_ns)
-        record.run_id = self.run_id
-        return docs.record_to_doc(record)
+        doc = event_document(event, self.run_id, self.worker_id, time_ns)
+        if doc is None:
+            record = _record(event, self.worker_id, time_ns)
+            record.run_id = self.run_id
+            doc = docs.record_to_doc(record)
+        return doc
 
-    def written(self, error: Exception | None) -> None:
-        # Runs on the writer thread.
+    def written(self, error: Exception | None, count: int = 1) -> None:
+        # Runs on the writer thread, once per batch of this sink's events.
         if error is not None:
-            self.failures += 1
-            if self.failures == 1:
+            self.failures += count
+            if self.failures == count:
                 logger.warning(
                     "cannot record the progress events of run %s in %s (%s: %s); the run goes "
                     "on without them",
@@ -296,7 +305,7 @@ class _Sink:
                     error,
                 )
         with self._idle:
-            self._pending -= 1
+            self._pending -= count
             self._idle.notify_all()
             report = self._pending == 0 and bool(self._finished_task)
         if report:
@@ -331,12 +340,16 @@ class _Sink:
         self._report(task_id)
 
 
-@dataclasses.dataclass(frozen=True)
 class _Write:
-    sink: _Sink
-    path: str
-    event: EngineEvent
-    time_ns: int
+    """One event to write (a plain class: a frozen dataclass costs microseconds to make)."""
+
+    __slots__ = ("event", "path", "sink", "time_ns")
+
+    def __init__(self, sink: _Sink, path: str, event: EngineEvent, time_ns: int) -> None:
+        self.sink = sink
+        self.path = path
+        self.event = event
+        self.time_ns = time_ns
 
 
 class _Writer:
@@ -406,8 +419,11 @@ class _Writer:
                 writes[0].sink.store.create_all(documents)
             except Exception as caught:  # counted and logged by the sinks; never fails a run
                 error = caught
+            counts: dict[_Sink, int] = {}
             for write in writes:
-                write.sink.written(error)
+                counts[write.sink] = counts.get(write.sink, 0) + 1
+            for sink, count in counts.items():
+                sink.written(error, count)
 
 
 _WRITER = _Writer()
@@ -432,6 +448,59 @@ def _next_id(worker_id: str) -> tuple[int, str]:
 def _id_time_ns(event_id: str) -> int:
     head = event_id.split("-", 1)[0]
     return int(head) if head.isdigit() else 0
+
+
+_INT32 = range(-(2**31), 2**31)
+
+
+def event_document(event: EngineEvent, run_id: str, worker_id: str, time_ns: int) -> Doc | None:
+    """An event's stored document, built directly: what ``record_to_doc`` makes of its record.
+
+    Two events a step, each written on the writer thread: building a `RunEvent` and converting
+    it cost more than the step's own record. Values a record would treat specially (a cost
+    that is not finite, a number out of int32's range, a time out of range) give None, and the
+    record is built instead. `tests/execution/test_events.py` checks both give the same.
+    """
+    seconds, nanos = divmod(time_ns, 10**9)
+    when = codec.timestamp_text(seconds, nanos)
+    cost = event.cost_usd
+    if (
+        when is None
+        or event.step_index not in _INT32
+        or event.step_count not in _INT32
+        or not math.isfinite(cost)
+    ):
+        return None
+    doc: Doc = {}
+    if run_id:
+        doc["run_id"] = run_id
+    if event.kind.value:
+        doc["kind"] = event.kind.value
+    if event.task_id:
+        doc["task_id"] = event.task_id
+    if event.step_index:
+        doc["step_index"] = event.step_index
+    if event.step_count:
+        doc["step_count"] = event.step_count
+    if event.name:
+        doc["name"] = event.name
+    if event.detail:
+        doc["detail"] = event.detail
+    doc["time"] = when
+    usage = event.usage
+    tokens: Doc = {}
+    if usage.input_tokens:
+        tokens["input_tokens"] = str(usage.input_tokens)
+    if usage.output_tokens:
+        tokens["output_tokens"] = str(usage.output_tokens)
+    if usage.cached_input_tokens:
+        tokens["cached_input_tokens"] = str(usage.cached_input_tokens)
+    doc["usage"] = tokens
+    if cost:
+        doc["cost_usd"] = float(cost)
+    if worker_id:
+        doc["worker_id"] = worker_id
+    return doc
 
 
 def _record(event: EngineEvent, worker_id: str, time_ns: int) -> run_pb2.RunEvent:

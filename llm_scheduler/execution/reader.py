@@ -48,7 +48,9 @@ def read_job_run(
         task_doc = task_docs.get(docs.task_run_path(run_id, task.task_id))
         if task_doc is None or task_doc.get("status") == Status.RESET:
             continue
-        task_run = _task_run(store, run_id, task_doc, steps)
+        # Filled in place: appending a record copies it, steps and all.
+        task_run = job_run.tasks.add()
+        _task_run(store, run_id, task_doc, steps, task_run)
         task_run.config.CopyFrom(task)
         task_run.predecessors[:] = graph.predecessors.get(task.task_id, ())
         if has_items(task):
@@ -62,9 +64,8 @@ def read_job_run(
                 items = map_runs.item_docs(store, run_id, task.task_id)
             for item_doc in items:
                 item = task_run.items.add()
-                item.CopyFrom(_task_run(store, run_id, item_doc, steps))
+                _task_run(store, run_id, item_doc, steps, item)
                 item.predecessors[:] = task_run.predecessors
-        job_run.tasks.append(task_run)
     if task_ids is None:
         # The runs of its sub-job steps (finished, or still running for a waiting task).
         for child_id in _child_ids(job_run, task_docs.values()):
@@ -81,19 +82,19 @@ def read_job_run(
     return job_run
 
 
-def _task_run(store: Store, run_id: str, task_doc: Doc, steps: bool) -> run_pb2.TaskRun:
-    """A task run's record from its document, with its persisted steps when ``steps``."""
+def _task_run(
+    store: Store, run_id: str, task_doc: Doc, steps: bool, task_run: run_pb2.TaskRun
+) -> None:
+    """Fills an empty task run's record from its document (and its persisted steps)."""
     task_run_id = str(task_doc.get("task_run_id") or task_doc.get("task_id"))
     task_doc = blobs.inline(store, task_doc, f"task run {task_run_id!r} of run {run_id!r}")
-    task_run = docs.record_from_doc(task_doc, run_pb2.TaskRun)
+    docs.record_into(task_run, task_doc)
     if not steps:
-        return task_run
+        return
     for _, step_doc in store.list(docs.step_runs_collection(run_id, task_run_id)):
-        step_doc = blobs.inline(store, step_doc)
-        task_run.steps.append(docs.record_from_doc(step_doc, run_pb2.StepRun))
+        docs.record_into(task_run.steps.add(), blobs.inline(store, step_doc))
     if task_doc.get("failed_step"):
-        task_run.steps.append(docs.record_from_doc(task_doc["failed_step"], run_pb2.StepRun))
-    return task_run
+        docs.record_into(task_run.steps.add(), task_doc["failed_step"])
 
 
 def _child_ids(job_run: run_pb2.JobRun, task_docs: Iterable[Doc]) -> list[str]:

@@ -89,12 +89,17 @@ def load_task_definition(store: Store, task_id: str) -> config_pb2.TaskConfig | 
 
 
 def _save_definition(
-    store: Store, path: str, id_field: str, id_value: str, config: Message
+    store: Store,
+    path: str,
+    id_field: str,
+    id_value: str,
+    config: Message,
+    config_doc: Doc | None = None,
 ) -> None:
     # A definition may be as large as a config gets (a 10,000-task job): a blob beyond 256 KiB.
-    update = blobs.out_of_line(
-        store, {"config": docs.record_to_doc(config)}, docs.INLINE_FIELD_BYTES * 16
-    )
+    if config_doc is None:
+        config_doc = docs.record_to_doc(config)
+    update = blobs.out_of_line(store, {"config": config_doc}, docs.INLINE_FIELD_BYTES * 16)
     store.set(
         path,
         {
@@ -167,7 +172,8 @@ def submit_job(
     start = start_task_of(job)
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
     now = time.time()
-    fields: Doc = {"config": docs.record_to_doc(job), "inputs": job_input}
+    config_doc = docs.record_to_doc(job)  # once, for the run and the definition
+    fields: Doc = {"config": config_doc, "inputs": job_input}
     if replay_source is not None:
         fields["replay_source"] = docs.record_to_doc(replay_source)
     data = blobs.out_of_line(store, fields, docs.INLINE_FIELD_BYTES)
@@ -200,7 +206,8 @@ def submit_job(
     if job.job_id and caller is None and not schedule_id:
         # A schedule's job is saved with the schedule (or is a saved job already): saving it
         # again at each slot would overwrite the definition another submission saved.
-        save_job_definition(store, job)
+        path = docs.job_definition_path(job.job_id)
+        _save_definition(store, path, "job_id", job.job_id, job, config_doc)
     store.run_transaction(create)
     return run_id
 

@@ -259,6 +259,18 @@ def test_doc_to_message_is_json_formats(message_type: type[Message]) -> None:
         parsed = codec._fast_doc_to_message(doc, message_type)
         assert parsed is not None, "the fast path handles every written document"
         assert_same_message(parsed, expected_message(doc, message_type))
+        assert_same_message(filled(doc, message_type), expected_message(doc, message_type))
+
+
+def filled(doc: dict[Any, Any], message_type: type[Message]) -> Message:
+    """``doc`` read in place (`codec.fill_message`); a StepRun inside a TaskRun, as the reader
+    fills them."""
+    if message_type is run_pb2.StepRun:
+        message: Message = run_pb2.TaskRun().steps.add()
+    else:
+        message = message_type()
+    codec.fill_message(message, doc)
+    return message
 
 
 # (b) Round trips.
@@ -482,6 +494,7 @@ def test_fallback_reads_as_json_format(message_type: type[Message], doc: dict[An
     expected = outcome(lambda: expected_message(doc, message_type))
     assert_same_outcome(outcome(lambda: codec.doc_to_message(doc, message_type)), expected)
     assert_same_outcome(outcome(lambda: docs.record_from_doc(doc, message_type)), expected)
+    assert_same_outcome(outcome(lambda: filled(doc, message_type)), expected)
 
 
 def test_values_the_fast_path_reads_like_json_format() -> None:

@@ -16,8 +16,10 @@ from llm_scheduler import ModelRegistry, RunContext, loads
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.engine.context import EngineEvent, EventKind
 from llm_scheduler.errors import StoreError
+from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.dispatcher import Dispatcher
 from llm_scheduler.execution.events import (
+    event_document,
     event_from_record,
     event_to_record,
     follow_events,
@@ -239,3 +241,36 @@ def test_a_record_round_trips_to_an_engine_event() -> None:
     assert abs(record.time.ToNanoseconds() - time.time_ns()) < 5 * 10**9
     assert event_from_record(record) == event
     assert event_from_record(run_pb2.RunEvent(kind="from_the_future")) is None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        EngineEvent(EventKind.TASK_STARTED, "t", name="T", detail="attempt 1", run_id="r"),
+        EngineEvent(EventKind.STEP_STARTED, "t", 0, 3, "step 1"),
+        EngineEvent(EventKind.STEP_FINISHED, "t", 2, 3, "s", "0.1s", usage=Usage(10, 5, 2)),
+        EngineEvent(EventKind.STEP_FINISHED, "t", 1, 2, cost_usd=0.000123, usage=Usage(0, 7)),
+        EngineEvent(EventKind.JOB_STARTED, name='ünïcode "quoted"\n', cost_usd=2.0),
+        EngineEvent(EventKind.TASK_FINISHED, "t", detail="succeeded", cost_usd=float("nan")),
+        EngineEvent(EventKind.STEP_FAILED, "t", 2**31, 0),
+    ],
+)
+@pytest.mark.parametrize("time_ns", [1795978242642463000, 1795978242000000000, 1795978242000000007])
+def test_event_documents_are_what_their_records_convert_to(
+    event: EngineEvent, time_ns: int
+) -> None:
+    # The writer builds an event's document directly; it must be the record's, field for field.
+    record = run_pb2.RunEvent()
+    try:
+        record = event_to_record(event, "worker-x")
+    except ValueError:  # out of range for the record: the document is not built directly
+        assert event_document(event, "run-1", "worker-x", time_ns) is None
+        return
+    record.run_id = "run-1"
+    record.time.FromNanoseconds(time_ns)
+    expected = docs.record_to_doc(record)
+    built = event_document(event, "run-1", "worker-x", time_ns)
+    if built is None:  # values a record treats specially (a cost that is not finite)
+        assert event.cost_usd != event.cost_usd
+        return
+    assert json.dumps(built) == json.dumps(expected)

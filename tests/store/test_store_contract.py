@@ -203,6 +203,44 @@ def test_concurrent_increments_from_separate_instances_are_all_kept(backend: Bac
     assert backend.open().get("counters/c") == {"n": 24}
 
 
+def test_update_if_writes_what_decide_returns(store: Store) -> None:
+    store.set("job_runs/r/task_runs/t", {"status": "A", "n": 1})
+    seen: list[Any] = []
+
+    def decide(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        seen.append(doc)
+        return None if doc is None or doc["status"] != "A" else {"status": "B"}
+
+    assert store.update_if("job_runs/r/task_runs/t", decide) == {"status": "B", "n": 1}
+    assert store.get("job_runs/r/task_runs/t") == {"status": "B", "n": 1}
+    # Decided against (the status moved on): nothing is written.
+    assert store.update_if("job_runs/r/task_runs/t", decide) is None
+    assert store.get("job_runs/r/task_runs/t") == {"status": "B", "n": 1}
+    # Absent: decide sees None, and nothing is created.
+    assert store.update_if("job_runs/r/task_runs/u", decide) is None
+    assert store.get("job_runs/r/task_runs/u") is None
+    assert seen == [{"status": "A", "n": 1}, {"status": "B", "n": 1}, None]
+
+
+def test_concurrent_update_ifs_from_separate_instances_are_all_kept(backend: Backend) -> None:
+    # update_if is a compare-and-set: a write based on a version another client changed
+    # meanwhile is not made; decide runs again on the new version (no lost update).
+    backend.open().set("counters/c", {"n": 0, "by": ""})
+
+    def worker(name: str) -> None:
+        store = backend.open()
+        for _ in range(6):
+            store.update_if(
+                "counters/c", lambda doc: {"n": doc["n"] + 1, "by": name} if doc else None
+            )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(worker, f"w{i}") for i in range(4)]
+        for future in futures:
+            future.result()
+    assert backend.open().get("counters/c")["n"] == 24  # type: ignore[index]
+
+
 def test_update_replaces_top_level_fields(store: Store) -> None:
     store.set("job_runs/r", {"usage": {"a": 1, "b": 2}, "status": "RUNNING", "dotted.key": 1})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -47,7 +47,18 @@ def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
         ValueError: A number is NaN or infinite (JSON has no such numbers).
     """
     fields = struct.fields
-    return {key: _python(fields[key]) for key in sorted(fields)}
+    converted: dict[str, Any] = {}
+    for key in sorted(fields):
+        value = fields[key]
+        kind = value.WhichOneof("kind")
+        # `_python`'s common cases, without the call.
+        if kind == "string_value":
+            converted[key] = value.string_value
+        elif kind == "number_value" and (number := value.number_value).is_integer():
+            converted[key] = int(number) if abs(number) < 2**53 else number
+        else:
+            converted[key] = _python(value)
+    return converted
 
 
 def value_to_python(value: struct_pb2.Value) -> Any:
@@ -100,12 +111,7 @@ def fill_struct(struct: struct_pb2.Struct, data: Mapping[str, Any]) -> None:
         ValueError: A value is not JSON.
     """
     struct.Clear()  # also marks the field as set, however empty
-    fields = struct.fields
-    for key, value in data.items():
-        if type(value) is str:  # the common case, without a call
-            fields[key].string_value = value
-        else:
-            _set(fields[key], value)
+    _fill(struct.fields, data)
 
 
 def fill_new_struct(
@@ -121,18 +127,42 @@ def fill_new_struct(
     Raises:
         ValueError: A value is not JSON.
     """
-    fields = struct.fields
-    filled = False
-    for key in data if keys is None else keys:
-        if keys is None or key in data:
-            value = data[key]
-            if type(value) is str:
-                fields[key].string_value = value
-            else:
-                _set(fields[key], value)
-            filled = True
-    if not filled:
-        struct.Clear()  # marks the field as set, as an empty `fill_struct` does
+    if keys is None:
+        if data:
+            _fill(struct.fields, data)
+            return
+    else:
+        fields = struct.fields
+        filled = False
+        for key in keys:
+            if key in data:
+                value = data[key]
+                kind = type(value)  # `_set`'s common cases, without the call
+                if kind is str:
+                    fields[key].string_value = value
+                elif kind is int or kind is float:
+                    fields[key].number_value = value
+                else:
+                    _set(fields[key], value)
+                filled = True
+        if filled:
+            return
+    struct.Clear()  # marks the field as set, as an empty `fill_struct` does
+
+
+def _fill(
+    fields: MutableMapping[str, struct_pb2.Value], data: Mapping[str, Any] | struct_pb2.Struct
+) -> None:
+    """Sets a `Struct`'s fields from a mapping (the struct cleared or new)."""
+    value: Any
+    for key, value in data.items():
+        kind = type(value)  # `_set`'s common cases, without the call
+        if kind is str:
+            fields[key].string_value = value
+        elif kind is int or kind is float:
+            fields[key].number_value = value
+        else:
+            _set(fields[key], value)
 
 
 def _set(target: struct_pb2.Value, value: Any) -> None:
@@ -152,9 +182,7 @@ def _set(target: struct_pb2.Value, value: Any) -> None:
     elif isinstance(value, (dict, struct_pb2.Struct)):
         nested = target.struct_value
         nested.Clear()
-        fields = nested.fields
-        for key, item in value.items():
-            _set(fields[key], item)
+        _fill(nested.fields, value)
     elif isinstance(value, (list, tuple, struct_pb2.ListValue)):
         values = target.list_value.values
         del values[:]

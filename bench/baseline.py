@@ -10,9 +10,19 @@ import asyncio
 
 from openai import AsyncOpenAI
 
+from llm_scheduler.function_steps.builtins import length
 from llm_scheduler.models.base import ModelAdapter, ModelRequest
 
-__all__ = ["ask", "bare_chain", "chain", "fan_out_join", "map_join", "new_client", "wide"]
+__all__ = [
+    "ask",
+    "bare_chain",
+    "bare_function_chain",
+    "chain",
+    "fan_out_join",
+    "map_join",
+    "new_client",
+    "wide",
+]
 
 
 def new_client(base_url: str) -> AsyncOpenAI:
@@ -74,4 +84,12 @@ async def bare_chain(adapter: ModelAdapter, model: str, steps: int, seed: str) -
             model=model, system_prompt="", user_prompt=f"Step {i}: continue from: {previous}"
         )
         previous = (await adapter.generate(request)).text
+    return previous
+
+
+def bare_function_chain(steps: int, seed: str) -> int | str:
+    """`jobs.function_chain_job` by hand: the same calls of the built-in ``length``."""
+    previous: int | str = seed
+    for i in range(steps):
+        previous = length(f"Step {i}: continue from: {previous}")
     return previous

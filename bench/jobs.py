@@ -22,6 +22,7 @@ __all__ = [
     "TOPIC",
     "chain_job",
     "fan_out_job",
+    "function_chain_job",
     "hop_chain_job",
     "map_functions",
     "map_items",
@@ -62,6 +63,30 @@ def chain_job(steps: int, model_key: str, registry: ModelRegistry) -> config_pb2
     return _job(
         {
             "job_id": "chain",
+            "tasks": [{"task_id": "chain", "steps": chain}],
+            "input_config": {"payload": {"v0": SEED}},
+        },
+        registry,
+    )
+
+
+def function_chain_job(steps: int, registry: ModelRegistry) -> config_pb2.JobConfig:
+    """W1 with function steps: one task of ``steps`` built-in ``length`` calls, each on a text
+    holding the previous result (the engine's cost per step without a model adapter's)."""
+    chain = [
+        {
+            "step_type": "STEP_TYPE_FUNCTION_CALL",
+            "function_call_config": {
+                "function_name": "length",
+                "request": f"Step {i}: continue from: %v{i}%",
+            },
+            "output_config": {"payload": {f"v{i + 1}": ""}},
+        }
+        for i in range(steps)
+    ]
+    return _job(
+        {
+            "job_id": "function_chain",
             "tasks": [{"task_id": "chain", "steps": chain}],
             "input_config": {"payload": {"v0": SEED}},
         },

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from hashlib import sha256
 from typing import Any
 
 from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, ResponseFormatSpec
 
 __all__ = [
     "call_fingerprint",
+    "call_fingerprint_content",
     "canonical_json",
     "digest",
     "digest_text",
@@ -26,6 +28,8 @@ __all__ = [
     "embedding_request_key",
     "query_fingerprint",
     "query_fingerprint_content",
+    "query_fingerprint_head",
+    "query_fingerprint_with_head",
     "query_static_json",
     "request_key",
     "step_digests",
@@ -40,6 +44,11 @@ _encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 def canonical_json(value: Any) -> str:
     """A JSON value's canonical text: sorted keys, no spaces, non-ASCII kept."""
+    kind = type(value)
+    if kind is str:  # what the encoder writes for a text or an integer, without its layers
+        return _encode_string(value)
+    if kind is int:
+        return int.__repr__(value)
     return _encoder.encode(value)
 
 
@@ -60,12 +69,21 @@ def step_digests(response: Any, outputs: Mapping[str, Any]) -> tuple[str, str]:
     a long text: its canonical encoding is reused for every output that is the same object.
     """
     response_json = canonical_json(response)
-    parts = []
-    for key in sorted(outputs):
-        value = outputs[key]
+    if len(outputs) == 1:  # most steps have one output: no sort, no list
+        [(key, value)] = outputs.items()
         encoded = response_json if value is response else canonical_json(value)
-        parts.append(f"{_encode_string(key)}:{encoded}")
-    return digest_text(response_json), digest_text("{" + ",".join(parts) + "}")
+        outputs_json = f"{{{_encode_string(key)}:{encoded}}}"
+    else:
+        parts = []
+        for key in sorted(outputs):
+            value = outputs[key]
+            encoded = response_json if value is response else canonical_json(value)
+            parts.append(f"{_encode_string(key)}:{encoded}")
+        outputs_json = "{" + ",".join(parts) + "}"
+    return (
+        sha256(response_json.encode()).hexdigest()[:32],
+        sha256(outputs_json.encode()).hexdigest()[:32],
+    )
 
 
 def _request(provider: str, request: ModelRequest) -> dict[str, Any]:
@@ -116,15 +134,40 @@ def query_fingerprint(
             `query_static_json` gives them, when the caller has them already.
     """
     format_json, parameters_json = static_json or query_static_json(request)
+    head = query_fingerprint_head(model_key, provider, request.model, format_json, parameters_json)
+    return query_fingerprint_with_head(head, request.system_prompt, request.user_prompt)
+
+
+def query_fingerprint_head(
+    model_key: str, provider: str, model: str, format_json: str, parameters_json: str
+) -> str:
+    """The start of a query's fingerprint text: every part a step's config and model fix.
+
+    A step computes it once per model its key resolves to (`plans.QueryPlan.resolved`) and
+    hashes it with each call's prompts (`query_fingerprint_with_head`).
+
+    Args:
+        model_key: The step's model key.
+        provider: The provider it resolved to.
+        model: The provider model it resolved to.
+        format_json: The canonical JSON of the response format (`query_static_json`).
+        parameters_json: The canonical JSON of the parameters (`query_static_json`).
+    """
     # Keys in sorted order: format, model, model_key, parameters, provider, system, type, user, v.
-    text = (
-        f'{{"format":{format_json},"model":{_encode_string(request.model)},'
+    return (
+        f'{{"format":{format_json},"model":{_encode_string(model)},'
         f'"model_key":{_encode_string(model_key)},"parameters":{parameters_json},'
-        f'"provider":{_encode_string(provider)},"system":{_encode_string(request.system_prompt)},'
-        f'"type":"query","user":{_encode_string(request.user_prompt)},'
-        f'"v":{_FINGERPRINT_VERSION}}}'
+        f'"provider":{_encode_string(provider)},"system":'
     )
-    return digest_text(text)
+
+
+def query_fingerprint_with_head(head: str, system_prompt: str, user_prompt: str) -> str:
+    """`query_fingerprint` from its `query_fingerprint_head` and the rendered prompts."""
+    text = (
+        f'{head}{_encode_string(system_prompt)},"type":"query",'
+        f'"user":{_encode_string(user_prompt)},"v":{_FINGERPRINT_VERSION}}}'
+    )
+    return sha256(text.encode()).hexdigest()[:32]  # digest_text, one call less
 
 
 def query_static_json(request: ModelRequest) -> tuple[str, str]:
@@ -142,8 +185,22 @@ def query_fingerprint_content(model_key: str, provider: str, request: ModelReque
 
 def call_fingerprint(function_name: str, request: Any) -> str:
     """What determines a function call's result: the function and its rendered request."""
-    content = {"function": function_name, "request": request}
-    return digest({"v": _FINGERPRINT_VERSION, "type": "function", **content})
+    # The canonical JSON of {"v", "type", "function", "request"}: keys in sorted order.
+    text = (
+        f'{{"function":{_encode_string(function_name)},"request":{canonical_json(request)},'
+        f'"type":"function","v":{_FINGERPRINT_VERSION}}}'
+    )
+    return sha256(text.encode()).hexdigest()[:32]  # digest_text, one call less
+
+
+def call_fingerprint_content(function_name: str, request: Any) -> Any:
+    """The value `call_fingerprint` hashes, as a dict (the reference for its encoding)."""
+    return {
+        "v": _FINGERPRINT_VERSION,
+        "type": "function",
+        "function": function_name,
+        "request": request,
+    }
 
 
 def _embedding(provider: str, request: EmbeddingRequest) -> dict[str, Any]:

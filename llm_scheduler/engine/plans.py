@@ -26,18 +26,22 @@ from llm_scheduler.config.parameters import coerce_parameters
 from llm_scheduler.config.structs import struct_to_dict, to_struct, value_to_python
 from llm_scheduler.config.template import Template, reserve_templates
 from llm_scheduler.config.working_set import WorkingSetCache
-from llm_scheduler.engine.fingerprint import query_static_json
+from llm_scheduler.engine.fingerprint import query_fingerprint_head, query_static_json
+from llm_scheduler.engine.renderers import CompiledTemplate, RequestRenderer, compile_request
 from llm_scheduler.models.base import ModelRequest, ResponseFormatSpec
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = [
     "EmbeddingPlan",
     "OutputPlan",
     "QueryPlan",
+    "ResolvedQuery",
     "StepPlan",
+    "TaskPlan",
     "output_plan",
     "reserve_plans",
     "step_plan",
+    "task_plan",
 ]
 
 _FORMATS: dict[int, Any] = {
@@ -79,6 +83,9 @@ class QueryPlan:
         response_format: The response format for adapters.
         static_json: The canonical JSON of the response format and parameters, for
             `fingerprint.query_fingerprint`.
+        response_format_config: The configured response format, as the record stores it.
+        system_template: The system prompt, compiled.
+        user_template: The user prompt, compiled.
     """
 
     model_key: str
@@ -88,6 +95,46 @@ class QueryPlan:
     parameters_struct: struct_pb2.Struct
     response_format: ResponseFormatSpec
     static_json: tuple[str, str]
+    response_format_config: config_pb2.ResponseFormat
+    system_template: CompiledTemplate
+    user_template: CompiledTemplate
+    # By (provider, model): what the key resolves to depends on the client.
+    _resolved: dict[tuple[str, str], ResolvedQuery] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def resolved(self, provider: str, model: str) -> ResolvedQuery:
+        """The parts that depend on the provider model the key resolved to."""
+        resolved = self._resolved.get((provider, model))
+        if resolved is None:
+            format_json, parameters_json = self.static_json
+            record = run_pb2.StepRun(model_key=self.model_key, provider=provider)
+            record.provider_model = model
+            record.parameters.CopyFrom(self.parameters_struct)
+            record.response_format.CopyFrom(self.response_format_config)
+            resolved = ResolvedQuery(
+                fingerprint_head=query_fingerprint_head(
+                    self.model_key, provider, model, format_json, parameters_json
+                ),
+                record_fields=record.SerializeToString(),
+            )
+            self._resolved[(provider, model)] = resolved
+        return resolved
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedQuery:
+    """A model query's static parts once its model key is resolved.
+
+    Attributes:
+        fingerprint_head: The start of its fingerprint (`fingerprint.query_fingerprint_head`).
+        record_fields: A `StepRun` holding the step's ``model_key``, ``provider``,
+            ``provider_model``, ``parameters`` and ``response_format``, serialized: a record
+            merges them in one call.
+    """
+
+    fingerprint_head: str
+    record_fields: bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +167,13 @@ class StepPlan:
         query: Its model query, for a model step.
         request: Its function request before rendering, for a function step.
         embedding: Its embedding, for an embedding step.
+        function_name: The function a function step calls ("" for other steps).
+        request_renderer: Renders ``request``, for a function step.
+        response_outputs: The output names when every output is the response itself (no
+            template, no pass-through: ``{"response": response}`` without an
+            ``output_config``), else None.
+        record_head: A `StepRun` holding the step's id, name, type and function name,
+            serialized (a record merges them in one call; empty when all are defaults).
     """
 
     label: str
@@ -130,6 +184,10 @@ class StepPlan:
     request: Any
     embedding: EmbeddingPlan | None
     _nested_defaults: bool
+    function_name: str = ""
+    request_renderer: RequestRenderer | None = None
+    response_outputs: tuple[str, ...] | None = None
+    record_head: bytes = b""
 
     @property
     def kind(self) -> str:
@@ -147,22 +205,47 @@ class StepPlan:
         return dict(self.defaults)
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+    """A task's static parts: its steps' plans, so a run derives nothing per step.
+
+    Attributes:
+        steps: The plan of each step, in order.
+        outputs: The task's ``output_config`` rules.
+        produced: The names its steps output (a task without ``output_config`` outputs these).
+    """
+
+    steps: tuple[StepPlan, ...]
+    outputs: OutputPlan
+    produced: frozenset[str]
+
+
 _plans: WorkingSetCache[tuple[type[Message], bytes], Any] = WorkingSetCache(_MIN_PLANS)
 
 
 def reserve_plans(step_count: int) -> None:
     """Keeps the plans of a job of ``step_count`` steps cached together (see `working_set`).
 
-    A step has a step plan and an output plan, and its templates are parsed once each, so the
-    caches grow to a few entries per step.
+    A step has a step plan and an output plan, a task has a task plan and an output plan (and
+    at least one step), and templates are parsed once each, so the caches grow to a few
+    entries per step.
     """
-    _plans.reserve(2 * step_count + 16)
+    _plans.reserve(4 * step_count + 16)
     reserve_templates(4 * step_count + 16)
 
 
 def step_plan(step: config_pb2.StepConfig) -> StepPlan:
     """The plan of a (validated) step config, derived once per distinct config."""
     plan: StepPlan = _cached(step, _build_step_plan)
+    return plan
+
+
+def task_plan(task: config_pb2.TaskConfig) -> TaskPlan:
+    """The plan of a (validated) task config, derived once per distinct config.
+
+    One lookup per task run, not one per step: the task's bytes are its key.
+    """
+    plan: TaskPlan = _cached(task, _build_task_plan)
     return plan
 
 
@@ -186,6 +269,16 @@ def _build_output_plan(data: config_pb2.DataConfig) -> OutputPlan:
     return OutputPlan(items=tuple(items))
 
 
+def _build_task_plan(task: config_pb2.TaskConfig) -> TaskPlan:
+    steps = tuple(step_plan(step) for step in task.steps)
+    produced: set[str] = set()
+    for plan in steps:
+        produced.update(plan.outputs.names or (dataflow.RESPONSE,))
+    return TaskPlan(
+        steps=steps, outputs=output_plan(task.output_config), produced=frozenset(produced)
+    )
+
+
 def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
     defaults = dataflow.payload(step.input_config)
     used = set(defaults)
@@ -194,9 +287,11 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
     query: QueryPlan | None = None
     request: Any = None
     embedding: EmbeddingPlan | None = None
+    renderer: RequestRenderer | None = None
     if step.step_type == config_pb2.STEP_TYPE_FUNCTION_CALL:
         function = step.function_call_config
         request = value_to_python(function.request) if function.HasField("request") else {}
+        renderer = compile_request(request)
     elif step.step_type == config_pb2.STEP_TYPE_EMBEDDING:
         config = step.embedding_config
         embedding = EmbeddingPlan(
@@ -209,15 +304,30 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
         )
     elif step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
         query = _build_query_plan(step.model_query_config)
+    outputs = output_plan(step.output_config)
+    response_outputs: tuple[str, ...] | None = None
+    if not outputs.items:
+        response_outputs = (dataflow.RESPONSE,)
+    elif all(template is None and key not in defaults for key, template in outputs.items):
+        response_outputs = outputs.names
     return StepPlan(
         label=step.name or step.id,
         defaults=defaults,
         used=tuple(sorted(used)),
-        outputs=output_plan(step.output_config),
+        outputs=outputs,
         query=query,
         request=request,
         embedding=embedding,
         _nested_defaults=any(isinstance(value, (dict, list)) for value in defaults.values()),
+        function_name=step.function_call_config.function_name,
+        request_renderer=renderer,
+        response_outputs=response_outputs,
+        record_head=run_pb2.StepRun(
+            step_id=step.id,
+            name=step.name,
+            step_type=step.step_type,
+            function_name=step.function_call_config.function_name,
+        ).SerializeToString(),
     )
 
 
@@ -233,12 +343,19 @@ def _build_query_plan(query: config_pb2.ModelQueryConfig) -> QueryPlan:
         schema_name=configured.schema_name or "response",
     )
     static = ModelRequest("", "", "", parameters=parameters, response_format=response_format)
+    system = Template.parse(query.system_prompt)
+    user = Template.parse(query.user_prompt)
+    response_format_config = config_pb2.ResponseFormat()
+    response_format_config.CopyFrom(configured)
     return QueryPlan(
         model_key=query.model_key,
-        system=Template.parse(query.system_prompt),
-        user=Template.parse(query.user_prompt),
+        system=system,
+        user=user,
         parameters=parameters,
         parameters_struct=to_struct(parameters),
         response_format=response_format,
         static_json=query_static_json(static),
+        response_format_config=response_format_config,
+        system_template=CompiledTemplate(system),
+        user_template=CompiledTemplate(user),
     )

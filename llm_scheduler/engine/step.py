@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llm_scheduler.config.structs import fill_struct, to_value
+from llm_scheduler.config.structs import fill_new_struct, set_value
 from llm_scheduler.config.template import format_value
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
@@ -16,20 +16,21 @@ from llm_scheduler.engine.fingerprint import (
     call_fingerprint,
     embedding_fingerprint,
     embedding_request_key,
-    query_fingerprint,
+    query_fingerprint_with_head,
     request_key,
     step_digests,
 )
 from llm_scheduler.engine.plans import EmbeddingPlan, QueryPlan, StepPlan, step_plan
+from llm_scheduler.engine.renderers import format_text
 from llm_scheduler.engine.replay import Reuse
 from llm_scheduler.engine.sub_job import ChildPending, run_sub_job, sub_job_inputs
 from llm_scheduler.engine.values import apply_outputs, render_request
 from llm_scheduler.errors import ProviderError, RunError
-from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, Usage
+from llm_scheduler.models.base import EmbeddingRequest, ModelRequest, ModelResponse, Usage
 from llm_scheduler.models.registry import ModelSpec
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["StepResult", "prepare_request", "run_step"]
+__all__ = ["StepResult", "prepare_request", "run_planned_step", "run_step"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,33 +82,79 @@ async def run_step(
         record: An empty record to fill in place (e.g. ``task_run.steps.add()``, which saves
             copying it into the task's record); a new one by default.
     """
-    plan = step_plan(step)
     if record is None:
         record = run_pb2.StepRun()
-    record.step_id = step.id
+    outputs, response = await run_planned_step(
+        step,
+        step_plan(step),
+        variables,
+        context,
+        record,
+        index,
+        task_id,
+        step_count,
+        run_id,
+        task_run_id,
+    )
+    return StepResult(record=record, outputs=outputs, response=response)
+
+
+async def run_planned_step(
+    step: config_pb2.StepConfig,
+    plan: StepPlan,
+    variables: Mapping[str, Any],
+    context: RunContext,
+    record: run_pb2.StepRun,
+    index: int,
+    task_id: str,
+    step_count: int,
+    run_id: str,
+    task_run_id: str,
+) -> tuple[dict[str, Any], Any]:
+    """`run_step` with the step's plan (`plans.step_plan`), for a task's step loop.
+
+    Args:
+        step: The step config (validated).
+        plan: Its plan.
+        variables: As for `run_step`.
+        context: As for `run_step`.
+        record: An empty record, filled in place; its status says whether the step succeeded.
+        index: As for `run_step`.
+        task_id: As for `run_step`.
+        step_count: As for `run_step`.
+        run_id: As for `run_step`.
+        task_run_id: As for `run_step` ("" for ``task_id``).
+
+    Returns:
+        The step's outputs and response (``{}`` and None when it failed).
+    """
+    # This runs for every step of every run: it calls as little as it can (see
+    # docs/benchmarks.md, "Where the time goes").
+    if plan.record_head:  # its id, name and type; nothing to write when all are defaults
+        record.MergeFromString(plan.record_head)
     record.index = index
-    record.name = step.name
-    record.step_type = step.step_type
     record.status = run_pb2.RUN_STATUS_RUNNING
-    records.stamp(record.started_at)
-    label = plan.label or f"step {index + 1}"
-
-    def emit(kind: EventKind, detail: str = "", **extra: Any) -> None:
-        if context.on_event is not None:  # events are only built for a listener
-            context.emit(
-                EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra)
-            )
-
-    emit(EventKind.STEP_STARTED)
+    stamp = record.started_at
+    stamp.seconds, stamp.nanos = divmod(time.time_ns(), 1_000_000_000)
+    if context.on_event is not None:  # events are only built for a listener
+        _emit(context, EventKind.STEP_STARTED, plan, index, task_id, step_count, run_id)
     # Defaults under the variables; without defaults the variables are only read, not copied.
     scope = {**plan.fresh_defaults(), **variables} if plan.defaults else variables
-    fill_struct(record.inputs, {k: scope[k] for k in plan.used if k in scope})
+    fill_new_struct(record.inputs, scope, plan.used)
     started = time.perf_counter()
     try:
-        request = prepare_request(step, plan, scope, record, context)
-        reuse = context.replay.take(record.fingerprint) if context.replay else None
+        query = plan.query
+        request: Any
+        if query is not None:
+            spec, request = _prepare_query(query, scope, record, context)
+        elif plan.request is not None:  # its function name is in the record's head
+            request = _prepare_function(plan, scope, record)
+        else:
+            request = prepare_request(step, plan, scope, record, context)
+        reuse = context.replay.take(record.fingerprint) if context.replay is not None else None
         response: Any
-        if plan.kind == "sub_job":  # the child replays its own steps
+        if query is None and plan.request is None and plan.embedding is None:
+            # A sub-job: the child replays its own steps.
             response = await run_sub_job(
                 step,
                 request,
@@ -117,26 +164,56 @@ async def run_step(
                 task_run_id=task_run_id or task_id,
                 step_index=index,
             )
-            outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
+            outputs = _outputs(plan, scope, response)
         elif reuse is not None:
             _reuse(record, reuse, context)
             response = reuse.response
             if reuse.outputs_edited and not reuse.response_edited:
                 outputs = reuse.outputs
             else:
-                outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
-            emit(EventKind.STEP_REUSED, f"from run {record.reused_from_run_id}")
+                outputs = _outputs(plan, scope, response)
+            if context.on_event is not None:
+                _emit(
+                    context,
+                    EventKind.STEP_REUSED,
+                    plan,
+                    index,
+                    task_id,
+                    step_count,
+                    run_id,
+                    f"from run {record.reused_from_run_id}",
+                )
         else:
-            if plan.query is not None:
-                response = await _query_model(step, request, record, context)
+            if query is not None:
+                if context.cache is None:  # the model call without a cache's layer
+                    answer, attempts = await context.models.send(query.model_key, request)
+                    response = _record_response(record, spec, answer, attempts)
+                else:
+                    response = await _query_model(step, request, record, context)
             elif plan.embedding is not None:
                 response = await _embed(step, request, record, context)
             else:
-                response = await _call_function(step, request, record, context)
-            if record.cache_hit:
-                emit(EventKind.CACHE_HIT)
-            outputs = apply_outputs(plan.outputs, scope, response, plan.defaults)
-        fill_struct(record.outputs, outputs)
+                record.attempts = 1
+                response = await context.functions.call(plan.function_name, request)
+                kind = type(response)
+                if kind is str:  # `set_value` and `format_text`, without the calls
+                    record.function_response.string_value = response
+                    record.response_text = response
+                elif kind is int:
+                    record.function_response.number_value = response
+                    record.response_text = int.__repr__(response)
+                else:
+                    set_value(record, "function_response", response)
+                    record.response_text = format_text(response)
+            if context.on_event is not None and record.cache_hit:
+                _emit(context, EventKind.CACHE_HIT, plan, index, task_id, step_count, run_id)
+            names = plan.response_outputs
+            outputs = (  # `_outputs`, without the call
+                dict.fromkeys(names, response)
+                if names is not None
+                else apply_outputs(plan.outputs, scope, response, plan.defaults)
+            )
+        fill_new_struct(record.outputs, outputs)
         record.response_digest, record.outputs_digest = step_digests(response, outputs)
     except ChildPending:
         raise  # not a failure: the step's task waits for its child run in the store
@@ -148,20 +225,80 @@ async def run_step(
             record.attempts = error.attempts
         record.latency_seconds = time.perf_counter() - started
         records.stamp(record.finished_at)
-        emit(EventKind.STEP_FAILED, f"{type(error).__name__}: {error}")
-        return StepResult(record=record, outputs={}, response=None)
+        if context.on_event is not None:
+            _emit(
+                context,
+                EventKind.STEP_FAILED,
+                plan,
+                index,
+                task_id,
+                step_count,
+                run_id,
+                f"{type(error).__name__}: {error}",
+            )
+        return {}, None
     record.status = run_pb2.RUN_STATUS_SUCCEEDED
     record.latency_seconds = time.perf_counter() - started
-    records.stamp(record.finished_at)
+    stamp = record.finished_at
+    stamp.seconds, stamp.nanos = divmod(time.time_ns(), 1_000_000_000)
     if context.on_event is not None:
         usage = record.usage
-        emit(
+        _emit(
+            context,
             EventKind.STEP_FINISHED,
+            plan,
+            index,
+            task_id,
+            step_count,
+            run_id,
             f"{record.latency_seconds:.2f}s",
             usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
             cost_usd=record.cost_usd,
         )
-    return StepResult(record=record, outputs=outputs, response=response)
+    return outputs, response
+
+
+def _emit(
+    context: RunContext,
+    kind: EventKind,
+    plan: StepPlan,
+    index: int,
+    task_id: str,
+    step_count: int,
+    run_id: str,
+    detail: str = "",
+    **extra: Any,
+) -> None:
+    label = plan.label or f"step {index + 1}"
+    context.emit(EngineEvent(kind, task_id, index, step_count, label, detail, run_id, **extra))
+
+
+def _outputs(plan: StepPlan, scope: Mapping[str, Any], response: Any) -> dict[str, Any]:
+    """The step's outputs (`values.apply_outputs`)."""
+    names = plan.response_outputs
+    if names is not None:  # every output is the response (the common case: no call)
+        return dict.fromkeys(names, response)
+    return apply_outputs(plan.outputs, scope, response, plan.defaults)
+
+
+def _record_response(
+    record: run_pb2.StepRun, spec: ModelSpec, response: ModelResponse, attempts: int
+) -> str:
+    """Records a model's response, usage, cost and attempts; returns its text."""
+    if response.model and response.model != spec.model:  # else it is recorded already
+        record.provider_model = response.model
+    record.response_text = response.text
+    counts = response.usage
+    usage = record.usage
+    usage.input_tokens = counts.input_tokens  # sets the field, even to 0
+    usage.output_tokens = counts.output_tokens
+    usage.cached_input_tokens = counts.cached_input_tokens
+    if spec.input_price or spec.output_price or spec.cached_input_price:  # else it costs 0.0
+        record.cost_usd = spec.cost(
+            counts.input_tokens, counts.output_tokens, counts.cached_input_tokens
+        )
+    record.attempts = attempts
+    return response.text
 
 
 def prepare_request(
@@ -185,26 +322,33 @@ def prepare_request(
         RunError: An embedding's input renders to an empty text.
         UserError: The model key cannot be resolved.
     """
+    query = plan.query
+    if query is not None:
+        return _prepare_query(query, scope, record, context)[1]
     if plan.embedding is not None:
         embedding_request = _prepare_embedding(plan.embedding, scope, record, context)
         record.fingerprint = embedding_fingerprint(
             record.model_key, record.provider, embedding_request
         )
         return embedding_request
-    if plan.kind == "sub_job":
+    if plan.request is None:
         return sub_job_inputs(step, scope)
-    if plan.query is None:
-        request = _prepare_function(step, plan, scope, record)
-        record.fingerprint = call_fingerprint(record.function_name, request)
-        return request
-    model_request = _prepare_query(step, plan.query, scope, record, context)
-    record.fingerprint = query_fingerprint(
-        record.model_key,
-        record.provider,
-        model_request,
-        static_json=plan.query.static_json,
+    record.function_name = plan.function_name
+    return _prepare_function(plan, scope, record)
+
+
+def _prepare_function(plan: StepPlan, scope: Mapping[str, Any], record: run_pb2.StepRun) -> Any:
+    """`prepare_request` of a function step, but for its ``function_name`` (the caller's)."""
+    renderer = plan.request_renderer
+    request = (
+        renderer.render(scope) if renderer is not None else render_request(plan.request, scope)
     )
-    return model_request
+    if type(request) is str:  # `set_value`, without the call
+        record.function_request.string_value = request
+    else:
+        set_value(record, "function_request", request)
+    record.fingerprint = call_fingerprint(plan.function_name, request)
+    return request
 
 
 def _reuse(record: run_pb2.StepRun, reuse: Reuse, context: RunContext) -> None:
@@ -232,25 +376,36 @@ def _resolve_into(record: run_pb2.StepRun, model_key: str, context: RunContext) 
 
 
 def _prepare_query(
-    step: config_pb2.StepConfig,
     query: QueryPlan,
     scope: Mapping[str, Any],
     record: run_pb2.StepRun,
     context: RunContext,
-) -> ModelRequest:
-    spec = _resolve_into(record, query.model_key, context)
-    record.parameters.CopyFrom(query.parameters_struct)
-    record.response_format.CopyFrom(step.model_query_config.response_format)
-    record.system_prompt = query.system.render(scope)
-    record.user_prompt = query.user.render(scope)
-    return ModelRequest(
-        model=spec.model,
-        system_prompt=record.system_prompt,
-        user_prompt=record.user_prompt,
-        parameters=dict(query.parameters),
-        response_format=query.response_format,
-        timeout_seconds=spec.timeout_seconds,
+) -> tuple[ModelSpec, ModelRequest]:
+    """`prepare_request` of a model step; also returns the entry its key resolved to."""
+    try:
+        spec = context.models.resolve(query.model_key)
+    except Exception:
+        record.model_key = query.model_key  # the key that failed, as the record keeps it
+        raise
+    resolved = query.resolved(spec.provider, spec.model)
+    # Key, provider, provider model, parameters and response format in one call.
+    record.MergeFromString(resolved.record_fields)
+    # Set one by one: a failing user prompt leaves the system prompt recorded.
+    system_prompt = record.system_prompt = query.system_template.render(scope)
+    user_prompt = record.user_prompt = query.user_template.render(scope)
+    record.fingerprint = query_fingerprint_with_head(
+        resolved.fingerprint_head, system_prompt, user_prompt
     )
+    # Positional: a third cheaper than by keyword, for a frozen dataclass built every step.
+    request = ModelRequest(
+        spec.model,
+        system_prompt,
+        user_prompt,
+        dict(query.parameters),
+        query.response_format,
+        spec.timeout_seconds,
+    )
+    return spec, request
 
 
 def _prepare_embedding(
@@ -275,15 +430,6 @@ def _prepare_embedding(
     )
 
 
-def _prepare_function(
-    step: config_pb2.StepConfig, plan: StepPlan, scope: Mapping[str, Any], record: run_pb2.StepRun
-) -> Any:
-    record.function_name = step.function_call_config.function_name
-    request = render_request(plan.request, scope)
-    record.function_request.CopyFrom(to_value(request))
-    return request
-
-
 async def _query_model(
     step: config_pb2.StepConfig,
     request: ModelRequest,
@@ -302,18 +448,10 @@ async def _query_model(
             record.attempts = 0  # no provider call, so no cost
             return cached.text
     call = await context.models.generate(record.model_key, request)
-    response = call.response
-    record.provider_model = response.model or record.provider_model
-    record.response_text = response.text
-    usage = record.usage
-    usage.input_tokens = response.usage.input_tokens
-    usage.output_tokens = response.usage.output_tokens
-    usage.cached_input_tokens = response.usage.cached_input_tokens
-    record.cost_usd = call.cost_usd
-    record.attempts = call.attempts
+    text = _record_response(record, call.spec, call.response, call.attempts)
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
-        await asyncio.to_thread(context.cache.store, key, response)
-    return response.text
+        await asyncio.to_thread(context.cache.store, key, call.response)
+    return text
 
 
 async def _embed(
@@ -347,16 +485,3 @@ async def _embed(
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
         await asyncio.to_thread(context.cache.store_embedding, key, response)
     return list(response.vector)
-
-
-async def _call_function(
-    step: config_pb2.StepConfig,
-    request: Any,
-    record: run_pb2.StepRun,
-    context: RunContext,
-) -> Any:
-    record.attempts = 1
-    result = await context.functions.call(step.function_call_config.function_name, request)
-    record.function_response.CopyFrom(to_value(result))
-    record.response_text = format_value(result)
-    return result

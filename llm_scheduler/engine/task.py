@@ -11,8 +11,9 @@ from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.items import Item
-from llm_scheduler.engine.step import run_step
-from llm_scheduler.engine.values import task_outputs
+from llm_scheduler.engine.plans import task_plan
+from llm_scheduler.engine.step import run_planned_step
+from llm_scheduler.engine.values import planned_task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["begin_task_record", "run_task"]
@@ -66,28 +67,55 @@ async def run_task(
     events = item is None
     if events and context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
+    plan = task_plan(task)
+    label = task.task_id if item is None else item.label
+    step_count = len(plan.steps)
+    add = run.steps.add
+    # Usage and cost are summed here and written once (the same additions, in the same order,
+    # as adding each step's into the record).
+    usage = run.usage
+    input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+    cached_input_tokens, cost_usd = usage.cached_input_tokens, run.cost_usd
     response: Any = None
-    for index, step in enumerate(task.steps):
-        result = await run_step(
-            step,
-            scope,
-            context,
-            index=index,
-            task_id=task.task_id if item is None else item.label,
-            step_count=len(task.steps),
-            run_id=job_run_id,
-            task_run_id=task_run_id,
-            record=run.steps.add(),  # filled in place: records are not copied
-        )
-        records.add_usage(run.usage, result.record.usage)
-        run.cost_usd += result.record.cost_usd
-        if not result.ok:
-            run.error.CopyFrom(result.record.error)
-            return _finish(run, run_pb2.RUN_STATUS_FAILED, context, events=events)
-        scope.update(result.outputs)
-        response = result.response
+    status = run_pb2.RUN_STATUS_SUCCEEDED
+    ran = False
     try:
-        outputs = task_outputs(task, scope, response)
+        for index, (step, step_plan) in enumerate(zip(task.steps, plan.steps, strict=True)):
+            step_run = add()  # filled in place: records are not copied
+            outputs, response = await run_planned_step(
+                step,
+                step_plan,
+                scope,
+                context,
+                step_run,
+                index,
+                label,
+                step_count,
+                job_run_id,
+                task_run_id,
+            )
+            if step_plan.request is None:  # a function step has no usage nor cost
+                step_usage = step_run.usage
+                input_tokens += step_usage.input_tokens
+                output_tokens += step_usage.output_tokens
+                cached_input_tokens += step_usage.cached_input_tokens
+                cost_usd += step_run.cost_usd
+            ran = True
+            if step_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
+                run.error.CopyFrom(step_run.error)
+                status = run_pb2.RUN_STATUS_FAILED
+                break
+            scope.update(outputs)
+    finally:
+        if ran:
+            usage.input_tokens = input_tokens
+            usage.output_tokens = output_tokens
+            usage.cached_input_tokens = cached_input_tokens
+            run.cost_usd = cost_usd
+    if status == run_pb2.RUN_STATUS_FAILED:
+        return _finish(run, status, context, events=events)
+    try:
+        outputs = planned_task_outputs(plan, scope, response)
     except Exception as error:  # recorded in the run
         run.error.CopyFrom(records.error_info(error))
         return _finish(run, run_pb2.RUN_STATUS_FAILED, context)

@@ -11,11 +11,12 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.template import Template, format_value
-from llm_scheduler.engine.plans import OutputPlan, output_plan, step_plan
+from llm_scheduler.engine.plans import OutputPlan, TaskPlan, task_plan
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
     "apply_outputs",
+    "planned_task_outputs",
     "render_request",
     "task_outputs",
     "task_variables",
@@ -102,12 +103,18 @@ def task_outputs(
     Raises:
         InterpolationError: A template names a missing variable or field.
     """
-    configured = output_plan(task.output_config)
-    if configured.items:
-        return apply_outputs(configured, scope, response, scope)
-    produced: set[str] = set()
-    for step in task.steps:
-        produced.update(step_plan(step).outputs.names or (dataflow.RESPONSE,))
+    return planned_task_outputs(task_plan(task), scope, response)
+
+
+def planned_task_outputs(plan: TaskPlan, scope: Mapping[str, Any], response: Any) -> dict[str, Any]:
+    """`task_outputs` from the task's plan (`plans.task_plan`).
+
+    Raises:
+        InterpolationError: A template names a missing variable or field.
+    """
+    if plan.outputs.items:
+        return apply_outputs(plan.outputs, scope, response, scope)
+    produced = plan.produced
     return {name: scope[name] for name in scope if name in produced}
 
 

@@ -28,6 +28,7 @@ from llm_scheduler.models.rate_limit import (
 )
 from llm_scheduler.models.registry import ModelRegistry, ModelSpec
 from llm_scheduler.models.retry import RetryPolicy, call_with_retries
+from llm_scheduler.models.slots import Slots
 
 __all__ = [
     "OFFLINE_ENV",
@@ -47,6 +48,9 @@ class _Answer(Protocol):
 
 
 R = TypeVar("R", bound=_Answer)
+
+# An entry's adapter and concurrency limit when `ModelClient.generate` calls it directly.
+_Route = tuple[ModelAdapter, Slots] | tuple[()]
 
 OFFLINE_ENV = "LLM_SCHEDULER_OFFLINE"
 
@@ -157,11 +161,13 @@ class ModelClient:
         self._retry_policy = retry_policy
         self._on_retry = on_retry
         self._adapters: dict[tuple[str, str, str], ModelAdapter] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._limits: dict[str, Slots] = {}
         self._policies: dict[int, RetryPolicy] = {}
         self._resolved: dict[str, ModelSpec] = {}
         self.rate_limiters = rate_limiters or shared_rate_limiters()
         self._rate_limiters: dict[str, RateLimiter | None] = {}
+        # Per entry key: the adapter and limit `generate` calls directly (`_direct_route`).
+        self._direct: dict[str, _Route] = {}
 
     def resolve(self, model_key: str) -> ModelSpec:
         """The entry a key resolves to; in offline mode an offline entry named after the key.
@@ -208,13 +214,8 @@ class ModelClient:
             request = dataclasses.replace(
                 request, model=spec.model, timeout_seconds=spec.timeout_seconds
             )
-        adapter = self._adapter(spec)
-        rate = self._rate_limiter(spec)
-        tokens = estimate_tokens(request) if rate is not None and rate.counts_tokens else 0
         started = time.perf_counter()
-        response, attempts = await self._send(
-            model_key, spec, adapter, lambda: adapter.generate(request), request.model, rate, tokens
-        )
+        response, attempts = await self.send(model_key, request)
         usage = response.usage
         return ModelCall(
             spec=spec,
@@ -224,6 +225,65 @@ class ModelClient:
             latency_seconds=time.perf_counter() - started,
             cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
         )
+
+    async def send(self, model_key: str, request: ModelRequest) -> tuple[ModelResponse, int]:
+        """`generate` without its `ModelCall`: the response and the attempts it took.
+
+        For callers that time and price the call themselves (the engine's step loop, where
+        building a `ModelCall` was a measurable part of the cost per step).
+
+        Raises:
+            MissingApiKeyError: The entry needs an API key that is not set.
+            ProviderError: The request failed for good; ``attempts`` says how often it was tried.
+        """
+        spec = self._resolved.get(model_key) or self.resolve(model_key)
+        if request.model != spec.model or request.timeout_seconds != spec.timeout_seconds:
+            request = dataclasses.replace(
+                request, model=spec.model, timeout_seconds=spec.timeout_seconds
+            )
+        direct = self._direct.get(spec.key)
+        if direct is None:
+            direct = self._direct_route(spec)
+        if not direct:
+            adapter = self._adapter(spec)
+            rate = self._rate_limiter(spec)
+            tokens = estimate_tokens(request) if rate is not None and rate.counts_tokens else 0
+            return await self._send_limited(
+                model_key,
+                spec,
+                adapter,
+                lambda: adapter.generate(request),
+                request.model,
+                rate,
+                tokens,
+            )
+        # The offline model: no rate limit and no deadline, so the first attempt is made here,
+        # without `_send_limited`'s layers (they were most of the engine's cost per step).
+        adapter, limit = direct
+        try:
+            if not limit.try_take():
+                await limit.take()
+            try:
+                response = await adapter.generate(request)
+            except ProviderError:
+                raise
+            except Exception as error:
+                raise adapter.unexpected_error(error, model=request.model) from error
+            finally:
+                limit.give()
+        except ProviderError as first_error:
+            return await self._retry(
+                model_key,
+                spec,
+                adapter,
+                lambda: adapter.generate(request),
+                request.model,
+                None,
+                0,
+                limit,
+                first_error,
+            )
+        return response, 1
 
     async def embed(self, model_key: str, request: EmbeddingRequest) -> EmbeddingCall:
         """Embeds a text with the model behind ``model_key`` (``request.model`` is replaced).
@@ -244,7 +304,7 @@ class ModelClient:
         rate = self._rate_limiter(spec)
         tokens = -(-len(request.input) // CHARACTERS_PER_TOKEN) if rate is not None else 0
         started = time.perf_counter()
-        response, attempts = await self._send(
+        response, attempts = await self._send_limited(
             model_key, spec, adapter, lambda: adapter.embed(request), request.model, rate, tokens
         )
         return EmbeddingCall(
@@ -263,7 +323,28 @@ class ModelClient:
         rate = self._rate_limiters[spec.key] = self.rate_limiters.limiter_for(spec)
         return rate
 
-    async def _send(
+    def _direct_route(self, spec: ModelSpec) -> _Route:
+        """The adapter and concurrency limit of an entry `generate` may call directly.
+
+        That is an in-process adapter (no deadline) without rate limits, for a keyless entry
+        (its adapter does not depend on the credentials); ``()`` for any other entry.
+        """
+        route: _Route = ()
+        if spec.no_api_key or not spec.needs_api_key:
+            adapter = self._adapter(spec)
+            if adapter.in_process and self._rate_limiter(spec) is None:
+                route = (adapter, self._limit(spec))
+        self._direct[spec.key] = route
+        return route
+
+    def _limit(self, spec: ModelSpec) -> Slots:
+        """The entry's concurrency limit in this client."""
+        limit = self._limits.get(spec.key)
+        if limit is None:
+            limit = self._limits.setdefault(spec.key, Slots(spec.max_concurrency))
+        return limit
+
+    async def _send_limited(
         self,
         model_key: str,
         spec: ModelSpec,
@@ -278,39 +359,62 @@ class ModelClient:
         Each attempt waits for a slot of the entry's ``max_concurrency``, then for its rate
         limits, if it has any, and is sent at once.
         """
-        limit = self._limits.get(spec.key)
-        if limit is None:
-            limit = self._limits.setdefault(spec.key, asyncio.Semaphore(spec.max_concurrency))
-        timeout = spec.timeout_seconds
+        limit = self._limit(spec)
         tokens = tokens if rate is not None and rate.counts_tokens else 0
         try:
             # The first attempt directly: most requests need no other.
-            return await _attempt(adapter, limit, rate, tokens, call, model, timeout), 1
+            return await _attempt(
+                adapter, limit, rate, tokens, call, model, spec.timeout_seconds
+            ), 1
         except ProviderError as first_error:
-            policy = self._retry_policy or self._policies.get(spec.max_attempts)
-            if policy is None:
-                policy = self._policies.setdefault(
-                    spec.max_attempts, RetryPolicy(max_attempts=spec.max_attempts)
-                )
-
-            async def attempt() -> R:
-                return await _attempt(adapter, limit, rate, tokens, call, model, timeout)
-
-            def on_retry(retry: int, error: ProviderError, delay: float) -> None:
-                if self._on_retry is not None:
-                    self._on_retry(RetryEvent(model_key, retry, error, delay))
-
-            return await call_with_retries(
-                attempt,
-                policy,
-                on_retry=on_retry,
-                sleep=self.rate_limiters.sleep,
-                first_error=first_error,
+            return await self._retry(
+                model_key, spec, adapter, call, model, rate, tokens, limit, first_error
             )
+
+    async def _retry(
+        self,
+        model_key: str,
+        spec: ModelSpec,
+        adapter: ModelAdapter,
+        call: Callable[[], Awaitable[R]],
+        model: str,
+        rate: RateLimiter | None,
+        tokens: int,
+        limit: Slots,
+        first_error: ProviderError,
+    ) -> tuple[R, int]:
+        """Retries a request whose first attempt failed with ``first_error``.
+
+        Returns:
+            The response and the attempts made (the first one included), as the entry's retry
+            policy allowed.
+        """
+        policy = self._retry_policy or self._policies.get(spec.max_attempts)
+        if policy is None:
+            policy = self._policies.setdefault(
+                spec.max_attempts, RetryPolicy(max_attempts=spec.max_attempts)
+            )
+        timeout = spec.timeout_seconds
+
+        async def attempt() -> R:
+            return await _attempt(adapter, limit, rate, tokens, call, model, timeout)
+
+        def on_retry(retry: int, error: ProviderError, delay: float) -> None:
+            if self._on_retry is not None:
+                self._on_retry(RetryEvent(model_key, retry, error, delay))
+
+        return await call_with_retries(
+            attempt,
+            policy,
+            on_retry=on_retry,
+            sleep=self.rate_limiters.sleep,
+            first_error=first_error,
+        )
 
     async def aclose(self) -> None:
         """Closes every adapter's connections."""
         adapters, self._adapters = list(self._adapters.values()), {}
+        self._direct = {}
         for adapter in adapters:
             await adapter.aclose()
 
@@ -351,7 +455,7 @@ def _missing(env_var: str, provider: str, model_keys: list[str]) -> MissingApiKe
 
 async def _attempt(
     adapter: ModelAdapter,
-    limit: asyncio.Semaphore,
+    limit: Slots,
     rate: RateLimiter | None,
     tokens: int,
     call: Callable[[], Awaitable[R]],
@@ -363,7 +467,9 @@ async def _attempt(
     The rate limit is waited for inside the concurrency limit, so a request is sent the moment
     the rate limiter counts its start (waiting for a slot afterwards would let starts bunch up).
     """
-    async with limit:
+    if not limit.try_take():
+        await limit.take()
+    try:
         if rate is None:
             return await _call(adapter, call, model, timeout)
         permit = await rate.acquire(tokens)
@@ -373,6 +479,8 @@ async def _attempt(
             if used:  # a server that reports no usage leaves the estimate counted
                 permit.settle(used)
         return response
+    finally:
+        limit.give()
 
 
 async def _call(

@@ -6,11 +6,15 @@ response-cache hits across versions.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from llm_scheduler.engine.fingerprint import (
+    call_fingerprint,
+    call_fingerprint_content,
+    canonical_json,
     digest,
     digest_text,
     query_fingerprint,
@@ -77,6 +81,10 @@ def test_a_known_fingerprint_never_changes() -> None:
         ({"k": [1, 2]}, {"x": {"k": [1, 2]}, "copy": "literal"}),
         (None, {}),
         (3.0, {"v": 3.0}),
+        ("only", {"o": "only"}),
+        ("only", {"o": "another"}),
+        (12, {"n": 12}),
+        (2**70, {"n": 2**70, "m": -1}),
     ],
 )
 def test_step_digests_equal_separate_digests(response: Any, outputs: dict[str, Any]) -> None:
@@ -87,3 +95,37 @@ def test_step_digests_equal_separate_digests(response: Any, outputs: dict[str, A
 
 def test_digest_text_hashes_the_canonical_text() -> None:
     assert digest({"b": 1, "a": "é"}) == digest_text('{"a":"é","b":1}')
+
+
+_REQUESTS: list[Any] = [
+    "",
+    'ünï "q" \\ \n',
+    0,
+    -7,
+    2**80,
+    2.5,
+    True,
+    None,
+    [1, "é", None, {"b": 1, "a": [2]}],
+    {"z": 1, "a": {"y": "x", "b": []}},
+]
+
+
+@pytest.mark.parametrize("request_", _REQUESTS, ids=range(len(_REQUESTS)))
+@pytest.mark.parametrize("function", ["template", 'f"n'])
+def test_call_fingerprint_is_the_digest_of_its_documented_content(
+    request_: Any, function: str
+) -> None:
+    expected = digest(call_fingerprint_content(function, request_))
+    assert call_fingerprint(function, request_) == expected
+
+
+def test_a_known_call_fingerprint_never_changes() -> None:
+    # Pinned from the dict-based implementation: see test_a_known_fingerprint_never_changes.
+    assert call_fingerprint("template", {"text": "Hi"}) == "c8ae74c439d7260039fe2483f301a093"
+
+
+@pytest.mark.parametrize("value", _REQUESTS, ids=range(len(_REQUESTS)))
+def test_canonical_json_shortcuts_equal_the_encoder(value: Any) -> None:
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == encoder.encode(value)

@@ -9,7 +9,7 @@ from llm_scheduler.config.structs import to_struct
 from llm_scheduler.config.working_set import WorkingSetCache
 from llm_scheduler.engine import plans
 from llm_scheduler.models.registry import ModelRegistry
-from llm_scheduler.v1 import config_pb2
+from llm_scheduler.v1 import config_pb2, run_pb2
 
 
 def _step(prompt: str, defaults: dict[str, object] | None = None) -> config_pb2.StepConfig:
@@ -75,3 +75,62 @@ def test_a_job_larger_than_the_cache_keeps_every_plan_its_validation_derived(
     assert plans._plans.capacity >= 100 and len(derived) == 51  # 50 steps, 1 (empty) output
     assert all(id(plans.step_plan(step)) in derived for step in task.steps)
     assert len(plans._plans) == 51  # the run derives nothing
+
+
+def test_a_task_plan_holds_its_steps_plans_and_is_derived_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = config_pb2.TaskConfig(task_id="t")
+    task.steps.add().CopyFrom(_step("one %a%"))
+    task.steps.add().CopyFrom(_step("two %b%"))
+    task.steps[1].output_config.payload.update({"x": "", "y": ""})
+    plan = plans.task_plan(task)
+    assert plan.steps == tuple(plans.step_plan(step) for step in task.steps)
+    assert plan.produced == {"response", "x", "y"}
+
+    def never(_: config_pb2.TaskConfig) -> plans.TaskPlan:
+        raise AssertionError("a planned task was planned again")
+
+    monkeypatch.setattr(plans, "_build_task_plan", never)
+    assert plans.task_plan(config_pb2.TaskConfig.FromString(task.SerializeToString())) is plan
+
+
+def test_a_steps_static_record_fields_are_what_setting_them_one_by_one_gives() -> None:
+    step = _step("hi %a%")
+    step.id, step.name = "s1", "greet"
+    step.model_query_config.system_prompt = "be brief"
+    step.model_query_config.parameters.update({"temperature": 0.5})
+    step.model_query_config.response_format.type = config_pb2.ResponseFormat.TYPE_JSON
+    plan = plans.step_plan(step)
+    assert plan.query is not None
+    merged = run_pb2.StepRun()
+    merged.MergeFromString(plan.record_head)
+    merged.MergeFromString(plan.query.resolved("offline", "OFFLINE").record_fields)
+
+    expected = run_pb2.StepRun(step_id="s1", name="greet", step_type=step.step_type)
+    expected.model_key, expected.provider, expected.provider_model = "OFFLINE", "offline", "OFFLINE"
+    expected.parameters.CopyFrom(plan.query.parameters_struct)
+    expected.response_format.CopyFrom(step.model_query_config.response_format)
+    assert merged.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True
+    )
+    assert plan.query.resolved("offline", "OFFLINE") is plan.query.resolved("offline", "OFFLINE")
+
+
+def test_a_step_with_default_id_name_and_type_has_no_record_head() -> None:
+    step = config_pb2.StepConfig()
+    step.model_query_config.model_key = "OFFLINE"
+    step.model_query_config.user_prompt = "hi"
+    assert plans.step_plan(step).record_head == b""
+
+
+def test_outputs_that_are_all_the_response_are_planned_as_such() -> None:
+    assert plans.step_plan(_step("%a%")).response_outputs == ("response",)
+    step = _step("%a%")
+    step.output_config.payload.update({"x": "", "y": ""})
+    assert plans.step_plan(step).response_outputs == ("x", "y")
+    step.output_config.payload.update({"z": "%response%!"})  # a template
+    assert plans.step_plan(step).response_outputs is None
+    passed = _step("%a%", {"x": "default"})
+    passed.output_config.payload.update({"x": ""})  # passes the variable through
+    assert plans.step_plan(passed).response_outputs is None

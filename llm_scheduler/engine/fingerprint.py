@@ -143,7 +143,7 @@ def query_fingerprint_head(
 ) -> str:
     """The start of a query's fingerprint text: every part a step's config and model fix.
 
-    A step computes it once per model it resolves to (`plans.QueryPlan.fingerprint_head`) and
+    A step computes it once per model its key resolves to (`plans.QueryPlan.resolved`) and
     hashes it with each call's prompts (`query_fingerprint_with_head`).
 
     Args:

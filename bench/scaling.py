@@ -7,8 +7,8 @@ process, so the memory figures are the run's own.
 
 - **W7 chain**: one task of ``N`` steps, each reading the previous step's answer: model steps
   on the in-process offline model (``chain_*``), or function steps calling the built-in
-  ``template`` function on ``%v|truncate:64%`` (``fchain_*``). The bare loop makes the same
-  calls in a Python ``for`` loop.
+  ``length`` on a text holding the previous result (``fchain_*``, `jobs.function_chain_job`).
+  The bare loop makes the same calls in a Python ``for`` loop.
 - **W8 wide**: ``N`` independent one-step tasks (offline model) after a start task, at most 64
   at once; the bare program runs ``N`` coroutines under a semaphore of 64 with
   ``asyncio.gather``. At ``N`` = 100,000 this is the issue's "100,000-task wide job".
@@ -26,17 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import jobs
+from bench import baseline, jobs
 from llm_scheduler import (
-    ConfigFormat,
     ModelClient,
     ModelRegistry,
     RunContext,
     Validator,
-    loads,
     run_job,
 )
-from llm_scheduler.function_steps.builtins import template
 from llm_scheduler.models.base import ModelRequest
 from llm_scheduler.models.offline import OfflineAdapter
 from llm_scheduler.testing.sized_jobs import fan_out_job
@@ -49,7 +46,6 @@ WIDE_SIZES = (1_000, 10_000, 100_000)
 QUICK_CHAIN_SIZES = (20, 200)
 QUICK_WIDE_SIZES = (100, 1_000)
 WIDE_CAP = 64  # tasks (and bare coroutines) in flight
-TRUNCATE = 64  # the function chain keeps its text short, as the offline model does
 Result = dict[str, Any]
 
 
@@ -82,29 +78,6 @@ def _context(registry: ModelRegistry, max_concurrency: int = 64) -> RunContext:
 def _check(record: run_pb2.JobRun) -> None:
     if record.status != run_pb2.RUN_STATUS_SUCCEEDED:
         raise RuntimeError(f"the benchmark job failed: {record.error.message}")
-
-
-def function_chain_job(steps: int) -> config_pb2.JobConfig:
-    """W7 with function steps: ``template`` on the previous text, truncated by the template."""
-    chain = [
-        {
-            "step_type": "STEP_TYPE_FUNCTION_CALL",
-            "function_call_config": {
-                "function_name": "template",
-                "request": f"Step {i}: %v{i}|truncate:{TRUNCATE}%",
-            },
-            "output_config": {"payload": {f"v{i + 1}": ""}},
-        }
-        for i in range(steps)
-    ]
-    data = {
-        "job_id": "fchain",
-        "tasks": [{"task_id": "chain", "steps": chain}],
-        "input_config": {"payload": {"v0": jobs.SEED}},
-    }
-    job = loads(json.dumps(data), config_pb2.JobConfig, ConfigFormat.JSON)
-    Validator().check_job(job)
-    return job
 
 
 def wide_offline_job(tasks: int, registry: ModelRegistry) -> config_pb2.JobConfig:
@@ -142,17 +115,16 @@ async def chain_engine(size: int) -> Result:
 
 async def fchain_bare(size: int) -> Result:
     async def run() -> None:
-        previous = jobs.SEED
-        for i in range(size):
-            previous = template(f"Step {i}: {previous[:TRUNCATE]}")
+        baseline.bare_function_chain(size, jobs.SEED)
 
     return await _timed(run)
 
 
 async def fchain_engine(size: int) -> Result:
-    context = _context(ModelRegistry())
-    job = function_chain_job(size)
-    _check(await run_job(function_chain_job(2), context))
+    registry = ModelRegistry()
+    context = _context(registry)
+    job = jobs.function_chain_job(size, registry)
+    _check(await run_job(jobs.function_chain_job(2, registry), context))
 
     async def run() -> None:
         _check(await run_job(job, context))

@@ -14,7 +14,13 @@ from collections.abc import Collection, Iterable, Mapping
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.ids import ID_RULE, MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, check_id
+from llm_scheduler.config.ids import (
+    ID_RULE,
+    MAX_ID_LENGTH,
+    MAX_JOB_ID_LENGTH,
+    PLAIN_ID,
+    check_id,
+)
 from llm_scheduler.config.maps import (
     DEFAULT_MAP_ITEMS,
     MAX_MAP_ITEMS,
@@ -59,9 +65,6 @@ _SUB_CONFIGS = {
     config_pb2.STEP_TYPE_SUB_JOB: ("sub_job_config", "a sub-job"),
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Ids that `check_id` certainly accepts (a fast path for jobs of many tasks): safe characters,
-# not starting with "." or "__", at most MAX_ID_LENGTH long.
-_PLAIN_ID = re.compile(rf"(?!__)[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}")
 # How many names a hint lists before it says how many more there are.
 _HINT_NAMES = 20
 
@@ -365,7 +368,7 @@ class Validator:
                 self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
             elif task_id in first_index:
                 self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
-            elif not _PLAIN_ID.fullmatch(task_id):  # the rest are checked in full
+            elif not PLAIN_ID.fullmatch(task_id):  # the rest are checked in full
                 self._id(f"tasks[{index}].task_id", "task id", task_id)
             first_index.setdefault(task_id, index)
         for index, (task_id, next_task, next_tasks) in enumerate(links):

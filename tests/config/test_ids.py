@@ -11,9 +11,10 @@ from llm_scheduler.config.ids import (
     IDENTIFIER_PATTERN,
     MAX_ID_LENGTH,
     MAX_JOB_ID_LENGTH,
+    PLAIN_ID,
     check_id,
 )
-from llm_scheduler.config.validation import _PLAIN_ID, Validator
+from llm_scheduler.config.validation import Validator
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.v1 import config_pb2
@@ -117,5 +118,5 @@ def test_a_task_run_alone_has_its_id_checked() -> None:
 def test_the_validators_fast_path_only_accepts_ids_the_rule_accepts(value: str) -> None:
     # `Validator` skips `check_id` for ids its own pattern accepts: it must never let through
     # an id the rule refuses.
-    if _PLAIN_ID.fullmatch(value):
+    if PLAIN_ID.fullmatch(value):
         assert check_id("task id", value) is None

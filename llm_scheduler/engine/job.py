@@ -15,9 +15,10 @@ from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import struct_to_dict, to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
+from llm_scheduler.engine.heap import frozen_heap
 from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.map import run_map
-from llm_scheduler.engine.plans import reserve_plans
+from llm_scheduler.engine.plans import reserve_plans, task_plan
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -54,11 +55,24 @@ async def run_job(
         The job's run record: every task's record in the job's task order, and the outputs of
         its final tasks keyed by task id; the runs of its sub-job steps in ``children``.
     """
+    with frozen_heap():
+        return await _run_job(job, context, inputs, run_id)
+
+
+async def _run_job(
+    job: config_pb2.JobConfig,
+    context: RunContext,
+    inputs: Mapping[str, Any] | None,
+    run_id: str,
+) -> run_pb2.JobRun:
     graph = TaskGraph.from_job(job)
-    reserve_plans(sum(len(task.steps) for task in job.tasks))
+    configs = job.tasks
+    reserve_plans(sum(len(task.steps) for task in configs))
     # The run's sub-job steps put their child runs here (a nested run has a list of its own).
     context = dataclasses.replace(context, child_runs=[])
-    tasks = {task.task_id: task for task in job.tasks}
+    # Tasks by index, not by wrapper: a dict of 100,000 protobuf wrappers costs memory and a
+    # visit per wrapper in each full garbage collection.
+    index_of = {task_id: index for index, task_id in enumerate(graph.task_ids)}
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
     run = run_pb2.JobRun(
         run_id=run_id or new_run_id(job.job_id),
@@ -71,32 +85,48 @@ async def run_job(
     context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id))
     start = job.start_task or graph.roots[0]
     reachable = graph.reachable_from(start)
-    finished: dict[str, run_pb2.TaskRun] = {}
+    finished: dict[str, int] = {}  # the status of each task that ran
     # Every task's record has its place in the job's record from the start, in the job's task
     # order, and is filled in place: task records (with all their steps) are never copied.
-    slots = {task_id: run.tasks.add() for task_id in graph.task_ids}
+    slots = run.tasks
+    for _ in graph.task_ids:
+        slots.add()
 
     outputs_of: dict[str, dict[str, Any]] = {}
 
     def outputs(task_id: str) -> dict[str, Any]:
         # Converted once per task, however many successors it has (a fresh top-level dict each).
         if task_id not in outputs_of:
-            outputs_of[task_id] = struct_to_dict(finished[task_id].outputs)
+            outputs_of[task_id] = struct_to_dict(slots[index_of[task_id]].outputs)
         return dict(outputs_of[task_id])
 
     async def execute(task_id: str) -> None:
+        index = index_of[task_id]
+        task = configs[index]
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
         upstream = [(p, outputs(p)) for p in preds]
-        variables = task_variables(job_input, tasks[task_id], upstream)
-        run_one = run_map if has_items(tasks[task_id]) else run_task
-        finished[task_id] = await run_one(
-            tasks[task_id],
-            variables,
-            context,
-            job_run_id=run.run_id,
-            predecessors=preds,
-            record=slots[task_id],
-        )
+        plan = task_plan(task)
+        variables = task_variables(job_input, task, upstream, plan=plan)
+        if has_items(task):
+            record = await run_map(
+                task,
+                variables,
+                context,
+                job_run_id=run.run_id,
+                predecessors=preds,
+                record=slots[index],
+            )
+        else:
+            record = await run_task(
+                task,
+                variables,
+                context,
+                job_run_id=run.run_id,
+                predecessors=preds,
+                record=slots[index],
+                plan=plan,
+            )
+        finished[task_id] = record.status
 
     # Ready tasks wait in a queue and run on at most `limit` workers: at most `limit` tasks
     # (and their coroutines, variables and records in progress) exist at once, however wide
@@ -131,7 +161,7 @@ async def run_job(
             while ready and not crashed:
                 task_id = ready.popleft()
                 await execute(task_id)
-                if finished[task_id].status == run_pb2.RUN_STATUS_SUCCEEDED:
+                if finished[task_id] == run_pb2.RUN_STATUS_SUCCEEDED:
                     on_success(task_id)
                     start_workers(ready_for_me=1)
         except Exception as error:  # a bug, not a failed task (those are records): re-raised
@@ -163,29 +193,46 @@ async def run_job(
     finally:
         for worker in list(workers):
             worker.cancel()
-    for task_id in graph.task_ids:
-        if task_id in finished:
-            task_run = finished[task_id]
-        else:
-            task_run = slots[task_id]
-            task_run.CopyFrom(_skipped(tasks[task_id], run.run_id))
+    # Usage and cost are summed here and written once (the same additions, in the same order,
+    # as adding each task's into the record).
+    input_tokens = output_tokens = cached_input_tokens = 0
+    cost_usd = 0.0
+    first_failed: run_pb2.TaskRun | None = None
+    for index, task_id in enumerate(graph.task_ids):
+        task_run = slots[index]
+        status = finished.get(task_id)
+        if status is None:
+            task_run.CopyFrom(_skipped(configs[index], run.run_id))
             context.emit(EngineEvent(EventKind.TASK_SKIPPED, task_id))
-        records.add_usage(run.usage, task_run.usage)
-        run.cost_usd += task_run.cost_usd
+            continue  # a skipped task has no usage nor cost
+        if status == run_pb2.RUN_STATUS_FAILED and first_failed is None:
+            first_failed = task_run
+        usage = task_run.usage
+        input_tokens += usage.input_tokens
+        output_tokens += usage.output_tokens
+        cached_input_tokens += usage.cached_input_tokens
+        cost_usd += task_run.cost_usd
+    records.add_usage(
+        run.usage,
+        run_pb2.TokenUsage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+        ),
+    )
+    run.cost_usd = cost_usd
     run.children.extend(sorted(context.child_runs, key=lambda child: child.run_id))
-    failed = [t for t in run.tasks if t.status == run_pb2.RUN_STATUS_FAILED]
-    if failed:
+    if first_failed is not None:
         run.status = run_pb2.RUN_STATUS_FAILED
-        first = failed[0]
-        run.error.CopyFrom(first.error)
-        run.error.message = f"task {first.task_id!r} failed: {first.error.message}"
+        run.error.CopyFrom(first_failed.error)
+        run.error.message = f"task {first_failed.task_id!r} failed: {first_failed.error.message}"
     else:
         run.status = run_pb2.RUN_STATUS_SUCCEEDED
         sinks = [t for t in graph.sinks if t in reachable]
         run.outputs.CopyFrom(to_struct({t: outputs(t) for t in sinks if t in finished}))
     records.stamp(run.finished_at)
-    status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
-    context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=status))
+    outcome = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
+    context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=outcome))
     return run
 
 

@@ -108,6 +108,12 @@ class QueryPlan:
         resolved = self._resolved.get((provider, model))
         if resolved is None:
             format_json, parameters_json = self.static_json
+            # Shared by the steps that differ only in their prompts (a wide job's tasks).
+            key = (ResolvedQuery, self.model_key, provider, model, format_json, parameters_json)
+            shared: ResolvedQuery | None = _plans.get(key)
+            if shared is not None:
+                self._resolved[(provider, model)] = shared
+                return shared
             record = run_pb2.StepRun(model_key=self.model_key, provider=provider)
             record.provider_model = model
             record.parameters.CopyFrom(self.parameters_struct)
@@ -118,7 +124,7 @@ class QueryPlan:
                 ),
                 record_fields=record.SerializeToString(),
             )
-            self._resolved[(provider, model)] = resolved
+            self._resolved[(provider, model)] = _plans.put(key, resolved)
         return resolved
 
 
@@ -213,11 +219,23 @@ class TaskPlan:
         steps: The plan of each step, in order.
         outputs: The task's ``output_config`` rules.
         produced: The names its steps output (a task without ``output_config`` outputs these).
+        defaults: The ``input_config`` defaults, without ``$combine`` directives (use
+            `fresh_defaults` to get a copy to keep).
+        combine: The ``$combine`` mode of each name that has one.
     """
 
     steps: tuple[StepPlan, ...]
     outputs: OutputPlan
     produced: frozenset[str]
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    combine: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    _nested_defaults: bool = False
+
+    def fresh_defaults(self) -> dict[str, Any]:
+        """The defaults as a new dict; nested values are copied, so callers may keep them."""
+        if self._nested_defaults:
+            return copy.deepcopy(dict(self.defaults))
+        return dict(self.defaults)
 
 
 _plans: WorkingSetCache[tuple[Any, ...], Any] = WorkingSetCache(_MIN_PLANS)
@@ -243,17 +261,20 @@ def step_plan(step: config_pb2.StepConfig) -> StepPlan:
 def task_plan(task: config_pb2.TaskConfig) -> TaskPlan:
     """The plan of a (validated) task config, derived once per distinct config.
 
-    One lookup per task run. The key is what the plan depends on, its steps and its
-    ``output_config``, not the task's id or links: the tasks of a wide job share one plan (a
-    plan per task cost ~1 KB per task of a 100,000-task job while the cache held it).
+    One lookup per task run. The key is what the plan depends on, its steps, its
+    ``input_config`` and its ``output_config``, not the task's id or links: the tasks of a
+    wide job share one plan (a plan per task cost ~1 KB per task of a 100,000-task job while
+    the cache held it).
     """
+    steps = [step.SerializeToString(deterministic=True) for step in task.steps]
     key = (
         config_pb2.TaskConfig,
-        *(step.SerializeToString(deterministic=True) for step in task.steps),
+        *steps,
+        task.input_config.SerializeToString(deterministic=True),
         task.output_config.SerializeToString(deterministic=True),
     )
     plan: TaskPlan | None = _plans.get(key)
-    return plan if plan is not None else _plans.put(key, _build_task_plan(task))
+    return plan if plan is not None else _plans.put(key, _build_task_plan(task, steps))
 
 
 def output_plan(data: config_pb2.DataConfig) -> OutputPlan:
@@ -276,13 +297,30 @@ def _build_output_plan(data: config_pb2.DataConfig) -> OutputPlan:
     return OutputPlan(items=tuple(items))
 
 
-def _build_task_plan(task: config_pb2.TaskConfig) -> TaskPlan:
-    steps = tuple(step_plan(step) for step in task.steps)
+def _build_task_plan(task: config_pb2.TaskConfig, serialized_steps: list[bytes]) -> TaskPlan:
+    steps = tuple(
+        _plans.get((config_pb2.StepConfig, serialized)) or step_plan(step)
+        for step, serialized in zip(task.steps, serialized_steps, strict=True)
+    )
     produced: set[str] = set()
     for plan in steps:
         produced.update(plan.outputs.names or (dataflow.RESPONSE,))
+    configured = dataflow.payload(task.input_config)
+    defaults: dict[str, Any] = {}
+    combine: dict[str, str] = {}
+    for name, value in configured.items():
+        mode = dataflow.combine_mode(value)
+        if mode is None:
+            defaults[name] = value
+        else:
+            combine[name] = mode
     return TaskPlan(
-        steps=steps, outputs=output_plan(task.output_config), produced=frozenset(produced)
+        steps=steps,
+        outputs=output_plan(task.output_config),
+        produced=frozenset(produced),
+        defaults=defaults,
+        combine=combine,
+        _nested_defaults=any(isinstance(value, (dict, list)) for value in defaults.values()),
     )
 
 

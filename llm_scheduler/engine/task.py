@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llm_scheduler.config import dataflow
 from llm_scheduler.config.structs import fill_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import digest
 from llm_scheduler.engine.items import Item
-from llm_scheduler.engine.plans import task_plan
+from llm_scheduler.engine.plans import TaskPlan, task_plan
 from llm_scheduler.engine.step import run_planned_step
 from llm_scheduler.engine.values import planned_task_outputs
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -28,6 +27,7 @@ async def run_task(
     predecessors: Sequence[str] = (),
     record: run_pb2.TaskRun | None = None,
     item: Item | None = None,
+    plan: TaskPlan | None = None,
 ) -> run_pb2.TaskRun:
     """Runs a task's steps in order; the first failing step fails the task.
 
@@ -46,11 +46,14 @@ async def run_task(
             bindings are set over ``variables``, and only these are recorded as the item's
             inputs (the task's record holds the rest), so a map of N items does not record its
             list N times. ``task`` is then the config the item runs (`items.item_task`).
+        plan: The task's plan (`plans.task_plan`), when the caller has it.
 
     Returns:
         The task's run record with every step's record; its outputs are set when it succeeded.
     """
     task_run_id = task.task_id if item is None else item.run_id
+    if plan is None:
+        plan = task_plan(task)
     run, scope = begin_task_record(
         task,
         task_run_id,
@@ -60,6 +63,7 @@ async def run_task(
         predecessors,
         record,
         item.inputs if item is not None else None,
+        plan,
     )
     if item is not None:
         run.item_index = item.index
@@ -67,7 +71,6 @@ async def run_task(
     events = item is None
     if events and context.on_event is not None:
         context.emit(EngineEvent(EventKind.TASK_STARTED, task.task_id, name=task.name))
-    plan = task_plan(task)
     label = task.task_id if item is None else item.label
     step_count = len(plan.steps)
     add = run.steps.add
@@ -147,12 +150,14 @@ def begin_task_record(
     predecessors: Sequence[str],
     record: run_pb2.TaskRun | None,
     item_inputs: Mapping[str, Any] | None = None,
+    plan: TaskPlan | None = None,
 ) -> tuple[run_pb2.TaskRun, dict[str, Any]]:
     """A task's record, started (RUNNING, attempt 1, inputs recorded), and its scope.
 
     The scope is the task's defaults under ``variables`` (and a map item's ``item_inputs``),
     with any inputs a person edited for ``task_run_id`` in the replayed run over them. A map
-    item records only its own inputs (edited ones included).
+    item records only its own inputs (edited ones included). ``plan`` is the task's plan
+    (`plans.task_plan`), when the caller has it.
     """
     run = record if record is not None else run_pb2.TaskRun()
     run.task_run_id = task_run_id
@@ -163,7 +168,9 @@ def begin_task_record(
     run.predecessors[:] = list(predecessors)
     run.attempt = 1
     records.stamp(run.started_at)
-    scope = {**dataflow.task_defaults(task), **variables}
+    if plan is None:
+        plan = task_plan(task)
+    scope = {**plan.fresh_defaults(), **variables} if plan.defaults else dict(variables)
     own = dict(item_inputs) if item_inputs is not None else None
     if context.replay is not None:
         edited = context.replay.edited_task_inputs(task_run_id)

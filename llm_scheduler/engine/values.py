@@ -27,6 +27,8 @@ def task_variables(
     job_input: Mapping[str, Any],
     task: config_pb2.TaskConfig,
     upstream: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    plan: TaskPlan | None = None,
 ) -> dict[str, Any]:
     """The variables a task starts with.
 
@@ -41,15 +43,22 @@ def task_variables(
             task run's inputs.
         task: The task.
         upstream: ``(task_id, outputs)`` of each predecessor, in the job's task order.
+        plan: The task's plan (`plans.task_plan`), when the caller has it.
     """
-    variables = {**dataflow.task_defaults(task), **job_input}
-    configured = dataflow.payload(task.input_config)
+    if plan is None:
+        plan = task_plan(task)
+    variables = {**plan.fresh_defaults(), **job_input} if plan.defaults else dict(job_input)
+    combine = plan.combine
+    if not combine:  # no name is combined: each is the last predecessor's that produced it
+        for _, outputs in upstream:
+            variables.update(outputs)
+        return variables
     produced: dict[str, list[tuple[str, Any]]] = {}
     for task_id, outputs in upstream:
         for name, value in outputs.items():
             produced.setdefault(name, []).append((task_id, value))
     for name, sources in produced.items():
-        mode = dataflow.combine_mode(configured.get(name))
+        mode = combine.get(name)
         if mode is None or (len(sources) == 1 and mode == "first"):
             variables[name] = sources[-1][1]
         elif mode == "list":

@@ -1,22 +1,22 @@
 """llm-scheduler: run LLM workflows described by protobuf configs.
 
 A Job is a graph of Tasks, a Task a list of Steps, a Step one model query, one registered
-function call or one embedding. The same configs run in process (`run_job`) and event-driven on
-a store: each committed task run triggers the work that runs it (`llm_scheduler.execution`; the
-`job_submitter` and `dispatcher` tools on one machine, a Cloud Function on Firestore).
+function call or one embedding. The same configs run in process (`run_job`, or `run_job_sync`
+from code that is not async) and event-driven on a store: each committed task run triggers the
+work that runs it (`llm_scheduler.execution`; the `job_submitter` and `dispatcher` tools on one
+machine, a Cloud Function on Firestore).
 
 Example::
 
-    import asyncio
     import json
 
-    from llm_scheduler import ModelClient, RunContext, Validator, load_config, run_job
+    from llm_scheduler import ModelClient, RunContext, Validator, load_config, run_job_sync
     from llm_scheduler import struct_to_dict
     from llm_scheduler.v1 import config_pb2
 
     job = load_config("examples/sample_job_config.json", config_pb2.JobConfig)
     Validator().check_job(job)
-    record = asyncio.run(run_job(job, RunContext(models=ModelClient(offline=True))))
+    record = run_job_sync(job, RunContext(models=ModelClient(offline=True)))
     print(json.dumps(struct_to_dict(record.outputs), indent=2))
 
 Custom model providers (a gateway, a test double) are `ModelAdapter` subclasses registered with
@@ -30,7 +30,7 @@ from llm_scheduler.config.structs import struct_to_dict
 from llm_scheduler.config.template import Template
 from llm_scheduler.config.validation import Validator
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
-from llm_scheduler.engine.job import run_job
+from llm_scheduler.engine.job import run_job, run_job_sync
 from llm_scheduler.engine.step import StepResult, run_step
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.errors import (
@@ -110,6 +110,7 @@ __all__ = [
     "register_function",
     "register_provider",
     "run_job",
+    "run_job_sync",
     "run_step",
     "run_task",
     "struct_to_dict",

@@ -23,7 +23,7 @@ from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.v1 import config_pb2, run_pb2
 
-__all__ = ["new_run_id", "run_job"]
+__all__ = ["new_run_id", "run_job", "run_job_sync"]
 
 
 def new_run_id(job_id: str) -> str:
@@ -57,6 +57,53 @@ async def run_job(
     """
     with frozen_heap():
         return await _run_job(job, context, inputs, run_id)
+
+
+def run_job_sync(
+    job: config_pb2.JobConfig,
+    context: RunContext,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    run_id: str = "",
+) -> run_pb2.JobRun:
+    """`run_job` for code that is not async: runs it in a new event loop and returns its record.
+
+    The context's model connections are closed afterwards (the client opens new ones if it
+    is used again). Prefer this to ``asyncio.run(run_job(...))`` for large jobs: on Python
+    3.11, `asyncio.run` formats the repr of its main task's result, and the repr of a run record
+    is its whole text format (about 0.9 s for a 10,000-task run); here the record is handed out
+    without it.
+
+    Args:
+        job: The job config (validated).
+        context: Models, functions, limits and the progress listener.
+        inputs: Job input variables, overriding the job's ``input_config``.
+        run_id: The run's id; a new one by default.
+
+    Returns:
+        The job's run record (see `run_job`).
+
+    Raises:
+        RuntimeError: Called from a running event loop (await `run_job` there instead).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # none is running: the expected case
+    else:
+        raise RuntimeError(
+            "run_job_sync was called from a running event loop; await run_job(...) there instead"
+        )
+    record: list[run_pb2.JobRun] = []
+
+    async def main() -> None:  # returns nothing: see the docstring
+        try:
+            record.append(await run_job(job, context, inputs=inputs, run_id=run_id))
+        finally:
+            await context.models.aclose()
+
+    asyncio.run(main())
+    return record[0]
 
 
 async def _run_job(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llm_scheduler.errors import MissingDependencyError
@@ -13,7 +14,7 @@ from llm_scheduler.models.http_errors import (
 )
 
 if TYPE_CHECKING:
-    from anthropic.types import Message, MessageParam, OutputConfigParam
+    from anthropic.types import MessageParam, OutputConfigParam
 
 __all__ = ["AnthropicAdapter"]
 
@@ -101,7 +102,10 @@ class AnthropicAdapter(ModelAdapter):
         if system:
             kwargs["system"] = system
         try:
-            message = await self._client.messages.create(
+            # The raw reply: the SDK builds, sends and checks the request (errors still raise),
+            # but its pydantic model of the reply is not built; the adapter reads the few
+            # fields a step needs from the JSON (~0.2 ms less CPU per call, as for OpenAI).
+            raw = await self._client.messages.with_raw_response.create(
                 model=request.model,
                 max_tokens=max_tokens,
                 messages=messages,
@@ -127,8 +131,8 @@ class AnthropicAdapter(ModelAdapter):
         except anthropic.AnthropicError as exc:
             raise self.provider_error(str(exc), False, model=request.model) from exc
         try:
-            return _to_response(message, request.model)
-        except Exception as exc:  # the SDK does not validate replies: fields may be missing
+            return _to_response(json.loads(raw.http_response.content), request.model)
+        except Exception as exc:  # a reply need not have the fields we read, or be JSON
             raise self.malformed_response_error(exc, model=request.model) from exc
 
     async def aclose(self) -> None:
@@ -136,22 +140,43 @@ class AnthropicAdapter(ModelAdapter):
         await self._client.close()
 
 
-def _to_response(message: Message, requested: str) -> ModelResponse:
-    # The SDK builds the message without validating it, so a reply missing fields gets here.
-    if not isinstance(message.content, list) or message.usage is None:
+def _to_response(message: Any, requested: str) -> ModelResponse:
+    """Reads a Messages reply (JSON, as decoded) into a `ModelResponse`.
+
+    Raises:
+        ValueError: The reply lacks the fields a step needs, or they have the wrong types.
+    """
+    if not isinstance(message, dict):
+        raise ValueError("the response is not a JSON object")
+    content, usage = message.get("content"), message.get("usage")
+    if not isinstance(content, list) or not isinstance(usage, dict):
         raise ValueError("the response has no content or no usage")
-    text = "".join(block.text for block in message.content if block.type == "text")
-    usage = message.usage
-    cached = usage.cache_read_input_tokens or 0
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "text":
+            text = block.get("text")
+            if not isinstance(text, str):
+                raise ValueError(f"a text block holds {type(text).__name__}, not text")
+            parts.append(text)
+    cached = _count(usage, "cache_read_input_tokens")
     # Anthropic counts cache reads and writes apart from input_tokens; Usage counts them in it.
-    input_tokens = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
+    input_tokens = (
+        _count(usage, "input_tokens") + cached + _count(usage, "cache_creation_input_tokens")
+    )
     return ModelResponse(
-        text=text,
+        text="".join(parts),
         usage=Usage(
             input_tokens=input_tokens,
-            output_tokens=usage.output_tokens,
+            output_tokens=_count(usage, "output_tokens"),
             cached_input_tokens=cached,
         ),
-        model=message.model or requested,
-        finish_reason=message.stop_reason or "",
+        model=str(message.get("model") or requested),
+        finish_reason=str(message.get("stop_reason") or ""),
     )
+
+
+def _count(fields: dict[str, Any], name: str) -> int:
+    value = fields.get(name) or 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is {value!r}, not a token count")
+    return value

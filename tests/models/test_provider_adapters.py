@@ -17,7 +17,13 @@ import pytest
 
 from llm_scheduler.errors import MissingDependencyError, ProviderError
 from llm_scheduler.models.anthropic_provider import AnthropicAdapter
-from llm_scheduler.models.base import ModelAdapter, ModelRequest, ModelResponse, ResponseFormatSpec
+from llm_scheduler.models.base import (
+    ModelAdapter,
+    ModelRequest,
+    ModelResponse,
+    ResponseFormatSpec,
+    Usage,
+)
 from llm_scheduler.models.gemini_provider import GeminiAdapter
 from llm_scheduler.models.http_errors import retry_after_seconds
 from llm_scheduler.models.openai_provider import OpenAIAdapter
@@ -381,6 +387,56 @@ def test_openai_reply_without_usage_or_finish_reason_reads_as_zero_and_empty(
     assert (response.text, response.finish_reason) == ("", "")
     assert (response.usage.input_tokens, response.usage.output_tokens) == (0, 0)
     assert response.model == BY_PROVIDER["openai"].model
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"content": [{"type": "text", "text": "hi"}]}', "the response has no content or no"),
+        ('{"content": [{"type": "text", "text": ["a"]}], "usage": {}}', "a text block holds list"),
+        (
+            '{"content": [], "usage": {"input_tokens": 1.5}}',
+            "input_tokens is 1.5, not a token count",
+        ),
+        ("[1, 2]", "the response is not a JSON object"),
+    ],
+    ids=["no-usage", "text-not-text", "tokens-not-a-count", "not-an-object"],
+)
+def test_anthropic_replies_with_wrong_fields_are_malformed_and_retryable(
+    body: str, detail: str, fake_server: FakeProviderServer
+) -> None:
+    # As for OpenAI, the adapter reads the reply's JSON itself and checks the fields it reads.
+    fake_server.malformed_next(1, body=body)
+    error = call_error(BY_PROVIDER["anthropic"], fake_server)
+    assert error.retryable and f"malformed response: {detail}" in str(error)
+
+
+def test_anthropic_reply_counts_cache_reads_and_writes_in_the_input_tokens(
+    fake_server: FakeProviderServer,
+) -> None:
+    body = {
+        "model": "claude-reported",
+        "stop_reason": "end_turn",
+        "content": [
+            {"type": "thinking", "thinking": "hmm"},
+            {"type": "text", "text": "Hello"},
+            {"type": "text", "text": ", owls"},
+        ],
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 4,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 7,
+        },
+    }
+    fake_server.malformed_next(1, body=json.dumps(body))
+    response = call(BY_PROVIDER["anthropic"], fake_server)
+    assert (response.text, response.model, response.finish_reason) == (
+        "Hello, owls",
+        "claude-reported",
+        "end_turn",
+    )
+    assert response.usage == Usage(input_tokens=117, output_tokens=4, cached_input_tokens=100)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -106,6 +107,10 @@ class GeminiAdapter(ModelAdapter):
         # No tools are passed, so automatic function calling has nothing to do; left on, the SDK
         # logs "AFC is enabled with max remote calls: 10." for every request.
         config["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
+        # The raw reply: the SDK builds, sends and checks the request (errors still raise), but
+        # does not convert the reply into its pydantic model; the adapter reads the few fields
+        # a step needs from the JSON (as for OpenAI and Anthropic).
+        config["should_return_http_response"] = True
         contents = [types.Content(role="user", parts=[types.Part(text=request.user_prompt)])]
         response = await self._call(
             lambda: self._client.aio.models.generate_content(
@@ -117,7 +122,9 @@ class GeminiAdapter(ModelAdapter):
             request.timeout_seconds,
         )
         try:
-            return self._to_response(response, request.model)
+            raw = response.sdk_http_response
+            body = raw.body if raw is not None else None
+            return self._to_response(json.loads(body or "null"), request.model)
         except ProviderError:
             raise
         except Exception as exc:
@@ -186,37 +193,63 @@ class GeminiAdapter(ModelAdapter):
         await self._client.aio.aclose()
         self._client.close()
 
-    def _to_response(
-        self, response: types.GenerateContentResponse, requested: str
-    ) -> ModelResponse:
-        if not response.candidates:
-            feedback = response.prompt_feedback
-            reason = feedback.block_reason if feedback is not None else None
+    def _to_response(self, reply: Any, requested: str) -> ModelResponse:
+        """Reads a generateContent reply (JSON, as decoded) into a `ModelResponse`.
+
+        Raises:
+            ProviderError: The prompt was blocked (not retryable).
+            ValueError: The reply lacks the fields a step needs, or they have the wrong types.
+        """
+        if not isinstance(reply, dict):
+            raise ValueError("the response is not a JSON object")
+        candidates = reply.get("candidates")
+        if not candidates:
+            feedback = reply.get("promptFeedback") or {}
+            reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
             if reason:
                 raise self.provider_error(
                     f"the prompt was blocked ({reason})", False, model=requested
                 )
             raise ValueError("no candidates returned")
-        candidate = response.candidates[0]
-        parts = (candidate.content.parts if candidate.content else None) or []
-        text = "".join(part.text for part in parts if part.text and not part.thought)
-        metadata = response.usage_metadata
-        usage = Usage()
-        if metadata is not None:
-            usage = Usage(
-                input_tokens=metadata.prompt_token_count or 0,
-                # Thinking tokens are billed as output, as OpenAI's and Anthropic's counts are.
-                output_tokens=(metadata.candidates_token_count or 0)
-                + (metadata.thoughts_token_count or 0),
-                cached_input_tokens=metadata.cached_content_token_count or 0,
-            )
-        finish = candidate.finish_reason
-        return ModelResponse(
-            text=text,
-            usage=usage,
-            model=response.model_version or requested,
-            finish_reason=finish.value if finish is not None else "",
+        if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
+            raise ValueError("the candidates are not a list of objects")
+        candidate = candidates[0]
+        content = candidate.get("content") or {}
+        parts = (content.get("parts") if isinstance(content, dict) else None) or []
+        if not isinstance(parts, list):
+            raise ValueError("the content's parts are not a list")
+        texts: list[str] = []
+        for part in parts:
+            if not isinstance(part, dict):
+                raise ValueError("a content part is not an object")
+            text = part.get("text")
+            if text and not part.get("thought"):
+                if not isinstance(text, str):
+                    raise ValueError(f"a part's text is {type(text).__name__}, not text")
+                texts.append(text)
+        metadata = reply.get("usageMetadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("the usage metadata is not an object")
+        usage = Usage(
+            input_tokens=_count(metadata, "promptTokenCount"),
+            # Thinking tokens are billed as output, as OpenAI's and Anthropic's counts are.
+            output_tokens=_count(metadata, "candidatesTokenCount")
+            + _count(metadata, "thoughtsTokenCount"),
+            cached_input_tokens=_count(metadata, "cachedContentTokenCount"),
         )
+        return ModelResponse(
+            text="".join(texts),
+            usage=usage,
+            model=str(reply.get("modelVersion") or requested),
+            finish_reason=str(candidate.get("finishReason") or ""),
+        )
+
+
+def _count(fields: dict[str, Any], name: str) -> int:
+    value = fields.get(name) or 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is {value!r}, not a token count")
+    return value
 
 
 def _to_embedding(reply: types.EmbedContentResponse, requested: str) -> EmbeddingResponse:

@@ -492,6 +492,68 @@ def test_gemini_wire_shape(fake_server: FakeProviderServer) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"candidates": []}', "no candidates returned"),
+        ('{"candidates": [{"content": {"parts": [{"text": 3}]}}]}', "a part's text is int"),
+        (
+            '{"candidates": [{}], "usageMetadata": {"promptTokenCount": "3"}}',
+            "promptTokenCount is '3', not a token count",
+        ),
+        ('{"candidates": ["a"]}', "the candidates are not a list of objects"),
+        ("[1]", "the response is not a JSON object"),
+    ],
+    ids=["no-candidates", "text-not-text", "tokens-not-a-count", "candidate-not-object", "list"],
+)
+def test_gemini_replies_with_wrong_fields_are_malformed_and_retryable(
+    body: str, detail: str, fake_server: FakeProviderServer
+) -> None:
+    # The adapter reads the reply's JSON itself (the SDK's reply model is not built).
+    fake_server.malformed_next(1, body=body)
+    error = call_error(BY_PROVIDER["google"], fake_server)
+    assert error.retryable and f"malformed response: {detail}" in str(error)
+
+
+def test_gemini_reply_skips_thoughts_and_bills_them_as_output(
+    fake_server: FakeProviderServer,
+) -> None:
+    body = {
+        "modelVersion": "gemini-reported",
+        "candidates": [
+            {
+                "finishReason": "STOP",
+                "content": {
+                    "role": "model",
+                    "parts": [{"text": "pondering", "thought": True}, {"text": "Owls hoot."}],
+                },
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 3,
+            "thoughtsTokenCount": 5,
+            "cachedContentTokenCount": 8,
+        },
+    }
+    fake_server.malformed_next(1, body=json.dumps(body))
+    response = call(BY_PROVIDER["google"], fake_server)
+    assert (response.text, response.model, response.finish_reason) == (
+        "Owls hoot.",
+        "gemini-reported",
+        "STOP",
+    )
+    assert response.usage == Usage(input_tokens=12, output_tokens=8, cached_input_tokens=8)
+
+
+def test_gemini_blocked_prompt_is_a_clear_error_not_retried(
+    fake_server: FakeProviderServer,
+) -> None:
+    fake_server.malformed_next(1, body='{"promptFeedback": {"blockReason": "SAFETY"}}')
+    error = call_error(BY_PROVIDER["google"], fake_server)
+    assert not error.retryable and "the prompt was blocked (SAFETY)" in str(error)
+
+
+@pytest.mark.parametrize(
     ("spec", "expected"),
     [
         (ResponseFormatSpec(kind="json"), {"responseMimeType": "application/json"}),

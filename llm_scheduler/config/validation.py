@@ -33,6 +33,7 @@ from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
 from llm_scheduler.config.strategy_checks import strategy_problems
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template
+from llm_scheduler.config.wire import INPUT_CONFIG, OUTPUT_CONFIG, TaskFields, task_fields
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.providers import adapter_class, is_provider, provider_names
@@ -311,10 +312,12 @@ class Validator:
             self._raise()
         if job.job_id:
             self._id("job_id", "job id", job.job_id, MAX_JOB_ID_LENGTH)
-        tasks = list(job.tasks)  # one wrapper per task, not one per pass
-        links = [(task.task_id, task.next_task, task.next_tasks) for task in tasks]
+        # Each task's id, links, steps and fields read from the job's bytes: a wrapper only for
+        # the tasks checked in full (see `config.wire`).
+        fields = task_fields(job)
+        tasks, links, shapes = job.tasks, fields.links, fields.steps
         graph, cyclic = self._graph(job, links)
-        shapes, checked, outputs = self._shapes(tasks, links)
+        checked, outputs = self._shapes(tasks, fields)
         # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report, so
         # be permissive about names.
         everything: Collection[str] = (
@@ -322,23 +325,15 @@ class Validator:
         )
         self._far = _FarProducers(graph, outputs)
         no_names: dict[str, None] = {}
-        # Tasks of one shape (the same steps, nothing else that `_task` checks) reading the same
-        # upstream names find the same problems: once one has none, the others have none. An
-        # upstream is one of `outputs`' values (alive throughout), so its id names it.
+        # Tasks of one shape (the same steps, and none of the fields `_task` checks besides)
+        # reading the same upstream names find the same problems: once one has none, the others
+        # have none. An upstream is one of `outputs`' values (alive throughout): its id names it.
         clean: set[tuple[tuple[bytes, ...], int]] = set()
-        for index, task in enumerate(tasks):
-            task_id = links[index][0]
+        for index, (task_id, _, _) in enumerate(links):
             predecessors = () if cyclic else graph.predecessors.get(task_id, ())
             upstream: Collection[str]
             shape = shapes[index]
-            if (
-                len(predecessors) < 2
-                and shape
-                and not task.HasField("input_config")
-                and not task.HasField("output_config")
-                and not task.HasField("for_each")
-                and not task.HasField("strategy")
-            ):
+            if len(predecessors) < 2 and shape and not fields.fields[index]:
                 upstream = outputs.get(predecessors[0], no_names) if predecessors else no_names
                 memo = (shape, id(upstream))
                 if memo in clean:
@@ -346,14 +341,15 @@ class Validator:
                 found = len(self._problems)
                 self._task_id = task_id
                 scope = _Scope((job_inputs, everything, upstream))
-                self._task(task, f"tasks[{index}].", scope, checked[index])
+                self._task(tasks[index], f"tasks[{index}].", scope, checked[index])
                 if len(self._problems) == found:
                     clean.add(memo)
                 continue
+            task = tasks[index]
             prefix = f"tasks[{index}]."
             if len(predecessors) == 1:  # one predecessor: names as they are
                 upstream = outputs.get(predecessors[0], no_names)
-                if task.HasField("input_config"):
+                if fields.fields[index] & INPUT_CONFIG:
                     self._joins(task, prefix, {})
             else:
                 producers: dict[str, list[str]] = {}
@@ -369,33 +365,31 @@ class Validator:
         self._plan(self._distinct_steps)
 
     def _shapes(
-        self, tasks: list[config_pb2.TaskConfig], links: Sequence[tuple[str, str, Sequence[str]]]
-    ) -> tuple[list[tuple[bytes, ...]], list[list[_CheckedStep]], dict[str, Collection[str]]]:
-        """Each task's shape (its steps' keys), their `_checked` results, and its outputs.
+        self, tasks: Sequence[config_pb2.TaskConfig], fields: TaskFields
+    ) -> tuple[list[list[_CheckedStep]], dict[str, Collection[str]]]:
+        """Each task's steps' `_checked` results, and its outputs (``tasks`` are the job's).
 
         Tasks with the same steps share their results, and their outputs when they configure
         none of their own (one dict for a wide job's tasks, not one per task).
         """
         by_shape: dict[tuple[bytes, ...], tuple[list[_CheckedStep], dict[str, None]]] = {}
-        shapes: list[tuple[bytes, ...]] = []
         checked: list[list[_CheckedStep]] = []
         outputs: dict[str, Collection[str]] = {}
-        for task, (task_id, _, _) in zip(tasks, links, strict=True):
-            steps = task.steps
-            shape = tuple([step.SerializeToString(deterministic=True) for step in steps])
+        for index, shape in enumerate(fields.steps):
             known = by_shape.get(shape)
             if known is None:
+                steps = tasks[index].steps
                 step_checks = [
                     self._checked(step, key) for step, key in zip(steps, shape, strict=True)
                 ]
                 known = by_shape[shape] = (step_checks, _steps_outputs(step_checks))
-            shapes.append(shape)
             checked.append(known[0])
-            if task.HasField("output_config"):
-                outputs[task_id] = _task_outputs(task, known[0])
+            task_id = fields.links[index][0]
+            if fields.fields[index] & OUTPUT_CONFIG:
+                outputs[task_id] = _task_outputs(tasks[index], known[0])
             else:
                 outputs[task_id] = known[1]
-        return shapes, checked, outputs
+        return checked, outputs
 
     def _raise(self) -> None:
         if self._problems:

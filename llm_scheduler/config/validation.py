@@ -33,7 +33,13 @@ from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
 from llm_scheduler.config.strategy_checks import strategy_problems
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template
-from llm_scheduler.config.wire import INPUT_CONFIG, OUTPUT_CONFIG, TaskFields, task_fields
+from llm_scheduler.config.wire import (
+    INPUT_CONFIG,
+    OUTPUT_CONFIG,
+    TaskFields,
+    step_keys,
+    task_fields,
+)
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.providers import adapter_class, is_provider, provider_names
@@ -328,7 +334,7 @@ class Validator:
         # Tasks of one shape (the same steps, and none of the fields `_task` checks besides)
         # reading the same upstream names find the same problems: once one has none, the others
         # have none. An upstream is one of `outputs`' values (alive throughout): its id names it.
-        clean: set[tuple[tuple[bytes, ...], int]] = set()
+        clean: set[tuple[bytes, int]] = set()
         for index, (task_id, _, _) in enumerate(links):
             predecessors = () if cyclic else graph.predecessors.get(task_id, ())
             upstream: Collection[str]
@@ -372,7 +378,7 @@ class Validator:
         Tasks with the same steps share their results, and their outputs when they configure
         none of their own (one dict for a wide job's tasks, not one per task).
         """
-        by_shape: dict[tuple[bytes, ...], tuple[list[_CheckedStep], dict[str, None]]] = {}
+        by_shape: dict[bytes, tuple[list[_CheckedStep], dict[str, None]]] = {}
         checked: list[list[_CheckedStep]] = []
         outputs: dict[str, Collection[str]] = {}
         for index, shape in enumerate(fields.steps):
@@ -380,7 +386,8 @@ class Validator:
             if known is None:
                 steps = tasks[index].steps
                 step_checks = [
-                    self._checked(step, key) for step, key in zip(steps, shape, strict=True)
+                    self._checked(step, key)
+                    for step, key in zip(steps, step_keys(shape), strict=True)
                 ]
                 known = by_shape[shape] = (step_checks, _steps_outputs(step_checks))
             checked.append(known[0])

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 
 from llm_scheduler.v1 import config_pb2
 
-__all__ = ["FOR_EACH", "INPUT_CONFIG", "OUTPUT_CONFIG", "STRATEGY", "TaskFields", "task_fields"]
+__all__ = [
+    "FOR_EACH",
+    "INPUT_CONFIG",
+    "OUTPUT_CONFIG",
+    "STRATEGY",
+    "TaskFields",
+    "step_keys",
+    "task_fields",
+    "task_fields_of_wrappers",
+]
 
 # `TaskFields.fields` bits: a task sets the field of that number (see config.proto).
 INPUT_CONFIG = 1 << 2
@@ -30,13 +39,9 @@ _FIELDS = {
     "strategy": STRATEGY,
 }
 _MASK = INPUT_CONFIG | OUTPUT_CONFIG | FOR_EACH | STRATEGY
-# One-byte tags: field number << 3 | wire type 2 (length-delimited).
+# A one-byte tag: field number << 3 | wire type 2 (length-delimited). `_from_bytes` spells the
+# task's tags as literals (it runs per field of every task).
 _JOB_TASKS = 4 << 3 | 2
-_TASK_ID = 1 << 3 | 2
-_STEPS = 3 << 3 | 2
-_NEXT_TASK = 6 << 3 | 2
-_NEXT_TASKS = 7 << 3 | 2
-_TAG_CHECK = 0x87  # a one-byte tag of wire type 2 has these bits equal to 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +50,16 @@ class TaskFields:
 
     Attributes:
         links: ``(task_id, next_task, next_tasks)`` per task, as `TaskGraph.from_links` takes.
-        steps: Per task, its steps' bytes: each ``step.SerializeToString(deterministic=True)``.
+        steps: Per task, its steps as serialized in it: a tag, a length and the step's bytes
+            (``step.SerializeToString(deterministic=True)``) per step, ``b""`` for none; one
+            bytes object per task (no container per task), `step_keys` splits it.
         fields: Per task, which of ``input_config``, ``output_config``, ``for_each`` and
             ``strategy`` it sets: `INPUT_CONFIG`, `OUTPUT_CONFIG`, `FOR_EACH` and `STRATEGY`
             bits.
     """
 
     links: list[tuple[str, str, Sequence[str]]]
-    steps: list[tuple[bytes, ...]]
+    steps: list[bytes]
     fields: list[int]
 
 
@@ -69,12 +76,22 @@ def task_fields_of_wrappers(job: config_pb2.JobConfig) -> TaskFields:
     """`task_fields` through the protobuf wrappers (slower, for any job)."""
     result = TaskFields([], [], [])
     for task in job.tasks:
-        result.links.append((task.task_id, task.next_task, list(task.next_tasks)))
-        result.steps.append(
-            tuple(step.SerializeToString(deterministic=True) for step in task.steps)
-        )
+        result.links.append((task.task_id, task.next_task, tuple(task.next_tasks)))
+        steps = config_pb2.TaskConfig(steps=task.steps)
+        result.steps.append(steps.SerializeToString(deterministic=True))
         result.fields.append(sum(bit for name, bit in _FIELDS.items() if task.HasField(name)))
     return result
+
+
+def step_keys(steps: bytes) -> tuple[bytes, ...]:
+    """Each step's bytes in a `TaskFields.steps` entry."""
+    keys: list[bytes] = []
+    pos = 0
+    while pos < len(steps):
+        length, start = _varint(steps, pos + 1)
+        keys.append(steps[start : start + length])
+        pos = start + length
+    return tuple(keys)
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:
@@ -90,13 +107,17 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
 
 
 def _from_bytes(raw: bytes) -> TaskFields | None:
-    """`task_fields` from a serialized job, or None when it holds a field of another kind."""
+    """`task_fields` from a serialized job, or None when it holds something unexpected.
+
+    Allocates as little as it can per task (each container the garbage collector tracks made
+    it walk a growing heap more often): a tuple, and one bytes object for all the steps.
+    """
     result = TaskFields([], [], [])
     links, all_steps, all_fields = result.links, result.steps, result.fields
     pos, end = 0, len(raw)
     while pos < end:  # the job's fields
         tag = raw[pos]
-        if tag & _TAG_CHECK != 2:
+        if tag & 0x87 != 2:  # not a one-byte tag of wire type 2
             return None
         length = raw[pos + 1]
         if length & 0x80:
@@ -108,12 +129,12 @@ def _from_bytes(raw: bytes) -> TaskFields | None:
             pos = stop
             continue
         task_id = next_task = ""
-        next_tasks: list[str] = []
-        steps: list[bytes] = []
-        fields = 0
+        next_tasks: list[str] | None = None
+        steps_start = steps_end = fields = 0
         while pos < stop:  # the task's fields
+            field_start = pos
             tag = raw[pos]
-            if tag & _TAG_CHECK != 2:
+            if tag & 0x87 != 2:
                 return None
             length = raw[pos + 1]
             if length & 0x80:
@@ -121,20 +142,26 @@ def _from_bytes(raw: bytes) -> TaskFields | None:
             else:
                 pos += 2
             field_end = pos + length
-            if tag == _STEPS:
-                steps.append(raw[pos:field_end])
-            elif tag == _TASK_ID:
+            if tag == 0x1A:  # steps (3): adjacent, kept as one range
+                if steps_end != field_start:
+                    if steps_end:
+                        return None
+                    steps_start = field_start
+                steps_end = field_end
+            elif tag == 0x0A:  # task_id (1)
                 task_id = raw[pos:field_end].decode()
-            elif tag == _NEXT_TASK:
+            elif tag == 0x32:  # next_task (6)
                 next_task = raw[pos:field_end].decode()
-            elif tag == _NEXT_TASKS:
+            elif tag == 0x3A:  # next_tasks (7)
+                if next_tasks is None:
+                    next_tasks = []
                 next_tasks.append(raw[pos:field_end].decode())
             else:
                 fields |= 1 << (tag >> 3)
             pos = field_end
         if pos != stop:
             return None
-        links.append((task_id, next_task, next_tasks))
-        all_steps.append(tuple(steps))
+        links.append((task_id, next_task, tuple(next_tasks) if next_tasks else ()))
+        all_steps.append(raw[steps_start:steps_end])
         all_fields.append(fields & _MASK)
     return result if pos == end else None

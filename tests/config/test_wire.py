@@ -12,6 +12,7 @@ from llm_scheduler.config.wire import (
     OUTPUT_CONFIG,
     STRATEGY,
     TaskFields,
+    step_keys,
     task_fields,
     task_fields_of_wrappers,
 )
@@ -53,7 +54,12 @@ def test_the_bytes_and_the_wrappers_agree(
     job = config_pb2.JobConfig(job_id=job_id, tasks=job_tasks, start_task=job_id)
     if inputs:
         job.input_config.payload.update({"x": "y"})
-    assert task_fields(job) == task_fields_of_wrappers(job)
+    fields = task_fields(job)
+    assert fields == task_fields_of_wrappers(job)
+    assert [step_keys(steps) for steps in fields.steps] == [
+        tuple(step.SerializeToString(deterministic=True) for step in task.steps)
+        for task in job.tasks
+    ]
 
 
 def test_fields_and_steps_of_a_task() -> None:
@@ -65,8 +71,9 @@ def test_fields_and_steps_of_a_task() -> None:
     task.output_config.payload.update({"o": ""})
     task.strategy.SetInParent()
     fields = task_fields(job)
-    assert fields.links == [("a", "b", ["c", ""]), ("b", "", [])]
-    assert fields.steps == [(), (step.SerializeToString(deterministic=True),)]
+    assert fields.links == [("a", "b", ("c", "")), ("b", "", ())]
+    assert fields.steps[0] == b""
+    assert step_keys(fields.steps[1]) == (step.SerializeToString(deterministic=True),)
     assert fields.fields == [0, INPUT_CONFIG | OUTPUT_CONFIG | FOR_EACH | STRATEGY]
 
 
@@ -79,12 +86,12 @@ def test_an_unknown_field_of_another_kind_is_read_through_the_wrappers() -> None
     assert [task.task_id for task in job.tasks] == ["a", "b"]
     assert wire._from_bytes(job.SerializeToString(deterministic=True)) is None
     assert task_fields(job) == task_fields_of_wrappers(job)
-    assert task_fields(job).links == [("a", "", []), ("b", "", [])]
+    assert task_fields(job).links == [("a", "", ()), ("b", "", ())]
 
 
 def test_an_unknown_length_delimited_field_is_read_from_the_bytes() -> None:
     task = config_pb2.TaskConfig(task_id="b").SerializeToString() + b"\x6a\x01z"
     job = config_pb2.JobConfig.FromString(b"\x22" + bytes([len(task)]) + task)
     assert wire._from_bytes(job.SerializeToString(deterministic=True)) == TaskFields(
-        [("b", "", [])], [()], [0]
+        [("b", "", ())], [b""], [0]
     )

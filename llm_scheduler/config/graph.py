@@ -41,7 +41,47 @@ class TaskGraph:
     @classmethod
     def from_links(cls, links: Sequence[tuple[str, str, Sequence[str]]]) -> TaskGraph:
         """Builds the graph from ``(task_id, next_task, next_tasks)`` per task, in config order."""
-        ids = tuple(dict.fromkeys(task_id for task_id, _, _ in links))
+        known = dict.fromkeys([task_id for task_id, _, _ in links])
+        if len(known) < len(links):  # a repeated id: its links are merged
+            return cls._from_repeated_links(tuple(known), links)
+        # Each task's successors are set once; a task's predecessors are one tuple until its
+        # second (a join gathers them in a list): a wide job makes no container per task.
+        successors: dict[str, tuple[str, ...]] = dict.fromkeys(known, ())
+        predecessors: dict[str, tuple[str, ...]] = dict.fromkeys(known, ())
+        joins: dict[str, list[str]] = {}
+        for task_id, next_task, next_tasks in links:
+            names: tuple[str, ...]
+            if next_tasks:
+                names = tuple(
+                    dict.fromkeys(
+                        [
+                            name
+                            for name in (next_task, *next_tasks)
+                            if name and name != task_id and name in known
+                        ]
+                    )
+                )
+            elif next_task and next_task != task_id and next_task in known:
+                names = (next_task,)
+            else:
+                continue
+            successors[task_id] = names
+            for name in names:
+                if not predecessors[name]:
+                    predecessors[name] = (task_id,)
+                elif name in joins:
+                    joins[name].append(task_id)
+                else:
+                    joins[name] = [*predecessors[name], task_id]
+        for name, gathered in joins.items():
+            predecessors[name] = tuple(gathered)
+        return cls(task_ids=tuple(known), successors=successors, predecessors=predecessors)
+
+    @classmethod
+    def _from_repeated_links(
+        cls, ids: tuple[str, ...], links: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> TaskGraph:
+        """`from_links` when an id is repeated: its tasks' successors are merged."""
         # Dicts as ordered sets: a join's predecessors and a repeated id's successors are
         # gathered without a linear membership test per link.
         successors: dict[str, dict[str, None]] = {task_id: {} for task_id in ids}
@@ -73,16 +113,21 @@ class TaskGraph:
         Kahn's algorithm first (cheap): only a graph that has a cycle is searched depth-first,
         with an explicit stack, so a chain of any length fits.
         """
-        waiting = {task_id: len(preds) for task_id, preds in self.predecessors.items()}
-        free = [task_id for task_id, count in waiting.items() if not count]
+        # Only joins wait for a count: a task with one predecessor is free once that one is.
+        free = [task_id for task_id, preds in self.predecessors.items() if not preds]
+        joins = {
+            task_id: len(preds) for task_id, preds in self.predecessors.items() if len(preds) > 1
+        }
         ordered = 0
         while free:
             ordered += 1
             for nxt in self.successors[free.pop()]:
-                waiting[nxt] -= 1
-                if not waiting[nxt]:
-                    free.append(nxt)
-        if ordered == len(waiting):
+                if nxt in joins:
+                    joins[nxt] -= 1
+                    if joins[nxt]:
+                        continue
+                free.append(nxt)
+        if ordered == len(self.predecessors):
             return None
         done: set[str] = set()
         for root in self.task_ids:

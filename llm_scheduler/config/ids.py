@@ -17,6 +17,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_JOB_ID_LENGTH",
     "PLAIN_ID",
+    "all_plain",
     "check_id",
 ]
 
@@ -33,6 +34,15 @@ _RESERVED = re.compile(r"__.*__", re.DOTALL)
 # Ids `check_id` certainly accepts, in one match (a fast path for jobs of many tasks): safe
 # characters, not starting with "." or "__", at most MAX_ID_LENGTH long. Others get `check_id`.
 PLAIN_ID = re.compile(rf"(?!__)[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}")
+# Ids, one a line, that each match PLAIN_ID: one match for all of a job's task ids.
+_PLAIN_LINES = re.compile(rf"{PLAIN_ID.pattern}(?:\n{PLAIN_ID.pattern})*")
+
+
+def all_plain(ids: list[str]) -> bool:
+    """Whether every id matches `PLAIN_ID` (in one match, not one per id); False for no ids."""
+    lines = "\n".join(ids)
+    # An id holding a newline would pass as two ids: it has one more newline than a line break.
+    return lines.count("\n") == len(ids) - 1 and _PLAIN_LINES.fullmatch(lines) is not None
 
 
 def check_id(kind: str, value: str, *, max_length: int = MAX_ID_LENGTH) -> str | None:

@@ -10,7 +10,7 @@ import collections
 import dataclasses
 import itertools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
@@ -19,6 +19,7 @@ from llm_scheduler.config.ids import (
     MAX_ID_LENGTH,
     MAX_JOB_ID_LENGTH,
     PLAIN_ID,
+    all_plain,
     check_id,
 )
 from llm_scheduler.config.maps import (
@@ -32,6 +33,13 @@ from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
 from llm_scheduler.config.strategy_checks import strategy_problems
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template
+from llm_scheduler.config.wire import (
+    INPUT_CONFIG,
+    OUTPUT_CONFIG,
+    TaskFields,
+    step_keys,
+    task_fields,
+)
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.providers import adapter_class, is_provider, provider_names
@@ -143,6 +151,11 @@ def _task_outputs(task: config_pb2.TaskConfig, checked: list[_CheckedStep]) -> d
         configured = dict.fromkeys(dataflow.payload(task.output_config))
         if configured:
             return configured
+    return _steps_outputs(checked)
+
+
+def _steps_outputs(checked: list[_CheckedStep]) -> dict[str, None]:
+    """What a task's steps output (as an ordered set), from their `_checked` results."""
     names: dict[str, None] = {}
     for step_checks in checked:
         for name in step_checks.outputs:
@@ -156,19 +169,29 @@ class _FarProducers:
 
     Found per name on demand (only for names missing somewhere), by one search forward from the
     tasks producing the name, instead of collecting every task's ancestors up front.
+
+    Attributes:
+        graph: The job's task graph.
+        outputs: Each task's output names, in config order.
     """
 
     graph: TaskGraph
-    producers: Mapping[str, list[str]]
+    outputs: Mapping[str, Collection[str]]
+    _producers: dict[str, list[str]] | None = None
     _reached: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     def producer(self, name: str, task_id: str) -> str | None:
         """A task that produces ``name`` and that ``task_id`` transitively depends on."""
         reached = self._reached.get(name)
         if reached is None:
+            if self._producers is None:  # the tasks producing each name, once a name is missing
+                self._producers = {}
+                for producer, names in self.outputs.items():
+                    for output in names:
+                        self._producers.setdefault(output, []).append(producer)
             reached = {}
             queue: collections.deque[str] = collections.deque()
-            for origin in self.producers.get(name, ()):
+            for origin in self._producers.get(name, ()):
                 for nxt in self.graph.successors.get(origin, ()):
                     if nxt not in reached:
                         reached[nxt] = origin
@@ -295,30 +318,44 @@ class Validator:
             self._raise()
         if job.job_id:
             self._id("job_id", "job id", job.job_id, MAX_JOB_ID_LENGTH)
-        tasks = list(job.tasks)  # one wrapper per task, not one per pass
-        graph, cyclic = self._graph(job, tasks)
-        checked = [[self._checked(step) for step in task.steps] for task in tasks]
-        outputs = {
-            task.task_id: _task_outputs(task, task_checks)
-            for task, task_checks in zip(tasks, checked, strict=True)
-        }
-        producers_of: dict[str, list[str]] = {}
-        for task_id, names in outputs.items():
-            for name in names:
-                producers_of.setdefault(name, []).append(task_id)
+        # Each task's id, links, steps and fields read from the job's bytes: a wrapper only for
+        # the tasks checked in full (see `config.wire`).
+        fields = task_fields(job)
+        tasks, links, shapes = job.tasks, fields.links, fields.steps
+        graph, cyclic = self._graph(job, links)
+        checked, outputs = self._shapes(tasks, fields)
         # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report, so
         # be permissive about names.
-        everything: Collection[str] = producers_of.keys() if cyclic else ()
-        self._far = _FarProducers(graph, producers_of)
+        everything: Collection[str] = (
+            dict.fromkeys(itertools.chain.from_iterable(outputs.values())) if cyclic else ()
+        )
+        self._far = _FarProducers(graph, outputs)
         no_names: dict[str, None] = {}
-        for index, task in enumerate(tasks):
-            prefix = f"tasks[{index}]."
-            task_id = task.task_id
+        # Tasks of one shape (the same steps, and none of the fields `_task` checks besides)
+        # reading the same upstream names find the same problems: once one has none, the others
+        # have none. An upstream is one of `outputs`' values (alive throughout): its id names it.
+        clean: set[tuple[bytes, int]] = set()
+        for index, (task_id, _, _) in enumerate(links):
             predecessors = () if cyclic else graph.predecessors.get(task_id, ())
             upstream: Collection[str]
-            if len(predecessors) == 1:  # the common case: one predecessor, names as they are
+            shape = shapes[index]
+            if len(predecessors) < 2 and shape and not fields.fields[index]:
+                upstream = outputs.get(predecessors[0], no_names) if predecessors else no_names
+                memo = (shape, id(upstream))
+                if memo in clean:
+                    continue
+                found = len(self._problems)
+                self._task_id = task_id
+                scope = _Scope((job_inputs, everything, upstream))
+                self._task(tasks[index], f"tasks[{index}].", scope, checked[index])
+                if len(self._problems) == found:
+                    clean.add(memo)
+                continue
+            task = tasks[index]
+            prefix = f"tasks[{index}]."
+            if len(predecessors) == 1:  # one predecessor: names as they are
                 upstream = outputs.get(predecessors[0], no_names)
-                if task.HasField("input_config"):
+                if fields.fields[index] & INPUT_CONFIG:
                     self._joins(task, prefix, {})
             else:
                 producers: dict[str, list[str]] = {}
@@ -332,6 +369,34 @@ class Validator:
         self._far, self._task_id = None, ""
         self._raise()
         self._plan(self._distinct_steps)
+
+    def _shapes(
+        self, tasks: Sequence[config_pb2.TaskConfig], fields: TaskFields
+    ) -> tuple[list[list[_CheckedStep]], dict[str, Collection[str]]]:
+        """Each task's steps' `_checked` results, and its outputs (``tasks`` are the job's).
+
+        Tasks with the same steps share their results, and their outputs when they configure
+        none of their own (one dict for a wide job's tasks, not one per task).
+        """
+        by_shape: dict[bytes, tuple[list[_CheckedStep], dict[str, None]]] = {}
+        checked: list[list[_CheckedStep]] = []
+        outputs: dict[str, Collection[str]] = {}
+        for index, shape in enumerate(fields.steps):
+            known = by_shape.get(shape)
+            if known is None:
+                steps = tasks[index].steps
+                step_checks = [
+                    self._checked(step, key)
+                    for step, key in zip(steps, step_keys(shape), strict=True)
+                ]
+                known = by_shape[shape] = (step_checks, _steps_outputs(step_checks))
+            checked.append(known[0])
+            task_id = fields.links[index][0]
+            if fields.fields[index] & OUTPUT_CONFIG:
+                outputs[task_id] = _task_outputs(tasks[index], known[0])
+            else:
+                outputs[task_id] = known[1]
+        return checked, outputs
 
     def _raise(self) -> None:
         if self._problems:
@@ -358,24 +423,34 @@ class Validator:
             self._add(path, problem, ID_RULE)
 
     def _graph(
-        self, job: config_pb2.JobConfig, tasks: list[config_pb2.TaskConfig]
+        self, job: config_pb2.JobConfig, links: Sequence[tuple[str, str, Sequence[str]]]
     ) -> tuple[TaskGraph, bool]:
-        """Checks the task graph (``tasks`` are the job's); returns it and whether it is cyclic."""
-        links = [(task.task_id, task.next_task, task.next_tasks) for task in tasks]
-        first_index: dict[str, int] = {}
-        for index, (task_id, _, _) in enumerate(links):
-            if not task_id:
-                self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
-            elif task_id in first_index:
-                self._add(f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one")
-            elif not PLAIN_ID.fullmatch(task_id):  # the rest are checked in full
-                self._id(f"tasks[{index}].task_id", "task id", task_id)
-            first_index.setdefault(task_id, index)
+        """Checks the task graph (``links`` as in `TaskGraph.from_links`, one per task of the job).
+
+        Returns the graph and whether it is cyclic.
+        """
+        ids = [task_id for task_id, _, _ in links]
+        first_index = dict(zip(ids, range(len(ids)), strict=True))
+        if len(first_index) < len(ids) or not all_plain(ids):  # some ids need a closer look
+            first_index = {}
+            for index, task_id in enumerate(ids):
+                if not task_id:
+                    self._add(f"tasks[{index}].task_id", "missing", "give every task a unique id")
+                elif task_id in first_index:
+                    self._add(
+                        f"tasks[{index}].task_id", f"duplicate task id {task_id!r}", "rename one"
+                    )
+                elif not PLAIN_ID.fullmatch(task_id):  # the rest are checked in full
+                    self._id(f"tasks[{index}].task_id", "task id", task_id)
+                first_index.setdefault(task_id, index)
         for index, (task_id, next_task, next_tasks) in enumerate(links):
-            if all(
-                not name or (name in first_index and name != task_id)
-                for name in (next_task, *next_tasks)
-            ):
+            if next_tasks:
+                if all(
+                    not name or (name in first_index and name != task_id)
+                    for name in (next_task, *next_tasks)
+                ):
+                    continue
+            elif not next_task or (next_task != task_id and next_task in first_index):
                 continue  # the common case: every link names another task of the job
             names = [("next_task", next_task)] + [
                 (f"next_tasks[{i}]", name) for i, name in enumerate(next_tasks)
@@ -420,6 +495,8 @@ class Validator:
             return graph, False
         else:
             start = roots[0] if roots else ""
+        if len(roots) == 1 and start == roots[0]:
+            return graph, False  # every task of an acyclic graph follows one of its roots
         reachable = graph.reachable_from(start)
         for task_id in graph.task_ids:
             if task_id and task_id not in reachable:
@@ -618,12 +695,14 @@ class Validator:
                     break
         return checked.outputs
 
-    def _checked(self, step: config_pb2.StepConfig) -> _CheckedStep:
+    def _checked(self, step: config_pb2.StepConfig, key: bytes | None = None) -> _CheckedStep:
         """What does not depend on a step's place, checked once per distinct step config.
 
-        A large job repeats a few step configs many times.
+        A large job repeats a few step configs many times. ``key`` is the step's deterministic
+        serialization, when the caller has it.
         """
-        key = step.SerializeToString(deterministic=True)
+        if key is None:
+            key = step.SerializeToString(deterministic=True)
         checked = self._checked_steps.get(key)
         if checked is None:
             if step.step_type == config_pb2.STEP_TYPE_SUB_JOB:

@@ -12,6 +12,7 @@ from llm_scheduler.config.ids import (
     MAX_ID_LENGTH,
     MAX_JOB_ID_LENGTH,
     PLAIN_ID,
+    all_plain,
     check_id,
 )
 from llm_scheduler.config.validation import Validator
@@ -120,3 +121,19 @@ def test_the_validators_fast_path_only_accepts_ids_the_rule_accepts(value: str) 
     # an id the rule refuses.
     if PLAIN_ID.fullmatch(value):
         assert check_id("task id", value) is None
+
+
+_ID_TEXT = st.text(alphabet="ab_.-/ _A9\u00e9\n", max_size=8) | st.text(max_size=140)
+
+
+@hypothesis.given(st.lists(_ID_TEXT, max_size=6))
+def test_the_validators_one_match_for_all_ids_is_one_match_per_id(ids: list[str]) -> None:
+    # `Validator` matches a job's task ids in one go: a newline in an id must not split it.
+    assert all_plain(ids) == (bool(ids) and all(PLAIN_ID.fullmatch(value) for value in ids))
+
+
+def test_one_match_for_all_ids_refuses_an_id_holding_a_newline() -> None:
+    assert all_plain(["a", "b"])
+    assert not all_plain(["a\nb"])
+    assert not all_plain(["a", "b\n"])
+    assert not all_plain([])

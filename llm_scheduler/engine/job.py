@@ -12,7 +12,7 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.structs import struct_to_dict, to_struct
+from llm_scheduler.config.structs import fill_struct, struct_to_dict, to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.items import has_items
@@ -77,12 +77,19 @@ async def run_job(
     slots = {task_id: run.tasks.add() for task_id in graph.task_ids}
 
     outputs_of: dict[str, dict[str, Any]] = {}
+    unread: dict[str, int] = {}  # successors yet to read a task's converted outputs
 
     def outputs(task_id: str) -> dict[str, Any]:
-        # Converted once per task, however many successors it has (a fresh top-level dict each).
-        if task_id not in outputs_of:
-            outputs_of[task_id] = struct_to_dict(finished[task_id].outputs)
-        return dict(outputs_of[task_id])
+        # Converted once per task, however many successors it has (a fresh top-level dict each),
+        # and dropped once the last of them has its copy.
+        converted = outputs_of.get(task_id)
+        if converted is None:
+            converted = outputs_of[task_id] = struct_to_dict(finished[task_id].outputs)
+            unread[task_id] = sum(1 for s in graph.successors[task_id] if s in reachable)
+        unread[task_id] -= 1
+        if unread[task_id] <= 0:
+            del outputs_of[task_id], unread[task_id]
+        return dict(converted)
 
     async def execute(task_id: str) -> None:
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
@@ -181,8 +188,13 @@ async def run_job(
         run.error.message = f"task {first.task_id!r} failed: {first.error.message}"
     else:
         run.status = run_pb2.RUN_STATUS_SUCCEEDED
-        sinks = [t for t in graph.sinks if t in reachable]
-        run.outputs.CopyFrom(to_struct({t: outputs(t) for t in sinks if t in finished}))
+        # What `to_struct({sink: outputs(sink)})` gives, filled in place one sink at a time: no
+        # dict of every sink's outputs, nor a `Struct` of them to copy.
+        run.outputs.Clear()  # set, however empty
+        fields = run.outputs.fields
+        for t in graph.sinks:
+            if t in reachable and t in finished:
+                fill_struct(fields[t].struct_value, struct_to_dict(finished[t].outputs))
     records.stamp(run.finished_at)
     status = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
     context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=status))

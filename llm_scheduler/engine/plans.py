@@ -284,7 +284,9 @@ def _build_task_plan(task: config_pb2.TaskConfig) -> TaskPlan:
     # One set per distinct set of names, shared by the plans of the tasks producing it.
     produced = frozenset(names)
     key = (frozenset, produced)
-    shared: frozenset[str] = _plans.get(key) or _plans.put(key, produced)
+    shared: frozenset[str] | None = _plans.get(key)
+    if shared is None:
+        shared = _plans.put(key, produced)
     return TaskPlan(steps=steps, outputs=output_plan(task.output_config), produced=shared)
 
 

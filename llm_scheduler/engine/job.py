@@ -12,7 +12,7 @@ from typing import Any
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
-from llm_scheduler.config.structs import struct_to_dict, to_struct
+from llm_scheduler.config.structs import fill_struct, struct_to_dict, to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.heap import frozen_heap
@@ -113,13 +113,13 @@ async def _run_job(
     run_id: str,
 ) -> run_pb2.JobRun:
     graph = TaskGraph.from_job(job)
-    configs = job.tasks
-    reserve_plans(sum(len(task.steps) for task in configs))
+    reserve_plans(sum(len(task.steps) for task in job.tasks))
     # The run's sub-job steps put their child runs here (a nested run has a list of its own).
     context = dataclasses.replace(context, child_runs=[])
-    # Tasks by index, not by wrapper: a dict of 100,000 protobuf wrappers costs memory and a
-    # visit per wrapper in each full garbage collection.
-    index_of = {task_id: index for index, task_id in enumerate(graph.task_ids)}
+    # A validated job's task ids are unique: a task's config (in `job.tasks`) and its record
+    # (in `run.tasks`) are at its position. Positions, not the messages: a message held per task
+    # (a Python object over it) cost ~0.2 KB per task of a wide job until the run's end.
+    position = {task_id: index for index, task_id in enumerate(graph.task_ids)}
     job_input = {**dataflow.payload(job.input_config), **(inputs or {})}
     run = run_pb2.JobRun(
         run_id=run_id or new_run_id(job.job_id),
@@ -135,45 +135,52 @@ async def _run_job(
     finished: dict[str, int] = {}  # the status of each task that ran
     # Every task's record has its place in the job's record from the start, in the job's task
     # order, and is filled in place: task records (with all their steps) are never copied.
-    slots = run.tasks
     for _ in graph.task_ids:
-        slots.add()
+        run.tasks.add()
 
     outputs_of: dict[str, dict[str, Any]] = {}
+    unread: dict[str, int] = {}  # successors yet to read a task's converted outputs
 
     def outputs(task_id: str) -> dict[str, Any]:
-        # Converted once per task, however many successors it has (a fresh top-level dict each).
-        if task_id not in outputs_of:
-            outputs_of[task_id] = struct_to_dict(slots[index_of[task_id]].outputs)
-        return dict(outputs_of[task_id])
+        # Converted once per task, however many successors it has (a fresh top-level dict each),
+        # and dropped once the last of them has its copy.
+        converted = outputs_of.get(task_id)
+        if converted is None:
+            converted = outputs_of[task_id] = struct_to_dict(run.tasks[position[task_id]].outputs)
+            unread[task_id] = sum(1 for s in graph.successors[task_id] if s in reachable)
+        unread[task_id] -= 1
+        if unread[task_id] <= 0:
+            del outputs_of[task_id], unread[task_id]
+        return dict(converted)
 
-    async def execute(task_id: str) -> None:
-        index = index_of[task_id]
-        task = configs[index]
+    async def execute(task_id: str) -> bool:
         preds = [p for p in graph.predecessors[task_id] if p in reachable]
         upstream = [(p, outputs(p)) for p in preds]
+        index = position[task_id]
+        task = job.tasks[index]
         plan = task_plan(task)
         variables = task_variables(job_input, task, upstream, plan=plan)
         if has_items(task):
-            record = await run_map(
+            task_run = await run_map(
                 task,
                 variables,
                 context,
                 job_run_id=run.run_id,
                 predecessors=preds,
-                record=slots[index],
+                record=run.tasks[index],
             )
         else:
-            record = await run_task(
+            task_run = await run_task(
                 task,
                 variables,
                 context,
                 job_run_id=run.run_id,
                 predecessors=preds,
-                record=slots[index],
+                record=run.tasks[index],
                 plan=plan,
             )
-        finished[task_id] = record.status
+        status = finished[task_id] = task_run.status
+        return status == run_pb2.RUN_STATUS_SUCCEEDED
 
     # Ready tasks wait in a queue and run on at most `limit` workers: at most `limit` tasks
     # (and their coroutines, variables and records in progress) exist at once, however wide
@@ -207,8 +214,7 @@ async def _run_job(
         try:
             while ready and not crashed:
                 task_id = ready.popleft()
-                await execute(task_id)
-                if finished[task_id] == run_pb2.RUN_STATUS_SUCCEEDED:
+                if await execute(task_id):  # succeeded
                     on_success(task_id)
                     start_workers(ready_for_me=1)
         except Exception as error:  # a bug, not a failed task (those are records): re-raised
@@ -245,11 +251,10 @@ async def _run_job(
     input_tokens = output_tokens = cached_input_tokens = 0
     cost_usd = 0.0
     first_failed: run_pb2.TaskRun | None = None
-    for index, task_id in enumerate(graph.task_ids):
-        task_run = slots[index]
+    for task_id, task_run in zip(graph.task_ids, run.tasks, strict=True):
         status = finished.get(task_id)
         if status is None:
-            task_run.CopyFrom(_skipped(configs[index], run.run_id))
+            task_run.CopyFrom(_skipped(job.tasks[position[task_id]], run.run_id))
             context.emit(EngineEvent(EventKind.TASK_SKIPPED, task_id))
             continue  # a skipped task has no usage nor cost
         if status == run_pb2.RUN_STATUS_FAILED and first_failed is None:
@@ -275,8 +280,13 @@ async def _run_job(
         run.error.message = f"task {first_failed.task_id!r} failed: {first_failed.error.message}"
     else:
         run.status = run_pb2.RUN_STATUS_SUCCEEDED
-        sinks = [t for t in graph.sinks if t in reachable]
-        run.outputs.CopyFrom(to_struct({t: outputs(t) for t in sinks if t in finished}))
+        # What `to_struct({sink: outputs(sink)})` gives, filled in place one sink at a time: no
+        # dict of every sink's outputs, nor a `Struct` of them to copy.
+        run.outputs.Clear()  # set, however empty
+        fields = run.outputs.fields
+        for t in graph.sinks:
+            if t in reachable and t in finished:
+                fill_struct(fields[t].struct_value, struct_to_dict(run.tasks[position[t]].outputs))
     records.stamp(run.finished_at)
     outcome = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
     context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=outcome))

@@ -53,7 +53,7 @@ _FORMATS: dict[int, Any] = {
 _MIN_PLANS = 4096
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class OutputPlan:
     """An ``output_config`` ready to apply.
 
@@ -70,7 +70,7 @@ class OutputPlan:
         return tuple(key for key, _ in self.items)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class QueryPlan:
     """A model query's static parts.
 
@@ -108,12 +108,6 @@ class QueryPlan:
         resolved = self._resolved.get((provider, model))
         if resolved is None:
             format_json, parameters_json = self.static_json
-            # Shared by the steps that differ only in their prompts (a wide job's tasks).
-            key = (ResolvedQuery, self.model_key, provider, model, format_json, parameters_json)
-            shared: ResolvedQuery | None = _plans.get(key)
-            if shared is not None:
-                self._resolved[(provider, model)] = shared
-                return shared
             record = run_pb2.StepRun(model_key=self.model_key, provider=provider)
             record.provider_model = model
             record.parameters.CopyFrom(self.parameters_struct)
@@ -124,11 +118,11 @@ class QueryPlan:
                 ),
                 record_fields=record.SerializeToString(),
             )
-            self._resolved[(provider, model)] = _plans.put(key, resolved)
+            self._resolved[(provider, model)] = resolved
         return resolved
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ResolvedQuery:
     """A model query's static parts once its model key is resolved.
 
@@ -143,7 +137,7 @@ class ResolvedQuery:
     record_fields: bytes
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class EmbeddingPlan:
     """An embedding's static parts.
 
@@ -161,7 +155,7 @@ class EmbeddingPlan:
     parameters_struct: struct_pb2.Struct
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class StepPlan:
     """A step's static parts.
 
@@ -211,7 +205,7 @@ class StepPlan:
         return dict(self.defaults)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class TaskPlan:
     """A task's static parts: its steps' plans, so a run derives nothing per step.
 
@@ -302,9 +296,15 @@ def _build_task_plan(task: config_pb2.TaskConfig, serialized_steps: list[bytes])
         _plans.get((config_pb2.StepConfig, serialized)) or step_plan(step)
         for step, serialized in zip(task.steps, serialized_steps, strict=True)
     )
-    produced: set[str] = set()
+    names: set[str] = set()
     for plan in steps:
-        produced.update(plan.outputs.names or (dataflow.RESPONSE,))
+        names.update(plan.outputs.names or (dataflow.RESPONSE,))
+    # One set per distinct set of names, shared by the plans of the tasks producing it.
+    produced = frozenset(names)
+    key = (frozenset, produced)
+    shared: frozenset[str] | None = _plans.get(key)
+    if shared is None:
+        shared = _plans.put(key, produced)
     configured = dataflow.payload(task.input_config)
     defaults: dict[str, Any] = {}
     combine: dict[str, str] = {}
@@ -317,7 +317,7 @@ def _build_task_plan(task: config_pb2.TaskConfig, serialized_steps: list[bytes])
     return TaskPlan(
         steps=steps,
         outputs=output_plan(task.output_config),
-        produced=frozenset(produced),
+        produced=shared,
         defaults=defaults,
         combine=combine,
         _nested_defaults=any(isinstance(value, (dict, list)) for value in defaults.values()),
@@ -377,6 +377,30 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
 
 
 def _build_query_plan(query: config_pb2.ModelQueryConfig) -> QueryPlan:
+    # What does not depend on the prompts is shared by the plans of the queries that differ
+    # only in their prompts (a wide job's tasks): one set of parameters, one response format,
+    # and one resolution per model rather than one per step (~0.5 KB per task in a run).
+    key = (
+        config_pb2.ModelQueryConfig,
+        query.model_key,
+        query.parameters.SerializeToString(deterministic=True),
+        query.response_format.SerializeToString(deterministic=True),
+    )
+    shared: QueryPlan = _plans.get(key) or _plans.put(key, _build_query_static(query))
+    system = Template.parse(query.system_prompt)
+    user = Template.parse(query.user_prompt)
+    return dataclasses.replace(
+        shared,
+        system=system,
+        user=user,
+        system_template=CompiledTemplate(system),
+        user_template=CompiledTemplate(user),
+        _resolved=shared._resolved,
+    )
+
+
+def _build_query_static(query: config_pb2.ModelQueryConfig) -> QueryPlan:
+    """A query's plan without its prompts (the plans that differ only there share its parts)."""
     raw = struct_to_dict(query.parameters) if query.HasField("parameters") else {}
     parameters, _ = coerce_parameters(raw, "parameters")  # validation reported any problems
     configured = query.response_format
@@ -388,8 +412,7 @@ def _build_query_plan(query: config_pb2.ModelQueryConfig) -> QueryPlan:
         schema_name=configured.schema_name or "response",
     )
     static = ModelRequest("", "", "", parameters=parameters, response_format=response_format)
-    system = Template.parse(query.system_prompt)
-    user = Template.parse(query.user_prompt)
+    system = user = Template.parse("")
     response_format_config = config_pb2.ResponseFormat()
     response_format_config.CopyFrom(configured)
     return QueryPlan(

@@ -21,7 +21,7 @@ from llm_scheduler import (
     run_task,
 )
 from llm_scheduler.config.formats import ConfigFormat
-from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.config.structs import struct_to_dict, to_struct
 from llm_scheduler.errors import MissingApiKeyError
 from llm_scheduler.function_steps import FunctionRegistry
 from llm_scheduler.testing import FakeProviderServer
@@ -591,3 +591,61 @@ def test_a_task_raising_while_others_wait_ends_the_run_and_cancels_them() -> Non
         asyncio.run(run_job(job, context))
     # Those asleep were cancelled, not left to sleep their 30 s (w003 may not have started).
     assert {"w000", "w001"} <= set(cancelled) <= {"w000", "w001", "w003"}
+
+
+def test_the_jobs_outputs_are_its_sinks_outputs_and_shared_outputs_reach_each_reader() -> None:
+    # `run_job` fills the job's outputs one sink at a time and drops a task's converted outputs
+    # once its last successor read them: the record is what converting them all at once gave.
+    def data(name: str) -> dict[str, Any]:
+        return {"name": name, "n": 3, "x": 0.5, "ok": True, "none": None, "list": [1, "a", {}]}
+
+    functions = FunctionRegistry.with_builtins()
+    functions.register(data, "data")
+    tasks: list[dict[str, Any]] = [
+        {
+            "task_id": "start",
+            "steps": [
+                {
+                    "step_type": "STEP_TYPE_FUNCTION_CALL",
+                    "function_call_config": {"function_name": "data", "request": {"name": "s"}},
+                    "output_config": {"payload": {"value": ""}},
+                }
+            ],
+            "next_tasks": ["left", "right"],
+        },
+        *(
+            {
+                "task_id": side,
+                "steps": [
+                    {
+                        "step_type": "STEP_TYPE_FUNCTION_CALL",
+                        "function_call_config": {
+                            "function_name": "data",
+                            "request": {"name": f"{side} %value.name%"},
+                        },
+                        "output_config": {"payload": {side: ""}},
+                    }
+                ],
+            }
+            for side in ("left", "right")
+        ),
+    ]
+    job = loads(
+        json.dumps({"job_id": "sinks", "tasks": tasks}), config_pb2.JobConfig, ConfigFormat.JSON
+    )
+    registry = ModelRegistry()
+    Validator(registry, functions=functions).check_job(job)
+    context = RunContext(models=ModelClient(registry, offline=True), functions=functions)
+    job_run = run(context, run_job(job, context))
+
+    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
+    by_id = {task.task_id: task for task in job_run.tasks}
+    assert struct_to_dict(job_run.outputs) == {
+        "left": {"left": data("left s")},
+        "right": {"right": data("right s")},
+    }
+    expected = to_struct({t: struct_to_dict(by_id[t].outputs) for t in ("left", "right")})
+    assert job_run.outputs.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True
+    )
+    assert job_run.HasField("outputs")

@@ -72,9 +72,10 @@ def test_a_job_larger_than_the_cache_keeps_every_plan_its_validation_derived(
     job.input_config.payload.update({"x": "1"})
     Validator().check_job(job)
     derived = {id(plan) for plan in plans._plans._entries.values()}
-    assert plans._plans.capacity >= 100 and len(derived) == 51  # 50 steps, 1 (empty) output
+    # 50 steps, 1 (empty) output, the query parts the 50 steps share
+    assert plans._plans.capacity >= 100 and len(derived) == 52
     assert all(id(plans.step_plan(step)) in derived for step in task.steps)
-    assert len(plans._plans) == 51  # the run derives nothing
+    assert len(plans._plans) == 52  # the run derives nothing
 
 
 def test_a_task_plan_holds_its_steps_plans_and_is_derived_once(
@@ -134,3 +135,29 @@ def test_outputs_that_are_all_the_response_are_planned_as_such() -> None:
     passed = _step("%a%", {"x": "default"})
     passed.output_config.payload.update({"x": ""})  # passes the variable through
     assert plans.step_plan(passed).response_outputs is None
+
+
+def test_queries_differing_only_in_their_prompts_share_their_other_parts() -> None:
+    first, second = _step("first %a%"), _step("second %b%")
+    for step in (first, second):
+        step.model_query_config.parameters.update({"temperature": 0.5})
+    other = _step("third %c%")
+    other.model_query_config.parameters.update({"temperature": 0.7})
+    a, b, c = (plans.step_plan(step).query for step in (first, second, other))
+    assert a is not None and b is not None and c is not None
+    assert a.user.names == {"a"} and b.user.names == {"b"}
+    assert a.user_template is not b.user_template
+    assert a.parameters_struct is b.parameters_struct and a.parameters == {"temperature": 0.5}
+    assert a.resolved("offline", "m") is b.resolved("offline", "m")
+    assert c.parameters == {"temperature": 0.7}
+    assert c.resolved("offline", "m").record_fields != a.resolved("offline", "m").record_fields
+
+
+def test_tasks_producing_the_same_names_share_one_set() -> None:
+    plans_of = []
+    for prompt in ("one %a%", "two %a%"):
+        task = config_pb2.TaskConfig(task_id="t")
+        task.steps.add().CopyFrom(_step(prompt))
+        plans_of.append(plans.task_plan(task))
+    assert plans_of[0] is not plans_of[1]
+    assert plans_of[0].produced is plans_of[1].produced == {"response"}

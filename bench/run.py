@@ -69,7 +69,11 @@ def scaling_runs(sizes: Sizes) -> list[tuple[str, int]]:
         for side in ("bare", "engine")
     ]
     runs += [(f"wide_{side}", size) for size in sizes.wide_growth for side in ("bare", "engine")]
-    return [*runs, ("validate", sizes.validate_tasks)]
+    return [
+        *runs,
+        ("validate", sizes.validate_tasks),
+        ("validate_distinct", sizes.validate_tasks),
+    ]
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:

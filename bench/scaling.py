@@ -12,8 +12,10 @@ process, so the memory figures are the run's own.
 - **W8 wide**: ``N`` independent one-step tasks (offline model) after a start task, at most 64
   at once; the bare program runs ``N`` coroutines under a semaphore of 64 with
   ``asyncio.gather``. At ``N`` = 100,000 this is the issue's "100,000-task wide job".
-- **validate**: the time `Validator.check_job` takes on a fan-out of ``N`` tasks (the first
-  check, which also derives the step plans).
+- **validate**: the time `Validator.check_job` takes on a fan-out of ``N`` tasks whose steps
+  are all the same (the first check, which also derives the step plans).
+- **validate_distinct**: the same on W8's wide job, whose ``N`` tasks each have a prompt of
+  their own ("Item 17: %subject%"), so no two steps share their checks or plans.
 """
 
 from __future__ import annotations
@@ -172,6 +174,17 @@ async def validate(size: int) -> Result:
     }
 
 
+async def validate_distinct(size: int) -> Result:
+    job = jobs.wide_job(size, ModelRegistry(), jobs.OFFLINE_KEY, validate=False)
+    cpu, wall = time.process_time(), time.perf_counter()
+    Validator().check_job(job)
+    return {
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "rss_mb": _rss_mb(),
+    }
+
+
 VARIANTS: dict[str, Callable[[int], Awaitable[Result]]] = {
     "chain_bare": chain_bare,
     "chain_engine": chain_engine,
@@ -180,6 +193,7 @@ VARIANTS: dict[str, Callable[[int], Awaitable[Result]]] = {
     "wide_bare": wide_bare,
     "wide_engine": wide_engine,
     "validate": validate,
+    "validate_distinct": validate_distinct,
 }
 
 

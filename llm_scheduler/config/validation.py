@@ -32,7 +32,7 @@ from llm_scheduler.config.parameters import KNOWN_PARAMETERS, coerce_parameters
 from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
 from llm_scheduler.config.strategy_checks import strategy_problems
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
-from llm_scheduler.config.template import Template
+from llm_scheduler.config.template import Template, reserve_templates
 from llm_scheduler.config.wire import (
     INPUT_CONFIG,
     OUTPUT_CONFIG,
@@ -322,6 +322,8 @@ class Validator:
         # the tasks checked in full (see `config.wire`).
         fields = task_fields(job)
         tasks, links, shapes = job.tasks, fields.links, fields.steps
+        # The templates parsed here stay cached for the plans derived below and the run.
+        reserve_templates(4 * len(links) + 16)
         graph, cyclic = self._graph(job, links)
         checked, outputs = self._shapes(tasks, fields)
         # In a cyclic graph "predecessor" is meaningless; the cycle is the problem to report, so

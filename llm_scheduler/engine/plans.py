@@ -325,6 +325,75 @@ def _build_task_plan(task: config_pb2.TaskConfig, serialized_steps: list[bytes])
 
 
 def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
+    if step.step_type == config_pb2.STEP_TYPE_MODEL_QUERY:
+        query = step.model_query_config
+        if query.system_prompt or query.user_prompt:
+            return _build_model_step_plan(step, query)
+    return _build_any_step_plan(step)
+
+
+def _build_model_step_plan(
+    step: config_pb2.StepConfig, query: config_pb2.ModelQueryConfig
+) -> StepPlan:
+    """A model step's plan from the plan of the same step without its prompts, id and name.
+
+    The steps of a wide job usually differ only in their prompts ("Item 17: %subject%"), and
+    maybe their ids: all they share (defaults, outputs, parameters, response format, resolved
+    model) is derived once, and each step adds its parsed prompts and record head (~10 µs
+    against ~65 for a plan derived whole).
+    """
+    bare = config_pb2.StepConfig()
+    bare.CopyFrom(step)
+    bare.ClearField("id")
+    bare.ClearField("name")
+    bare.model_query_config.ClearField("system_prompt")
+    bare.model_query_config.ClearField("user_prompt")
+    shared = step_plan(bare)  # the plan of a step with no prompts, id nor name: this one's rest
+    base = shared.query
+    assert base is not None
+    system = Template.parse(query.system_prompt)
+    user = Template.parse(query.user_prompt)
+    names = system.names | user.names
+    used = shared.used if names <= set(shared.used) else tuple(sorted(names.union(shared.used)))
+    return StepPlan(
+        step.name or step.id,
+        shared.defaults,
+        used,
+        shared.outputs,
+        QueryPlan(
+            base.model_key,
+            system,
+            user,
+            base.parameters,
+            base.parameters_struct,
+            base.response_format,
+            base.static_json,
+            base.response_format_config,
+            _compiled(system),  # usually the same in every step of a wide job
+            CompiledTemplate(user),
+            base._resolved,
+        ),
+        None,
+        None,
+        shared._nested_defaults,
+        shared.function_name,
+        None,
+        shared.response_outputs,
+        _record_head(step) if step.id or step.name else shared.record_head,
+    )
+
+
+def _compiled(template: Template) -> CompiledTemplate:
+    """The compiled form of a parsed template, once per text.
+
+    For a system prompt that many steps share: it is compiled once.
+    """
+    key = (CompiledTemplate, template.source)
+    compiled: CompiledTemplate | None = _plans.get(key)
+    return compiled if compiled is not None else _plans.put(key, CompiledTemplate(template))
+
+
+def _build_any_step_plan(step: config_pb2.StepConfig) -> StepPlan:
     defaults = dataflow.payload(step.input_config)
     used = set(defaults)
     for _, template in dataflow.step_templates(step):
@@ -367,13 +436,18 @@ def _build_step_plan(step: config_pb2.StepConfig) -> StepPlan:
         function_name=step.function_call_config.function_name,
         request_renderer=renderer,
         response_outputs=response_outputs,
-        record_head=run_pb2.StepRun(
-            step_id=step.id,
-            name=step.name,
-            step_type=step.step_type,
-            function_name=step.function_call_config.function_name,
-        ).SerializeToString(),
+        record_head=_record_head(step),
     )
+
+
+def _record_head(step: config_pb2.StepConfig) -> bytes:
+    """`StepPlan.record_head`: the step's id, name, type and function name, serialized."""
+    return run_pb2.StepRun(
+        step_id=step.id,
+        name=step.name,
+        step_type=step.step_type,
+        function_name=step.function_call_config.function_name,
+    ).SerializeToString()
 
 
 def _build_query_plan(query: config_pb2.ModelQueryConfig) -> QueryPlan:

@@ -29,10 +29,11 @@ def test_quick_benchmark_prints_a_table_with_every_workload() -> None:
     for workload in WORKLOADS:
         assert any(row.startswith(f"| {workload} ") for row in rows), f"no {workload} row"
     assert any(row.startswith("| W4 sqlite") for row in rows)
-    # W7/W8: every size of the quick growth series measured, and the validation row.
+    # W7/W8: every size of the quick growth series measured, and the two validation rows.
     assert len([row for row in rows if row.startswith(("| W7 ", "| W8 "))]) == 6
     lines = completed.stdout.splitlines()
-    assert any(line.startswith("| Validation of a fan-out | 1,000 tasks | 0.") for line in lines)
+    for label in ("a fan-out (tasks of one shape)", "W8's job (a prompt per task)"):
+        assert any(line.startswith(f"| Validation of {label} | 1,000 tasks | 0.") for line in lines)
     # The client-cost table: one measured row per client.
     clients = [line for line in completed.stdout.splitlines() if " µs | " in line]
     assert len([row for row in clients if "SDK" in row or "httpx" in row or "asyncio" in row]) == 3

@@ -72,10 +72,11 @@ def test_a_job_larger_than_the_cache_keeps_every_plan_its_validation_derived(
     job.input_config.payload.update({"x": "1"})
     Validator().check_job(job)
     derived = {id(plan) for plan in plans._plans._entries.values()}
-    # 50 steps, 1 (empty) output, the query parts the 50 steps share
-    assert plans._plans.capacity >= 100 and len(derived) == 52
+    # 50 steps; what they share: the plan of the step without its prompts, id and name, its
+    # (empty) output, its query parts, and the compiled (empty) system prompt
+    assert plans._plans.capacity >= 100 and len(derived) == 54
     assert all(id(plans.step_plan(step)) in derived for step in task.steps)
-    assert len(plans._plans) == 52  # the run derives nothing
+    assert len(plans._plans) == 54  # the run derives nothing
 
 
 def test_a_task_plan_holds_its_steps_plans_and_is_derived_once(
@@ -161,3 +162,38 @@ def test_tasks_producing_the_same_names_share_one_set() -> None:
         plans_of.append(plans.task_plan(task))
     assert plans_of[0] is not plans_of[1]
     assert plans_of[0].produced is plans_of[1].produced == {"response"}
+
+
+@pytest.mark.parametrize(
+    ("system", "user", "defaults"),
+    [
+        ("", "Item 17: %subject%", None),
+        ("You are %role%.", "", {"role": "terse"}),
+        ("Be brief.", "%a.b% and %c|truncate:3%", {"a": {"b": 1}}),
+    ],
+)
+def test_a_model_step_planned_from_its_promptless_plan_is_the_plan_derived_whole(
+    system: str, user: str, defaults: dict[str, object] | None
+) -> None:
+    step = _step(user, defaults)
+    step.name = "named"
+    step.model_query_config.system_prompt = system
+    step.model_query_config.parameters.update({"temperature": 0.2})
+    step.output_config.payload.update({"answer": "", "echo": "%response%!"})
+    shared = plans.step_plan(step)  # through the plan of the same step without its prompts
+    whole = plans._build_any_step_plan(step)
+    assert shared.query is not None and whole.query is not None
+    for name in ("label", "defaults", "used", "outputs", "function_name", "response_outputs"):
+        assert getattr(shared, name) == getattr(whole, name), name
+    assert (shared.record_head, shared.fresh_defaults()) == (
+        whole.record_head,
+        whole.fresh_defaults(),
+    )
+    for name in ("model_key", "system", "user", "parameters", "response_format", "static_json"):
+        assert getattr(shared.query, name) == getattr(whole.query, name), name
+    scope = {"subject": "owls", "role": "terse", "a": {"b": 1}, "c": "abcdef"}
+    for attribute in ("system_template", "user_template"):
+        assert getattr(shared.query, attribute).render(scope) == getattr(
+            whole.query, attribute
+        ).render(scope)
+    assert shared.query.resolved("offline", "m") == whole.query.resolved("offline", "m")

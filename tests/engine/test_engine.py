@@ -123,15 +123,13 @@ def test_fan_out_runs_tasks_concurrently_and_join_sees_every_branch(
     fake_server.latency_seconds = 0.4
     context = context_for(fake_registry)
 
-    started = time.perf_counter()
     job_run = run(context, run_job(job, context))
-    elapsed = time.perf_counter() - started
 
     assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED, job_run.error.message
     assert fake_server.count() == 6
-    assert fake_server.max_in_flight == 4  # the four branches were in flight together
-    sum_of_latencies = 6 * 0.4
-    assert elapsed < 0.75 * sum_of_latencies  # ideal: 3 levels x 0.4 s
+    # The four branches were in flight together (what concurrency means here; no wall-clock
+    # bound, which a busy machine breaks).
+    assert fake_server.max_in_flight == 4
     join_run = next(t for t in job_run.tasks if t.task_id == "join")
     prompt = join_run.steps[0].user_prompt
     for name in branches:

@@ -223,8 +223,8 @@ def test_latency_and_concurrency(server: FakeProviderServer) -> None:
 
     elapsed = time.monotonic() - started
     assert statuses == [200] * 4
-    assert 0.3 <= elapsed < 1.2  # concurrent, not 4 x 0.3s in a row
-    assert server.max_in_flight == 4
+    assert elapsed >= 0.3  # the latency was applied (a lower bound: a busy machine only adds)
+    assert server.max_in_flight == 4  # concurrent, not one after another
 
 
 def post_raw(url: str, body: Any, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -12,6 +12,7 @@ from llm_scheduler.models.http_errors import (
     is_retryable_status,
     retry_after_seconds,
 )
+from llm_scheduler.models.reply_fields import token_count
 
 if TYPE_CHECKING:
     from anthropic.types import MessageParam, OutputConfigParam
@@ -158,25 +159,20 @@ def _to_response(message: Any, requested: str) -> ModelResponse:
             if not isinstance(text, str):
                 raise ValueError(f"a text block holds {type(text).__name__}, not text")
             parts.append(text)
-    cached = _count(usage, "cache_read_input_tokens")
+    cached = token_count(usage, "cache_read_input_tokens")
     # Anthropic counts cache reads and writes apart from input_tokens; Usage counts them in it.
     input_tokens = (
-        _count(usage, "input_tokens") + cached + _count(usage, "cache_creation_input_tokens")
+        token_count(usage, "input_tokens")
+        + cached
+        + token_count(usage, "cache_creation_input_tokens")
     )
     return ModelResponse(
         text="".join(parts),
         usage=Usage(
             input_tokens=input_tokens,
-            output_tokens=_count(usage, "output_tokens"),
+            output_tokens=token_count(usage, "output_tokens"),
             cached_input_tokens=cached,
         ),
         model=str(message.get("model") or requested),
         finish_reason=str(message.get("stop_reason") or ""),
     )
-
-
-def _count(fields: dict[str, Any], name: str) -> int:
-    value = fields.get(name) or 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} is {value!r}, not a token count")
-    return value

@@ -21,6 +21,7 @@ from llm_scheduler.models.http_errors import (
     is_retryable_status,
     retry_after_seconds,
 )
+from llm_scheduler.models.reply_fields import token_count
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -231,11 +232,11 @@ class GeminiAdapter(ModelAdapter):
         if not isinstance(metadata, dict):
             raise ValueError("the usage metadata is not an object")
         usage = Usage(
-            input_tokens=_count(metadata, "promptTokenCount"),
+            input_tokens=token_count(metadata, "promptTokenCount"),
             # Thinking tokens are billed as output, as OpenAI's and Anthropic's counts are.
-            output_tokens=_count(metadata, "candidatesTokenCount")
-            + _count(metadata, "thoughtsTokenCount"),
-            cached_input_tokens=_count(metadata, "cachedContentTokenCount"),
+            output_tokens=token_count(metadata, "candidatesTokenCount")
+            + token_count(metadata, "thoughtsTokenCount"),
+            cached_input_tokens=token_count(metadata, "cachedContentTokenCount"),
         )
         return ModelResponse(
             text="".join(texts),
@@ -243,13 +244,6 @@ class GeminiAdapter(ModelAdapter):
             model=str(reply.get("modelVersion") or requested),
             finish_reason=str(candidate.get("finishReason") or ""),
         )
-
-
-def _count(fields: dict[str, Any], name: str) -> int:
-    value = fields.get(name) or 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} is {value!r}, not a token count")
-    return value
 
 
 def _to_embedding(reply: types.EmbedContentResponse, requested: str) -> EmbeddingResponse:

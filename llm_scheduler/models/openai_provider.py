@@ -21,6 +21,7 @@ from llm_scheduler.models.http_errors import (
     is_retryable_status,
     retry_after_seconds,
 )
+from llm_scheduler.models.reply_fields import token_count
 
 if TYPE_CHECKING:
     from openai.types import CreateEmbeddingResponse
@@ -228,20 +229,13 @@ def _to_response(completion: Any, requested: str) -> ModelResponse:
     return ModelResponse(
         text=text,
         usage=Usage(
-            input_tokens=_count(usage, "prompt_tokens"),
-            output_tokens=_count(usage, "completion_tokens"),
-            cached_input_tokens=_count(details, "cached_tokens"),
+            input_tokens=token_count(usage, "prompt_tokens"),
+            output_tokens=token_count(usage, "completion_tokens"),
+            cached_input_tokens=token_count(details, "cached_tokens"),
         ),
         model=str(completion.get("model") or requested),
         finish_reason=str(choice.get("finish_reason") or ""),
     )
-
-
-def _count(fields: Mapping[str, Any], name: str) -> int:
-    value = fields.get(name) or 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} is {value!r}, not a token count")
-    return value
 
 
 def _to_embedding(reply: CreateEmbeddingResponse, requested: str) -> EmbeddingResponse:

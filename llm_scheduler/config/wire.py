@@ -17,12 +17,16 @@ from collections.abc import Sequence
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
+    "EMBEDDING_INPUT",
     "FOR_EACH",
     "INPUT_CONFIG",
     "OUTPUT_CONFIG",
     "STRATEGY",
+    "SYSTEM_PROMPT",
+    "USER_PROMPT",
     "TaskFields",
     "step_keys",
+    "step_texts",
     "task_fields",
     "task_fields_of_wrappers",
 ]
@@ -42,6 +46,14 @@ _MASK = INPUT_CONFIG | OUTPUT_CONFIG | FOR_EACH | STRATEGY
 # A one-byte tag: field number << 3 | wire type 2 (length-delimited). `_from_bytes` spells the
 # task's tags as literals (it runs per field of every task).
 _JOB_TASKS = 4 << 3 | 2
+# `step_texts`: where each text sits in the tuple it returns, and the fields holding them by the
+# tags of their sub-config and of the field in it: model_query_config (6) system_prompt (3) and
+# user_prompt (4), embedding_config (11) input (2).
+SYSTEM_PROMPT, USER_PROMPT, EMBEDDING_INPUT = 0, 1, 2
+_TEXTS = {0x32: {0x1A: SYSTEM_PROMPT, 0x22: USER_PROMPT}, 0x5A: {0x12: EMBEDDING_INPUT}}
+_STEP_TYPE = 4 << 3  # a varint
+# The step types (`config_pb2.StepType`) whose templates are all among the texts.
+_TEXT_STEP_TYPES = (0, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +104,109 @@ def step_keys(steps: bytes) -> tuple[bytes, ...]:
         keys.append(steps[start : start + length])
         pos = start + length
     return tuple(keys)
+
+
+def step_texts(step: bytes) -> tuple[bytes, tuple[str, str, str]] | None:
+    """A model-query or embedding step's template texts, and the rest of its bytes.
+
+    A wide job's steps often differ only in their prompts; the checks of the rest are shared.
+
+    Args:
+        step: A step's deterministic serialization (a `step_keys` item).
+
+    Returns:
+        ``(rest, texts)``: ``texts`` are the step's system prompt, user prompt and embedding
+        input (at `SYSTEM_PROMPT`, `USER_PROMPT` and `EMBEDDING_INPUT`, "" when unset);
+        ``rest`` is the step's serialization with each of these fields emptied but kept (an
+        empty string is never serialized, so which texts are set stays in it). Two steps with
+        the same ``rest`` differ in these texts only. None for a step of another type (whose
+        templates may be elsewhere) and for bytes holding something unexpected.
+    """
+    texts = ["", "", ""]
+    pieces: list[bytes] = []
+    copied = pos = 0  # step[:copied] is in pieces
+    end = len(step)
+    step_type = 0
+    while pos < end:  # runs per field of each distinct step: varints of one byte inline
+        tag = step[pos]
+        if tag & 0x87 != 2:  # not a one-byte tag of wire type 2
+            if tag & 0x87 != 0:  # nor of a varint (step_type, cache)
+                return None
+            value = step[pos + 1]
+            if value & 0x80:
+                value, pos = _varint(step, pos + 1)
+            else:
+                pos += 2
+            if tag == _STEP_TYPE:
+                step_type = value
+            continue
+        length = step[pos + 1]
+        if length & 0x80:
+            length, body = _varint(step, pos + 1)
+        else:
+            body = pos + 2
+        stop = body + length
+        fields = _TEXTS.get(tag)
+        if fields is not None:
+            inner = _without_texts(step, body, stop, fields, texts)
+            if inner is None:
+                return None
+            if len(inner) != length:
+                size = len(inner)
+                head = bytes((tag, size)) if size < 0x80 else bytes((tag,)) + _varint_bytes(size)
+                pieces += (step[copied:pos], head, inner)
+                copied = stop
+        pos = stop
+    if pos != end or step_type not in _TEXT_STEP_TYPES:
+        return None
+    if not pieces:
+        return step, ("", "", "")
+    pieces.append(step[copied:])
+    return b"".join(pieces), (texts[0], texts[1], texts[2])
+
+
+def _without_texts(
+    step: bytes, pos: int, end: int, fields: dict[int, int], texts: list[str]
+) -> bytes | None:
+    """A sub-config's bytes (``step[pos:end]``) with its ``fields`` emptied into ``texts``."""
+    pieces: list[bytes] = []
+    copied = pos
+    while pos < end:
+        tag = step[pos]
+        if tag & 0x87 != 2:
+            if tag & 0x87 != 0:
+                return None
+            _, pos = _varint(step, pos + 1)
+            continue
+        length = step[pos + 1]
+        if length & 0x80:
+            length, body = _varint(step, pos + 1)
+        else:
+            body = pos + 2
+        stop = body + length
+        index = fields.get(tag)
+        if index is not None:
+            try:
+                texts[index] = step[body:stop].decode()
+            except UnicodeDecodeError:
+                return None
+            pieces += (step[copied:pos], bytes((tag, 0)))
+            copied = stop
+        pos = stop
+    if pos != end:
+        return None
+    pieces.append(step[copied:end])
+    return b"".join(pieces)
+
+
+def _varint_bytes(value: int) -> bytes:
+    """``value`` as a varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:

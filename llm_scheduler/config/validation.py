@@ -40,9 +40,9 @@ from llm_scheduler.config.wire import (
     OUTPUT_CONFIG,
     SYSTEM_PROMPT,
     USER_PROMPT,
+    StepTexts,
     TaskFields,
     step_keys,
-    step_texts,
     task_fields,
 )
 from llm_scheduler.errors import ConfigError, ConfigProblem
@@ -326,6 +326,7 @@ class Validator:
     _bases: dict[bytes, _StepBase] = dataclasses.field(default_factory=dict)
     _shared: dict[tuple[object, ...], _CheckedStep] = dataclasses.field(default_factory=dict)
     _wire_steps: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    _step_texts: StepTexts = dataclasses.field(default_factory=StepTexts)
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
@@ -424,6 +425,7 @@ class Validator:
         """Forgets the previous check's problems and steps."""
         self._problems, self._checked_steps, self._distinct_steps = [], {}, []
         self._bases, self._shared, self._wire_steps = {}, {}, []
+        self._step_texts = StepTexts()
 
     def _shapes(
         self, tasks: Sequence[config_pb2.TaskConfig], fields: TaskFields
@@ -778,14 +780,14 @@ class Validator:
     ) -> _CheckedStep:
         """`_checked` of the job's ``tasks[index].steps[position]``, whose bytes are ``key``.
 
-        Steps that differ only in their templates' texts (`wire.step_texts`) share the checks of
+        Steps that differ only in their templates' texts (`wire.StepTexts`) share the checks of
         the rest (`_StepBase`), and their result when the texts read the same names with the
         same problems: the step's wrapper is needed for neither.
         """
         checked = self._checked_steps.get(key)
         if checked is not None:
             return checked
-        split = step_texts(key)
+        split = self._step_texts(key)
         if split is None:
             return self._checked(tasks[index].steps[position], key)
         rest, texts = split

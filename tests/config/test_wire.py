@@ -185,3 +185,41 @@ def test_steps_of_other_types_and_unexpected_bytes_have_no_texts() -> None:
         assert wire.step_texts(step.SerializeToString(deterministic=True)) is None
     assert wire.step_texts(b"\x32\x02\x0d\x00") is None  # a 32-bit field in model_query_config
     assert wire.step_texts(b"\x45\x00\x00\x00\x00") is None  # a 32-bit field in the step
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    st.lists(
+        st.tuples(
+            st.tuples(TEXT, TEXT, TEXT),
+            st.sampled_from([0, 2, 1]),
+            st.sampled_from(["", "K", "OFFLINE"]),
+            st.booleans(),
+        ),
+        max_size=8,
+    )
+)
+def test_step_texts_reading_steps_in_turn_agrees_with_step_texts(
+    steps: list[tuple[tuple[str, str, str], int, str, bool]],
+) -> None:
+    read = wire.StepTexts()
+    for texts, step_type, model_key, outputs in steps:
+        step = _step_with_texts(texts, step_type=step_type)
+        step.model_query_config.model_key = model_key
+        if outputs:
+            step.output_config.payload.update({"o": "%response%"})
+        raw = step.SerializeToString(deterministic=True)
+        assert read(raw) == wire.step_texts(raw)
+
+
+def test_step_texts_reads_a_step_like_the_last_but_for_its_prompt() -> None:
+    read = wire.StepTexts()
+    steps = [
+        _step_with_texts(
+            ("", f"Item {i}: %x%" * (1 + i % 3), ""), model_query_config={"model_key": "M"}
+        )
+        for i in range(1, 6)
+    ]
+    raws = [step.SerializeToString(deterministic=True) for step in steps]
+    assert [read(raw) for raw in raws] == [wire.step_texts(raw) for raw in raws]
+    assert len({read(raw)[0] for raw in raws if raw}) == 1  # type: ignore[index]

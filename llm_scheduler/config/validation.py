@@ -33,9 +33,14 @@ from llm_scheduler.config.strategies import MODEL_KEY_VARIABLE
 from llm_scheduler.config.strategy_checks import strategy_problems
 from llm_scheduler.config.structs import struct_to_dict, value_to_python
 from llm_scheduler.config.template import Template, reserve_templates
+from llm_scheduler.config.template_names import plain_names
 from llm_scheduler.config.wire import (
+    EMBEDDING_INPUT,
     INPUT_CONFIG,
     OUTPUT_CONFIG,
+    SYSTEM_PROMPT,
+    USER_PROMPT,
+    StepTexts,
     TaskFields,
     step_keys,
     task_fields,
@@ -71,6 +76,15 @@ _SUB_CONFIGS = {
     config_pb2.STEP_TYPE_FUNCTION_CALL: ("function_call_config", "a function call"),
     config_pb2.STEP_TYPE_EMBEDDING: ("embedding_config", "an embedding"),
     config_pb2.STEP_TYPE_SUB_JOB: ("sub_job_config", "a sub-job"),
+}
+# The templates of a step `wire.step_texts` reads, by step type: where its text is in the texts
+# that returns, and the field path `dataflow.step_templates` gives it (in that order).
+_TEXT_TEMPLATES = {
+    config_pb2.STEP_TYPE_MODEL_QUERY: (
+        (SYSTEM_PROMPT, "model_query_config.system_prompt"),
+        (USER_PROMPT, "model_query_config.user_prompt"),
+    ),
+    config_pb2.STEP_TYPE_EMBEDDING: ((EMBEDDING_INPUT, "embedding_config.input"),),
 }
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # How many names a hint lists before it says how many more there are.
@@ -121,6 +135,31 @@ class _Scope:
             if len(first) > _HINT_NAMES:
                 return f"{', '.join(list(first)[:_HINT_NAMES])}, ..."
         return ", ".join(first)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepBase:
+    """A step config's checks that depend neither on where it is nor on its templates' texts.
+
+    Attributes:
+        config_problems: ``(path relative to the step, message, hint)`` per problem of its
+            type and its type's config (`Validator._step_config`).
+        output_problems: The same for its ``output_config`` templates.
+        output_reads: As `_CheckedStep.reads`, for its ``output_config`` templates.
+        defaults: The names its ``input_config`` provides.
+        outputs: The names it outputs.
+        step_id: Its id.
+        templates: For a step `wire.step_texts` reads: its templates' places among the texts
+            that returns, and their field paths, in `dataflow.step_templates` order.
+    """
+
+    config_problems: tuple[tuple[str, str, str], ...]
+    output_problems: tuple[tuple[str, str, str], ...]
+    output_reads: tuple[tuple[str, tuple[str, ...], bool], ...]
+    defaults: tuple[str, ...]
+    outputs: Collection[str]
+    step_id: str
+    templates: tuple[tuple[int, str], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,10 +320,17 @@ class Validator:
     # those configs (their plans are derived once the check passes).
     _checked_steps: dict[bytes, _CheckedStep] = dataclasses.field(default_factory=dict)
     _distinct_steps: list[config_pb2.StepConfig] = dataclasses.field(default_factory=list)
+    # Per check, for steps read from a job's bytes (see `_checked_bytes`): the `_StepBase` of
+    # each step with its texts emptied; one `_CheckedStep` per base and templates' findings;
+    # and ``(task index, step index)`` of the distinct steps among them (for their plans).
+    _bases: dict[bytes, _StepBase] = dataclasses.field(default_factory=dict)
+    _shared: dict[tuple[object, ...], _CheckedStep] = dataclasses.field(default_factory=dict)
+    _wire_steps: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    _step_texts: StepTexts = dataclasses.field(default_factory=StepTexts)
 
     def check_step(self, step: config_pb2.StepConfig, variables: Iterable[str] = ()) -> None:
         """Validates a step run on its own, with the given variable names supplied."""
-        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
+        self._reset()
         self._step(step, "", _Scope((dict.fromkeys(variables),)))
         self._raise()
         self._plan([step])
@@ -297,7 +343,7 @@ class Validator:
         With several tasks, field paths start with ``[i]`` for the i-th task (``tasks[i]`` in
         the message when the tasks come from different files is the caller's to add).
         """
-        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
+        self._reset()
         given = dict.fromkeys(variables)
         upstream = _Scope((given,))
         for index, task in enumerate(tasks):
@@ -311,7 +357,7 @@ class Validator:
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
-        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
+        self._reset()
         job_inputs = dict.fromkeys([*dataflow.payload(job.input_config), *variables])
         if not job.tasks:
             self._add("tasks", "the job has no tasks", "add at least one task")
@@ -333,17 +379,19 @@ class Validator:
         )
         self._far = _FarProducers(graph, outputs)
         no_names: dict[str, None] = {}
-        # Tasks of one shape (the same steps, and none of the fields `_task` checks besides)
+        # Tasks whose steps have the same checks (one list of `_CheckedStep`s: the same steps up
+        # to their templates' texts), setting none of the fields `_task` checks besides, and
         # reading the same upstream names find the same problems: once one has none, the others
-        # have none. An upstream is one of `outputs`' values (alive throughout): its id names it.
-        clean: set[tuple[bytes, int]] = set()
+        # have none. An upstream is one of `outputs`' values, and a list of checks one of
+        # `checked`'s (both alive throughout): its id names it.
+        clean: set[tuple[int, int]] = set()
         for index, (task_id, _, _) in enumerate(links):
             predecessors = () if cyclic else graph.predecessors.get(task_id, ())
             upstream: Collection[str]
             shape = shapes[index]
             if len(predecessors) < 2 and shape and not fields.fields[index]:
                 upstream = outputs.get(predecessors[0], no_names) if predecessors else no_names
-                memo = (shape, id(upstream))
+                memo = (id(checked[index]), id(upstream))
                 if memo in clean:
                     continue
                 found = len(self._problems)
@@ -370,28 +418,42 @@ class Validator:
             self._task(task, prefix, _Scope((job_inputs, everything, upstream)), checked[index])
         self._far, self._task_id = None, ""
         self._raise()
-        self._plan(self._distinct_steps)
+        wire_steps = self._wire_steps
+        self._plan(
+            itertools.chain(self._distinct_steps, (tasks[i].steps[k] for i, k in wire_steps))
+        )
+
+    def _reset(self) -> None:
+        """Forgets the previous check's problems and steps."""
+        self._problems, self._checked_steps, self._distinct_steps = [], {}, []
+        self._bases, self._shared, self._wire_steps = {}, {}, []
+        self._step_texts = StepTexts()
 
     def _shapes(
         self, tasks: Sequence[config_pb2.TaskConfig], fields: TaskFields
     ) -> tuple[list[list[_CheckedStep]], dict[str, Collection[str]]]:
         """Each task's steps' `_checked` results, and its outputs (``tasks`` are the job's).
 
-        Tasks with the same steps share their results, and their outputs when they configure
+        Tasks whose steps have the same results (the same steps, or steps differing only in
+        their templates' texts) share one list of them, and their outputs when they configure
         none of their own (one dict for a wide job's tasks, not one per task).
         """
         by_shape: dict[bytes, tuple[list[_CheckedStep], dict[str, None]]] = {}
+        by_checks: dict[tuple[int, ...], tuple[list[_CheckedStep], dict[str, None]]] = {}
         checked: list[list[_CheckedStep]] = []
         outputs: dict[str, Collection[str]] = {}
         for index, shape in enumerate(fields.steps):
             known = by_shape.get(shape)
             if known is None:
-                steps = tasks[index].steps
                 step_checks = [
-                    self._checked(step, key)
-                    for step, key in zip(steps, step_keys(shape), strict=True)
+                    self._checked_bytes(tasks, index, position, key)
+                    for position, key in enumerate(step_keys(shape))
                 ]
-                known = by_shape[shape] = (step_checks, _steps_outputs(step_checks))
+                ids = tuple(map(id, step_checks))  # each alive in `_checked_steps`
+                known = by_checks.get(ids)
+                if known is None:
+                    known = by_checks[ids] = (step_checks, _steps_outputs(step_checks))
+                by_shape[shape] = known
             checked.append(known[0])
             task_id = fields.links[index][0]
             if fields.fields[index] & OUTPUT_CONFIG:
@@ -715,16 +777,87 @@ class Validator:
             self._distinct_steps.append(step)
         return checked
 
+    def _checked_bytes(
+        self, tasks: Sequence[config_pb2.TaskConfig], index: int, position: int, key: bytes
+    ) -> _CheckedStep:
+        """`_checked` of the job's ``tasks[index].steps[position]``, whose bytes are ``key``.
+
+        Steps that differ only in their templates' texts (`wire.StepTexts`) share the checks of
+        the rest (`_StepBase`), and their result when the texts read the same names with the
+        same problems: the step's wrapper is needed for neither.
+        """
+        checked = self._checked_steps.get(key)
+        if checked is not None:
+            return checked
+        split = self._step_texts(key)
+        if split is None:
+            return self._checked(tasks[index].steps[position], key)
+        rest, texts = split
+        base = self._bases.get(rest)
+        if base is None:
+            base = self._bases[rest] = self._step_base(tasks[index].steps[position])
+        shared: list[object] = [id(base)]  # `_bases` keeps it alive
+        problems: list[tuple[str, str, str]] = []
+        reads: list[tuple[str, tuple[str, ...], bool]] = []
+        for slot, field in base.templates:
+            text = texts[slot]
+            if not text:
+                continue  # an empty template reads nothing and has no problems
+            names = plain_names(text)
+            if names is None:
+                template = Template.parse(text)
+                problems.extend((field, p.message, p.hint) for p in template.problems)
+                names = tuple(sorted(template.required_names))
+            if names:
+                reads.append((field, names, False))
+            shared.append(names)
+            shared.append(len(problems))
+        shared.extend(problems)
+        memo = tuple(shared)
+        checked = self._shared.get(memo)
+        if checked is None:
+            checked = self._shared[memo] = _CheckedStep(
+                base.config_problems + tuple(problems) + base.output_problems,
+                base.defaults,
+                (*reads, *base.output_reads),
+                base.outputs,
+                base.step_id,
+                False,
+            )
+        self._checked_steps[key] = checked
+        self._wire_steps.append((index, position))
+        return checked
+
     def _step_alone(self, step: config_pb2.StepConfig) -> _CheckedStep:
         """The problems of a step on its own (paths relative to it) and the names it reads."""
+        base = self._step_base(step)
         outer, self._problems = self._problems, []
         try:
-            self._step_config(step, "")
             reads: list[tuple[str, tuple[str, ...], bool]] = []
             for field, template in dataflow.step_templates(step):
                 self._template_problems(template, field)
                 if template.required_names:
                     reads.append((field, tuple(sorted(template.required_names)), False))
+            problems = tuple((p.path, p.message, p.hint) for p in self._problems)
+        finally:
+            self._problems = outer
+        return _CheckedStep(
+            base.config_problems + problems + base.output_problems,
+            base.defaults,
+            (*reads, *base.output_reads),
+            base.outputs,
+            base.step_id,
+            False,
+        )
+
+    def _step_base(self, step: config_pb2.StepConfig) -> _StepBase:
+        """The checks of a step on its own but for its templates' (see `_step_alone`)."""
+        outer, self._problems = self._problems, []
+        try:
+            self._step_config(step, "")
+            config_problems = tuple((p.path, p.message, p.hint) for p in self._problems)
+            self._problems = []
+            reads: list[tuple[str, tuple[str, ...], bool]] = []
             for key, value in dataflow.payload(step.output_config).items():
                 if isinstance(value, str):
                     template = Template.parse(value)
@@ -732,12 +865,18 @@ class Validator:
                     self._template_problems(template, field)
                     if template.required_names:
                         reads.append((field, tuple(sorted(template.required_names)), True))
-            problems = tuple((p.path, p.message, p.hint) for p in self._problems)
+            output_problems = tuple((p.path, p.message, p.hint) for p in self._problems)
         finally:
             self._problems = outer
-        defaults = tuple(dataflow.payload(step.input_config))
-        outputs = dataflow.step_output_names(step)
-        return _CheckedStep(problems, defaults, tuple(reads), outputs, step.id, False)
+        return _StepBase(
+            config_problems,
+            output_problems,
+            tuple(reads),
+            tuple(dataflow.payload(step.input_config)),
+            dataflow.step_output_names(step),
+            step.id,
+            _TEXT_TEMPLATES.get(step.step_type, ()),
+        )
 
     def _step_in_scope(self, step: config_pb2.StepConfig, prefix: str, available: _Scope) -> None:
         scope = available.plus(dataflow.payload(step.input_config).keys())

@@ -88,6 +88,37 @@ def test_a_step_config_repeated_in_many_tasks_is_reported_wherever_it_is_wrong()
     ]
 
 
+def test_steps_differing_only_in_their_prompts_are_each_checked() -> None:
+    # Steps differing in their texts share the checks of the rest, not those of the texts.
+    job = fan_out_job(SIZE)
+    for index, task in enumerate(job.tasks):
+        task.steps[0].model_query_config.user_prompt = f"Item {index}: %response%"
+    job.tasks[0].steps[0].model_query_config.user_prompt = "Start"
+    Validator().check_job(job)
+    prompts = {
+        3: "Item 3: %nothing%",
+        5: "Item 5: %response|nofilter%",
+        8: "Item 8: %response | json%",
+        9: "Item 9: %response|default:'x'% %topic%",
+    }
+    for index, prompt in prompts.items():
+        job.tasks[index].steps[0].model_query_config.user_prompt = prompt
+    job.tasks[6].steps[0].model_query_config.model_key = "NO_SUCH_MODEL"
+    job.tasks[7].steps.add().CopyFrom(job.tasks[7].steps[0])
+    job.tasks[7].steps[1].model_query_config.user_prompt = ""
+    with pytest.raises(ConfigError) as info:
+        Validator().check_job(job)
+    found = [(p.path.split(".", 2)[0], p.message[:24]) for p in info.value.problems]
+    assert found == [
+        ("tasks[3]", "%nothing% has no value: "),
+        ("tasks[5]", "%response|nofilter%: unk"),
+        ("tasks[6]", "unknown model key 'NO_SU"),
+        ("tasks[7]", "no prompt"),
+        ("tasks[8]", "'%response | json%' look"),
+        ("tasks[9]", "%topic% has no value: no"),
+    ]
+
+
 def test_the_message_says_a_problem_repeated_at_many_places_once() -> None:
     job = chain_job(200)
     for task in job.tasks:

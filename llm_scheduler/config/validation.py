@@ -47,6 +47,7 @@ from llm_scheduler.config.wire import (
 )
 from llm_scheduler.errors import ConfigError, ConfigProblem
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
+from llm_scheduler.heap import collector_paused
 from llm_scheduler.models.providers import adapter_class, is_provider, provider_names
 from llm_scheduler.models.registry import (
     CHAT,
@@ -357,6 +358,10 @@ class Validator:
 
     def check_job(self, job: config_pb2.JobConfig, variables: Iterable[str] = ()) -> None:
         """Validates a job: its task graph, every task and the data flowing between them."""
+        with collector_paused():
+            self._check_job(job, variables)
+
+    def _check_job(self, job: config_pb2.JobConfig, variables: Iterable[str]) -> None:
         self._reset()
         job_inputs = dict.fromkeys([*dataflow.payload(job.input_config), *variables])
         if not job.tasks:

@@ -15,12 +15,12 @@ from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import fill_struct, struct_to_dict, to_struct
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
-from llm_scheduler.engine.heap import frozen_heap
 from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.map import run_map
 from llm_scheduler.engine.plans import reserve_plans, task_plan
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
+from llm_scheduler.heap import frozen_heap
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["new_run_id", "run_job", "run_job_sync"]

@@ -1,4 +1,4 @@
-"""A run keeps the garbage collector off the heap it starts with, and gives it back."""
+"""Runs and validation keep the garbage collector off their way, and give it back."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import asyncio
 import gc
 import json
 import threading
+from collections.abc import Iterable
 
 import pytest
 
-from llm_scheduler import ModelClient, RunContext, loads, run_job
+from llm_scheduler import ModelClient, RunContext, Validator, loads, run_job
 from llm_scheduler.config.formats import ConfigFormat
-from llm_scheduler.engine.heap import frozen_heap
 from llm_scheduler.function_steps import FunctionRegistry
+from llm_scheduler.heap import collector_paused, frozen_heap
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 
@@ -97,3 +98,33 @@ def test_a_failing_body_still_unfreezes() -> None:
         assert gc.get_freeze_count() > 0
         raise ValueError("boom")
     assert gc.get_freeze_count() == 0
+
+
+def test_validation_pauses_the_collector_and_resumes_it() -> None:
+    seen: list[bool] = []
+
+    class Watching(Validator):
+        def _check_job(self, job: config_pb2.JobConfig, variables: Iterable[str]) -> None:
+            seen.append(gc.isenabled())
+            super()._check_job(job, variables)
+
+    functions = FunctionRegistry.with_builtins()
+    functions.register(lambda name: name, "probe")
+    Watching(functions=functions).check_job(_job("paused", ["a"]))
+    assert seen == [False] and gc.isenabled()
+
+
+def test_a_paused_collector_stays_off_if_it_was_off_and_nested_pauses_resume_once() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it was off before: left off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError, match="boom"), collector_paused():
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # the outer pause still holds
+        raise ValueError("boom")
+    assert gc.isenabled()

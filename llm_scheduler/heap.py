@@ -38,13 +38,16 @@ _resume = False  # whether the collector was on when the first of them started
 def frozen_heap() -> Iterator[None]:
     """Freezes the collector's view of the heap for a run (see the module docstring).
 
-    Re-entrant and thread-safe: the first run to start freezes, the last to end unfreezes
-    (objects made by an earlier run in between are frozen when a later one starts).
+    Re-entrant and thread-safe: the first run to start freezes, the last to end unfreezes.
+    Runs that start while another is in progress freeze nothing more: in a process where runs
+    always overlap (a server), what they make stays collectable, and what is frozen is bounded
+    by the heap when the first of them started.
     """
     global _runs
     with _lock:
+        if not _runs:
+            gc.freeze()
         _runs += 1
-        gc.freeze()
     try:
         yield
     finally:

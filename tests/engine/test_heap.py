@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import threading
+import weakref
 from collections.abc import Iterable
 
 import pytest
@@ -128,3 +129,17 @@ def test_a_paused_collector_stays_off_if_it_was_off_and_nested_pauses_resume_onc
         assert not gc.isenabled()  # the outer pause still holds
         raise ValueError("boom")
     assert gc.isenabled()
+
+
+def test_a_run_starting_while_another_is_in_progress_freezes_nothing_more() -> None:
+    class Node:
+        other: object = None
+
+    with frozen_heap():
+        node = Node()
+        node.other = node  # a cycle made during the first run, garbage once `node` goes
+        gone = weakref.ref(node)
+        del node
+        with frozen_heap():  # a second run starts: the cycle must stay collectable
+            gc.collect()
+            assert gone() is None

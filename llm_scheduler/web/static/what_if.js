@@ -158,11 +158,17 @@
     return box;
   }
 
+  let taskRequest = 0;
+
   async function loadTask(taskId) {
+    const request = ++taskRequest;
     for (const node of graphBox.querySelectorAll("g.graph-node.selected")) node.classList.remove("selected");
     const node = web.graphNode(graphBox, taskId);
     if (node) node.classList.add("selected");
     const result = await web.fetchJson(runPath + "/what-if/tasks/" + encodeURIComponent(taskId) + ".json");
+    // Only the latest task asked for is shown: the first task's load at page start may answer
+    // after a click's, and replacing the editor then would drop what was typed in it.
+    if (request !== taskRequest) return;
     web.clear(editor);
     if (!result.ok) {
       title.textContent = "Task " + taskId;

@@ -159,8 +159,13 @@
   }
 
   let taskRequest = 0;
+  let shownTask = null; // the task in the editor, or on its way there
 
   async function loadTask(taskId) {
+    // Asking again for the task already shown (or loading) keeps its editor: rebuilding it
+    // would take the focus, and the text, from a field the user is typing in.
+    if (taskId === shownTask) return;
+    shownTask = taskId;
     const request = ++taskRequest;
     for (const node of graphBox.querySelectorAll("g.graph-node.selected")) node.classList.remove("selected");
     const node = web.graphNode(graphBox, taskId);
@@ -171,6 +176,7 @@
     if (request !== taskRequest) return;
     web.clear(editor);
     if (!result.ok) {
+      shownTask = null; // a click tries again
       title.textContent = "Task " + taskId;
       editor.appendChild(web.el("p", { class: "notice error" }, (result.data && result.data.detail) || "Cannot load the task"));
       return;

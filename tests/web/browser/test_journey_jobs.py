@@ -93,15 +93,23 @@ def test_fix_run_watch_edit_preview_replay_and_compare(page: Page, web_stack: We
     assert recorded.strip()
 
     # What if the draft had been different? Edit its response and see the plan before paying.
+    task_loads: list[str] = []
+    page.on(
+        "request",
+        lambda request: task_loads.append(request.url) if "/what-if/tasks/" in request.url else None,
+    )
     page.get_by_role("link", name="What if…").click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}/what-if$"))
     expect(page.locator("#plan-summary")).to_contain_text("4 of 4 steps reused, 0 run")
+    # The page opens on the first task (the draft); clicking it again keeps its editor, so what
+    # is typed next cannot land in an editor about to be replaced.
     page.locator('#what-if-graph g.graph-node[data-task-id="draft"]').click()
     response = page.get_by_label("Response", exact=True)
     expect(response).to_have_value(recorded)
     edited = "Owls <b>glide</b> at night,\nsilent and bright."
     response.fill(edited)
     expect(page.locator("#edit-count")).to_have_text("1 edit")
+    assert [url.rsplit("/", 1)[1] for url in task_loads] == ["draft.json"]
     summary = page.locator("#plan-summary")
     expect(summary).to_contain_text("1 of 4 steps reused, 3 run (2 model calls)")
     rows = page.locator("#plan-table tbody tr")

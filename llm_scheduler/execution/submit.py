@@ -14,8 +14,8 @@ from llm_scheduler.engine.budget import BudgetState, check_budget
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import blobs
-from llm_scheduler.execution.budget_ledger import ledger_path
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.budget_ledger import ledger_path
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2, run_pb2

@@ -2,6 +2,7 @@
 
 Usage:
     job_runner --input_path=job.json [--trace_out=trace.json] [--var name=value ...] [--offline]
+    job_runner --input_path=job.json --budget_usd=0.50    # refuse calls past $0.50 (docs/costs.md)
     job_runner --replay=trace.json [--input_path=edited_job.json]    # reuse unchanged steps
     job_runner --replay_run_id=ID --store=URL                         # replay a stored run
     job_runner --replay_run_id=ID --store=URL --edits=edits.json --plan  # what would re-run
@@ -98,10 +99,13 @@ def _run_job() -> int:
         registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
     )
     variables = common.parse_vars(flags.VARS.value)
+    budget_usd = flags.BUDGET_USD.value or 0.0
     if RESUME.value:
         store = common.open_store_from_flags()
         with store:
-            job_run = common.run_async(context, resume_in_store(store, RESUME.value, context))
+            job_run = common.run_async(
+                context, resume_in_store(store, RESUME.value, context, budget_usd=budget_usd)
+            )
         return _report(job_run)
     source: run_pb2.JobRun | None = None
     if REPLAY.value or REPLAY_RUN_ID.value:
@@ -131,10 +135,19 @@ def _run_job() -> int:
         with common.open_store_from_flags() as store:
             job_run = common.run_async(
                 context,
-                run_in_store(store, job, context, inputs=variables, replay_source=source),
+                run_in_store(
+                    store,
+                    job,
+                    context,
+                    inputs=variables,
+                    replay_source=source,
+                    budget_usd=budget_usd,
+                ),
             )
     else:
-        job_run = common.run_async(context, run_job(job, context, inputs=variables))
+        job_run = common.run_async(
+            context, run_job(job, context, inputs=variables, budget_usd=budget_usd)
+        )
     if source is not None:
         job_run.parent_run_id = source.run_id
         # A map's steps are its items'.

@@ -16,6 +16,7 @@ from llm_scheduler.execution.budget_ledger import ledger_path, read_budget, set_
 from llm_scheduler.execution.dispatcher import Dispatcher
 from llm_scheduler.execution.local_run import resume_in_store
 from llm_scheduler.execution.reader import read_job_run
+from llm_scheduler.execution.run_requests import handle_run_request
 from llm_scheduler.execution.submit import submit_job
 from llm_scheduler.store import Store, open_store
 from llm_scheduler.testing import FakeProviderServer
@@ -190,3 +191,22 @@ def test_a_ledger_reservation_race_lets_only_one_of_two_calls_through(store_url:
     assert any(isinstance(o, BudgetExceededError) for o in outcomes)
     assert ledger is not None and ledger.reserved_usd == pytest.approx(0.0003)
     assert (ledger.calls, ledger.refused) == (1, 1)
+
+
+def test_a_run_request_may_give_a_budget(store_url: str) -> None:
+    from tests.execution.test_run_requests import Requests, _config
+
+    requests = Requests(store_url)
+    try:
+        requests.write("req-budget", {"config": _config(), "budget_usd": 0.25})
+        assert handle_run_request(requests.store, "req-budget").action == "accepted"
+        ledger = read_budget(requests.store, "req-budget")
+        assert ledger is not None and ledger.budget_usd == 0.25
+        for bad in (0, -1, "1", True):
+            request_id = f"req-bad-{bad!r}".replace("'", "").replace("-1", "minus1")
+            requests.write(request_id, {"config": _config(), "budget_usd": bad})
+            assert handle_run_request(requests.store, request_id).action == "rejected"
+            (problem,) = requests.read(request_id)["problems"]
+            assert problem["path"] == "budget_usd" and "above 0" in problem["message"]
+    finally:
+        requests.close()

@@ -166,7 +166,7 @@ def test_only_a_run_with_a_budget_of_its_own_can_have_it_changed(store_url: str)
 def config_to_json(job: config_pb2.JobConfig) -> str:
     from llm_scheduler import dumps
 
-    return dumps(job, ConfigFormat.JSON)
+    return dumps(job, ConfigFormat.JSON).decode()
 
 
 def test_a_ledger_reservation_race_lets_only_one_of_two_calls_through(store_url: str) -> None:

@@ -293,3 +293,51 @@ def test_the_ledger_of_a_context_is_shared_by_the_runs_that_use_it(
     assert second.status == run_pb2.RUN_STATUS_FAILED
     assert ledger.state.spent_usd == pytest.approx(4 * CALL_COST)
     assert (ledger.state.calls, ledger.state.refused) == (4, 1)
+
+
+def test_response_cache_hits_reserve_nothing(
+    budget_registry: ModelRegistry, fake_server: FakeProviderServer, tmp_path: pathlib.Path
+) -> None:
+    from llm_scheduler.cache import StoreResponseCache
+    from llm_scheduler.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'cache.db'}") as store:
+        use = config_pb2.CACHE_POLICY_USE
+        cache = StoreResponseCache(store)
+        first = run(
+            context_for(budget_registry, cache=cache, default_cache_policy=use), chain_job(3)
+        )
+        # The same request three times: one call, then two cache hits.
+        assert first.status == run_pb2.RUN_STATUS_SUCCEEDED and fake_server.count() == 1
+        context = context_for(budget_registry, cache=cache, default_cache_policy=use)
+        # Less than one call's estimate: only cache hits can run.
+        second = run(context, chain_job(3), budget_usd=0.0001)
+    assert second.status == run_pb2.RUN_STATUS_SUCCEEDED and fake_server.count() == 1
+    steps = [step_of(t) for t in second.tasks]
+    assert all(s.cache_hit and s.cost_usd == 0.0 and s.attempts == 0 for s in steps)
+    assert second.cost_usd == 0.0
+
+
+def test_a_nested_sub_job_spends_from_its_callers_budget(
+    budget_registry: ModelRegistry, fake_server: FakeProviderServer
+) -> None:
+    from llm_scheduler import dumps
+
+    child = json.loads(dumps(chain_job(3), ConfigFormat.JSON))
+    step = {"step_type": "STEP_TYPE_SUB_JOB", "sub_job_config": {"job": child}}
+    parent = {
+        "job_id": "parent",
+        "tasks": [
+            {"task_id": "first", "steps": [step], "next_task": "second"},
+            {"task_id": "second", "steps": [step]},
+        ],
+    }
+    job = loads(json.dumps(parent), config_pb2.JobConfig, ConfigFormat.JSON)
+    job_run = run(context_for(budget_registry), job, budget_usd=BUDGET)
+    assert fake_server.count("openai") == 4  # 3 in the first child, 1 in the second
+    assert job_run.status == run_pb2.RUN_STATUS_FAILED
+    assert "the run's budget of $0.001000 would be exceeded" in job_run.error.message
+    refused = step_of(job_run.children[1].tasks[1])
+    assert refused.error.type == "BudgetExceededError"
+    assert job_run.cost_usd == pytest.approx(4 * CALL_COST)
+    assert job_run.cost_usd <= BUDGET

@@ -94,12 +94,12 @@ def _cancel() -> int:
 def _run_job() -> int:
     if CANCEL.value is not None:
         return _cancel()
+    budget_usd = common.budget_from_flags()
     registry = common.models_registry()
     context = common.build_context(
         registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
     )
     variables = common.parse_vars(flags.VARS.value)
-    budget_usd = flags.BUDGET_USD.value or 0.0
     if RESUME.value:
         store = common.open_store_from_flags()
         with store:
@@ -202,9 +202,10 @@ def _estimate(cost: float | None) -> str:
 def _report(job_run: run_pb2.JobRun) -> int:
     if TRACE_OUT.value:
         _write_trace(job_run, TRACE_OUT.value)
+    budget = f" (budget ${job_run.budget_usd:g})" if job_run.budget_usd else ""
     common.report(
         f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}"
-        f"{common.describe_cache_hits(job_run.tasks)}"
+        f"{budget}{common.describe_cache_hits(job_run.tasks)}"
     )
     if job_run.status == run_pb2.RUN_STATUS_CANCELLED:
         print(f"job cancelled: {job_run.error.message}", file=sys.stderr)

@@ -53,6 +53,7 @@ def _load(path: str) -> SubmittedConfig:
 
 
 def _submit() -> int:
+    budget_usd = common.budget_from_flags()
     paths = common.require_input_paths()
     configs = [(path, _load(path)) for path in paths]
     registry = common.models_registry()
@@ -88,11 +89,11 @@ def _submit() -> int:
             run_id=flags.RUN_ID.value or "",
             default_cache_policy=_cache_policy(),
             offline=offline,
-            budget_usd=flags.BUDGET_USD.value or 0.0,
+            budget_usd=budget_usd,
         )
         mode = " (offline: every worker answers with the offline model)" if offline else ""
-        if flags.BUDGET_USD.value:
-            mode += f" with a budget of ${flags.BUDGET_USD.value:g}"
+        if budget_usd:
+            mode += f" with a budget of ${budget_usd:g}"
         common.report(f"submitted job {job.job_id!r} to {store.url}{mode}")
     print(run_id)
     return common.EXIT_OK

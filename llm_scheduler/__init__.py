@@ -34,6 +34,7 @@ from llm_scheduler.engine.job import run_job, run_job_sync
 from llm_scheduler.engine.step import StepResult, run_step
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.errors import (
+    BudgetExceededError,
     ConfigError,
     ConfigProblem,
     FunctionCallError,
@@ -66,6 +67,7 @@ from llm_scheduler.models.retry import RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "ConfigFormat",
     "ConfigProblem",

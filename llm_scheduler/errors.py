@@ -11,6 +11,7 @@ errors (something failed while running a correct config)::
     │   └── MissingDependencyError   an optional SDK is not installed
     └── RunError                     a correct config failed while running; CLIs exit with code 1
         ├── ProviderError            a model provider failed (after retries, when retryable)
+        ├── BudgetExceededError      a call was refused: it could take the run over its budget
         ├── FunctionCallError        a registered function raised or returned a bad value
         ├── InterpolationError       a `%var%` had no value at run time
         └── StoreError               the store failed or refused a write
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "ConfigProblem",
     "FunctionCallError",
@@ -214,6 +216,14 @@ class ProviderError(RunError):
         self.retry_after = retry_after
         self.attempts = 1
         super().__init__(message)
+
+
+class BudgetExceededError(RunError):
+    """A model or embedding call was refused, unmade: it could take the run over its budget.
+
+    The message names the budget, what the run has spent and reserved, the call's estimated
+    cost and how it was estimated, and how to go on (see docs/costs.md).
+    """
 
 
 class FunctionCallError(RunError):

@@ -20,6 +20,7 @@ MODULES = {
     "job_submitter": "llm_scheduler.runner.job_submitter",
     "dispatcher": "llm_scheduler.runner.dispatcher",
     "trace_export": "llm_scheduler.runner.trace_export",
+    "cost_report": "llm_scheduler.runner.cost_report",
     "run_watcher": "llm_scheduler.runner.run_watcher",
     "schedule": "llm_scheduler.runner.schedule",
     "web_ui": "llm_scheduler.web.cli",

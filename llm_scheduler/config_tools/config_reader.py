@@ -88,7 +88,6 @@ COMPARE_WITH = absl_flags.DEFINE_string(
     "With --compare: another run of the same strategy; prints each variation in both runs and "
     "what changed (the --run_id run is the later one).",
 )
-JSON = absl_flags.DEFINE_bool("json", False, "With --compare: print JSON instead of a table.")
 
 
 def describe(config_type: str, message: object) -> str:
@@ -157,7 +156,7 @@ def _read() -> int:
         raise UserError("--show_items goes with --run_id")
     if COMPARE.value and not flags.RUN_ID.value:
         raise UserError("--compare goes with --run_id: config_reader --run_id=ID --compare=TASK")
-    if (COMPARE_WITH.value or JSON.value) and not COMPARE.value:
+    if (COMPARE_WITH.value or flags.JSON.value) and not COMPARE.value:
         raise UserError("--compare_with and --json go with --compare=TASK")
     if LIST_RUNS.value:
         return _list_runs()
@@ -227,7 +226,7 @@ def _compare(run_id: str, task_id: str, other_id: str) -> int:
         before = runs[other_id]
         assert before is not None
         changes = compare_strategy_runs(before, after, task_id)
-        if JSON.value:
+        if flags.JSON.value:
             common.print_json([change.to_json() for change in changes])
         else:
             sys.stdout.write(strategy_view.change_table(changes))
@@ -239,7 +238,7 @@ def _compare(run_id: str, task_id: str, other_id: str) -> int:
         )
         return common.EXIT_OK
     rows = variation_rows(after, task_id)
-    if JSON.value:
+    if flags.JSON.value:
         common.print_json([row.to_json() for row in rows])
     else:
         sys.stdout.write(strategy_view.variation_table(rows))

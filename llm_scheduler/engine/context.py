@@ -7,6 +7,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from llm_scheduler.engine.budget import Budget
 from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.base import EmbeddingResponse, ModelResponse, Usage
@@ -92,6 +93,9 @@ class RunContext:
         child_runner: How sub-job steps run their child runs (`engine.sub_job.ChildRunner`:
             a `ChildRequest` and this context in, the child's record out); None: nested, in
             this process. Event-driven runs submit the child to the store instead.
+        budget: The run's budget ledger (`engine.budget`), if it has a budget: model and
+            embedding calls reserve their estimated cost there first, and are refused when
+            it could take the run over.
     """
 
     models: ModelClient = dataclasses.field(default_factory=ModelClient)
@@ -103,6 +107,7 @@ class RunContext:
     replay: ReplaySource | None = None
     child_runs: list[run_pb2.JobRun] = dataclasses.field(default_factory=list)
     child_runner: Callable[[Any, RunContext], Awaitable[run_pb2.JobRun]] | None = None
+    budget: Budget | None = None
 
     def cache_policy(self, step: config_pb2.StepConfig) -> config_pb2.CachePolicy:
         """The effective cache policy of a step (OFF when there is no cache)."""

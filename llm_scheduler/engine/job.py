@@ -14,6 +14,7 @@ from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
 from llm_scheduler.config.structs import fill_struct, struct_to_dict, to_struct
 from llm_scheduler.engine import records
+from llm_scheduler.engine.budget import BudgetLedger, check_budget
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.items import has_items
 from llm_scheduler.engine.map import run_map
@@ -38,6 +39,7 @@ async def run_job(
     *,
     inputs: Mapping[str, Any] | None = None,
     run_id: str = "",
+    budget_usd: float = 0.0,
 ) -> run_pb2.JobRun:
     """Runs a job: each task starts once all its predecessors succeeded.
 
@@ -50,13 +52,22 @@ async def run_job(
         context: Models, functions, limits and the progress listener.
         inputs: Job input variables, overriding the job's ``input_config``.
         run_id: The run's id; a new one by default.
+        budget_usd: A budget in US dollars for the run's model and embedding calls (its
+            sub-jobs' included): a call that could take the run's cost over it fails its step
+            with `BudgetExceededError` before it is made (see `llm_scheduler.engine.budget`).
+            0 for none (or the budget ``context.budget`` holds already).
 
     Returns:
         The job's run record: every task's record in the job's task order, and the outputs of
         its final tasks keyed by task id; the runs of its sub-job steps in ``children``.
+
+    Raises:
+        UserError: ``budget_usd`` is negative or not a finite number.
     """
+    if budget_usd:
+        context = dataclasses.replace(context, budget=BudgetLedger(check_budget(budget_usd)))
     with frozen_heap():
-        return await _run_job(job, context, inputs, run_id)
+        return await _run_job(job, context, inputs, run_id, budget_usd)
 
 
 def run_job_sync(
@@ -65,6 +76,7 @@ def run_job_sync(
     *,
     inputs: Mapping[str, Any] | None = None,
     run_id: str = "",
+    budget_usd: float = 0.0,
 ) -> run_pb2.JobRun:
     """`run_job` for code that is not async: runs it in a new event loop and returns its record.
 
@@ -79,6 +91,7 @@ def run_job_sync(
         context: Models, functions, limits and the progress listener.
         inputs: Job input variables, overriding the job's ``input_config``.
         run_id: The run's id; a new one by default.
+        budget_usd: The run's budget in US dollars (see `run_job`); 0 for none.
 
     Returns:
         The job's run record (see `run_job`).
@@ -98,7 +111,9 @@ def run_job_sync(
 
     async def main() -> None:  # returns nothing: see the docstring
         try:
-            record.append(await run_job(job, context, inputs=inputs, run_id=run_id))
+            record.append(
+                await run_job(job, context, inputs=inputs, run_id=run_id, budget_usd=budget_usd)
+            )
         finally:
             await context.models.aclose()
 
@@ -111,6 +126,7 @@ async def _run_job(
     context: RunContext,
     inputs: Mapping[str, Any] | None,
     run_id: str,
+    budget_usd: float,
 ) -> run_pb2.JobRun:
     graph = TaskGraph.from_job(job)
     reserve_plans(sum(len(task.steps) for task in job.tasks))
@@ -127,6 +143,7 @@ async def _run_job(
         status=run_pb2.RUN_STATUS_RUNNING,
         config=job,
         started_at=records.now(),
+        budget_usd=budget_usd,
     )
     run.inputs.CopyFrom(to_struct(job_input))
     context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id))

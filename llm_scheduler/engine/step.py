@@ -11,6 +11,7 @@ from typing import Any
 from llm_scheduler.config.structs import fill_new_struct, set_value
 from llm_scheduler.config.template import format_value
 from llm_scheduler.engine import records
+from llm_scheduler.engine.budget import plan_embedding, plan_query
 from llm_scheduler.engine.context import EngineEvent, EventKind, RunContext
 from llm_scheduler.engine.fingerprint import (
     call_fingerprint,
@@ -185,11 +186,12 @@ async def run_planned_step(
                 )
         else:
             if query is not None:
-                if context.cache is None:  # the model call without a cache's layer
+                if context.cache is None and context.budget is None:
+                    # The model call without a cache's or a budget's layer.
                     answer, attempts = await context.models.send(query.model_key, request)
                     response = _record_response(record, spec, answer, attempts)
                 else:
-                    response = await _query_model(step, request, record, context)
+                    response = await _query_model(step, spec, request, record, context)
             elif plan.embedding is not None:
                 response = await _embed(step, request, record, context)
             else:
@@ -432,6 +434,7 @@ def _prepare_embedding(
 
 async def _query_model(
     step: config_pb2.StepConfig,
+    spec: ModelSpec,
     request: ModelRequest,
     record: run_pb2.StepRun,
     context: RunContext,
@@ -447,8 +450,19 @@ async def _query_model(
             record.usage.CopyFrom(records.usage_of(cached.usage))
             record.attempts = 0  # no provider call, so no cost
             return cached.text
-    call = await context.models.generate(record.model_key, request)
+    budget = context.budget
+    if budget is None:
+        call = await context.models.generate(record.model_key, request)
+    else:  # reserved before the call, settled after it (see `engine.budget`)
+        estimate = await budget.reserve(plan_query(record.model_key, spec, request))
+        try:
+            call = await context.models.generate(record.model_key, request)
+        except Exception:
+            await budget.settle(estimate, 0.0, 0)  # providers do not bill failed requests
+            raise
     text = _record_response(record, call.spec, call.response, call.attempts)
+    if budget is not None:
+        await budget.settle(estimate, record.cost_usd, call.response.usage.output_tokens)
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
         await asyncio.to_thread(context.cache.store, key, call.response)
     return text
@@ -475,7 +489,18 @@ async def _embed(
             record.usage.CopyFrom(records.usage_of(cached.usage))
             record.attempts = 0  # no provider call, so no cost
             return list(cached.vector)
-    call = await context.models.embed(record.model_key, request)
+    budget = context.budget
+    if budget is None:
+        call = await context.models.embed(record.model_key, request)
+    else:  # reserved before the call, settled after it (see `engine.budget`)
+        spec = context.models.resolve(record.model_key)
+        estimate = await budget.reserve(plan_embedding(record.model_key, spec, request))
+        try:
+            call = await context.models.embed(record.model_key, request)
+        except Exception:
+            await budget.settle(estimate, 0.0, 0)
+            raise
+        await budget.settle(estimate, call.cost_usd, 0)
     response = call.response
     record.provider_model = response.model or record.provider_model
     record.embedding[:] = response.vector

@@ -12,6 +12,7 @@ Layout (the same in SQLite and Firestore)::
                                                     one completed StepRun (i zero-padded)
     job_runs/{run_id}/joins/{task_id}/arrived/{predecessor}
                                                     a predecessor of a join that has succeeded
+    job_runs/{run_id}/budget/ledger                 a budgeted run's spending (budget_ledger)
 
 Records are stored in the proto JSON mapping with snake_case names, so they read naturally in the
 Firestore console; control fields (lease, attempts) sit beside them at the top level. A value
@@ -234,6 +235,8 @@ class RunConfig:
         default_cache_policy: The `CachePolicy` name for steps whose ``cache`` is DEFAULT.
         replay: For a replay, the recorded (possibly edited) run whose unchanged steps are
             reused; shared by the run's tasks in this process, as in a run in process.
+        budget_run_id: The run whose budget ledger its calls spend from (itself, or a sub-job
+            caller's); "" for a run without a budget (`execution.budget_ledger`).
     """
 
     run_id: str
@@ -247,6 +250,7 @@ class RunConfig:
     offline: bool = False
     default_cache_policy: str = ""
     replay: ReplaySource | None = None
+    budget_run_id: str = ""
 
 
 _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict()
@@ -290,6 +294,7 @@ def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
         offline=bool(job_doc.get("offline")),
         default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
         replay=_replay_source(job_doc),
+        budget_run_id=str(job_doc.get("budget_run_id") or ""),
     )
     with _RUN_CONFIGS_LOCK:
         _RUN_CONFIGS[run_id] = config

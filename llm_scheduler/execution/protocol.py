@@ -50,6 +50,7 @@ from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
 from llm_scheduler.execution import blobs, completion, map_runs, sub_job_runs, submit
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.budget_ledger import StoreBudget
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.events import EventSink
 from llm_scheduler.execution.lease import Lease, LostLease, TaskCancelled
@@ -256,6 +257,8 @@ def _context_for(context: RunContext, store: Store, run: RunConfig) -> RunContex
             context, models=ModelClient(context.models.registry, offline=True)
         )
     context = dataclasses.replace(context, child_runner=sub_job_runs.store_child_runner(store, run))
+    if run.budget_run_id:
+        context = dataclasses.replace(context, budget=StoreBudget(store, run.budget_run_id))
     return context_with_cache(context, store, {"default_cache_policy": run.default_cache_policy})
 
 

@@ -45,6 +45,13 @@ def run_request_json_schema() -> Schema:
             "description": "Answer every model step with the offline model (no provider calls).",
             "type": "boolean",
         },
+        "budget_usd": {
+            "description": "A budget in US dollars for the run's model and embedding calls: a "
+            "call that could take the run's cost over it is refused before it is made (see "
+            "docs/costs.md). No budget when absent.",
+            "type": "number",
+            "exclusiveMinimum": 0,
+        },
         "status": {
             "description": "Absent (or PENDING) until the scheduler handles the request; then "
             "ACCEPTED (the run is submitted) or REJECTED (nothing runs; see error, problems).",

@@ -3,7 +3,7 @@
 A program that is not ours (another language, the Firebase console, a plain Firestore client)
 starts a run by creating ``run_requests/{request_id}`` with one of ``job_id`` (a job saved at
 ``jobs/{job_id}``) or ``config`` (a JobConfig in the proto JSON mapping), and optionally
-``inputs`` and ``offline``. The format is published in docs/run_requests.md and
+``inputs``, ``offline`` and ``budget_usd``. The format is published in docs/run_requests.md and
 docs/run_request.schema.json.
 
 `handle_run_request` validates the request as the CLIs validate a config, submits the run with
@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,7 +60,7 @@ _log = logging.getLogger(__name__)
 
 RUN_REQUESTS = "run_requests"
 # The fields a requester writes; `status` may also be written, as PENDING.
-REQUEST_FIELDS = ("job_id", "config", "inputs", "offline")
+REQUEST_FIELDS = ("job_id", "config", "inputs", "offline", "budget_usd")
 # The fields the scheduler writes when it handles a request.
 _RESULT_FIELDS = ("status", "run_id", "error", "problems", "handled_at")
 # Enough to show what is wrong without making the request document large.
@@ -194,6 +195,7 @@ def handle_run_request(
         return RequestOutcome("noop", request_id, detail=f"already {request['status']}")
     try:
         job, inputs, offline = _read_request(store, request, models, functions, credentials)
+        budget_usd = float(request.get("budget_usd") or 0.0)
     except ConfigError as error:
         outcome = RequestOutcome(
             "rejected",
@@ -202,7 +204,9 @@ def handle_run_request(
             problems=tuple(error.problems),
         )
     else:
-        run_id = submit_job(store, job, inputs=inputs, run_id=request_id, offline=offline)
+        run_id = submit_job(
+            store, job, inputs=inputs, run_id=request_id, offline=offline, budget_usd=budget_usd
+        )
         outcome = RequestOutcome("accepted", request_id, run_id=run_id)
     return _record(store, outcome, clock)
 
@@ -372,6 +376,20 @@ def _field_problems(request: Doc) -> list[ConfigProblem]:
     offline = request.get("offline")
     if offline is not None and not isinstance(offline, bool):
         problems.append(ConfigProblem("offline", f"offline is true or false, not {offline!r}"))
+    budget = request.get("budget_usd")
+    if budget is not None and (
+        isinstance(budget, bool)
+        or not isinstance(budget, int | float)
+        or not math.isfinite(budget)
+        or budget <= 0
+    ):
+        problems.append(
+            ConfigProblem(
+                "budget_usd",
+                f"a budget is an amount in US dollars above 0, not {budget!r}",
+                'e.g. "budget_usd": 0.5, or leave it out for no budget',
+            )
+        )
     for key in ("config", "inputs"):
         value = request.get(key)
         where = describe_non_json(value) if isinstance(value, Mapping) else None

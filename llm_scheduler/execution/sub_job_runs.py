@@ -77,9 +77,13 @@ def store_child_runner(store: Store, run: RunConfig) -> ChildRunner:
             offline=run.offline,
             default_cache_policy=run.default_cache_policy,
             replay_source=request.recorded,
-            caller=caller_fields(
-                request.caller_run_id, request.caller_task_run_id, request.caller_step_index
-            ),
+            caller={
+                **caller_fields(
+                    request.caller_run_id, request.caller_task_run_id, request.caller_step_index
+                ),
+                # The child spends from its caller's budget, if it has one.
+                **({"budget_run_id": run.budget_run_id} if run.budget_run_id else {}),
+            },
         )
         await store.call(submit)
         raise ChildPending(request.run_id)

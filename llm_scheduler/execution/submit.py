@@ -10,10 +10,12 @@ from google.protobuf.message import Message
 
 from llm_scheduler.config import dataflow
 from llm_scheduler.config.graph import TaskGraph
+from llm_scheduler.engine.budget import BudgetState, check_budget
 from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import blobs
 from llm_scheduler.execution import documents as docs
+from llm_scheduler.execution.budget_ledger import ledger_path
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
 from llm_scheduler.v1 import config_pb2, run_pb2
@@ -131,6 +133,7 @@ def submit_job(
     caller: Mapping[str, Any] | None = None,
     schedule_id: str = "",
     schedule_slot: str = "",
+    budget_usd: float = 0.0,
 ) -> str:
     """Commits a job run and its start task's run; returns the run id.
 
@@ -156,16 +159,22 @@ def submit_job(
         schedule_id: For a run a schedule started: the schedule
             (`llm_scheduler.execution.schedules`). Its job is not saved as a definition.
         schedule_slot: And the slot it fires, as an RFC 3339 UTC timestamp.
+        budget_usd: A budget in US dollars for the run's model and embedding calls, its
+            sub-jobs' included (0: none): its ledger is committed with the run, and a call that
+            could take the run over it is refused before it is made
+            (`llm_scheduler.execution.budget_ledger`).
 
     Raises:
-        UserError: ``default_cache_policy`` is not a `CachePolicy` name, or ``run_id`` cannot be
-            a document id.
+        UserError: ``default_cache_policy`` is not a `CachePolicy` name, ``run_id`` cannot be
+            a document id, or ``budget_usd`` is negative or not a finite number.
     """
     names = config_pb2.CachePolicy.DESCRIPTOR.values_by_name
     if default_cache_policy and default_cache_policy not in names:
         raise UserError(
             f"unknown cache policy {default_cache_policy!r}: use one of {', '.join(names)}"
         )
+    if budget_usd:
+        budget_usd = check_budget(budget_usd)
     run_id = run_id or new_run_id(job.job_id)
     job_path = docs.job_run_path(run_id)
     graph = TaskGraph.from_job(job)
@@ -195,12 +204,16 @@ def submit_job(
         job_doc.update(caller)
     if schedule_id:
         job_doc.update(schedule_id=schedule_id, schedule_slot=schedule_slot)
+    if budget_usd:
+        job_doc.update(budget_usd=budget_usd, budget_run_id=run_id)
     start_doc = new_task_run_doc(run_id, start, now)
 
     def create(transaction: Transaction) -> None:
         if transaction.get(job_path) is not None:
             return
         transaction.set(job_path, job_doc)
+        if budget_usd:
+            transaction.set(ledger_path(run_id), BudgetState(budget_usd=budget_usd).to_doc())
         transaction.set(docs.task_run_path(run_id, start), start_doc)
 
     if job.job_id and caller is None and not schedule_id:

@@ -313,7 +313,7 @@ class ModelClient:
             response=response,
             attempts=attempts,
             latency_seconds=time.perf_counter() - started,
-            cost_usd=spec.cost(response.usage.input_tokens, 0, 0),
+            cost_usd=spec.cost(response.usage.input_tokens, 0, response.usage.cached_input_tokens),
         )
 
     def _rate_limiter(self, spec: ModelSpec) -> RateLimiter | None:

@@ -23,6 +23,7 @@ from llm_scheduler.cache import StoreResponseCache
 from llm_scheduler.config import formats
 from llm_scheduler.config.kinds import CONFIG_TYPES
 from llm_scheduler.config.structs import struct_to_dict
+from llm_scheduler.engine.budget import check_budget
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.errors import ConfigError, LlmSchedulerError, RunError, StoreError, UserError
 from llm_scheduler.function_steps import default_registry
@@ -236,6 +237,17 @@ def models_registry() -> ModelRegistry:
         if path:
             check_input_file(path, MODELS_FILE_ENV)
     return ModelRegistry.with_models_file(path)
+
+
+def budget_from_flags() -> float:
+    """The budget of ``--budget_usd``, checked; 0 when the flag is not given.
+
+    Raises:
+        UserError: It is given but not above 0.
+    """
+    if flags.BUDGET_USD.value is None:
+        return 0.0
+    return check_budget(flags.BUDGET_USD.value)
 
 
 def open_store_from_flags() -> Store:

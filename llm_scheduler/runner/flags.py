@@ -7,11 +7,13 @@ from absl import flags
 from llm_scheduler.config.kinds import CONFIG_TYPES
 
 __all__ = [
+    "BUDGET_USD",
     "CACHE",
     "CONFIG_TYPE",
     "FUNCTION_MODULES",
     "INPUT_PATH",
     "JOB_ID",
+    "JSON",
     "MAX_CONCURRENCY",
     "MODELS_FILE",
     "OFFLINE",
@@ -79,8 +81,8 @@ RUN_ID = flags.DEFINE_string("run_id", None, "A job run id in the store.")
 JOB_ID = flags.DEFINE_string(
     "job_id",
     "",
-    "A job id: with config_reader --list_runs, only runs of this job; with schedule add, the "
-    "job saved at jobs/{job_id} to run.",
+    "A job id: with config_reader --list_runs and cost_report, only runs of this job; with "
+    "schedule add, the job saved at jobs/{job_id} to run.",
 )
 CACHE = flags.DEFINE_enum(
     "cache",
@@ -90,4 +92,16 @@ CACHE = flags.DEFINE_enum(
     "from the cache in --store), refresh (call the model and replace the cached answer) or off. "
     "step_runner, task_runner and job_runner use it by default (not under --offline unless given); "
     "job_submitter only when given.",
+)
+# Shared: job_runner and job_submitter both read it.
+BUDGET_USD = flags.DEFINE_float(
+    "budget_usd",
+    None,
+    "A budget in US dollars for the run: a model or embedding call that could take the run's "
+    "cost over it is refused before it is made, and the run fails saying so (see docs/costs.md). "
+    "With job_runner --resume: the resumed run's new budget (what it spent stays spent).",
+)
+# Shared: config_reader --compare and cost_report both read it.
+JSON = flags.DEFINE_bool(
+    "json", False, "Print JSON instead of a table (config_reader --compare, cost_report)."
 )

@@ -2,6 +2,7 @@
 
 Usage:
     job_runner --input_path=job.json [--trace_out=trace.json] [--var name=value ...] [--offline]
+    job_runner --input_path=job.json --budget_usd=0.50    # refuse calls past $0.50 (docs/costs.md)
     job_runner --replay=trace.json [--input_path=edited_job.json]    # reuse unchanged steps
     job_runner --replay_run_id=ID --store=URL                         # replay a stored run
     job_runner --replay_run_id=ID --store=URL --edits=edits.json --plan  # what would re-run
@@ -93,6 +94,7 @@ def _cancel() -> int:
 def _run_job() -> int:
     if CANCEL.value is not None:
         return _cancel()
+    budget_usd = common.budget_from_flags()
     registry = common.models_registry()
     context = common.build_context(
         registry, progress=ProgressPrinter(quiet=flags.QUIET.value), response_cache=True
@@ -101,7 +103,9 @@ def _run_job() -> int:
     if RESUME.value:
         store = common.open_store_from_flags()
         with store:
-            job_run = common.run_async(context, resume_in_store(store, RESUME.value, context))
+            job_run = common.run_async(
+                context, resume_in_store(store, RESUME.value, context, budget_usd=budget_usd)
+            )
         return _report(job_run)
     source: run_pb2.JobRun | None = None
     if REPLAY.value or REPLAY_RUN_ID.value:
@@ -131,10 +135,19 @@ def _run_job() -> int:
         with common.open_store_from_flags() as store:
             job_run = common.run_async(
                 context,
-                run_in_store(store, job, context, inputs=variables, replay_source=source),
+                run_in_store(
+                    store,
+                    job,
+                    context,
+                    inputs=variables,
+                    replay_source=source,
+                    budget_usd=budget_usd,
+                ),
             )
     else:
-        job_run = common.run_async(context, run_job(job, context, inputs=variables))
+        job_run = common.run_async(
+            context, run_job(job, context, inputs=variables, budget_usd=budget_usd)
+        )
     if source is not None:
         job_run.parent_run_id = source.run_id
         # A map's steps are its items'.
@@ -189,9 +202,10 @@ def _estimate(cost: float | None) -> str:
 def _report(job_run: run_pb2.JobRun) -> int:
     if TRACE_OUT.value:
         _write_trace(job_run, TRACE_OUT.value)
+    budget = f" (budget ${job_run.budget_usd:g})" if job_run.budget_usd else ""
     common.report(
         f"run {job_run.run_id}: {common.describe_usage(job_run.usage, job_run.cost_usd)}"
-        f"{common.describe_cache_hits(job_run.tasks)}"
+        f"{budget}{common.describe_cache_hits(job_run.tasks)}"
     )
     if job_run.status == run_pb2.RUN_STATUS_CANCELLED:
         print(f"job cancelled: {job_run.error.message}", file=sys.stderr)

@@ -2,14 +2,16 @@
 
 Usage: job_submitter --input_path=job.json [--config_type=step|task|job] [--store=URL]
                      [--var name=value ...] [--run_id=ID] [--offline] [--cache=use|refresh|off]
+                     [--budget_usd=AMOUNT]
 
 The commit is what starts event-driven execution: a dispatcher (or, in the cloud, the function
 triggered by the write) picks the run up. A step config is submitted as a job of one task, task
 configs (``--input_path=a.json,b.json``) as a job of their ``next_task`` chain, resolved among
 the given files and the tasks saved by earlier submissions. Submitting needs no provider key:
 the workers that run the steps hold them. ``--offline`` is recorded in the run, so every worker
-answers its model steps with the offline model. Submitting the same --run_id twice starts it
-once.
+answers its model steps with the offline model. ``--budget_usd`` is recorded in the run too:
+every worker refuses a call that could take the run over it (docs/costs.md). Submitting the
+same --run_id twice starts it once.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def _load(path: str) -> SubmittedConfig:
 
 
 def _submit() -> int:
+    budget_usd = common.budget_from_flags()
     paths = common.require_input_paths()
     configs = [(path, _load(path)) for path in paths]
     registry = common.models_registry()
@@ -86,8 +89,11 @@ def _submit() -> int:
             run_id=flags.RUN_ID.value or "",
             default_cache_policy=_cache_policy(),
             offline=offline,
+            budget_usd=budget_usd,
         )
         mode = " (offline: every worker answers with the offline model)" if offline else ""
+        if budget_usd:
+            mode += f" with a budget of ${budget_usd:g}"
         common.report(f"submitted job {job.job_id!r} to {store.url}{mode}")
     print(run_id)
     return common.EXIT_OK

@@ -34,11 +34,13 @@ HELP_ARGS = frozenset({"-h", "--h", "-help", "--help", "-helpshort", "--helpshor
 HELPFULL_ARGS = frozenset({"-helpfull", "--helpfull"})
 
 _ALL_SHARED: tuple[absl_flags.FlagHolder[Any], ...] = (
+    flags.BUDGET_USD,
     flags.CACHE,
     flags.CONFIG_TYPE,
     flags.FUNCTION_MODULES,
     flags.INPUT_PATH,
     flags.JOB_ID,
+    flags.JSON,
     flags.MAX_CONCURRENCY,
     flags.MODELS_FILE,
     flags.OFFLINE,
@@ -75,11 +77,12 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
         flags.JOB_ID,
         flags.STORE,
         flags.PRINT_RECORD,
+        flags.JSON,
         flags.QUIET,
     ),
     "llm_scheduler.runner.step_runner": _RUN_FLAGS,
     "llm_scheduler.runner.task_runner": _RUN_FLAGS,
-    "llm_scheduler.runner.job_runner": (*_RUN_FLAGS, flags.MAX_CONCURRENCY),
+    "llm_scheduler.runner.job_runner": (*_RUN_FLAGS, flags.MAX_CONCURRENCY, flags.BUDGET_USD),
     "llm_scheduler.runner.job_submitter": (
         flags.INPUT_PATH,
         flags.CONFIG_TYPE,
@@ -90,6 +93,7 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
         flags.STORE,
         flags.RUN_ID,
         flags.CACHE,
+        flags.BUDGET_USD,
         flags.QUIET,
     ),
     "llm_scheduler.runner.dispatcher": (
@@ -111,6 +115,15 @@ SHARED_FLAGS: Mapping[str, tuple[absl_flags.FlagHolder[Any], ...]] = {
         flags.QUIET,
     ),
     "llm_scheduler.runner.trace_export": (flags.RUN_ID, flags.STORE, flags.QUIET),
+    "llm_scheduler.runner.cost_report": (
+        flags.STORE,
+        flags.RUN_ID,
+        flags.JOB_ID,
+        flags.MODELS_FILE,
+        flags.FUNCTION_MODULES,
+        flags.JSON,
+        flags.QUIET,
+    ),
     "proto_decoder.main": (flags.INPUT_PATH, flags.CONFIG_TYPE, flags.OUTPUT_FORMAT),
     "llm_scheduler.web.cli": (
         flags.STORE,

@@ -168,7 +168,7 @@ class TaskRun(_message.Message):
     def __init__(self, task_run_id: _Optional[str] = ..., task_id: _Optional[str] = ..., job_run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.TaskConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., predecessors: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs_digest: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., items_total: _Optional[int] = ..., item_index: _Optional[int] = ..., variation: _Optional[str] = ...) -> None: ...
 
 class JobRun(_message.Message):
-    __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id", "children", "caller_task_run_id", "caller_step_index", "caller_run_id", "schedule_id", "schedule_slot")
+    __slots__ = ("run_id", "job_id", "status", "config", "inputs", "outputs", "tasks", "error", "usage", "cost_usd", "started_at", "finished_at", "parent_run_id", "children", "caller_task_run_id", "caller_step_index", "caller_run_id", "schedule_id", "schedule_slot", "budget_usd")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class JobRun(_message.Message):
     CALLER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_SLOT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     job_id: str
     status: RunStatus
@@ -207,7 +208,8 @@ class JobRun(_message.Message):
     caller_run_id: str
     schedule_id: str
     schedule_slot: str
-    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.JobConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_run_id: _Optional[str] = ..., children: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., caller_task_run_id: _Optional[str] = ..., caller_step_index: _Optional[int] = ..., caller_run_id: _Optional[str] = ..., schedule_id: _Optional[str] = ..., schedule_slot: _Optional[str] = ...) -> None: ...
+    budget_usd: float
+    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., config: _Optional[_Union[_config_pb2.JobConfig, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_run_id: _Optional[str] = ..., children: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., caller_task_run_id: _Optional[str] = ..., caller_step_index: _Optional[int] = ..., caller_run_id: _Optional[str] = ..., schedule_id: _Optional[str] = ..., schedule_slot: _Optional[str] = ..., budget_usd: _Optional[float] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("run_id", "kind", "task_id", "step_index", "step_count", "name", "detail", "time", "usage", "cost_usd", "worker_id")

@@ -28,8 +28,9 @@ KEY_FLAGS = {
         "--resume",
         "--cancel",
         "--max_concurrency",
+        "--budget_usd",
     ],
-    "job_submitter": ["--input_path", "--store", "--var", "--run_id", "--cache"],
+    "job_submitter": ["--input_path", "--store", "--var", "--run_id", "--cache", "--budget_usd"],
     "dispatcher": ["--store", "--workers", "--lease_seconds", "--[no]until_idle", "--target_url"],
     "run_watcher": ["--run_id", "--store", "--[no]replay_timeline"],
     "schedule": [
@@ -45,6 +46,7 @@ KEY_FLAGS = {
         "--store",
     ],
     "trace_export": ["--run_id", "--output", "--store"],
+    "cost_report": ["--store", "--group_by", "--since", "--until", "--models_file", "--[no]json"],
     "proto_decoder": ["--input_path", "--output_format", "--output_path", "--config_type"],
     "web_ui": ["--store", "--host", "--port", "--token", "--configs_dir", "--[no]dispatch"],
 }
@@ -54,6 +56,7 @@ NOT_LISTED = {
     "schedule": ["--run_id", "--[no]offline"],
     "proto_decoder": ["--var", "--store"],
     "trace_export": ["--var", "--input_path"],
+    "cost_report": ["--var", "--input_path", "--budget_usd"],
     "web_ui": ["--var", "--input_path"],
 }
 SCRIPTS = pathlib.Path(sys.executable).parent

@@ -1,0 +1,327 @@
+"""A run's budget in US dollars: a call is refused before it is made if it could take the run over.
+
+The rule (docs/costs.md, "Budgets"), the same in process and event-driven:
+
+1. Before a model or embedding call (not a response-cache hit, not a step a replay reuses), its
+   cost is **estimated** from what is known before sending it (`estimate_call`): input tokens
+   as one per UTF-8 byte of the rendered request (a tokenizer never makes more tokens than
+   bytes) plus `FRAMING_TOKENS`, all at the full input price; output tokens as the step's
+   ``max_tokens`` when it sets one, else the largest output this model key gave in this run so
+   far, else `DEFAULT_OUTPUT_TOKENS`, at the output price.
+2. The estimate is **reserved**: the call goes ahead only if what the run has spent, plus what
+   calls in flight have reserved, plus this estimate, is at most the budget. Otherwise the step
+   fails with `BudgetExceededError` and nothing is sent. Reserving is atomic (one ledger per
+   run: in memory, or one store document shared by every worker), so two calls in parallel
+   cannot both pass a check that only one of them fits.
+3. When the call returns, its reservation is **settled**: replaced by its recorded cost (0 when
+   it failed: providers do not bill failed requests).
+
+A step that sets ``max_tokens`` (and a model that counts at most one token per byte, as every
+byte-level tokenizer does) can therefore never take the recorded cost over the budget. Without
+``max_tokens`` a reply longer than its estimate may; the calls after it are then refused.
+
+A call whose model needs an API key but has no prices (a ``provider:model`` key, or a models
+file entry without prices) is refused in a budgeted run: its cost cannot be estimated. Calls to
+the offline model and to keyless servers (local models) are free.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from llm_scheduler.errors import BudgetExceededError, UserError
+from llm_scheduler.models.base import EmbeddingRequest, ModelRequest
+from llm_scheduler.models.registry import ModelSpec
+
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "FRAMING_TOKENS",
+    "Budget",
+    "BudgetLedger",
+    "BudgetState",
+    "CallEstimate",
+    "PlannedCall",
+    "check_budget",
+    "estimate_call",
+    "plan_embedding",
+    "plan_query",
+]
+
+# Tokens added to a chat request's text for the message framing and the instructions some
+# adapters add (Anthropic's JSON instruction is ~20 tokens).
+FRAMING_TOKENS = 64
+# The output tokens a call is estimated at when its step sets no ``max_tokens`` and its model
+# has not answered yet in the run (Anthropic's adapter asks for at most this many by default).
+DEFAULT_OUTPUT_TOKENS = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedCall:
+    """What is known about a call before it is made, for `estimate_call`.
+
+    Attributes:
+        model_key: The step's model key.
+        input_tokens: The input tokens it is estimated at (one per byte, framing included).
+        max_output_tokens: The step's ``max_tokens``; 0 when it sets none.
+        embedding: Whether it is an embedding call (no output tokens).
+        input_price: US dollars per million input tokens.
+        output_price: US dollars per million output tokens.
+        priced: Whether its cost can be estimated (False: a model that needs an API key but has
+            no prices).
+    """
+
+    model_key: str
+    input_tokens: int
+    max_output_tokens: int = 0
+    embedding: bool = False
+    input_price: float = 0.0
+    output_price: float = 0.0
+    priced: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class CallEstimate:
+    """A call's estimated cost, as reserved.
+
+    Attributes:
+        model_key: The step's model key.
+        input_tokens: Input tokens estimated.
+        output_tokens: Output tokens estimated.
+        output_basis: Where ``output_tokens`` came from: ``max_tokens``, ``largest_so_far``,
+            ``default`` or ``embedding`` (none).
+        cost_usd: The estimated cost in US dollars.
+        input_price: US dollars per million input tokens.
+        output_price: US dollars per million output tokens.
+    """
+
+    model_key: str
+    input_tokens: int
+    output_tokens: int
+    output_basis: str
+    cost_usd: float
+    input_price: float = 0.0
+    output_price: float = 0.0
+
+    def describe(self) -> str:
+        """How the estimate was made, in words."""
+        text = (
+            f"estimated ${self.cost_usd:.6f}: {self.input_tokens} input tokens (one per byte of "
+            f"the rendered request) at ${self.input_price:g}/M"
+        )
+        if self.output_basis == "embedding":
+            return text
+        basis = {
+            "max_tokens": "the step's max_tokens",
+            "largest_so_far": f"the largest output of {self.model_key} in this run so far",
+            "default": f"the default for a step without max_tokens ({DEFAULT_OUTPUT_TOKENS})",
+        }[self.output_basis]
+        return f"{text} + {self.output_tokens} output tokens ({basis}) at ${self.output_price:g}/M"
+
+
+def check_budget(budget_usd: float) -> float:
+    """Returns a budget once checked.
+
+    Raises:
+        UserError: It is not a finite number above 0.
+    """
+    if (
+        isinstance(budget_usd, bool)
+        or not isinstance(budget_usd, int | float)
+        or not math.isfinite(budget_usd)
+        or budget_usd <= 0
+    ):
+        raise UserError(
+            f"a budget is an amount in US dollars above 0, e.g. 0.50, not {budget_usd!r}"
+        )
+    return float(budget_usd)
+
+
+def _priced(spec: ModelSpec) -> bool:
+    return bool(spec.input_price or spec.output_price or spec.cached_input_price) or (
+        not spec.needs_api_key
+    )
+
+
+def plan_query(model_key: str, spec: ModelSpec, request: ModelRequest) -> PlannedCall:
+    """The `PlannedCall` of a model query about to be sent to the model of ``spec``."""
+    size = len(request.system_prompt.encode()) + len(request.user_prompt.encode())
+    schema = request.response_format.json_schema
+    if schema:
+        size += len(json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode())
+    max_tokens = request.parameters.get("max_tokens")
+    limit = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else 0
+    return PlannedCall(
+        model_key=model_key,
+        input_tokens=size + FRAMING_TOKENS,
+        max_output_tokens=max(limit, 0),
+        input_price=spec.input_price,
+        output_price=spec.output_price,
+        priced=_priced(spec),
+    )
+
+
+def plan_embedding(model_key: str, spec: ModelSpec, request: EmbeddingRequest) -> PlannedCall:
+    """The `PlannedCall` of an embedding about to be made with the model of ``spec``."""
+    return PlannedCall(
+        model_key=model_key,
+        input_tokens=len(request.input.encode()),
+        embedding=True,
+        input_price=spec.input_price,
+        priced=_priced(spec),
+    )
+
+
+def estimate_call(call: PlannedCall, largest_output: Mapping[str, int]) -> CallEstimate:
+    """A call's estimated cost (the rule of the module docstring).
+
+    Args:
+        call: The call.
+        largest_output: The largest output (tokens) each model key gave in the run so far.
+    """
+    if call.embedding:
+        output, basis = 0, "embedding"
+    elif call.max_output_tokens:
+        output, basis = call.max_output_tokens, "max_tokens"
+    elif largest_output.get(call.model_key):
+        output, basis = largest_output[call.model_key], "largest_so_far"
+    else:
+        output, basis = DEFAULT_OUTPUT_TOKENS, "default"
+    cost = (call.input_tokens * call.input_price + output * call.output_price) / 1e6
+    return CallEstimate(
+        model_key=call.model_key,
+        input_tokens=call.input_tokens,
+        output_tokens=output,
+        output_basis=basis,
+        cost_usd=cost,
+        input_price=call.input_price,
+        output_price=call.output_price,
+    )
+
+
+@dataclasses.dataclass
+class BudgetState:
+    """What a run's ledger holds.
+
+    Attributes:
+        budget_usd: The budget in US dollars.
+        spent_usd: The recorded cost of the calls settled so far.
+        reserved_usd: The estimates of the calls in flight (reserved, not settled yet). A worker
+            that died mid-call leaves its reservation here: it stays counted.
+        calls: Calls reserved so far.
+        refused: Calls refused so far.
+        largest_output_tokens: The largest output each model key gave in the run so far.
+    """
+
+    budget_usd: float
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    calls: int = 0
+    refused: int = 0
+    largest_output_tokens: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def reserve(self, call: PlannedCall) -> CallEstimate:
+        """Reserves a call's estimate.
+
+        Raises:
+            BudgetExceededError: It could take the run over its budget (nothing is reserved).
+        """
+        estimate = estimate_call(call, self.largest_output_tokens)
+        if not call.priced:
+            self.refused += 1
+            raise BudgetExceededError(
+                f"the run's budget of ${self.budget_usd:.6f} cannot cover a call to "
+                f"{call.model_key}: its model needs an API key and has no prices, so its cost "
+                "cannot be estimated; no call was made. Give it prices in a models file "
+                "(--models_file, *_price_per_million_tokens) or run without a budget"
+            )
+        committed = self.spent_usd + self.reserved_usd
+        if estimate.cost_usd > 0 and committed + estimate.cost_usd > self.budget_usd:
+            self.refused += 1
+            in_flight = (
+                f" and ${self.reserved_usd:.6f} is reserved by calls in flight"
+                if self.reserved_usd > 0
+                else ""
+            )
+            raise BudgetExceededError(
+                f"the run's budget of ${self.budget_usd:.6f} would be exceeded: "
+                f"${self.spent_usd:.6f} is spent{in_flight}, and this call to "
+                f"{call.model_key} is {estimate.describe()}; no call was made. Raise the budget "
+                "(--budget_usd) or set a smaller max_tokens on the step"
+            )
+        self.reserved_usd += estimate.cost_usd
+        self.calls += 1
+        return estimate
+
+    def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
+        """Replaces a reservation by the call's recorded cost (0 for a failed call)."""
+        self.reserved_usd = max(self.reserved_usd - estimate.cost_usd, 0.0)
+        self.spent_usd += cost_usd
+        if output_tokens > self.largest_output_tokens.get(estimate.model_key, 0):
+            self.largest_output_tokens[estimate.model_key] = output_tokens
+
+    def to_doc(self) -> dict[str, Any]:
+        """The state as a JSON object (a store document)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> BudgetState:
+        """The state a `to_doc` object holds."""
+        largest = doc.get("largest_output_tokens") or {}
+        return cls(
+            budget_usd=float(doc.get("budget_usd") or 0.0),
+            spent_usd=float(doc.get("spent_usd") or 0.0),
+            reserved_usd=float(doc.get("reserved_usd") or 0.0),
+            calls=int(doc.get("calls") or 0),
+            refused=int(doc.get("refused") or 0),
+            largest_output_tokens={str(k): int(v) for k, v in dict(largest).items()},
+        )
+
+
+class Budget(abc.ABC):
+    """A run's ledger: where calls reserve their estimates and settle their costs."""
+
+    @abc.abstractmethod
+    async def reserve(self, call: PlannedCall) -> CallEstimate:
+        """Reserves a call's estimate before it is made.
+
+        Raises:
+            BudgetExceededError: The call could take the run over its budget; it must not be
+                made.
+        """
+
+    @abc.abstractmethod
+    async def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
+        """Replaces a call's reservation by its recorded cost once it returned (or failed)."""
+
+
+class BudgetLedger(Budget):
+    """The ledger of a run in one process (`run_job(..., budget_usd=)`).
+
+    Attributes:
+        state: What it holds; read it for what the run spent.
+    """
+
+    def __init__(self, budget_usd: float) -> None:
+        """Creates a ledger with nothing spent.
+
+        Args:
+            budget_usd: The budget in US dollars (more than 0).
+        """
+        self.state = BudgetState(budget_usd=budget_usd)
+        self._lock = threading.Lock()  # a context may serve runs in several threads
+
+    async def reserve(self, call: PlannedCall) -> CallEstimate:
+        """See `Budget.reserve`."""
+        with self._lock:
+            return self.state.reserve(call)
+
+    async def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
+        """See `Budget.settle`."""
+        with self._lock:
+            self.state.settle(estimate, cost_usd, output_tokens)

@@ -1,24 +1,31 @@
-"""A run's budget in US dollars: a call is refused before it is made if it could take the run over.
+"""A run's budget in US dollars: a call is refused before it is made if it would take the run over.
 
 The rule (docs/costs.md, "Budgets"), the same in process and event-driven:
 
 1. Before a model or embedding call (not a response-cache hit, not a step a replay reuses), its
-   cost is **estimated** from what is known before sending it (`estimate_call`): input tokens
-   as one per UTF-8 byte of the rendered request (a tokenizer never makes more tokens than
-   bytes) plus `FRAMING_TOKENS`, all at the full input price; output tokens as the step's
-   ``max_tokens`` when it sets one, else the largest output this model key gave in this run so
-   far, else `DEFAULT_OUTPUT_TOKENS`, at the output price.
+   cost is **estimated** from what is known before sending it (`estimate_call`), at the model's
+   full input and output prices:
+   - input tokens: the rendered request's UTF-8 bytes (prompts, and a JSON schema if any) times
+     the most tokens per byte this model key counted in this run so far, or one token per
+     `DEFAULT_BYTES_PER_TOKEN` bytes before it has answered;
+   - output tokens: the step's ``max_tokens`` when it sets one, else the largest output this
+     model key gave in this run so far, else as many as its input (a reply as long as its
+     request).
+   After one call of a model the estimate of the same call again is its recorded cost, so a
+   run of like calls stops exactly before the one that would take it over.
 2. The estimate is **reserved**: the call goes ahead only if what the run has spent, plus what
    calls in flight have reserved, plus this estimate, is at most the budget. Otherwise the step
    fails with `BudgetExceededError` and nothing is sent. Reserving is atomic (one ledger per
    run: in memory, or one store document shared by every worker), so two calls in parallel
    cannot both pass a check that only one of them fits.
 3. When the call returns, its reservation is **settled**: replaced by its recorded cost (0 when
-   it failed: providers do not bill failed requests).
+   it failed: providers do not bill failed requests), and what it counted (input tokens per
+   byte, output tokens) informs the next estimates.
 
-A step that sets ``max_tokens`` (and a model that counts at most one token per byte, as every
-byte-level tokenizer does) can therefore never take the recorded cost over the budget. Without
-``max_tokens`` a reply longer than its estimate may; the calls after it are then refused.
+An estimate is not a bound: a reply longer than estimated (a step without ``max_tokens``), or a
+first call whose request counts more tokens per byte than the default, may take the recorded
+cost over the budget by that call's difference; every call after it is refused. Set
+``max_tokens`` on the steps to bound the output.
 
 A call whose model needs an API key but has no prices (a ``provider:model`` key, or a models
 file entry without prices) is refused in a budgeted run: its cost cannot be estimated. Calls to
@@ -40,8 +47,7 @@ from llm_scheduler.models.base import EmbeddingRequest, ModelRequest
 from llm_scheduler.models.registry import ModelSpec
 
 __all__ = [
-    "DEFAULT_OUTPUT_TOKENS",
-    "FRAMING_TOKENS",
+    "DEFAULT_BYTES_PER_TOKEN",
     "Budget",
     "BudgetLedger",
     "BudgetState",
@@ -53,12 +59,9 @@ __all__ = [
     "plan_query",
 ]
 
-# Tokens added to a chat request's text for the message framing and the instructions some
-# adapters add (Anthropic's JSON instruction is ~20 tokens).
-FRAMING_TOKENS = 64
-# The output tokens a call is estimated at when its step sets no ``max_tokens`` and its model
-# has not answered yet in the run (Anthropic's adapter asks for at most this many by default).
-DEFAULT_OUTPUT_TOKENS = 1024
+# The bytes of a request counted as one input token before its model has answered in the run
+# (English text averages about four bytes per token; three errs on the side of spending less).
+DEFAULT_BYTES_PER_TOKEN = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,8 @@ class PlannedCall:
 
     Attributes:
         model_key: The step's model key.
-        input_tokens: The input tokens it is estimated at (one per byte, framing included).
+        request_bytes: The UTF-8 bytes of its rendered request (prompts, JSON schema; an
+            embedding's input).
         max_output_tokens: The step's ``max_tokens``; 0 when it sets none.
         embedding: Whether it is an embedding call (no output tokens).
         input_price: US dollars per million input tokens.
@@ -77,7 +81,7 @@ class PlannedCall:
     """
 
     model_key: str
-    input_tokens: int
+    request_bytes: int
     max_output_tokens: int = 0
     embedding: bool = False
     input_price: float = 0.0
@@ -91,18 +95,23 @@ class CallEstimate:
 
     Attributes:
         model_key: The step's model key.
+        request_bytes: The UTF-8 bytes of the rendered request.
         input_tokens: Input tokens estimated.
         output_tokens: Output tokens estimated.
+        input_basis: Where ``input_tokens`` came from: ``ratio_so_far`` (the most tokens per
+            byte of this model key in the run so far) or ``default`` (`DEFAULT_BYTES_PER_TOKEN`).
         output_basis: Where ``output_tokens`` came from: ``max_tokens``, ``largest_so_far``,
-            ``default`` or ``embedding`` (none).
+            ``as_input`` (as many as the input) or ``embedding`` (none).
         cost_usd: The estimated cost in US dollars.
         input_price: US dollars per million input tokens.
         output_price: US dollars per million output tokens.
     """
 
     model_key: str
+    request_bytes: int
     input_tokens: int
     output_tokens: int
+    input_basis: str
     output_basis: str
     cost_usd: float
     input_price: float = 0.0
@@ -110,16 +119,22 @@ class CallEstimate:
 
     def describe(self) -> str:
         """How the estimate was made, in words."""
+        per_byte = (
+            f"the most tokens per byte {self.model_key} counted in this run so far"
+            if self.input_basis == "ratio_so_far"
+            else f"one token per {DEFAULT_BYTES_PER_TOKEN} bytes before {self.model_key} answered"
+        )
         text = (
-            f"estimated ${self.cost_usd:.6f}: {self.input_tokens} input tokens (one per byte of "
-            f"the rendered request) at ${self.input_price:g}/M"
+            f"estimated ${self.cost_usd:.6f}: {self.input_tokens} input tokens "
+            f"({self.request_bytes} bytes of request at {per_byte}) at ${self.input_price:g}/M"
         )
         if self.output_basis == "embedding":
             return text
         basis = {
             "max_tokens": "the step's max_tokens",
             "largest_so_far": f"the largest output of {self.model_key} in this run so far",
-            "default": f"the default for a step without max_tokens ({DEFAULT_OUTPUT_TOKENS})",
+            "as_input": "as many as the input: the step sets no max_tokens and "
+            f"{self.model_key} has not answered in this run yet",
         }[self.output_basis]
         return f"{text} + {self.output_tokens} output tokens ({basis}) at ${self.output_price:g}/M"
 
@@ -158,7 +173,7 @@ def plan_query(model_key: str, spec: ModelSpec, request: ModelRequest) -> Planne
     limit = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else 0
     return PlannedCall(
         model_key=model_key,
-        input_tokens=size + FRAMING_TOKENS,
+        request_bytes=size,
         max_output_tokens=max(limit, 0),
         input_price=spec.input_price,
         output_price=spec.output_price,
@@ -170,20 +185,32 @@ def plan_embedding(model_key: str, spec: ModelSpec, request: EmbeddingRequest) -
     """The `PlannedCall` of an embedding about to be made with the model of ``spec``."""
     return PlannedCall(
         model_key=model_key,
-        input_tokens=len(request.input.encode()),
+        request_bytes=len(request.input.encode()),
         embedding=True,
         input_price=spec.input_price,
         priced=_priced(spec),
     )
 
 
-def estimate_call(call: PlannedCall, largest_output: Mapping[str, int]) -> CallEstimate:
+def estimate_call(
+    call: PlannedCall,
+    largest_output: Mapping[str, int],
+    tokens_per_byte: Mapping[str, float],
+) -> CallEstimate:
     """A call's estimated cost (the rule of the module docstring).
 
     Args:
         call: The call.
         largest_output: The largest output (tokens) each model key gave in the run so far.
+        tokens_per_byte: The most input tokens per request byte each model key counted in the
+            run so far.
     """
+    ratio = tokens_per_byte.get(call.model_key)
+    if ratio:
+        input_tokens, input_basis = math.ceil(call.request_bytes * ratio), "ratio_so_far"
+    else:
+        input_tokens = math.ceil(call.request_bytes / DEFAULT_BYTES_PER_TOKEN)
+        input_basis = "default"
     if call.embedding:
         output, basis = 0, "embedding"
     elif call.max_output_tokens:
@@ -191,12 +218,14 @@ def estimate_call(call: PlannedCall, largest_output: Mapping[str, int]) -> CallE
     elif largest_output.get(call.model_key):
         output, basis = largest_output[call.model_key], "largest_so_far"
     else:
-        output, basis = DEFAULT_OUTPUT_TOKENS, "default"
-    cost = (call.input_tokens * call.input_price + output * call.output_price) / 1e6
+        output, basis = input_tokens, "as_input"
+    cost = (input_tokens * call.input_price + output * call.output_price) / 1e6
     return CallEstimate(
         model_key=call.model_key,
-        input_tokens=call.input_tokens,
+        request_bytes=call.request_bytes,
+        input_tokens=input_tokens,
         output_tokens=output,
+        input_basis=input_basis,
         output_basis=basis,
         cost_usd=cost,
         input_price=call.input_price,
@@ -216,6 +245,8 @@ class BudgetState:
         calls: Calls reserved so far.
         refused: Calls refused so far.
         largest_output_tokens: The largest output each model key gave in the run so far.
+        input_tokens_per_byte: The most input tokens per request byte each model key counted
+            in the run so far.
     """
 
     budget_usd: float
@@ -224,6 +255,7 @@ class BudgetState:
     calls: int = 0
     refused: int = 0
     largest_output_tokens: dict[str, int] = dataclasses.field(default_factory=dict)
+    input_tokens_per_byte: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def reserve(self, call: PlannedCall) -> CallEstimate:
         """Reserves a call's estimate.
@@ -231,7 +263,7 @@ class BudgetState:
         Raises:
             BudgetExceededError: It could take the run over its budget (nothing is reserved).
         """
-        estimate = estimate_call(call, self.largest_output_tokens)
+        estimate = estimate_call(call, self.largest_output_tokens, self.input_tokens_per_byte)
         if not call.priced:
             self.refused += 1
             raise BudgetExceededError(
@@ -252,18 +284,32 @@ class BudgetState:
                 f"the run's budget of ${self.budget_usd:.6f} would be exceeded: "
                 f"${self.spent_usd:.6f} is spent{in_flight}, and this call to "
                 f"{call.model_key} is {estimate.describe()}; no call was made. Raise the budget "
-                "(--budget_usd) or set a smaller max_tokens on the step"
+                "(--budget_usd), or set a smaller max_tokens on the step"
             )
         self.reserved_usd += estimate.cost_usd
         self.calls += 1
         return estimate
 
-    def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
-        """Replaces a reservation by the call's recorded cost (0 for a failed call)."""
+    def settle(
+        self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
+    ) -> None:
+        """Replaces a reservation by the call's recorded cost (0 for a failed call).
+
+        Args:
+            estimate: What `reserve` returned for the call.
+            cost_usd: The call's recorded cost (0 when it failed).
+            output_tokens: The output tokens it counted (0 when it failed).
+            input_tokens: The input tokens it counted (0 when it failed).
+        """
         self.reserved_usd = max(self.reserved_usd - estimate.cost_usd, 0.0)
         self.spent_usd += cost_usd
-        if output_tokens > self.largest_output_tokens.get(estimate.model_key, 0):
-            self.largest_output_tokens[estimate.model_key] = output_tokens
+        key = estimate.model_key
+        if output_tokens > self.largest_output_tokens.get(key, 0):
+            self.largest_output_tokens[key] = output_tokens
+        if input_tokens and estimate.request_bytes:
+            ratio = input_tokens / estimate.request_bytes
+            if ratio > self.input_tokens_per_byte.get(key, 0.0):
+                self.input_tokens_per_byte[key] = ratio
 
     def to_doc(self) -> dict[str, Any]:
         """The state as a JSON object (a store document)."""
@@ -280,6 +326,9 @@ class BudgetState:
             calls=int(doc.get("calls") or 0),
             refused=int(doc.get("refused") or 0),
             largest_output_tokens={str(k): int(v) for k, v in dict(largest).items()},
+            input_tokens_per_byte={
+                str(k): float(v) for k, v in dict(doc.get("input_tokens_per_byte") or {}).items()
+            },
         )
 
 
@@ -296,8 +345,17 @@ class Budget(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
-        """Replaces a call's reservation by its recorded cost once it returned (or failed)."""
+    async def settle(
+        self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
+    ) -> None:
+        """Replaces a call's reservation by its recorded cost once it returned (or failed).
+
+        Args:
+            estimate: What `reserve` returned for the call.
+            cost_usd: The call's recorded cost (0 when it failed).
+            output_tokens: The output tokens it counted (0 when it failed).
+            input_tokens: The input tokens it counted (0 when it failed).
+        """
 
 
 class BudgetLedger(Budget):
@@ -321,7 +379,9 @@ class BudgetLedger(Budget):
         with self._lock:
             return self.state.reserve(call)
 
-    async def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
+    async def settle(
+        self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
+    ) -> None:
         """See `Budget.settle`."""
         with self._lock:
-            self.state.settle(estimate, cost_usd, output_tokens)
+            self.state.settle(estimate, cost_usd, output_tokens, input_tokens)

@@ -462,7 +462,8 @@ async def _query_model(
             raise
     text = _record_response(record, call.spec, call.response, call.attempts)
     if budget is not None:
-        await budget.settle(estimate, record.cost_usd, call.response.usage.output_tokens)
+        usage = call.response.usage
+        await budget.settle(estimate, record.cost_usd, usage.output_tokens, usage.input_tokens)
     if policy != config_pb2.CACHE_POLICY_OFF and context.cache is not None:
         await asyncio.to_thread(context.cache.store, key, call.response)
     return text
@@ -500,7 +501,7 @@ async def _embed(
         except Exception:
             await budget.settle(estimate, 0.0, 0)
             raise
-        await budget.settle(estimate, call.cost_usd, 0)
+        await budget.settle(estimate, call.cost_usd, 0, call.response.usage.input_tokens)
     response = call.response
     record.provider_model = response.model or record.provider_model
     record.embedding[:] = response.vector

@@ -113,20 +113,24 @@ class StoreBudget(Budget):
             raise result
         return result
 
-    async def settle(self, estimate: CallEstimate, cost_usd: float, output_tokens: int) -> None:
+    async def settle(
+        self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
+    ) -> None:
         """See `Budget.settle`; an atomic update of the ledger document."""
 
         def decide(doc: Doc | None) -> Doc | None:
             if doc is None:
                 return None
             state = BudgetState.from_doc(doc)
-            state.settle(estimate, cost_usd, output_tokens)
+            state.settle(estimate, cost_usd, output_tokens, input_tokens)
             fields: dict[str, Any] = {
                 "reserved_usd": state.reserved_usd,
                 "spent_usd": state.spent_usd,
             }
             if state.largest_output_tokens != doc.get("largest_output_tokens"):
                 fields["largest_output_tokens"] = state.largest_output_tokens
+            if state.input_tokens_per_byte != doc.get("input_tokens_per_byte"):
+                fields["input_tokens_per_byte"] = state.input_tokens_per_byte
             return fields
 
         await self._store.call(self._store.update_if, self._path, decide)

@@ -47,7 +47,7 @@ def run_request_json_schema() -> Schema:
         },
         "budget_usd": {
             "description": "A budget in US dollars for the run's model and embedding calls: a "
-            "call that could take the run's cost over it is refused before it is made (see "
+            "call estimated to take the run's cost over it is refused before it is made (see "
             "docs/costs.md). No budget when absent.",
             "type": "number",
             "exclusiveMinimum": 0,

@@ -97,7 +97,7 @@ CACHE = flags.DEFINE_enum(
 BUDGET_USD = flags.DEFINE_float(
     "budget_usd",
     None,
-    "A budget in US dollars for the run: a model or embedding call that could take the run's "
+    "A budget in US dollars for the run: a model or embedding call estimated to take the run's "
     "cost over it is refused before it is made, and the run fails saying so (see docs/costs.md). "
     "With job_runner --resume: the resumed run's new budget (what it spent stays spent).",
 )

@@ -10,7 +10,7 @@ configs (``--input_path=a.json,b.json``) as a job of their ``next_task`` chain, 
 the given files and the tasks saved by earlier submissions. Submitting needs no provider key:
 the workers that run the steps hold them. ``--offline`` is recorded in the run, so every worker
 answers its model steps with the offline model. ``--budget_usd`` is recorded in the run too:
-every worker refuses a call that could take the run over it (docs/costs.md). Submitting the
+every worker refuses a call estimated to take the run over it (docs/costs.md). Submitting the
 same --run_id twice starts it once.
 """
 

@@ -12,7 +12,6 @@ import pytest
 from llm_scheduler import ModelRegistry, RunContext, UserError, loads, run_job
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.engine.budget import (
-    DEFAULT_OUTPUT_TOKENS,
     BudgetLedger,
     BudgetState,
     PlannedCall,
@@ -35,8 +34,9 @@ PROMPT = "Say hello now"
 REPLY_WORDS = 100
 # Recorded cost of one call: 3 input tokens at $1/M + 100 output tokens at $2/M = $0.000203.
 CALL_COST = 0.000203
-# Its estimate: (13 bytes + 64 framing) input tokens at $1/M + 100 (max_tokens) at $2/M.
-CALL_ESTIMATE = 0.000277
+# Its estimate before the model answered: ceil(13 bytes / 3) = 5 input tokens at $1/M + 100
+# (max_tokens) at $2/M = $0.000205; after: 3 input tokens (3 per 13 bytes) + 100, $0.000203.
+FIRST_ESTIMATE = 0.000205
 
 
 def budget_models_file(path: pathlib.Path, server: FakeProviderServer) -> pathlib.Path:
@@ -107,47 +107,57 @@ def step_of(task: run_pb2.TaskRun) -> run_pb2.StepRun:
 # -- the rule -------------------------------------------------------------------------------
 
 
-def test_a_query_is_estimated_from_its_bytes_framing_and_max_tokens() -> None:
+def test_a_query_is_estimated_from_its_bytes_and_max_tokens() -> None:
     spec = ModelSpec("K", "openai", "m", input_price=1.0, output_price=2.0)
     request = ModelRequest("m", "sys", "héllo", {"max_tokens": 50})
     call = plan_query("K", spec, request)
-    # "sys" (3 bytes) + "héllo" (6 bytes) + 64 framing.
-    assert call.input_tokens == 73 and call.max_output_tokens == 50
+    # "sys" (3 bytes) + "héllo" (6 bytes): 9 bytes, 3 tokens at one per 3 bytes.
+    assert call.request_bytes == 9 and call.max_output_tokens == 50
     estimate = BudgetState(budget_usd=1.0).reserve(call)
+    assert (estimate.input_basis, estimate.input_tokens) == ("default", 3)
     assert estimate.output_basis == "max_tokens"
-    assert estimate.cost_usd == pytest.approx((73 * 1.0 + 50 * 2.0) / 1e6)
+    assert estimate.cost_usd == pytest.approx((3 * 1.0 + 50 * 2.0) / 1e6)
 
 
 def test_a_json_schema_counts_in_the_input_estimate() -> None:
     spec = ModelSpec("K", "openai", "m", input_price=1.0)
     schema = {"type": "object"}
     request = ModelRequest("m", "", "hi", {}, ResponseFormatSpec("json_schema", schema))
-    assert plan_query("K", spec, request).input_tokens == 2 + len('{"type":"object"}') + 64
+    assert plan_query("K", spec, request).request_bytes == 2 + len('{"type":"object"}')
 
 
-def test_without_max_tokens_the_largest_output_so_far_then_the_default_is_used() -> None:
+def test_what_a_model_counted_informs_its_next_estimates() -> None:
     state = BudgetState(budget_usd=1.0)
-    call = PlannedCall("K", input_tokens=10, input_price=1.0, output_price=2.0)
+    call = PlannedCall("K", request_bytes=30, input_price=1.0, output_price=2.0)
     first = state.reserve(call)
-    assert (first.output_basis, first.output_tokens) == ("default", DEFAULT_OUTPUT_TOKENS)
-    state.settle(first, 0.0001, 300)
+    # Before K answered: 10 input tokens, and as many output tokens (no max_tokens).
+    assert (first.input_basis, first.input_tokens) == ("default", 10)
+    assert (first.output_basis, first.output_tokens) == ("as_input", 10)
+    assert "K has not answered in this run yet" in first.describe()
+    state.settle(first, 0.0001, 300, input_tokens=45)  # 1.5 tokens per byte
     second = state.reserve(call)
+    assert (second.input_basis, second.input_tokens) == ("ratio_so_far", 45)
     assert (second.output_basis, second.output_tokens) == ("largest_so_far", 300)
-    state.settle(second, 0.0001, 200)
+    state.settle(second, 0.0001, 200, input_tokens=15)  # fewer: the largest ratio stays
     assert state.largest_output_tokens == {"K": 300}
+    assert state.input_tokens_per_byte == {"K": 1.5}
     assert "largest output of K in this run so far" in second.describe()
+    assert "most tokens per byte K counted in this run so far" in second.describe()
+    # Another model key learns on its own.
+    other = state.reserve(PlannedCall("L", request_bytes=30, input_price=1.0, output_price=2.0))
+    assert (other.input_basis, other.output_basis) == ("default", "as_input")
 
 
 def test_reserving_counts_calls_in_flight_and_settling_replaces_the_estimate() -> None:
     state = BudgetState(budget_usd=0.001)
     call = PlannedCall(
-        "K", input_tokens=100, max_output_tokens=100, input_price=1.0, output_price=2.0
+        "K", request_bytes=300, max_output_tokens=100, input_price=1.0, output_price=2.0
     )
     # Each estimate: 100 * $1/M + 100 * $2/M = $0.0003; three fit, a fourth does not.
     estimates = [state.reserve(call) for _ in range(3)]
     with pytest.raises(BudgetExceededError, match=r"\$0\.000900 is reserved by calls in flight"):
         state.reserve(call)
-    state.settle(estimates[0], 0.0001, 100)  # cheaper than estimated: room is freed
+    state.settle(estimates[0], 0.0001, 100, 50)  # cheaper than estimated: room is freed
     assert state.spent_usd == pytest.approx(0.0001)
     assert state.reserved_usd == pytest.approx(0.0006)
     state.reserve(call)
@@ -156,10 +166,10 @@ def test_reserving_counts_calls_in_flight_and_settling_replaces_the_estimate() -
 
 def test_an_embedding_is_estimated_from_its_input_bytes_only() -> None:
     spec = ModelSpec("E", "openai", "e", input_price=0.02, kind="embedding")
-    call = plan_embedding("E", spec, EmbeddingRequest("e", "abcd"))
+    call = plan_embedding("E", spec, EmbeddingRequest("e", "abcdef"))
     estimate = BudgetState(budget_usd=1.0).reserve(call)
-    assert (estimate.input_tokens, estimate.output_tokens) == (4, 0)
-    assert estimate.cost_usd == pytest.approx(4 * 0.02 / 1e6)
+    assert (estimate.input_tokens, estimate.output_tokens) == (2, 0)
+    assert estimate.cost_usd == pytest.approx(2 * 0.02 / 1e6)
     assert "output" not in estimate.describe()
 
 
@@ -178,6 +188,7 @@ def test_a_model_without_prices_that_needs_a_key_is_refused_and_free_ones_pass()
 def test_the_state_round_trips_through_a_document() -> None:
     state = BudgetState(budget_usd=0.5, spent_usd=0.1, reserved_usd=0.2, calls=3, refused=1)
     state.largest_output_tokens["K"] = 7
+    state.input_tokens_per_byte["K"] = 0.25
     assert BudgetState.from_doc(json.loads(json.dumps(state.to_doc()))) == state
 
 
@@ -194,7 +205,8 @@ def test_a_chain_stops_before_the_call_that_would_exceed_the_budget(
     budget_registry: ModelRegistry, fake_server: FakeProviderServer
 ) -> None:
     job_run = run(context_for(budget_registry), chain_job(), budget_usd=BUDGET)
-    # Spent before each call: 0, 203, 406, 609 (+277 fits under 1000), 812 (+277 does not).
+    # Spent before each call: 0 (+205), 203, 406, 609 (+203 fits under 1000), 812 (+203 does
+    # not): the estimate after the first call is the recorded cost of a like call.
     assert fake_server.count("openai") == 4
     statuses = [t.status for t in job_run.tasks]
     assert statuses == [run_pb2.RUN_STATUS_SUCCEEDED] * 4 + [
@@ -207,9 +219,10 @@ def test_a_chain_stops_before_the_call_that_would_exceed_the_budget(
     assert refused.attempts == 0 and refused.cost_usd == 0.0
     assert refused.error.message == (
         "the run's budget of $0.001000 would be exceeded: $0.000812 is spent, and this call to "
-        "BUDGET_MODEL is estimated $0.000277: 77 input tokens (one per byte of the rendered "
-        "request) at $1/M + 100 output tokens (the step's max_tokens) at $2/M; no call was "
-        "made. Raise the budget (--budget_usd) or set a smaller max_tokens on the step"
+        "BUDGET_MODEL is estimated $0.000203: 3 input tokens (13 bytes of request at the most "
+        "tokens per byte BUDGET_MODEL counted in this run so far) at $1/M + 100 output tokens "
+        "(the step's max_tokens) at $2/M; no call was made. Raise the budget (--budget_usd), "
+        "or set a smaller max_tokens on the step"
     )
     assert job_run.tasks[4].error.type == "BudgetExceededError"
     assert job_run.status == run_pb2.RUN_STATUS_FAILED
@@ -230,29 +243,31 @@ def test_a_parallel_fan_out_makes_only_the_calls_that_fit(
     refused = [s for s in steps if s.status == run_pb2.RUN_STATUS_FAILED]
     assert fake_server.count("openai") == len(made)
     assert len(made) + len(refused) == 6
-    # root spends 203; then at least two estimates of 277 fit (203 + 554 <= 1000), and never a
-    # call that starts when 3 calls are spent (609 + 277 is fine, 812 + 277 is not): 3 or 4.
-    assert 3 <= len(made) <= 4
+    # root spends 203; then like calls are estimated at 203 each: at most 4 in all (812 + 203
+    # is over 1000), and 4 whichever way they overlap (203 + 3 * 203 <= 1000).
+    assert len(made) == 4
     assert all(s.error.type == "BudgetExceededError" for s in refused)
     assert job_run.status == run_pb2.RUN_STATUS_FAILED
     assert job_run.cost_usd == pytest.approx(len(made) * CALL_COST)
     assert job_run.cost_usd <= BUDGET
 
 
-def test_a_step_without_max_tokens_is_estimated_at_the_default_first(
+def test_a_step_without_max_tokens_is_estimated_by_what_its_model_gave(
     budget_registry: ModelRegistry, fake_server: FakeProviderServer
 ) -> None:
-    # 77 input + 1024 default output tokens: $0.002125 > $0.001, so nothing is called.
-    job_run = run(context_for(budget_registry), chain_job(2, max_tokens=None), budget_usd=BUDGET)
-    assert fake_server.count("openai") == 0
-    message = step_of(job_run.tasks[0]).error.message
-    assert "1024 output tokens (the default for a step without max_tokens (1024))" in message
-    # With room for the default, later calls are estimated at the largest output so far.
-    fake_server.reset()
-    fake_server.responder = reply_words
-    job_run = run(context_for(budget_registry), chain_job(2, max_tokens=None), budget_usd=0.01)
-    assert job_run.status == run_pb2.RUN_STATUS_SUCCEEDED
-    assert fake_server.count("openai") == 2
+    # First call: 5 input + 5 output tokens ("as many as the input"): $0.000015, made; it
+    # counts 3 in, 100 out ($0.000203). The second is estimated 3 + 100 (the largest output so
+    # far): $0.000203 + $0.000203 > $0.0003, refused.
+    job_run = run(context_for(budget_registry), chain_job(3, max_tokens=None), budget_usd=0.0003)
+    assert fake_server.count("openai") == 1
+    message = step_of(job_run.tasks[1]).error.message
+    assert "100 output tokens (the largest output of BUDGET_MODEL in this run so far)" in message
+    assert [t.status for t in job_run.tasks] == [
+        run_pb2.RUN_STATUS_SUCCEEDED,
+        run_pb2.RUN_STATUS_FAILED,
+        run_pb2.RUN_STATUS_SKIPPED,
+    ]
+    assert job_run.cost_usd == pytest.approx(CALL_COST)
 
 
 def test_without_a_budget_nothing_is_refused(

@@ -70,7 +70,7 @@ def test_a_chain_in_the_store_stops_before_the_call_that_would_exceed_the_budget
     assert refused.error.type == "BudgetExceededError" and refused.attempts == 0
     assert refused.error.message.startswith(
         "the run's budget of $0.001000 would be exceeded: $0.000812 is spent, and this call to "
-        "BUDGET_MODEL is estimated $0.000277"
+        "BUDGET_MODEL is estimated $0.000203"
     )
     assert job_run.status == run_pb2.RUN_STATUS_FAILED
     assert "the run's budget of $0.001000 would be exceeded" in job_run.error.message
@@ -80,6 +80,7 @@ def test_a_chain_in_the_store_stops_before_the_call_that_would_exceed_the_budget
     assert ledger.spent_usd == pytest.approx(4 * CALL_COST) and ledger.reserved_usd == 0.0
     assert (ledger.calls, ledger.refused) == (4, 1)
     assert ledger.largest_output_tokens == {"BUDGET_MODEL": 100}
+    assert ledger.input_tokens_per_byte == {"BUDGET_MODEL": pytest.approx(3 / 13)}
 
 
 def test_parallel_workers_make_only_the_calls_that_fit(
@@ -95,7 +96,7 @@ def test_parallel_workers_make_only_the_calls_that_fit(
     made = [s for s in steps if s.status == run_pb2.RUN_STATUS_SUCCEEDED]
     refused = [s for s in steps if s.status == run_pb2.RUN_STATUS_FAILED]
     assert fake_server.count("openai") == len(made) and len(made) + len(refused) == 6
-    assert 3 <= len(made) <= 4  # see tests/engine/test_budget.py
+    assert len(made) == 4  # see tests/engine/test_budget.py
     assert all(s.error.type == "BudgetExceededError" for s in refused)
     assert job_run.cost_usd == pytest.approx(len(made) * CALL_COST)
     assert job_run.cost_usd <= BUDGET
@@ -176,7 +177,7 @@ def test_a_ledger_reservation_race_lets_only_one_of_two_calls_through(store_url:
     from llm_scheduler.execution.budget_ledger import StoreBudget
 
     call = PlannedCall(
-        "K", input_tokens=100, max_output_tokens=100, input_price=1.0, output_price=2.0
+        "K", request_bytes=300, max_output_tokens=100, input_price=1.0, output_price=2.0
     )
     with open_store(store_url) as one, open_store(store_url) as two:
         run_id = submit_job(one, chain_job(1), budget_usd=0.0005)  # one $0.0003 estimate fits

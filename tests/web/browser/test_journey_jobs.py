@@ -96,7 +96,9 @@ def test_fix_run_watch_edit_preview_replay_and_compare(page: Page, web_stack: We
     task_loads: list[str] = []
     page.on(
         "request",
-        lambda request: task_loads.append(request.url) if "/what-if/tasks/" in request.url else None,
+        lambda request: (
+            task_loads.append(request.url) if "/what-if/tasks/" in request.url else None
+        ),
     )
     page.get_by_role("link", name="What if…").click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}/what-if$"))

@@ -234,6 +234,8 @@ class RunConfig:
         default_cache_policy: The `CachePolicy` name for steps whose ``cache`` is DEFAULT.
         replay: For a replay, the recorded (possibly edited) run whose unchanged steps are
             reused; shared by the run's tasks in this process, as in a run in process.
+        traceparent: The W3C trace context the run's spans join (`llm_scheduler.telemetry`),
+            stored at submit; empty for a trace derived from the run id.
     """
 
     run_id: str
@@ -247,6 +249,7 @@ class RunConfig:
     offline: bool = False
     default_cache_policy: str = ""
     replay: ReplaySource | None = None
+    traceparent: str = ""
 
 
 _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict()
@@ -290,6 +293,7 @@ def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
         offline=bool(job_doc.get("offline")),
         default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
         replay=_replay_source(job_doc),
+        traceparent=str(job_doc.get("traceparent") or ""),
     )
     with _RUN_CONFIGS_LOCK:
         _RUN_CONFIGS[run_id] = config

@@ -33,6 +33,7 @@ from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
+from llm_scheduler.telemetry.ids import child_traceparent
 from llm_scheduler.v1 import run_pb2
 
 __all__ = [
@@ -77,9 +78,15 @@ def store_child_runner(store: Store, run: RunConfig) -> ChildRunner:
             offline=run.offline,
             default_cache_policy=run.default_cache_policy,
             replay_source=request.recorded,
-            caller=caller_fields(
-                request.caller_run_id, request.caller_task_run_id, request.caller_step_index
-            ),
+            caller={
+                **caller_fields(
+                    request.caller_run_id, request.caller_task_run_id, request.caller_step_index
+                ),
+                # In the caller's trace, under its task (`llm_scheduler.telemetry`).
+                "traceparent": child_traceparent(
+                    run.run_id, run.traceparent, request.caller_task_run_id
+                ),
+            },
         )
         await store.call(submit)
         raise ChildPending(request.run_id)

@@ -1,0 +1,169 @@
+"""Runs in process (`run_job`) exported through the real SDK's in-memory exporter and reader."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
+from llm_scheduler import ModelClient, RunContext, Validator, run_job_sync
+from llm_scheduler.telemetry import ids
+from llm_scheduler.v1 import run_pb2
+from tests.conftest import REPO_ROOT
+from tests.telemetry.conftest import Collected
+from tests.telemetry.jobs import failing_function_job, fan_out_job
+
+
+def _run(job: Any) -> run_pb2.JobRun:
+    Validator().check_job(job)
+    return run_job_sync(job, RunContext(models=ModelClient(offline=True)))
+
+
+def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in spans}
+
+
+def _attr(span: ReadableSpan, key: str) -> Any:
+    assert span.attributes is not None
+    return span.attributes.get(key)
+
+
+def test_run_job_exports_one_trace_job_task_step(collected: Collected) -> None:
+    record = _run(fan_out_job(branches=3))
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
+    spans = collected.spans.get_finished_spans()
+    # 1 job, 5 tasks, 3 + 1 + 2 steps.
+    assert len(spans) == 1 + 5 + 6
+    assert {span.context.trace_id for span in spans if span.context} == {
+        ids.run_trace(record.run_id).trace_id
+    }
+    job = _by_name(spans)["invoke_workflow fan"]
+    assert job.parent is None and job.context is not None
+    assert job.context.span_id == ids.job_span_id(record.run_id)
+    assert _attr(job, "llm_scheduler.run.id") == record.run_id
+    assert _attr(job, "gen_ai.usage.input_tokens") == record.usage.input_tokens
+    tasks = {_attr(s, "llm_scheduler.task.id"): s for s in spans if s.name.startswith("task ")}
+    assert set(tasks) == {"start", "branch0", "branch1", "branch2", "join"}
+    for task in tasks.values():
+        assert task.parent is not None and task.parent.span_id == job.context.span_id
+    steps = [s for s in spans if s.name.startswith("chat ")]
+    assert len(steps) == 6
+    for step in steps:
+        task = tasks[_attr(step, "llm_scheduler.task_run.id")]
+        assert task.context is not None and step.parent is not None
+        assert step.parent.span_id == task.context.span_id
+        assert step.kind == trace_api.SpanKind.CLIENT
+    # GenAI attributes, with the offline model's usage.
+    recorded = {t.task_id: t for t in record.tasks}
+    join_steps = sorted(
+        (s for s in steps if _attr(s, "llm_scheduler.task_run.id") == "join"),
+        key=lambda s: _attr(s, "llm_scheduler.step.index"),
+    )
+    for span, step in zip(join_steps, recorded["join"].steps, strict=True):
+        assert span.name == "chat offline"
+        assert _attr(span, "gen_ai.operation.name") == "chat"
+        assert _attr(span, "gen_ai.provider.name") == "offline"
+        assert _attr(span, "gen_ai.request.model") == "offline"
+        assert _attr(span, "gen_ai.response.model") == "offline"
+        assert _attr(span, "llm_scheduler.model_key") == "OFFLINE"
+        assert _attr(span, "gen_ai.usage.input_tokens") == step.usage.input_tokens > 0
+        assert _attr(span, "gen_ai.usage.output_tokens") == step.usage.output_tokens > 0
+        assert span.start_time == step.started_at.ToNanoseconds()
+        assert span.end_time == step.finished_at.ToNanoseconds()
+        assert span.status.status_code == trace_api.StatusCode.UNSET
+        assert not span.events  # no content without the opt-in
+    # Prompts are not anywhere without the opt-in.
+    assert "start owls" not in repr([dict(s.attributes or {}) for s in spans])
+
+
+def test_metrics_count_calls_tokens_and_latency_per_model_key(collected: Collected) -> None:
+    record = _run(fan_out_job(branches=2))
+    data = collected.reader.get_metrics_data()
+    assert data is not None
+    metrics = {
+        metric.name: metric
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    steps = [step for task in record.tasks for step in task.steps]
+    calls = metrics["llm_scheduler.model.calls"].data.data_points
+    assert sum(int(p.value) for p in calls) == len(steps) == 5
+    assert {p.attributes["llm_scheduler.model_key"] for p in calls} == {"OFFLINE"}
+    tokens = {
+        p.attributes["gen_ai.token.type"]: p.value
+        for p in metrics["llm_scheduler.model.tokens"].data.data_points
+    }
+    assert tokens["input"] == sum(step.usage.input_tokens for step in steps)
+    assert tokens["output"] == sum(step.usage.output_tokens for step in steps)
+    durations = metrics["gen_ai.client.operation.duration"].data.data_points
+    assert sum(p.count for p in durations) == 5
+    usage = metrics["gen_ai.client.token.usage"].data.data_points
+    assert {p.attributes["gen_ai.token.type"] for p in usage} == {"input", "output"}
+
+
+def test_prompts_and_responses_only_when_opted_in(collected_with_content: Collected) -> None:
+    record = _run(fan_out_job(branches=1))
+    spans = collected_with_content.spans.get_finished_spans()
+    start = next(s for s in spans if _attr(s, "llm_scheduler.task_run.id") == "start" and s.name.startswith("chat"))
+    (event,) = start.events
+    assert event.name == "gen_ai.client.inference.operation.details"
+    assert event.attributes is not None
+    assert "start owls" in str(event.attributes["gen_ai.input.messages"])
+    assert "You are terse." in str(event.attributes["gen_ai.system_instructions"])
+    response = record.tasks[0].steps[0].response_text
+    assert response in str(event.attributes["gen_ai.output.messages"])
+
+
+def test_a_failed_step_has_status_error_with_its_type(collected: Collected) -> None:
+    record = _run(failing_function_job())
+    assert record.status == run_pb2.RUN_STATUS_FAILED
+    spans = _by_name(collected.spans.get_finished_spans())
+    step = spans["execute_tool json_extract"]
+    assert step.status.status_code == trace_api.StatusCode.ERROR
+    assert _attr(step, "error.type") == "FunctionCallError"
+    assert _attr(step, "gen_ai.tool.name") == "json_extract"
+    assert [event.name for event in step.events] == ["exception"]
+    assert spans["task broken"].status.status_code == trace_api.StatusCode.ERROR
+    assert spans["invoke_workflow broken"].status.status_code == trace_api.StatusCode.ERROR
+    assert spans["task ask"].status.status_code == trace_api.StatusCode.UNSET
+
+
+def test_a_run_started_inside_a_span_joins_its_trace(collected: Collected) -> None:
+    tracer = TracerProvider().get_tracer("the application")
+    with tracer.start_as_current_span("web request") as request:
+        record = _run(fan_out_job(branches=1))
+    context = request.get_span_context()
+    spans = collected.spans.get_finished_spans()
+    assert {s.context.trace_id for s in spans if s.context} == {context.trace_id}
+    job = _by_name(spans)["invoke_workflow fan"]
+    assert job.parent is not None and job.parent.span_id == context.span_id
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
+
+
+def test_telemetry_off_costs_one_check_and_imports_nothing() -> None:
+    # This process has imported OpenTelemetry (the tests do); a fresh one must not.
+    import subprocess
+
+    code = (
+        "import sys, llm_scheduler\n"
+        "from llm_scheduler import ModelClient, RunContext, run_job_sync\n"
+        "from llm_scheduler.telemetry import hooks, setup_telemetry\n"
+        "from tests.telemetry.jobs import fan_out_job\n"
+        "assert setup_telemetry() is False and hooks.active is None\n"
+        "run_job_sync(fan_out_job(), RunContext(models=ModelClient(offline=True)))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "OTEL_SERVICE_NAME": "x"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

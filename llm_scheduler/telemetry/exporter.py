@@ -36,7 +36,9 @@ def process_resource(instance_id: str = "") -> Resource:
     detected = dict(Resource.create({}).attributes)
     if str(detected.get("service.name", "")).startswith("unknown_service"):
         detected["service.name"] = DEFAULT_SERVICE_NAME
-    detected.setdefault("service.instance.id", instance_id or uuid.uuid4().hex)
+    if instance_id and "service.instance.id" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        detected["service.instance.id"] = instance_id  # over the SDK's random one
+    detected.setdefault("service.instance.id", uuid.uuid4().hex)
     detected.setdefault("process.pid", os.getpid())
     return Resource(detected)
 

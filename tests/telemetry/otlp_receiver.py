@@ -139,7 +139,7 @@ class OtlpReceiver:
                 resource = attributes(resource_metrics.resource.attributes)
                 for scope_metrics in resource_metrics.scope_metrics:
                     for metric in scope_metrics.metrics:
-                        kind = metric.WhichOneof("data")
+                        kind = metric.WhichOneof("data") or "sum"
                         points: list[tuple[dict[str, Any], float]] = []
                         for point in getattr(metric, kind).data_points:
                             if kind == "histogram":

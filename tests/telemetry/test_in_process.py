@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from llm_scheduler import ModelClient, RunContext, Validator, run_job_sync
@@ -61,17 +62,18 @@ def test_run_job_exports_one_trace_job_task_step(collected: Collected) -> None:
         (s for s in steps if _attr(s, "llm_scheduler.task_run.id") == "join"),
         key=lambda s: _attr(s, "llm_scheduler.step.index"),
     )
-    for span, step in zip(join_steps, recorded["join"].steps, strict=True):
+    for span, step_record in zip(join_steps, recorded["join"].steps, strict=True):
         assert span.name == "chat offline"
         assert _attr(span, "gen_ai.operation.name") == "chat"
         assert _attr(span, "gen_ai.provider.name") == "offline"
         assert _attr(span, "gen_ai.request.model") == "offline"
         assert _attr(span, "gen_ai.response.model") == "offline"
         assert _attr(span, "llm_scheduler.model_key") == "OFFLINE"
-        assert _attr(span, "gen_ai.usage.input_tokens") == step.usage.input_tokens > 0
-        assert _attr(span, "gen_ai.usage.output_tokens") == step.usage.output_tokens > 0
-        assert span.start_time == step.started_at.ToNanoseconds()
-        assert span.end_time == step.finished_at.ToNanoseconds()
+        usage = step_record.usage
+        assert _attr(span, "gen_ai.usage.input_tokens") == usage.input_tokens > 0
+        assert _attr(span, "gen_ai.usage.output_tokens") == usage.output_tokens > 0
+        assert span.start_time == step_record.started_at.ToNanoseconds()
+        assert span.end_time == step_record.finished_at.ToNanoseconds()
         assert span.status.status_code == trace_api.StatusCode.UNSET
         assert not span.events  # no content without the opt-in
     # Prompts are not anywhere without the opt-in.
@@ -80,34 +82,49 @@ def test_run_job_exports_one_trace_job_task_step(collected: Collected) -> None:
 
 def test_metrics_count_calls_tokens_and_latency_per_model_key(collected: Collected) -> None:
     record = _run(fan_out_job(branches=2))
-    data = collected.reader.get_metrics_data()
-    assert data is not None
-    metrics = {
-        metric.name: metric
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-    }
     steps = [step for task in record.tasks for step in task.steps]
-    calls = metrics["llm_scheduler.model.calls"].data.data_points
-    assert sum(int(p.value) for p in calls) == len(steps) == 5
-    assert {p.attributes["llm_scheduler.model_key"] for p in calls} == {"OFFLINE"}
-    tokens = {
-        p.attributes["gen_ai.token.type"]: p.value
-        for p in metrics["llm_scheduler.model.tokens"].data.data_points
-    }
+    calls = _points(collected, "llm_scheduler.model.calls")
+    assert sum(value for _, value in calls) == len(steps) == 5
+    assert {attributes["llm_scheduler.model_key"] for attributes, _ in calls} == {"OFFLINE"}
+    token_points = _points(collected, "llm_scheduler.model.tokens")
+    tokens = {attributes["gen_ai.token.type"]: value for attributes, value in token_points}
     assert tokens["input"] == sum(step.usage.input_tokens for step in steps)
     assert tokens["output"] == sum(step.usage.output_tokens for step in steps)
-    durations = metrics["gen_ai.client.operation.duration"].data.data_points
-    assert sum(p.count for p in durations) == 5
-    usage = metrics["gen_ai.client.token.usage"].data.data_points
-    assert {p.attributes["gen_ai.token.type"] for p in usage} == {"input", "output"}
+    durations = _points(collected, "gen_ai.client.operation.duration")
+    assert sum(count for _, count in durations) == 5
+    usage = _points(collected, "gen_ai.client.token.usage")
+    assert {attributes["gen_ai.token.type"] for attributes, _ in usage} == {"input", "output"}
+
+
+def _points(collected: Collected, name: str) -> list[tuple[dict[str, Any], float]]:
+    """A metric's points: attributes and value (a histogram's: its count)."""
+    data = collected.reader.get_metrics_data()
+    assert data is not None
+    found: list[tuple[dict[str, Any], float]] = []
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:
+                    value: float | None = None
+                    if isinstance(point, HistogramDataPoint):
+                        value = point.count
+                    elif isinstance(point, NumberDataPoint):
+                        value = point.value
+                    assert value is not None
+                    found.append((dict(point.attributes or {}), value))
+    return found
 
 
 def test_prompts_and_responses_only_when_opted_in(collected_with_content: Collected) -> None:
     record = _run(fan_out_job(branches=1))
     spans = collected_with_content.spans.get_finished_spans()
-    start = next(s for s in spans if _attr(s, "llm_scheduler.task_run.id") == "start" and s.name.startswith("chat"))
+    start = next(
+        s
+        for s in spans
+        if _attr(s, "llm_scheduler.task_run.id") == "start" and s.name.startswith("chat")
+    )
     (event,) = start.events
     assert event.name == "gen_ai.client.inference.operation.details"
     assert event.attributes is not None

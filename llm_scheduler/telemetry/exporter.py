@@ -11,8 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -44,7 +43,7 @@ def process_resource(instance_id: str = "") -> Resource:
 
 
 class OtelRunTelemetry:
-    """Turns finished records into spans (to a span processor) and metrics (to a meter provider).
+    """Turns finished records into spans (to a span processor) and metrics (to an exporter).
 
     Implements `llm_scheduler.telemetry.hooks.RunTelemetry`.
 
@@ -52,7 +51,10 @@ class OtelRunTelemetry:
         span_processor: Receives the finished spans (e.g. a `BatchSpanProcessor` over an OTLP
             exporter); shut down with this object.
         resource: The process's resource (`process_resource`).
-        meter_provider: Where the model-call metrics go; None for none.
+        metric_exporter: Where the model-call metrics go (`metrics.ModelMetrics`); None for
+            none. Shut down with this object.
+        metric_interval_seconds: Seconds between metric exports (``OTEL_METRIC_EXPORT_INTERVAL``
+            by default); 0 for only at flushes and at shutdown.
         capture_content: Whether step spans carry prompts and responses (opt-in: they may hold
             personal data).
     """
@@ -62,15 +64,20 @@ class OtelRunTelemetry:
         span_processor: SpanProcessor,
         resource: Resource,
         *,
-        meter_provider: MeterProvider | None = None,
+        metric_exporter: MetricExporter | None = None,
+        metric_interval_seconds: float | None = None,
         capture_content: bool = False,
     ) -> None:
         self.span_processor = span_processor
-        self.meter_provider = meter_provider
         self.spans = SpanFactory(resource, capture_content=capture_content)
         self.metrics = (
-            ModelMetrics(meter_provider.get_meter("llm_scheduler"))
-            if meter_provider is not None
+            ModelMetrics(
+                metric_exporter,
+                resource,
+                self.spans.scope,
+                interval_seconds=metric_interval_seconds,
+            )
+            if metric_exporter is not None
             else None
         )
         # The traceparent of each run in process, by run id, while it runs.
@@ -89,25 +96,19 @@ class OtelRunTelemetry:
     ) -> OtelRunTelemetry:
         """Exports over OTLP/HTTP, configured by the standard environment variables.
 
-        Spans go through a `BatchSpanProcessor` (``OTEL_BSP_*``), metrics through a periodic
-        reader (``OTEL_METRIC_EXPORT_INTERVAL``); endpoints, headers, timeouts and compression
-        come from ``OTEL_EXPORTER_OTLP_*``.
+        Spans go through a `BatchSpanProcessor` (``OTEL_BSP_*``), metrics are exported every
+        ``OTEL_METRIC_EXPORT_INTERVAL``; endpoints, headers, timeouts and compression come from
+        ``OTEL_EXPORTER_OTLP_*``.
         """
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        resource = process_resource(instance_id)
-        meter_provider = None
-        if metrics:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-            reader: MetricReader = PeriodicExportingMetricReader(OTLPMetricExporter())
-            meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
         # Without traces, a processor that drops them (the base class does nothing).
         processor = BatchSpanProcessor(OTLPSpanExporter()) if traces else SpanProcessor()
         return cls(
             processor,
-            resource,
-            meter_provider=meter_provider,
+            process_resource(instance_id),
+            metric_exporter=OTLPMetricExporter() if metrics else None,
             capture_content=capture_content,
         )
 
@@ -206,8 +207,8 @@ class OtelRunTelemetry:
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Exports what is buffered; returns whether it all went within the timeout."""
         flushed = self.span_processor.force_flush(timeout_millis)
-        if self.meter_provider is not None:
-            flushed = self.meter_provider.force_flush(timeout_millis) and flushed
+        if self.metrics is not None:
+            flushed = self.metrics.export(timeout_millis) and flushed
         return flushed
 
     def shutdown(self) -> None:
@@ -217,8 +218,8 @@ class OtelRunTelemetry:
                 return
             self._shut_down = True
         self.span_processor.shutdown()
-        if self.meter_provider is not None:
-            self.meter_provider.shutdown()
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
 
 def _all_steps(record: run_pb2.TaskRun) -> Iterable[run_pb2.StepRun]:

@@ -178,7 +178,7 @@ class SpanFactory:
 
         self.resource = resource
         self.capture_content = capture_content
-        self._scope = InstrumentationScope(SCOPE_NAME, SCOPE_VERSION)
+        self.scope = InstrumentationScope(SCOPE_NAME, SCOPE_VERSION)
 
     def _span(
         self,
@@ -209,7 +209,7 @@ class SpanFactory:
             status=status,
             start_time=start,
             end_time=max(end, start),
-            instrumentation_scope=self._scope,
+            instrumentation_scope=self.scope,
         )
 
     def step_span(

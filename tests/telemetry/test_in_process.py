@@ -98,8 +98,7 @@ def test_metrics_count_calls_tokens_and_latency_per_model_key(collected: Collect
 
 def _points(collected: Collected, name: str) -> list[tuple[dict[str, Any], float]]:
     """A metric's points: attributes and value (a histogram's: its count)."""
-    data = collected.reader.get_metrics_data()
-    assert data is not None
+    data = collected.metrics_data()
     found: list[tuple[dict[str, Any], float]] = []
     for resource in data.resource_metrics:
         for scope in resource.scope_metrics:

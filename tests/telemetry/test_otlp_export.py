@@ -216,3 +216,22 @@ def test_nothing_is_exported_without_an_endpoint_or_when_disabled(
     )
     assert done.code == 0, done.stderr
     assert receiver.requests == 0 and not receiver.spans
+
+
+def test_task_runner_exports_its_tasks_as_one_trace(
+    receiver: OtlpReceiver, tmp_path: pathlib.Path
+) -> None:
+    task = fan_out_job(branches=1).tasks[0]
+    path = tmp_path / "task.json"
+    path.write_text(json_format.MessageToJson(task, preserving_proto_field_name=True))
+    done = run_tool(
+        "task_runner",
+        f"--input_path={path}",
+        "--offline",
+        "--var=topic=owls",
+        env=receiver.otel_env(),
+    )
+    assert done.code == 0, done.stderr
+    names = sorted(span.name for span in receiver.spans)
+    assert names == ["chat offline", "invoke_workflow task_runner", "task start"]
+    assert len({span.trace_id for span in receiver.spans}) == 1

@@ -57,6 +57,9 @@ class OtelRunTelemetry:
             by default); 0 for only at flushes and at shutdown.
         capture_content: Whether step spans carry prompts and responses (opt-in: they may hold
             personal data).
+        sample_ratio: The share of runs without a sampled-or-not parent whose spans are
+            exported, decided by their trace id (so every process decides alike); a run with a
+            parent follows its parent's decision.
     """
 
     def __init__(
@@ -67,8 +70,11 @@ class OtelRunTelemetry:
         metric_exporter: MetricExporter | None = None,
         metric_interval_seconds: float | None = None,
         capture_content: bool = False,
+        sample_ratio: float = 1.0,
     ) -> None:
         self.span_processor = span_processor
+        # As the SDK's TraceIdRatioBased sampler: the trace id's low 64 bits under a bound.
+        self._sample_bound = round(max(0.0, min(sample_ratio, 1.0)) * (2**64))
         self.spans = SpanFactory(resource, capture_content=capture_content)
         self.metrics = (
             ModelMetrics(
@@ -93,6 +99,7 @@ class OtelRunTelemetry:
         traces: bool = True,
         metrics: bool = True,
         instance_id: str = "",
+        sample_ratio: float = 1.0,
     ) -> OtelRunTelemetry:
         """Exports over OTLP/HTTP, configured by the standard environment variables.
 
@@ -110,7 +117,15 @@ class OtelRunTelemetry:
             process_resource(instance_id),
             metric_exporter=OTLPMetricExporter() if metrics else None,
             capture_content=capture_content,
+            sample_ratio=sample_ratio,
         )
+
+    def _sampled(self, trace: ids.TraceContext) -> bool:
+        if not trace.sampled:
+            return False
+        if trace.parent_span_id:  # the parent sampled it
+            return True
+        return (trace.trace_id & 0xFFFFFFFFFFFFFFFF) < self._sample_bound
 
     def _emit(self, spans: Iterable[ReadableSpan]) -> None:
         for span in spans:
@@ -141,7 +156,7 @@ class OtelRunTelemetry:
     ) -> None:
         """See `RunTelemetry.step_finished`."""
         trace = ids.run_trace(run_id, traceparent)
-        if trace.sampled:
+        if self._sampled(trace):
             span_id = ids.step_span_id(run_id, task_run_id, record.index, attempt)
             parent = ids.task_span_id(run_id, task_run_id)
             self.span_processor.on_end(
@@ -158,7 +173,7 @@ class OtelRunTelemetry:
         task_run_id = record.task_run_id or record.task_id
         _, _, item = task_run_id.partition("~")
         parent = ids.task_span_id(run_id, record.task_id) if item else ids.job_span_id(run_id)
-        if trace.sampled:
+        if self._sampled(trace):
             self._emit(self._task_spans(record, trace, parent, run_id, with_steps))
         if with_steps and self.metrics is not None:
             self.metrics.record_steps(_all_steps(record))
@@ -193,7 +208,7 @@ class OtelRunTelemetry:
         with self._lock:
             self._runs.pop(record.run_id, None)
         trace = ids.run_trace(record.run_id, traceparent)
-        if trace.sampled:
+        if self._sampled(trace):
             span_id = ids.job_span_id(record.run_id)
             self.span_processor.on_end(self.spans.job_span(record, trace, span_id, attributes))
 

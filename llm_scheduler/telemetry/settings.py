@@ -53,6 +53,9 @@ class TelemetrySettings:
         metrics: Export metrics (likewise, for metrics).
         capture_content: Put prompts and responses on step spans.
         disabled: ``OTEL_SDK_DISABLED`` is true.
+        sample_ratio: The share of runs (without a parent's decision) whose spans are exported:
+            ``OTEL_TRACES_SAMPLER`` ``always_off`` (0), ``traceidratio`` or
+            ``parentbased_traceidratio`` (``OTEL_TRACES_SAMPLER_ARG``), else 1.
     """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
@@ -72,6 +75,16 @@ class TelemetrySettings:
         self.traces = not self.disabled and endpoint("TRACES") and not exporter_off("TRACES")
         self.metrics = not self.disabled and endpoint("METRICS") and not exporter_off("METRICS")
         self.capture_content = any(flag(name) for name in CAPTURE_CONTENT_VARIABLES)
+        sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+        self.sample_ratio = 1.0
+        if sampler in ("always_off", "parentbased_always_off"):
+            self.sample_ratio = 0.0
+        elif sampler in ("traceidratio", "parentbased_traceidratio"):
+            try:
+                ratio = float(environ.get("OTEL_TRACES_SAMPLER_ARG", "1"))
+                self.sample_ratio = min(max(ratio, 0.0), 1.0)
+            except ValueError:
+                self.sample_ratio = 1.0
 
     @property
     def enabled(self) -> bool:
@@ -128,6 +141,7 @@ def setup_telemetry(*, instance_id: str = "", environ: Mapping[str, str] | None 
             traces=settings.traces,
             metrics=settings.metrics,
             instance_id=instance_id,
+            sample_ratio=settings.sample_ratio,
         )
     )
     atexit.register(shutdown_telemetry)

@@ -87,3 +87,45 @@ def test_content_capture_is_opt_in(name: str, value: str, captured: bool) -> Non
 def test_setup_does_nothing_without_an_endpoint() -> None:
     assert setup_telemetry(environ={"OTEL_SERVICE_NAME": "x"}) is False
     assert hooks.active is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "ratio"),
+    [
+        ({}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+            0.25,
+        ),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}, 1.0),
+    ],
+)
+def test_sampler_variables_give_the_share_of_runs_exported(
+    environ: dict[str, str], ratio: float
+) -> None:
+    assert telemetry_settings(environ).sample_ratio == ratio
+
+
+def test_a_sampled_out_run_exports_no_span_in_any_process() -> None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from llm_scheduler.telemetry.exporter import OtelRunTelemetry, process_resource
+    from llm_scheduler.v1 import run_pb2
+
+    kept: list[str] = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span: object) -> None:
+            kept.append(str(getattr(span, "name", "")))
+
+    half = OtelRunTelemetry(Keep(), process_resource("a"), sample_ratio=0.5)
+    for index in range(200):
+        half.job_finished(run_pb2.JobRun(run_id=f"run-{index}", job_id="j"), "")
+    assert 60 < len(kept) < 140  # about half, decided by each run's trace id
+    # A parent's decision wins over the ratio.
+    kept.clear()
+    none = OtelRunTelemetry(Keep(), process_resource("b"), sample_ratio=0.0)
+    none.job_finished(run_pb2.JobRun(run_id="r", job_id="j"), ids.format_traceparent(7, 8))
+    none.job_finished(run_pb2.JobRun(run_id="s", job_id="j"), "")
+    assert kept == ["invoke_workflow j"]

@@ -171,8 +171,8 @@ class OtelRunTelemetry:
         """See `RunTelemetry.task_finished`."""
         trace = ids.run_trace(run_id, traceparent)
         task_run_id = record.task_run_id or record.task_id
-        _, _, item = task_run_id.partition("~")
-        parent = ids.task_span_id(run_id, record.task_id) if item else ids.job_span_id(run_id)
+        map_id, _, item = task_run_id.partition("~")  # a map's item: under its map's span
+        parent = ids.task_span_id(run_id, map_id) if item else ids.job_span_id(run_id)
         if self._sampled(trace):
             self._emit(self._task_spans(record, trace, parent, run_id, with_steps))
         if with_steps and self.metrics is not None:

@@ -183,3 +183,42 @@ def test_telemetry_off_costs_one_check_and_imports_nothing() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_maps_items_are_spans_under_the_maps_span(collected: Collected) -> None:
+    from llm_scheduler import loads
+    from llm_scheduler.config.formats import ConfigFormat
+    from llm_scheduler.v1 import config_pb2
+    from tests.telemetry.jobs import query
+
+    config = {
+        "job_id": "mapped",
+        "input_config": {"payload": {"sections": ["a", "b", "c"]}},
+        "tasks": [
+            {
+                "task_id": "write",
+                "for_each": {"items": "%sections%"},
+                "steps": [query("Section %item%", {"text": ""})],
+            }
+        ],
+    }
+    import json
+
+    record = _run(loads(json.dumps(config), config_pb2.JobConfig, ConfigFormat.JSON))
+    assert record.status == run_pb2.RUN_STATUS_SUCCEEDED, record.error.message
+    spans = collected.spans.get_finished_spans()
+    by_task_run = {
+        _attr(s, "llm_scheduler.task_run.id"): s for s in spans if s.name.startswith("task ")
+    }
+    assert set(by_task_run) == {"write", "write~000000", "write~000001", "write~000002"}
+    map_span = by_task_run["write"]
+    assert map_span.context is not None
+    for index in range(3):
+        item = by_task_run[f"write~{index:06d}"]
+        assert item.parent is not None and item.parent.span_id == map_span.context.span_id
+        assert _attr(item, "llm_scheduler.task.item_index") == index
+    steps = [s for s in spans if s.name.startswith("chat ")]
+    assert len(steps) == 3
+    assert {s.parent.span_id for s in steps if s.parent} == {
+        by_task_run[f"write~{i:06d}"].context.span_id for i in range(3)
+    }

@@ -34,6 +34,7 @@ from typing import Any
 __all__ = ["FakeOpenAIServer", "ServerProcess", "main"]
 
 _CHAT_PATH = "/v1/chat/completions"
+_OTLP_PATHS = ("/v1/traces", "/v1/metrics")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required"}
 _MAX_HEAD = 64 * 1024
 
@@ -48,6 +49,9 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self.connections = 0
         self.open_connections = 0
+        # OTLP/HTTP exports received (the W1 variant with OpenTelemetry exports here), and bytes.
+        self.otlp_requests = 0
+        self.otlp_bytes = 0
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,8 @@ class FakeOpenAIServer:
             "connections": self.connections,
             "open_connections": self.open_connections,
             "latency_ms": self.latency * 1000,
+            "otlp_requests": self.otlp_requests,
+            "otlp_bytes": self.otlp_bytes,
         }
 
     def control(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +155,13 @@ class _Connection(asyncio.Protocol):
 
     def _route(self, method: str, path: str, body: bytes, keep_alive: bool) -> None:
         server = self.server
+        if method == "POST" and path in _OTLP_PATHS:
+            # An OTLP/HTTP collector's answer: accepted, nothing decoded (that is the
+            # collector's cost, not the exporting run's).
+            server.otlp_requests += 1
+            server.otlp_bytes += len(body)
+            self._send_raw(200, "application/x-protobuf", b"", keep_alive)
+            return
         try:
             payload: dict[str, Any] = json.loads(body) if body else {}
         except ValueError:
@@ -175,12 +188,15 @@ class _Connection(asyncio.Protocol):
         self._send(200, reply, keep_alive)
 
     def _send(self, status: int, payload: dict[str, Any], keep_alive: bool) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self._send_raw(status, "application/json", body, keep_alive)
+
+    def _send_raw(self, status: int, content_type: str, body: bytes, keep_alive: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        body = json.dumps(payload, separators=(",", ":")).encode()
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            "content-type: application/json\r\n"
+            f"content-type: {content_type}\r\n"
             f"content-length: {len(body)}\r\n"
             f"connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
         )

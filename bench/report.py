@@ -27,6 +27,8 @@ END = "<!-- bench:end -->"
 W1_IN_PROCESS_US = 50.0
 W1_PERSISTED_US = 500.0
 W1_HTTP_RATIO = 1.10
+# Issue 15: OpenTelemetry export on costs at most 10% of W1 in process.
+W1_OTEL_RATIO = 1.10
 PARALLEL_RATIO = 1.05
 W3_RSS_MB = 150.0
 W4_SQLITE_HOP_MS = 5.0
@@ -112,6 +114,23 @@ def _main_rows(results: Results, sizes: Sizes) -> list[_Row]:
                 f"{overhead:.1f} µs",
                 target=f"< {W1_IN_PROCESS_US:.0f} µs",
                 status=_met(overhead < W1_IN_PROCESS_US),
+            )
+        )
+    otel = _median(results, "w1_engine_otel")
+    if otel is not None:
+        flush = _median(results, "w1_engine_otel", "flush_seconds")
+        ratio = otel / engine if engine else None
+        rows.append(
+            _Row(
+                "W1 chain, in process, OpenTelemetry on",
+                f"wall, {steps} steps; spans and metrics over OTLP/HTTP (final flush "
+                f"{_ms(flush)}, not in the wall)",
+                _ms(otel),
+                f"{_ms(engine)} (W1 in process, export off)",
+                vs_baseline=_paired_ratio(results, "w1_engine_otel", "w1_engine"),
+                rss=_mb(_median(results, "w1_engine_otel", "rss_mb")),
+                target=f"≤ {W1_OTEL_RATIO:.2f}x",
+                status=_met(None if ratio is None else ratio <= W1_OTEL_RATIO),
             )
         )
     if persisted is not None and bare is not None:

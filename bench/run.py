@@ -34,7 +34,7 @@ _VARIANT_TIMEOUT_SECONDS = 900
 def _pairs(sizes: Sizes) -> list[tuple[tuple[str, ...], float]]:
     """Variant groups (a scheduler/baseline pair, or one) and the server latency they need."""
     return [
-        (("w1_bare", "w1_engine"), 0.0),
+        (("w1_bare", "w1_engine", "w1_engine_otel"), 0.0),
         (("w1_persisted",), 0.0),
         (("w1_http_baseline", "w1_http_engine"), 0.0),
         (("w2_baseline", "w2_engine"), sizes.fanout_latency_ms),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import pathlib
 import resource
 import statistics
@@ -32,6 +33,7 @@ from llm_scheduler.engine.replay import ReplaySource
 from llm_scheduler.execution.local_run import run_in_store
 from llm_scheduler.models.offline import OfflineAdapter
 from llm_scheduler.store.sqlite import SqliteStore
+from llm_scheduler.telemetry import flush_telemetry, setup_telemetry, shutdown_telemetry
 from llm_scheduler.trace import read_trace, write_trace
 from llm_scheduler.v1 import config_pb2, run_pb2
 
@@ -110,6 +112,31 @@ async def w1_engine(env: _Env) -> Result:
         _check(await run_job(job, context))
 
     return await _median_of_runs(run)
+
+
+async def w1_engine_otel(env: _Env) -> Result:
+    """W1 in process with OpenTelemetry export on, over OTLP/HTTP to the fake server's process
+    (it answers ``/v1/traces`` and ``/v1/metrics`` as a collector would, decoding nothing).
+
+    Set up as a user would (`setup_telemetry` from ``OTEL_EXPORTER_OTLP_ENDPOINT``); the SDK's
+    batch processor exports in its thread during the timed runs (every 512 spans; a run makes
+    202). The final flush is timed apart (``flush_seconds``) and exports are counted.
+    """
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = env.server
+    os.environ.setdefault("OTEL_SERVICE_NAME", "llm-scheduler-bench")
+    if not setup_telemetry():
+        raise RuntimeError("OpenTelemetry export did not start (is the otel extra installed?)")
+    try:
+        result = await w1_engine(env)
+        started = time.perf_counter()
+        flushed = flush_telemetry()
+        result["flush_seconds"] = time.perf_counter() - started
+    finally:
+        shutdown_telemetry()
+    stats = fetch_stats(env.server)
+    if not flushed or not stats.get("otlp_requests"):
+        raise RuntimeError(f"nothing was exported: {stats}")
+    return {**result, "otlp_requests": stats["otlp_requests"], "otlp_bytes": stats["otlp_bytes"]}
 
 
 async def w1_persisted(env: _Env) -> Result:
@@ -331,6 +358,7 @@ async def client_lean(env: _Env) -> Result:
 VARIANTS: dict[str, Callable[[_Env], Coroutine[Any, Any, Result]]] = {
     "w1_bare": w1_bare,
     "w1_engine": w1_engine,
+    "w1_engine_otel": w1_engine_otel,
     "w1_persisted": w1_persisted,
     "w1_http_baseline": w1_http_baseline,
     "w1_http_engine": w1_http_engine,

@@ -19,18 +19,22 @@ the environment:
 - ``LLM_SCHEDULER_PENDING_GRACE_SECONDS``: how long a task run may stay PENDING before the sweep
   triggers it again (300 by default).
 - ``OPENAI_API_KEY``, ``GEMINI_API_KEY``, ``ANTHROPIC_API_KEY``: provider keys (Secret Manager).
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and the other ``OTEL_*`` variables), with the ``otel`` extra
+  installed: export spans and metrics (docs/observability.md). Each invocation flushes them
+  before it returns, since an idle instance may be frozen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import threading
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import flask
 import functions_framework
@@ -51,6 +55,7 @@ from llm_scheduler.function_steps import FunctionRegistry, default_registry
 from llm_scheduler.models.client import ModelClient, offline_from_env
 from llm_scheduler.models.registry import ModelRegistry
 from llm_scheduler.store import STORE_ENV, Store, open_store
+from llm_scheduler.telemetry import flush_telemetry, setup_telemetry
 from llm_scheduler.v1 import config_pb2
 
 __all__ = [
@@ -68,6 +73,7 @@ PENDING_GRACE_ENV = "LLM_SCHEDULER_PENDING_GRACE_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 540.0
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +99,24 @@ def _shared_services() -> _Services:
             models = ModelRegistry.with_models_file(os.environ.get(MODELS_FILE_ENV) or None)
             _services = _Services(models=models, functions=functions)
         return _services
+
+
+def _flushed(entry_point: Callable[P, T]) -> Callable[P, T]:
+    """An entry point that exports its spans and metrics before it returns.
+
+    An idle instance may be frozen, its exporter threads with it. Telemetry is set up on the
+    first invocation, not at import: functions-framework imports this module before it forks.
+    """
+
+    @functools.wraps(entry_point)
+    def invoke(*args: P.args, **kwargs: P.kwargs) -> T:
+        setup_telemetry()  # once per process; a check afterwards
+        try:
+            return entry_point(*args, **kwargs)
+        finally:
+            flush_telemetry()
+
+    return invoke
 
 
 def _shared_store() -> Store:
@@ -127,6 +151,7 @@ async def _closing(context: RunContext, work: Awaitable[T]) -> T:
 
 
 @functions_framework.cloud_event
+@_flushed
 def on_task_run(cloud_event: CloudEvent) -> None:
     """Runs the task run a Firestore write names, when it is runnable.
 
@@ -163,6 +188,7 @@ def on_task_run(cloud_event: CloudEvent) -> None:
 
 
 @functions_framework.cloud_event
+@_flushed
 def on_run_request(cloud_event: CloudEvent) -> None:
     """Starts the run a created ``run_requests/{request_id}`` document asks for.
 
@@ -209,6 +235,7 @@ def _log_outcome(
 
 
 @functions_framework.http
+@_flushed
 def run_task_http(request: flask.Request) -> flask.Response:
     """Runs one task: POST ``{"task": <TaskConfig JSON>, "inputs": {...}}``.
 
@@ -243,6 +270,7 @@ def run_task_http(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
+@_flushed
 def sweep_expired_leases(request: flask.Request) -> flask.Response:
     """Recovers work whose trigger never ran or whose worker died (`execution.sweeper.sweep`).
 
@@ -278,6 +306,7 @@ def sweep_expired_leases(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
+@_flushed
 def fire_schedules(request: flask.Request) -> flask.Response:
     """Starts the runs of the due slots of every schedule (`execution.schedules.fire_due`).
 

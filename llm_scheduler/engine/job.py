@@ -22,6 +22,7 @@ from llm_scheduler.engine.plans import reserve_plans, task_plan
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.heap import frozen_heap
+from llm_scheduler.telemetry import hooks as telemetry_hooks
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["new_run_id", "run_job", "run_job_sync"]
@@ -146,6 +147,9 @@ async def _run_job(
         budget_usd=budget_usd,
     )
     run.inputs.CopyFrom(to_struct(job_input))
+    # Telemetry (when on) gets each task's record as it ends, and the job's at its end.
+    telemetry = telemetry_hooks.active
+    traceparent = telemetry.run_started(run.run_id) if telemetry is not None else ""
     context.emit(EngineEvent(EventKind.JOB_STARTED, name=job.name or job.job_id))
     start = job.start_task or graph.roots[0]
     reachable = graph.reachable_from(start)
@@ -197,6 +201,8 @@ async def _run_job(
                 plan=plan,
             )
         status = finished[task_id] = task_run.status
+        if telemetry is not None:
+            telemetry.task_finished(run.run_id, traceparent, task_run, with_steps=True)
         return status == run_pb2.RUN_STATUS_SUCCEEDED
 
     # Ready tasks wait in a queue and run on at most `limit` workers: at most `limit` tasks
@@ -305,6 +311,8 @@ async def _run_job(
             if t in reachable and t in finished:
                 fill_struct(fields[t].struct_value, struct_to_dict(run.tasks[position[t]].outputs))
     records.stamp(run.finished_at)
+    if telemetry is not None:
+        telemetry.job_finished(run, traceparent)
     outcome = run_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
     context.emit(EngineEvent(EventKind.JOB_FINISHED, name=job.name or job.job_id, detail=outcome))
     return run

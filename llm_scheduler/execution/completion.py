@@ -34,7 +34,7 @@ from typing import Any
 
 from llm_scheduler.engine.records import add_usage
 from llm_scheduler.engine.values import task_variables
-from llm_scheduler.execution import blobs, map_runs, sub_job_runs
+from llm_scheduler.execution import blobs, map_runs, run_telemetry, sub_job_runs
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.cancel import run_error
 from llm_scheduler.execution.documents import FINISHED, RUNNABLE, RunConfig, Status
@@ -357,4 +357,5 @@ def _finish(store: Store, run: RunConfig, task_docs: Mapping[str, Doc], now: flo
         child_doc = store.get(job_path)
         if child_doc is not None:
             sub_job_runs.wake_caller(store, child_doc, now)
+            run_telemetry.report_job(run, child_doc)
     return finished

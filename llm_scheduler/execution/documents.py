@@ -237,6 +237,8 @@ class RunConfig:
             reused; shared by the run's tasks in this process, as in a run in process.
         budget_run_id: The run whose budget ledger its calls spend from (itself, or a sub-job
             caller's); "" for a run without a budget (`execution.budget_ledger`).
+        traceparent: The W3C trace context the run's spans join (`llm_scheduler.telemetry`),
+            stored at submit; empty for a trace derived from the run id.
     """
 
     run_id: str
@@ -251,6 +253,7 @@ class RunConfig:
     default_cache_policy: str = ""
     replay: ReplaySource | None = None
     budget_run_id: str = ""
+    traceparent: str = ""
 
 
 _RUN_CONFIGS: collections.OrderedDict[str, RunConfig] = collections.OrderedDict()
@@ -295,6 +298,7 @@ def run_config_from(run_id: str, job_doc: Doc) -> RunConfig:
         default_cache_policy=str(job_doc.get("default_cache_policy") or ""),
         replay=_replay_source(job_doc),
         budget_run_id=str(job_doc.get("budget_run_id") or ""),
+        traceparent=str(job_doc.get("traceparent") or ""),
     )
     with _RUN_CONFIGS_LOCK:
         _RUN_CONFIGS[run_id] = config

@@ -48,7 +48,7 @@ from llm_scheduler.engine.step import run_step
 from llm_scheduler.engine.sub_job import ChildPending
 from llm_scheduler.engine.values import task_outputs
 from llm_scheduler.errors import StoreError, UserError
-from llm_scheduler.execution import blobs, completion, map_runs, sub_job_runs, submit
+from llm_scheduler.execution import blobs, completion, map_runs, run_telemetry, sub_job_runs, submit
 from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.budget_ledger import StoreBudget
 from llm_scheduler.execution.documents import RunConfig, Status
@@ -56,6 +56,7 @@ from llm_scheduler.execution.events import EventSink
 from llm_scheduler.execution.lease import Lease, LostLease, TaskCancelled
 from llm_scheduler.models.client import ModelClient
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
+from llm_scheduler.telemetry import hooks as telemetry_hooks
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["Outcome", "handle_task_run", "new_worker_id", "run_config"]
@@ -319,6 +320,10 @@ async def _run_claimed(
         except ChildPending as pending:
             return await _wait_for_child(store, run, task_id, lease, pending.child_id, index)
         steps_run += 1
+        telemetry = telemetry_hooks.active
+        if telemetry is not None:  # the step's span, from the process that ran it
+            attempt = int(task_doc["attempt"])
+            telemetry.step_finished(run_id, run.traceparent, task_id, attempt, result.record)
         if not (result.ok and lease.cancelled):
             lease.check()  # a step that succeeded after a cancel is kept (persisted below)
         if not result.ok:
@@ -480,6 +485,8 @@ async def _complete(
             await store.call(store.create, *final)
         raise
     _emit_finished(context, task_id, "succeeded", run.run_id)
+    if telemetry_hooks.active is not None:
+        await store.call(run_telemetry.report_task, store, run, task_id)
     now = lease.clock()
     if item_part:
         await _move_map_on(store, run, base_id, now)
@@ -527,6 +534,8 @@ async def _fail(
         )
     await store.call(store.run_transaction, body)
     _emit_finished(context, task_id, "failed", run.run_id)
+    if telemetry_hooks.active is not None:
+        await store.call(run_telemetry.report_task, store, run, task_id)
     if not item_part:
         await store.call(completion.reconcile_run, store, run, lease.clock())
     else:

@@ -33,6 +33,7 @@ from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.documents import RunConfig, Status
 from llm_scheduler.execution.lease import Lease
 from llm_scheduler.store.base import Doc, Store, Transaction, lock_free
+from llm_scheduler.telemetry.ids import child_traceparent
 from llm_scheduler.v1 import run_pb2
 
 __all__ = [
@@ -83,6 +84,10 @@ def store_child_runner(store: Store, run: RunConfig) -> ChildRunner:
                 ),
                 # The child spends from its caller's budget, if it has one.
                 **({"budget_run_id": run.budget_run_id} if run.budget_run_id else {}),
+                # In the caller's trace, under its task (`llm_scheduler.telemetry`).
+                "traceparent": child_traceparent(
+                    run.run_id, run.traceparent, request.caller_task_run_id
+                ),
             },
         )
         await store.call(submit)

@@ -18,6 +18,7 @@ from llm_scheduler.execution import documents as docs
 from llm_scheduler.execution.budget_ledger import ledger_path
 from llm_scheduler.execution.documents import Status
 from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.telemetry.ids import current_traceparent
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = [
@@ -155,7 +156,8 @@ def submit_job(
             is kept with the run (out of line when large).
         caller: For the child run of a sub-job step: ``caller_run_id``,
             ``caller_task_run_id`` and ``caller_step_index``, the step whose task waits for it
-            (`llm_scheduler.execution.sub_job_runs`). Its job is not saved as a definition.
+            (`llm_scheduler.execution.sub_job_runs`), and the ``traceparent`` that puts it in
+            its caller's trace. Its job is not saved as a definition.
         schedule_id: For a run a schedule started: the schedule
             (`llm_scheduler.execution.schedules`). Its job is not saved as a definition.
         schedule_slot: And the slot it fires, as an RFC 3339 UTC timestamp.
@@ -200,6 +202,11 @@ def submit_job(
         job_doc["default_cache_policy"] = default_cache_policy
     if offline:
         job_doc["offline"] = True
+    # Submitted while an OpenTelemetry span is current (a traced web request): the run's spans
+    # join its trace, whichever processes run it (`llm_scheduler.telemetry`).
+    traceparent = current_traceparent()
+    if traceparent:
+        job_doc["traceparent"] = traceparent
     if caller is not None:
         job_doc.update(caller)
     if schedule_id:

@@ -19,6 +19,7 @@ from llm_scheduler.execution.dispatcher import Dispatcher, DispatchStats
 from llm_scheduler.execution.protocol import DEFAULT_LEASE_SECONDS, Outcome
 from llm_scheduler.runner import common, flags
 from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.telemetry import with_telemetry
 
 __all__ = ["main", "run"]
 
@@ -87,7 +88,8 @@ async def _run(dispatcher: Dispatcher) -> DispatchStats:
         await dispatcher.context.models.aclose()
 
 
-main = common.main_for(_dispatch)
+# Exports runs when the OTEL_* environment asks for it (docs/observability.md).
+main = common.main_for(with_telemetry(_dispatch))
 
 
 def run() -> None:

@@ -32,6 +32,7 @@ from llm_scheduler.execution.local_run import resume_in_store, run_in_store
 from llm_scheduler.execution.reader import read_job_run
 from llm_scheduler.runner import common, flags
 from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.telemetry import with_telemetry
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["main", "run"]
@@ -225,7 +226,8 @@ def _write_trace(job_run: run_pb2.JobRun, path: str) -> None:
     common.report(f"trace written to {path}")
 
 
-main = common.main_for(_run_job)
+# Exports runs when the OTEL_* environment asks for it (docs/observability.md).
+main = common.main_for(with_telemetry(_run_job))
 
 
 def run() -> None:

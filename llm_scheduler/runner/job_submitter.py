@@ -33,6 +33,7 @@ from llm_scheduler.execution.submit import (
 from llm_scheduler.function_steps import default_registry
 from llm_scheduler.models.client import offline_from_env
 from llm_scheduler.runner import common, flags
+from llm_scheduler.telemetry import with_telemetry
 from llm_scheduler.v1 import config_pb2
 
 __all__ = ["main", "run"]
@@ -106,7 +107,8 @@ def _cache_policy() -> str:
     return config_pb2.CachePolicy.Name(common.cache_policy_from_flags(on_by_default=False))
 
 
-main = common.main_for(_submit)
+# Exports runs when the OTEL_* environment asks for it (docs/observability.md).
+main = common.main_for(with_telemetry(_submit))
 
 
 def run() -> None:

@@ -15,12 +15,15 @@ from llm_scheduler.config.validation import Validator, tasks_model_keys
 from llm_scheduler.engine import records
 from llm_scheduler.engine.context import RunContext
 from llm_scheduler.engine.items import has_items
+from llm_scheduler.engine.job import new_run_id
 from llm_scheduler.engine.map import run_map
 from llm_scheduler.engine.task import run_task
 from llm_scheduler.engine.values import task_variables
 from llm_scheduler.errors import ConfigError
 from llm_scheduler.runner import common, flags
 from llm_scheduler.runner.progress import ProgressPrinter
+from llm_scheduler.telemetry import RunTelemetry, with_telemetry
+from llm_scheduler.telemetry import hooks as telemetry_hooks
 from llm_scheduler.v1 import config_pb2, run_pb2
 
 __all__ = ["main", "run", "run_tasks"]
@@ -70,6 +73,8 @@ def _run_tasks() -> int:
         raise ConfigError(problems)
     context.models.check_credentials(tasks_model_keys(tasks))
     runs = common.run_async(context, run_tasks(tasks, variables, context))
+    if telemetry_hooks.active is not None:
+        _report(telemetry_hooks.active, runs)
     last = runs[-1]
     usage = run_pb2.TokenUsage()
     cost = 0.0
@@ -86,7 +91,22 @@ def _run_tasks() -> int:
     return common.status_exit_code(last.status)
 
 
-main = common.main_for(_run_tasks)
+# Exports runs when the OTEL_* environment asks for it (docs/observability.md).
+def _report(telemetry: RunTelemetry, runs: list[run_pb2.TaskRun]) -> None:
+    """Exports the tasks as one run of a job named ``task_runner`` (one trace)."""
+    run_id = new_run_id("task_runner")
+    traceparent = telemetry.run_started(run_id)
+    job = run_pb2.JobRun(run_id=run_id, job_id="task_runner", status=runs[-1].status)
+    job.started_at.CopyFrom(runs[0].started_at)
+    job.finished_at.CopyFrom(runs[-1].finished_at)
+    for task_run in runs:
+        telemetry.task_finished(run_id, traceparent, task_run, with_steps=True)
+        records.add_usage(job.usage, task_run.usage)
+        job.cost_usd += task_run.cost_usd
+    telemetry.job_finished(job, traceparent)
+
+
+main = common.main_for(with_telemetry(_run_tasks))
 
 
 def run() -> None:

@@ -118,9 +118,10 @@ async def w1_engine_otel(env: _Env) -> Result:
     """W1 in process with OpenTelemetry export on, over OTLP/HTTP to the fake server's process
     (it answers ``/v1/traces`` and ``/v1/metrics`` as a collector would, decoding nothing).
 
-    Set up as a user would (`setup_telemetry` from ``OTEL_EXPORTER_OTLP_ENDPOINT``); the SDK's
-    batch processor exports in its thread during the timed runs (every 512 spans; a run makes
-    202). The final flush is timed apart (``flush_seconds``) and exports are counted.
+    Set up as a user would (`setup_telemetry` from ``OTEL_EXPORTER_OTLP_ENDPOINT``): runs queue
+    their records, which a background thread builds into spans every 5 s or once 2,048 wait,
+    and the SDK's batch processor exports from its thread. The final flush (building and
+    sending what is left) is timed apart (``flush_seconds``) and exports are counted.
     """
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = env.server
     os.environ.setdefault("OTEL_SERVICE_NAME", "llm-scheduler-bench")

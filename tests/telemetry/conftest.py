@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -44,6 +45,11 @@ class Collected:
             metric_interval_seconds=0,
             capture_content=capture_content,
         )
+
+    def finished_spans(self) -> tuple[ReadableSpan, ...]:
+        """The spans of the records reported so far (a flush builds those queued)."""
+        assert self.telemetry.force_flush()
+        return self.spans.get_finished_spans()
 
     def metrics_data(self) -> MetricsData:
         """What a flush exports now."""

@@ -66,7 +66,7 @@ def test_spans_of_tasks_run_by_two_workers_form_one_tree(tmp_path: pathlib.Path)
         assert _deliver(store, run_id, "join", a) == "succeeded"
         job_doc = store.get(docs.job_run_path(run_id))
         assert job_doc is not None and job_doc["status"] == "RUN_STATUS_SUCCEEDED"
-    spans = [*a.spans.get_finished_spans(), *b.spans.get_finished_spans()]
+    spans = [*a.finished_spans(), *b.finished_spans()]
     trace = ids.run_trace(run_id)
     assert {s.context.trace_id for s in spans if s.context} == {trace.trace_id}
     by_id = {s.context.span_id: s for s in spans if s.context}
@@ -138,7 +138,7 @@ def test_a_sub_job_child_run_is_in_its_callers_trace_under_its_task(
         child_id = f"{run_id}~write~0"
         assert _deliver(store, child_id, "inner", worker) == "succeeded"
         assert _deliver(store, run_id, "write", worker) == "succeeded"
-    spans = worker.spans.get_finished_spans()
+    spans = worker.finished_spans()
     assert {s.context.trace_id for s in spans if s.context} == {ids.run_trace(run_id).trace_id}
     child_job = next(s for s in spans if s.name == "invoke_workflow child")
     assert child_job.parent is not None

@@ -122,10 +122,14 @@ def test_a_sampled_out_run_exports_no_span_in_any_process() -> None:
     half = OtelRunTelemetry(Keep(), process_resource("a"), sample_ratio=0.5)
     for index in range(200):
         half.job_finished(run_pb2.JobRun(run_id=f"run-{index}", job_id="j"), "")
+    half.force_flush()  # builds the spans of the records queued
     assert 60 < len(kept) < 140  # about half, decided by each run's trace id
     # A parent's decision wins over the ratio.
     kept.clear()
     none = OtelRunTelemetry(Keep(), process_resource("b"), sample_ratio=0.0)
     none.job_finished(run_pb2.JobRun(run_id="r", job_id="j"), ids.format_traceparent(7, 8))
     none.job_finished(run_pb2.JobRun(run_id="s", job_id="j"), "")
+    none.force_flush()
     assert kept == ["invoke_workflow j"]
+    half.shutdown()
+    none.shutdown()

@@ -34,7 +34,7 @@ def _attr(span: ReadableSpan, key: str) -> Any:
 def test_run_job_exports_one_trace_job_task_step(collected: Collected) -> None:
     record = _run(fan_out_job(branches=3))
     assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
-    spans = collected.spans.get_finished_spans()
+    spans = collected.finished_spans()
     # 1 job, 5 tasks, 3 + 1 + 2 steps.
     assert len(spans) == 1 + 5 + 6
     assert {span.context.trace_id for span in spans if span.context} == {
@@ -118,7 +118,7 @@ def _points(collected: Collected, name: str) -> list[tuple[dict[str, Any], float
 
 def test_prompts_and_responses_only_when_opted_in(collected_with_content: Collected) -> None:
     record = _run(fan_out_job(branches=1))
-    spans = collected_with_content.spans.get_finished_spans()
+    spans = collected_with_content.finished_spans()
     start = next(
         s
         for s in spans
@@ -136,7 +136,7 @@ def test_prompts_and_responses_only_when_opted_in(collected_with_content: Collec
 def test_a_failed_step_has_status_error_with_its_type(collected: Collected) -> None:
     record = _run(failing_function_job())
     assert record.status == run_pb2.RUN_STATUS_FAILED
-    spans = _by_name(collected.spans.get_finished_spans())
+    spans = _by_name(collected.finished_spans())
     step = spans["execute_tool json_extract"]
     assert step.status.status_code == trace_api.StatusCode.ERROR
     assert _attr(step, "error.type") == "FunctionCallError"
@@ -152,7 +152,7 @@ def test_a_run_started_inside_a_span_joins_its_trace(collected: Collected) -> No
     with tracer.start_as_current_span("web request") as request:
         record = _run(fan_out_job(branches=1))
     context = request.get_span_context()
-    spans = collected.spans.get_finished_spans()
+    spans = collected.finished_spans()
     assert {s.context.trace_id for s in spans if s.context} == {context.trace_id}
     job = _by_name(spans)["invoke_workflow fan"]
     assert job.parent is not None and job.parent.span_id == context.span_id
@@ -206,7 +206,7 @@ def test_a_maps_items_are_spans_under_the_maps_span(collected: Collected) -> Non
 
     record = _run(loads(json.dumps(config), config_pb2.JobConfig, ConfigFormat.JSON))
     assert record.status == run_pb2.RUN_STATUS_SUCCEEDED, record.error.message
-    spans = collected.spans.get_finished_spans()
+    spans = collected.finished_spans()
     by_task_run = {
         _attr(s, "llm_scheduler.task_run.id"): s for s in spans if s.name.startswith("task ")
     }
@@ -222,3 +222,41 @@ def test_a_maps_items_are_spans_under_the_maps_span(collected: Collected) -> Non
     assert {s.parent.span_id for s in steps if s.parent} == {
         by_task_run[f"write~{i:06d}"].context.span_id for i in range(3)
     }
+
+
+def test_a_run_only_queues_its_records_and_the_builder_makes_their_spans(
+    collected: Collected,
+) -> None:
+    # The fixture's telemetry builds every 5 s (OTEL_BSP_SCHEDULE_DELAY's default): right after
+    # the run nothing has reached the span processor; a flush builds the spans.
+    _run(fan_out_job(branches=1))
+    assert collected.spans.get_finished_spans() == ()
+    assert len(collected.finished_spans()) == 1 + 3 + 4  # job, tasks, steps (the join has 2)
+
+
+def test_the_builder_thread_makes_spans_without_a_flush() -> None:
+    import threading
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from llm_scheduler.telemetry import hooks
+    from llm_scheduler.telemetry.exporter import OtelRunTelemetry, process_resource
+
+    built = threading.Event()
+    names: list[str] = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            names.append(span.name)
+            if span.name.startswith("invoke_workflow"):
+                built.set()
+
+    telemetry = OtelRunTelemetry(Keep(), process_resource("t"), build_interval_seconds=0.01)
+    hooks.install(telemetry)
+    try:
+        _run(fan_out_job(branches=1))
+        assert built.wait(timeout=30)  # the builder's turn came: no flush was asked for
+    finally:
+        hooks.uninstall()
+        telemetry.shutdown()
+    assert len(names) == 1 + 3 + 4

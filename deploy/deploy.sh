@@ -156,7 +156,7 @@ if [[ -n "$DRY_RUN" ]]; then
 else
   WHEEL="$(cd "$STAGE/wheels" && ls llm_scheduler-*.whl)"
 fi
-printf './wheels/%s[firestore,cloud,openai,gemini,anthropic]\n' "$WHEEL" >>"$STAGE/requirements.txt"
+printf './wheels/%s[firestore,cloud,openai,gemini,anthropic,otel]\n' "$WHEEL" >>"$STAGE/requirements.txt"
 
 # 4. Firestore: the indexes (the collection-group query on task-run status that the sweeper and
 #    the dispatcher make) and the rules (no client access). gcloud can set neither a

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes functions/requirements.txt: the cloud functions' dependencies, pinned as in the lock.
 
-The deployed package is ``llm-scheduler[firestore,cloud,openai,gemini,anthropic]`` (not
+The deployed package is ``llm-scheduler[firestore,cloud,openai,gemini,anthropic,otel]`` (not
 ``all``, which includes the web UI), whose own requirements are open ranges; installed from
 them alone, Cloud Build resolves whatever is newest that day. This pins every package of its
 dependency closure to the version of ``requirements_lock.txt``, which is what the tests ran with.
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements_lock.txt"
 PYPROJECT = ROOT / "pyproject.toml"
 OUTPUT = ROOT / "functions" / "requirements.txt"
-EXTRAS = ("firestore", "cloud", "openai", "gemini", "anthropic")
+EXTRAS = ("firestore", "cloud", "openai", "gemini", "anthropic", "otel")
 
 HEADER = """\
 # What the deployed functions install (Cloud Build runs pip install -r on this file).

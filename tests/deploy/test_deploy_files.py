@@ -488,7 +488,7 @@ def test_the_deployed_requirements_are_the_locked_ones(tmp_path: pathlib.Path) -
     assert deployment.returncode == 0, deployment.stderr
     staged = (deployment.state / "llm-scheduler-on-task-run.requirements").read_text()
     assert staged == FUNCTION_REQUIREMENTS.read_text() + (
-        "./wheels/llm_scheduler-0.1.0-py3-none-any.whl[firestore,cloud,openai,gemini,anthropic]\n"
+        "./wheels/llm_scheduler-0.1.0-py3-none-any.whl[firestore,cloud,openai,gemini,anthropic,otel]\n"
     )
 
 
@@ -529,11 +529,14 @@ def test_function_requirements_are_generated_from_the_lock() -> None:
 
 def test_function_requirements_cover_what_the_package_needs() -> None:
     # Independently of the lock's "via" notes: walk the installed metadata of
-    # llm-scheduler[firestore,cloud,openai,gemini,anthropic] (installed from the lock) and its
+    # llm-scheduler[firestore,cloud,openai,gemini,anthropic,otel] (installed from the lock) and its
     # dependencies.
     needed: set[str] = set()
     pending: list[tuple[str, frozenset[str]]] = [
-        ("llm-scheduler", frozenset({"firestore", "cloud", "openai", "gemini", "anthropic"}))
+        (
+            "llm-scheduler",
+            frozenset({"firestore", "cloud", "openai", "gemini", "anthropic", "otel"}),
+        )
     ]
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:

@@ -1,9 +1,10 @@
 """The built wheel, installed with extras in a brand-new venv, works as users run it.
 
 Once per module: build the wheel from a copy of the sources (``pip wheel --no-deps``, as
-deploy/deploy.sh does), make a venv with ``python -m venv`` (its bundled pip, not upgraded:
-what a user has), and ``pip install 'llm_scheduler-*.whl[firestore,cloud,otel]'`` from the
-index pip is configured with, constrained to the lock's versions (pip's cache after
+deploy/deploy.sh does, but with this venv's setuptools instead of one fetched into an isolated
+build environment each time), make a venv with ``python -m venv`` (its bundled pip, not
+upgraded: what a user has), and ``pip install 'llm_scheduler-*.whl[firestore,cloud,otel]'``
+from the index pip is configured with, constrained to the lock's versions (pip's cache after
 ``make setup`` holds them). Everything then runs from a folder outside the checkout, so only
 the installed package is importable.
 """

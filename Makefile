@@ -43,8 +43,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Files in collection order (--no-loadscope-reorder): xdist's default sends files with the most
+# tests first, which left the single-test benchmark smoke runs (a minute or more) for the end,
+# one worker busy with them while the other idled; in path order they start first and the web
+# suite's many short files end the run.
 pytest: setup browser
-	$(BIN)/pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --cov --cov-report=term:skip-covered
 
 # Full-scale workloads (tests marked `scale`, skipped by `make test`): e.g. a map of 1,000
 # items on the Firestore emulator through functions-framework (minutes: the emulator is slow).

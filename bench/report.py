@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import llm_scheduler
 from bench import scaling_report
 from bench.sizes import Sizes
 
@@ -440,8 +441,8 @@ def machine(repetitions: int, quick: bool) -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = []
-    for package in ("llm-scheduler", "openai", "protobuf", "google-cloud-firestore"):
+    versions = [f"llm-scheduler {llm_scheduler.__version__}"]  # its one source
+    for package in ("openai", "protobuf", "google-cloud-firestore"):
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:

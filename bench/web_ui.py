@@ -48,6 +48,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+import llm_scheduler
 from bench.run_list import PAGE, fill
 from llm_scheduler import ModelClient, RunContext
 from llm_scheduler.execution import documents as docs
@@ -423,8 +424,8 @@ def _machine(sizes: Sizes, chromium: str, load_at_start: Sequence[float]) -> str
     load = ", ".join(f"{x:.2f}" for x in load_at_start)
     load_now = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    versions = []
-    for package in ("llm-scheduler", "fastapi", "uvicorn", "playwright"):
+    versions = [f"llm-scheduler {llm_scheduler.__version__}"]  # its one source
+    for package in ("fastapi", "uvicorn", "playwright"):
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:

@@ -96,12 +96,13 @@ def settings_from_flags() -> tuple[WebSettings, str]:
 
 
 def _serve() -> int:
-    import uvicorn
-
+    # First: without the web extra, this raises the error that names the install command.
     from llm_scheduler.web.app import create_app
 
     settings, url = settings_from_flags()
     app = create_app(settings)
+    import uvicorn
+
     # The URL on stdout, flushed, so a script (or a test) can wait for it.
     print(f"web UI: {url}", flush=True)
     common.report(f"store: {app.state.web.store.url}")

@@ -209,34 +209,60 @@ def start_stack(
     return stack
 
 
-# Package scope, not session: Playwright's sync API keeps an event loop running in the main
-# thread while it is started, which would break every later test that calls asyncio.run.
-@pytest.fixture(scope="package", params=["sqlite", "firestore"])
-def web_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def _stack_for_the_session(
+    backend: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    emulator: FirestoreEmulator | None = None,
 ) -> Iterator[WebStack]:
-    """A web UI and a dispatcher on a fresh store, once per backend, for the browser tests."""
-    folder = tmp_path_factory.mktemp(f"web-{request.param}")
+    folder = tmp_path_factory.mktemp(f"web-{backend}")
     configs_dir = folder / "configs"
     configs_dir.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        if request.param == "firestore":
-            emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
-            # Also for the test process, which opens the store to check what the UI did.
-            patch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
-            store_url = f"firestore://test-web-{uuid.uuid4().hex[:12]}"
-            env = tool_env({"FIRESTORE_EMULATOR_HOST": emulator.host})
-        else:
-            store_url = f"sqlite:///{folder / 'state.db'}"
-            env = tool_env()
-        stack = start_stack(request.param, store_url, configs_dir, env)
-        try:
-            yield stack
-        finally:
-            stack.web.stop()
-            stack.dispatcher.stop()
+    if emulator is not None:
+        store_url = f"firestore://test-web-{uuid.uuid4().hex[:12]}"
+        env = tool_env({"FIRESTORE_EMULATOR_HOST": emulator.host})
+    else:
+        store_url = f"sqlite:///{folder / 'state.db'}"
+        env = tool_env()
+    stack = start_stack(backend, store_url, configs_dir, env)
+    try:
+        yield stack
+    finally:
+        stack.web.stop()
+        stack.dispatcher.stop()
 
 
+# The stacks last the session, each started when a test first needs it. A package fixture
+# parametrized by backend would be torn down at every change of parameter, and with
+# pytest-xdist's --dist loadfile a worker runs the package file by file, each file's SQLite tests
+# then its Firestore ones: the stacks (two Python processes each) restarted at every switch. A
+# stack's store is shared by the tests that use it, as in a run without xdist.
+@pytest.fixture(scope="session")
+def sqlite_web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    """A web UI and a dispatcher on a SQLite store of their own."""
+    yield from _stack_for_the_session("sqlite", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def firestore_web_stack(
+    tmp_path_factory: pytest.TempPathFactory, firestore_emulator: FirestoreEmulator
+) -> Iterator[WebStack]:
+    """A web UI and a dispatcher on a fresh project of the emulator, stopped before it is."""
+    yield from _stack_for_the_session("firestore", tmp_path_factory, firestore_emulator)
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def web_stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> WebStack:
+    """The session's web UI and dispatcher of the backend, for the browser tests."""
+    stack: WebStack = request.getfixturevalue(f"{request.param}_web_stack")
+    if request.param == "firestore":
+        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+        # Also for the test process, which opens the store to check what the UI did.
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
+    return stack
+
+
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is started, which would break every later test that calls asyncio.run.
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, for the browser tests (then Playwright stops)."""

@@ -99,10 +99,13 @@ def telemetry_settings(environ: Mapping[str, str] | None = None) -> TelemetrySet
 
 def extra_installed() -> bool:
     """Whether the ``otel`` extra's packages can be imported."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
-    )
+    try:
+        return all(
+            importlib.util.find_spec(name) is not None
+            for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+        )
+    except ImportError:  # a parent package missing or blocked
+        return False
 
 
 def setup_telemetry(*, instance_id: str = "", environ: Mapping[str, str] | None = None) -> bool:

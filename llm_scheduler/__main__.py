@@ -28,6 +28,7 @@ TOOLS: dict[str, str] = {
     "run_watcher": "follow an event-driven run live, or replay its timeline",
     "schedule": "add, list, pause, resume or remove cron schedules of jobs",
     "trace_export": "export a run from a store as a trace file",
+    "cost_report": "add up calls, tokens and cost over the runs in a store",
     "web_ui": "serve the web UI: runs, jobs, the config editor (extra: web)",
     "proto_decoder": "convert configs and run records between JSON, textproto and binary",
 }

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test lint typecheck pytest scale-test proto lock bazel clean
+.PHONY: setup browser run test lint typecheck pytest coverage scale-test proto lock bazel clean
 
 $(STAMP): requirements_pip.txt requirements_lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ typecheck: setup
 # one worker busy with them while the other idled; in path order they start first and the web
 # suite's many short files end the run.
 pytest: setup browser
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder
+
+# The whole suite with line coverage, the tools run as subprocesses included (slower: coverage
+# traces every line, and each tool's process starts under it).
+coverage: setup browser
 	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --cov --cov-report=term:skip-covered
 
 # Full-scale workloads (tests marked `scale`, skipped by `make test`): e.g. a map of 1,000

@@ -109,7 +109,7 @@ def format_report(report: CostReport) -> str:
     out = [render(header), *(render(line) for line in lines)]
     out.append("-" * len(render(header)))
     out.append(render(total))
-    where = f"{report.runs} runs"
+    where = f"{report.runs} run{'' if report.runs == 1 else 's'}"
     if report.since or report.until:
         where += f", days {report.since or '…'} to {report.until or '…'} (UTC)"
     out.append(f"({where})")

@@ -40,9 +40,10 @@ from collections.abc import Sequence
 
 from llm_scheduler.errors import UserError
 from llm_scheduler.execution import documents as docs
-from llm_scheduler.execution import sub_job_runs
+from llm_scheduler.execution import run_telemetry, sub_job_runs
 from llm_scheduler.execution.documents import RUNNABLE, Status
 from llm_scheduler.store.base import Doc, Store, Transaction
+from llm_scheduler.telemetry import hooks as telemetry_hooks
 
 __all__ = ["BATCH", "DEFAULT_REASON", "cancel_run", "cancel_task_run", "run_error"]
 
@@ -112,6 +113,10 @@ def cancel_run(store: Store, run_id: str, *, reason: str = DEFAULT_REASON) -> li
             break
     if marked or stopped:
         _record_counts(store, run_id)
+    if marked and telemetry_hooks.active is not None:  # the cancel ends the run: its span
+        job_doc = store.get(job_path)
+        if job_doc is not None:
+            run_telemetry.report_job(docs.run_config_from(run_id, job_doc), job_doc)
     for child_id in dict.fromkeys(children):  # the runs of sub-job steps it waits for
         with contextlib.suppress(UserError):  # finished meanwhile
             cancel_run(store, child_id, reason=reason)

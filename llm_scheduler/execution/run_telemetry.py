@@ -53,7 +53,7 @@ _JOB_FIELDS = (
     "schedule_id",
     "schedule_slot",
 )
-_JOB_COUNTS = ("tasks_total", "tasks_succeeded", "tasks_failed", "tasks_skipped")
+_JOB_COUNTS = ("tasks_total", "tasks_succeeded", "tasks_failed", "tasks_skipped", "tasks_cancelled")
 
 
 def _record(doc: Doc, fields: tuple[str, ...], message: type[docs.M]) -> docs.M:

@@ -159,3 +159,27 @@ def _load(config: dict[str, object]) -> config_pb2.JobConfig:
     from llm_scheduler.config.formats import ConfigFormat
 
     return loads(json.dumps(config), config_pb2.JobConfig, ConfigFormat.JSON)
+
+
+def test_a_cancelled_run_exports_its_job_span(tmp_path: pathlib.Path) -> None:
+    from llm_scheduler.execution.cancel import cancel_run
+
+    job = fan_out_job(branches=2)
+    Validator().check_job(job)
+    worker = Collected()
+    with open_store(f"sqlite:///{tmp_path}/state.db") as store:
+        run_id = submit_job(store, job)
+        assert _deliver(store, run_id, "start", worker) == "succeeded"
+        hooks.install(worker.telemetry)
+        try:
+            cancel_run(store, run_id, reason="not needed")
+        finally:
+            hooks.uninstall()
+    spans = {span.name: span for span in worker.finished_spans()}
+    job_span = spans[f"invoke_workflow {job.job_id}"]
+    assert job_span.context is not None
+    assert job_span.context.span_id == ids.job_span_id(run_id)
+    assert job_span.attributes is not None
+    assert job_span.attributes["llm_scheduler.run.status"] == "cancelled"
+    assert job_span.attributes["llm_scheduler.tasks_cancelled"] == 2
+    assert "task start" in spans  # the task that ran before the cancel

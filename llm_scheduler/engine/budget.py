@@ -12,7 +12,11 @@ The rule (docs/costs.md, "Budgets"), the same in process and event-driven:
      model key gave in this run so far, else as many as its input (a reply as long as its
      request).
    After one call of a model the estimate of the same call again is its recorded cost, so a
-   run of like calls stops exactly before the one that would take it over.
+   run of like calls stops exactly before the one that would take it over. While a model has
+   not answered in the run, its first call whose output is unknown (no ``max_tokens``) is a
+   **probe**: the run's other such calls to that model wait until it returns (at most
+   `PROBE_WAIT_SECONDS`), so a parallel fan-out is estimated from what the probe counted rather
+   than all at once from the guess before it.
 2. The estimate is **reserved**: the call goes ahead only if what the run has spent, plus what
    calls in flight have reserved, plus this estimate, is at most the budget. Otherwise the step
    fails with `BudgetExceededError` and nothing is sent. Reserving is atomic (one ledger per
@@ -35,10 +39,12 @@ the offline model and to keyless servers (local models) are free.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 import json
 import math
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +54,7 @@ from llm_scheduler.models.registry import ModelSpec
 
 __all__ = [
     "DEFAULT_BYTES_PER_TOKEN",
+    "PROBE_WAIT_SECONDS",
     "Budget",
     "BudgetLedger",
     "BudgetState",
@@ -62,6 +69,12 @@ __all__ = [
 # The bytes of a request counted as one input token before its model has answered in the run
 # (English text averages about four bytes per token; three errs on the side of spending less).
 DEFAULT_BYTES_PER_TOKEN = 3
+# The longest other calls wait for a model's probe (its first call of unknown output) before
+# going ahead on the guess: a worker that died mid-probe holds nobody up longer.
+PROBE_WAIT_SECONDS = 300.0
+# How often a waiting call looks again (doubling from the first to the last).
+_FIRST_PAUSE_SECONDS = 0.005
+_LAST_PAUSE_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +260,8 @@ class BudgetState:
         largest_output_tokens: The largest output each model key gave in the run so far.
         input_tokens_per_byte: The most input tokens per request byte each model key counted
             in the run so far.
+        probes: The model keys whose probe (first call of unknown output) is in flight, with
+            the time (seconds since the epoch) it was reserved.
     """
 
     budget_usd: float
@@ -256,8 +271,26 @@ class BudgetState:
     refused: int = 0
     largest_output_tokens: dict[str, int] = dataclasses.field(default_factory=dict)
     input_tokens_per_byte: dict[str, float] = dataclasses.field(default_factory=dict)
+    probes: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def reserve(self, call: PlannedCall) -> CallEstimate:
+    def _unknown_output(self, call: PlannedCall) -> bool:
+        return (
+            not call.embedding
+            and not call.max_output_tokens
+            and not self.largest_output_tokens.get(call.model_key)
+            and call.output_price > 0
+        )
+
+    def must_wait(self, call: PlannedCall, now: float) -> bool:
+        """Whether ``call`` waits for its model's probe before it may be reserved."""
+        started = self.probes.get(call.model_key)
+        return (
+            started is not None
+            and now - started < PROBE_WAIT_SECONDS
+            and self._unknown_output(call)
+        )
+
+    def reserve(self, call: PlannedCall, now: float | None = None) -> CallEstimate:
         """Reserves a call's estimate.
 
         Raises:
@@ -288,6 +321,8 @@ class BudgetState:
             )
         self.reserved_usd += estimate.cost_usd
         self.calls += 1
+        if self._unknown_output(call):
+            self.probes[call.model_key] = time.time() if now is None else now
         return estimate
 
     def settle(
@@ -304,6 +339,8 @@ class BudgetState:
         self.reserved_usd = max(self.reserved_usd - estimate.cost_usd, 0.0)
         self.spent_usd += cost_usd
         key = estimate.model_key
+        if estimate.output_basis == "as_input":  # a probe returned (or failed): others go on
+            self.probes.pop(key, None)
         if output_tokens > self.largest_output_tokens.get(key, 0):
             self.largest_output_tokens[key] = output_tokens
         if input_tokens and estimate.request_bytes:
@@ -329,6 +366,7 @@ class BudgetState:
             input_tokens_per_byte={
                 str(k): float(v) for k, v in dict(doc.get("input_tokens_per_byte") or {}).items()
             },
+            probes={str(k): float(v) for k, v in dict(doc.get("probes") or {}).items()},
         )
 
 
@@ -375,9 +413,15 @@ class BudgetLedger(Budget):
         self._lock = threading.Lock()  # a context may serve runs in several threads
 
     async def reserve(self, call: PlannedCall) -> CallEstimate:
-        """See `Budget.reserve`."""
-        with self._lock:
-            return self.state.reserve(call)
+        """See `Budget.reserve`; waits while the model's probe is in flight."""
+        pause = _FIRST_PAUSE_SECONDS
+        while True:
+            with self._lock:
+                now = time.time()
+                if not self.state.must_wait(call, now):
+                    return self.state.reserve(call, now)
+            await asyncio.sleep(pause)  # polled: the ledger may serve several event loops
+            pause = min(pause * 2, _LAST_PAUSE_SECONDS)
 
     async def settle(
         self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0

@@ -21,6 +21,8 @@ on the side of spending less. Resuming a run keeps its ledger (what it spent sta
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from llm_scheduler.engine.budget import (
@@ -88,30 +90,42 @@ class StoreBudget(Budget):
             BudgetExceededError: The call could take the run over its budget.
             StoreError: The ledger document is missing.
         """
-        outcome: list[CallEstimate | BudgetExceededError] = []
+        outcome: list[CallEstimate | BudgetExceededError | None] = []
 
         def decide(doc: Doc | None) -> Doc | None:
             outcome.clear()  # it may run again, on a newer version of the ledger
             if doc is None:
                 return None
             state = BudgetState.from_doc(doc)
+            now = time.time()
+            if state.must_wait(call, now):  # the model's probe is in flight: read again later
+                outcome.append(None)
+                return None
             try:
-                outcome.append(state.reserve(call))
+                outcome.append(state.reserve(call, now))
             except BudgetExceededError as error:
                 outcome.append(error)
                 return {"refused": state.refused}
-            return {"reserved_usd": state.reserved_usd, "calls": state.calls}
+            fields: Doc = {"reserved_usd": state.reserved_usd, "calls": state.calls}
+            if state.probes != doc.get("probes"):
+                fields["probes"] = state.probes
+            return fields
 
-        await self._store.call(self._store.update_if, self._path, decide)
-        if not outcome:
-            raise StoreError(
-                f"the budget ledger of run {self._run_id!r} ({self._path}) is missing from "
-                f"{self._store.url}"
-            )
-        result = outcome[0]
-        if isinstance(result, BudgetExceededError):
-            raise result
-        return result
+        pause = 0.02
+        while True:
+            await self._store.call(self._store.update_if, self._path, decide)
+            if not outcome:
+                raise StoreError(
+                    f"the budget ledger of run {self._run_id!r} ({self._path}) is missing from "
+                    f"{self._store.url}"
+                )
+            result = outcome[0]
+            if isinstance(result, BudgetExceededError):
+                raise result
+            if result is not None:
+                return result
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def settle(
         self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
@@ -131,6 +145,8 @@ class StoreBudget(Budget):
                 fields["largest_output_tokens"] = state.largest_output_tokens
             if state.input_tokens_per_byte != doc.get("input_tokens_per_byte"):
                 fields["input_tokens_per_byte"] = state.input_tokens_per_byte
+            if state.probes != doc.get("probes"):
+                fields["probes"] = state.probes
             return fields
 
         await self._store.call(self._store.update_if, self._path, decide)

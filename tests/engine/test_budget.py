@@ -12,6 +12,7 @@ import pytest
 from llm_scheduler import ModelRegistry, RunContext, UserError, loads, run_job
 from llm_scheduler.config.formats import ConfigFormat
 from llm_scheduler.engine.budget import (
+    PROBE_WAIT_SECONDS,
     BudgetLedger,
     BudgetState,
     PlannedCall,
@@ -86,6 +87,20 @@ def fan_out_job(width: int = 5) -> config_pb2.JobConfig:
     tasks += [{"task_id": b, "steps": [_step()]} for b in branches]
     return loads(
         json.dumps({"job_id": "fan", "tasks": tasks}), config_pb2.JobConfig, ConfigFormat.JSON
+    )
+
+
+def parallel_job(width: int = 5) -> config_pb2.JobConfig:
+    """A function step, then ``width`` model calls without max_tokens, in parallel."""
+    branches = [f"b{i}" for i in range(width)]
+    root = {
+        "step_type": "STEP_TYPE_FUNCTION_CALL",
+        "function_call_config": {"function_name": "length", "request": {"value": "go"}},
+    }
+    tasks: list[dict[str, Any]] = [{"task_id": "root", "steps": [root], "next_tasks": branches}]
+    tasks += [{"task_id": b, "steps": [_step(max_tokens=None)]} for b in branches]
+    return loads(
+        json.dumps({"job_id": "parallel", "tasks": tasks}), config_pb2.JobConfig, ConfigFormat.JSON
     )
 
 
@@ -268,6 +283,37 @@ def test_a_step_without_max_tokens_is_estimated_by_what_its_model_gave(
         run_pb2.RUN_STATUS_SKIPPED,
     ]
     assert job_run.cost_usd == pytest.approx(CALL_COST)
+
+
+def test_a_models_first_call_of_unknown_output_is_a_probe_the_others_wait_for() -> None:
+    state = BudgetState(budget_usd=1.0)
+    call = PlannedCall("K", request_bytes=30, input_price=1.0, output_price=2.0)
+    probe = state.reserve(call, now=100.0)
+    assert state.probes == {"K": 100.0}
+    assert state.must_wait(call, now=101.0)
+    bounded = PlannedCall("K", request_bytes=30, max_output_tokens=10, input_price=1.0)
+    assert not state.must_wait(bounded, now=101.0)  # its output is bounded: no need to wait
+    assert not state.must_wait(PlannedCall("L", request_bytes=30, output_price=2.0), now=101.0)
+    assert not state.must_wait(call, now=100.0 + PROBE_WAIT_SECONDS)  # a dead probe holds no one
+    state.settle(probe, 0.0002, 100, 20)
+    assert state.probes == {} and not state.must_wait(call, now=101.0)
+
+
+def test_parallel_calls_of_unknown_output_wait_for_the_probe_and_stay_in_budget(
+    budget_registry: ModelRegistry, fake_server: FakeProviderServer
+) -> None:
+    # Five calls at once, no max_tokens, nothing known of the model: guessed all at once, each
+    # would be estimated 5 + 5 tokens ($0.000015) and all five made ($0.001015). The first is
+    # a probe; the others wait for it and are then estimated at its cost ($0.000203): 4 fit.
+    fake_server.latency_seconds = 0.05
+    job_run = run(
+        context_for(budget_registry, max_concurrency=8), parallel_job(), budget_usd=BUDGET
+    )
+    steps = [step_of(t) for t in job_run.tasks[1:]]
+    made = [s for s in steps if s.status == run_pb2.RUN_STATUS_SUCCEEDED]
+    assert fake_server.count("openai") == len(made) == 4
+    assert job_run.cost_usd == pytest.approx(4 * CALL_COST)
+    assert job_run.cost_usd <= BUDGET
 
 
 def test_without_a_budget_nothing_is_refused(

@@ -103,6 +103,23 @@ def test_parallel_workers_make_only_the_calls_that_fit(
     assert ledger is not None and (ledger.calls, ledger.refused) == (len(made), len(refused))
 
 
+def test_parallel_workers_wait_for_a_models_probe(
+    store_url: str, budget_registry: ModelRegistry, fake_server: FakeProviderServer
+) -> None:
+    from tests.engine.test_budget import parallel_job
+
+    fake_server.latency_seconds = 0.05
+    with open_store(store_url) as store:
+        run_id = submit_job(store, parallel_job(), budget_usd=BUDGET)
+        dispatch(store, budget_registry, workers=6)
+        job_run = read(store, run_id)
+        ledger = read_budget(store, run_id)
+    made = [t for t in job_run.tasks[1:] if step_of(t).status == run_pb2.RUN_STATUS_SUCCEEDED]
+    assert fake_server.count("openai") == len(made) == 4  # see tests/engine/test_budget.py
+    assert job_run.cost_usd == pytest.approx(4 * CALL_COST) and job_run.cost_usd <= BUDGET
+    assert ledger is not None and ledger.probes == {}
+
+
 def test_a_sub_job_spends_from_its_callers_budget(
     store_url: str, budget_registry: ModelRegistry, fake_server: FakeProviderServer
 ) -> None:

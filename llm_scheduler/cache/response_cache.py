@@ -123,15 +123,19 @@ def _usage(doc: Doc) -> Usage:
         input_tokens=int(usage.get("input_tokens", 0)),
         output_tokens=int(usage.get("output_tokens", 0)),
         cached_input_tokens=int(usage.get("cached_input_tokens", 0)),
+        cache_write_input_tokens=int(usage.get("cache_write_input_tokens", 0)),
     )
 
 
 def _usage_doc(usage: Usage) -> Doc:
-    return {
+    doc: Doc = {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cached_input_tokens": usage.cached_input_tokens,
     }
+    if usage.cache_write_input_tokens:  # entries written before the field have none
+        doc["cache_write_input_tokens"] = usage.cache_write_input_tokens
+    return doc
 
 
 def _now() -> str:

@@ -171,9 +171,7 @@ def check_budget(budget_usd: float) -> float:
 
 
 def _priced(spec: ModelSpec) -> bool:
-    return bool(spec.input_price or spec.output_price or spec.cached_input_price) or (
-        not spec.needs_api_key
-    )
+    return spec.priced or (not spec.needs_api_key)
 
 
 def plan_query(model_key: str, spec: ModelSpec, request: ModelRequest) -> PlannedCall:

@@ -271,7 +271,7 @@ async def _run_job(
             worker.cancel()
     # Usage and cost are summed here and written once (the same additions, in the same order,
     # as adding each task's into the record).
-    input_tokens = output_tokens = cached_input_tokens = 0
+    input_tokens = output_tokens = cached_input_tokens = cache_write_input_tokens = 0
     cost_usd = 0.0
     first_failed: run_pb2.TaskRun | None = None
     for task_id, task_run in zip(graph.task_ids, run.tasks, strict=True):
@@ -286,6 +286,7 @@ async def _run_job(
         input_tokens += usage.input_tokens
         output_tokens += usage.output_tokens
         cached_input_tokens += usage.cached_input_tokens
+        cache_write_input_tokens += usage.cache_write_input_tokens
         cost_usd += task_run.cost_usd
     records.add_usage(
         run.usage,
@@ -293,6 +294,7 @@ async def _run_job(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cached_input_tokens=cached_input_tokens,
+            cache_write_input_tokens=cache_write_input_tokens,
         ),
     )
     run.cost_usd = cost_usd

@@ -42,6 +42,7 @@ def usage_of(usage: Usage) -> run_pb2.TokenUsage:
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cached_input_tokens=usage.cached_input_tokens,
+        cache_write_input_tokens=usage.cache_write_input_tokens,
     )
 
 
@@ -50,3 +51,4 @@ def add_usage(total: run_pb2.TokenUsage, part: run_pb2.TokenUsage) -> None:
     total.input_tokens += part.input_tokens
     total.output_tokens += part.output_tokens
     total.cached_input_tokens += part.cached_input_tokens
+    total.cache_write_input_tokens += part.cache_write_input_tokens

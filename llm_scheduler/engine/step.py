@@ -254,7 +254,12 @@ async def run_planned_step(
             step_count,
             run_id,
             f"{record.latency_seconds:.2f}s",
-            usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+            usage=Usage(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_input_tokens,
+            ),
             cost_usd=record.cost_usd,
         )
     return outputs, response
@@ -295,9 +300,13 @@ def _record_response(
     usage.input_tokens = counts.input_tokens  # sets the field, even to 0
     usage.output_tokens = counts.output_tokens
     usage.cached_input_tokens = counts.cached_input_tokens
-    if spec.input_price or spec.output_price or spec.cached_input_price:  # else it costs 0.0
+    usage.cache_write_input_tokens = counts.cache_write_input_tokens
+    if spec.priced:  # else it costs 0.0
         record.cost_usd = spec.cost(
-            counts.input_tokens, counts.output_tokens, counts.cached_input_tokens
+            counts.input_tokens,
+            counts.output_tokens,
+            counts.cached_input_tokens,
+            cache_write_input_tokens=counts.cache_write_input_tokens,
         )
     record.attempts = attempts
     return response.text

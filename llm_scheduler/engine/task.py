@@ -79,6 +79,7 @@ async def run_task(
     usage = run.usage
     input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
     cached_input_tokens, cost_usd = usage.cached_input_tokens, run.cost_usd
+    cache_write_input_tokens = usage.cache_write_input_tokens
     response: Any = None
     status = run_pb2.RUN_STATUS_SUCCEEDED
     ran = False
@@ -102,6 +103,7 @@ async def run_task(
                 input_tokens += step_usage.input_tokens
                 output_tokens += step_usage.output_tokens
                 cached_input_tokens += step_usage.cached_input_tokens
+                cache_write_input_tokens += step_usage.cache_write_input_tokens
                 cost_usd += step_run.cost_usd
             ran = True
             if step_run.status != run_pb2.RUN_STATUS_SUCCEEDED:
@@ -114,6 +116,7 @@ async def run_task(
             usage.input_tokens = input_tokens
             usage.output_tokens = output_tokens
             usage.cached_input_tokens = cached_input_tokens
+            usage.cache_write_input_tokens = cache_write_input_tokens
             run.cost_usd = cost_usd
     if status == run_pb2.RUN_STATUS_FAILED:
         return _finish(run, status, context, events=events)

@@ -3,10 +3,10 @@
 A cost report adds up the model and embedding calls of job runs (`cost_report` over records,
 `store_cost_report` over the runs in a store, SQLite or Firestore alike through
 `execution.reader`). Each call's cost is computed again from its recorded usage and the
-registry's prices (`ModelSpec.cost`: uncached input tokens at the input price, cached input
-tokens at the cached-input price, output tokens at the output price), and shown beside the cost
-recorded when it ran, so a price changed since (or a models file missing at run time) shows as a
-difference instead of going unnoticed.
+registry's prices (`ModelSpec.cost`: other input tokens at the input price, prompt-cache reads
+at the cached-input price, prompt-cache writes at the cache-write price, output tokens at the
+output price), and shown beside the cost recorded when it ran, so a price changed since (or a
+models file missing at run time) shows as a difference instead of going unnoticed.
 
 What counts:
 
@@ -61,8 +61,9 @@ class CostRow:
         calls: Model and embedding calls made.
         cache_hits: Steps answered from the response cache (no call, no cost).
         reused: Steps a replay reused (no call, no cost).
-        input_tokens: Input tokens of the calls, cached ones included.
+        input_tokens: Input tokens of the calls, prompt-cache reads and writes included.
         cached_input_tokens: The part of ``input_tokens`` served from a prompt cache.
+        cache_write_input_tokens: The part of ``input_tokens`` written to a prompt cache.
         output_tokens: Output tokens of the calls.
         cost_usd: Their cost at the registry's prices now.
         recorded_cost_usd: Their cost as recorded when they ran.
@@ -74,6 +75,7 @@ class CostRow:
     reused: int = 0
     input_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
     recorded_cost_usd: float = 0.0
@@ -85,6 +87,7 @@ class CostRow:
         self.reused += other.reused
         self.input_tokens += other.input_tokens
         self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_input_tokens += other.cache_write_input_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
         self.recorded_cost_usd += other.recorded_cost_usd
@@ -229,6 +232,7 @@ class _Accumulator:
             row.calls += 1
             row.input_tokens += usage.input_tokens
             row.cached_input_tokens += usage.cached_input_tokens
+            row.cache_write_input_tokens += usage.cache_write_input_tokens
             row.output_tokens += usage.output_tokens
             row.recorded_cost_usd += step.cost_usd
             row.cost_usd += self._price(step)
@@ -247,12 +251,17 @@ class _Accumulator:
             return 0.0
         if step.provider == "offline" and spec.provider != "offline":
             return 0.0  # the offline model answered in its place: free
-        if not (spec.input_price or spec.output_price or spec.cached_input_price):
+        if not spec.priced:
             if spec.needs_api_key:
                 self.unpriced.add(key)
             return 0.0
         usage = step.usage
-        return spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        return spec.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            cache_write_input_tokens=usage.cache_write_input_tokens,
+        )
 
     def report(self) -> CostReport:
         rows = [self._rows[key] for key in sorted(self._rows)]

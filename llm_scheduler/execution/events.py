@@ -90,7 +90,12 @@ def event_from_record(record: run_pb2.RunEvent) -> EngineEvent | None:
         name=record.name,
         detail=record.detail,
         run_id=record.run_id,
-        usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+        usage=Usage(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            usage.cache_write_input_tokens,
+        ),
         cost_usd=record.cost_usd,
     )
 
@@ -495,6 +500,8 @@ def event_document(event: EngineEvent, run_id: str, worker_id: str, time_ns: int
         tokens["output_tokens"] = str(usage.output_tokens)
     if usage.cached_input_tokens:
         tokens["cached_input_tokens"] = str(usage.cached_input_tokens)
+    if usage.cache_write_input_tokens:
+        tokens["cache_write_input_tokens"] = str(usage.cache_write_input_tokens)
     doc["usage"] = tokens
     if cost:
         doc["cost_usd"] = float(cost)
@@ -519,4 +526,5 @@ def _record(event: EngineEvent, worker_id: str, time_ns: int) -> run_pb2.RunEven
     record.usage.input_tokens = event.usage.input_tokens
     record.usage.output_tokens = event.usage.output_tokens
     record.usage.cached_input_tokens = event.usage.cached_input_tokens
+    record.usage.cache_write_input_tokens = event.usage.cache_write_input_tokens
     return record

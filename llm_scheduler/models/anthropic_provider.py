@@ -160,18 +160,16 @@ def _to_response(message: Any, requested: str) -> ModelResponse:
                 raise ValueError(f"a text block holds {type(text).__name__}, not text")
             parts.append(text)
     cached = token_count(usage, "cache_read_input_tokens")
+    written = token_count(usage, "cache_creation_input_tokens")
     # Anthropic counts cache reads and writes apart from input_tokens; Usage counts them in it.
-    input_tokens = (
-        token_count(usage, "input_tokens")
-        + cached
-        + token_count(usage, "cache_creation_input_tokens")
-    )
+    input_tokens = token_count(usage, "input_tokens") + cached + written
     return ModelResponse(
         text="".join(parts),
         usage=Usage(
             input_tokens=input_tokens,
             output_tokens=token_count(usage, "output_tokens"),
             cached_input_tokens=cached,
+            cache_write_input_tokens=written,
         ),
         model=str(message.get("model") or requested),
         finish_reason=str(message.get("stop_reason") or ""),

@@ -72,17 +72,27 @@ class ModelRequest:
 
 @dataclasses.dataclass(frozen=True)
 class Usage:
-    """Token counts of one response; ``cached_input_tokens`` is a part of ``input_tokens``."""
+    """Token counts of one response.
+
+    Attributes:
+        input_tokens: All input tokens, prompt-cache reads and writes included.
+        output_tokens: Output tokens.
+        cached_input_tokens: The part of ``input_tokens`` read from the provider's prompt cache.
+        cache_write_input_tokens: The part of ``input_tokens`` written to the provider's prompt
+            cache (Anthropic's cache writes, billed above the input price).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cache_write_input_tokens=self.cache_write_input_tokens + other.cache_write_input_tokens,
         )
 
 

@@ -223,7 +223,12 @@ class ModelClient:
             response=response,
             attempts=attempts,
             latency_seconds=time.perf_counter() - started,
-            cost_usd=spec.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens),
+            cost_usd=spec.cost(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                cache_write_input_tokens=usage.cache_write_input_tokens,
+            ),
         )
 
     async def send(self, model_key: str, request: ModelRequest) -> tuple[ModelResponse, int]:

@@ -60,7 +60,10 @@ class ModelSpec:
         no_api_key: The server needs no key (local OpenAI-compatible servers).
         input_price: US dollars per million input tokens.
         output_price: US dollars per million output tokens.
-        cached_input_price: US dollars per million cached input tokens.
+        cached_input_price: US dollars per million cached input tokens (cache reads); 0 means
+            the input price.
+        cache_write_price: US dollars per million input tokens written to the prompt cache
+            (Anthropic's cache writes); 0 means the input price.
         max_concurrency: Requests in flight at once for this entry.
         timeout_seconds: The deadline of one attempt (connect, send, the whole reply).
         max_attempts: Attempts per request, retries included.
@@ -80,6 +83,7 @@ class ModelSpec:
     input_price: float = 0.0
     output_price: float = 0.0
     cached_input_price: float = 0.0
+    cache_write_price: float = 0.0
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -96,19 +100,54 @@ class ModelSpec:
         """Whether a request needs an API key: not for a keyless entry or provider."""
         return not self.no_api_key and self.provider not in KEYLESS_PROVIDERS
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int) -> float:
-        """The price in US dollars of one call; cached input tokens are priced as such."""
+    @property
+    def priced(self) -> bool:
+        """Whether any of the entry's prices is set (else every call costs 0.0)."""
+        return bool(
+            self.input_price
+            or self.output_price
+            or self.cached_input_price
+            or self.cache_write_price
+        )
+
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        *,
+        cache_write_input_tokens: int = 0,
+    ) -> float:
+        """The price in US dollars of one call.
+
+        Args:
+            input_tokens: All input tokens, cache reads and writes included.
+            output_tokens: Output tokens.
+            cached_input_tokens: The part of ``input_tokens`` read from the prompt cache, priced
+                at ``cached_input_price`` (the input price when that is 0).
+            cache_write_input_tokens: The part of ``input_tokens`` written to the prompt cache,
+                priced at ``cache_write_price`` (the input price when that is 0).
+
+        Returns:
+            The cost in US dollars.
+        """
         cached_price = self.cached_input_price or self.input_price
-        uncached = max(input_tokens - cached_input_tokens, 0)
+        write_price = self.cache_write_price or self.input_price
+        plain = max(input_tokens - cached_input_tokens - cache_write_input_tokens, 0)
         return (
-            uncached * self.input_price
+            plain * self.input_price
             + cached_input_tokens * cached_price
+            + cache_write_input_tokens * write_price
             + output_tokens * self.output_price
         ) / 1e6
 
 
 def _builtin(
-    key: str, provider: str, model: str, prices: tuple[float, float, float], kind: str = CHAT
+    key: str,
+    provider: str,
+    model: str,
+    prices: tuple[float, float, float] | tuple[float, float, float, float],
+    kind: str = CHAT,
 ) -> ModelSpec:
     return ModelSpec(
         key=key,
@@ -118,12 +157,14 @@ def _builtin(
         input_price=prices[0],
         output_price=prices[1],
         cached_input_price=prices[2],
+        cache_write_price=prices[3] if len(prices) > 3 else 0.0,
         kind=kind,
     )
 
 
-# Prices are list prices in USD per million tokens (input, output, cached input) at the time of
-# writing; override them in a models file when they change.
+# Prices are list prices in USD per million tokens (input, output, cached input[, cache write])
+# at the time of writing; override them in a models file when they change. Anthropic bills a
+# (5-minute) cache write at 1.25x the input price; the others bill no writes.
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     _builtin("GEMINI_FLASH", "google", "gemini-2.5-flash", (0.30, 2.50, 0.03)),
     _builtin("GEMINI_FLASH_LITE", "google", "gemini-2.5-flash-lite", (0.10, 0.40, 0.01)),
@@ -132,9 +173,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     _builtin("GPT_4O", "openai", "gpt-4o", (2.50, 10.0, 1.25)),
     _builtin("GPT_4_1_MINI", "openai", "gpt-4.1-mini", (0.40, 1.60, 0.10)),
     _builtin("GPT_4_1", "openai", "gpt-4.1", (2.0, 8.0, 0.50)),
-    _builtin("CLAUDE_3_5_HAIKU", "anthropic", "claude-3-5-haiku-latest", (0.80, 4.0, 0.08)),
-    _builtin("CLAUDE_HAIKU_4_5", "anthropic", "claude-haiku-4-5", (1.0, 5.0, 0.10)),
-    _builtin("CLAUDE_SONNET_4_5", "anthropic", "claude-sonnet-4-5", (3.0, 15.0, 0.30)),
+    _builtin("CLAUDE_3_5_HAIKU", "anthropic", "claude-3-5-haiku-latest", (0.80, 4.0, 0.08, 1.0)),
+    _builtin("CLAUDE_HAIKU_4_5", "anthropic", "claude-haiku-4-5", (1.0, 5.0, 0.10, 1.25)),
+    _builtin("CLAUDE_SONNET_4_5", "anthropic", "claude-sonnet-4-5", (3.0, 15.0, 0.30, 3.75)),
     _builtin("OFFLINE", "offline", "offline", (0.0, 0.0, 0.0)),
     # Embedding models are priced per input token only.
     _builtin("OPENAI_EMBEDDING_SMALL", "openai", "text-embedding-3-small", (0.02, 0, 0), EMBEDDING),
@@ -324,6 +365,7 @@ def load_models_file(path: str | pathlib.Path) -> list[ModelSpec]:
                 input_price=entry.input_price_per_million_tokens,
                 output_price=entry.output_price_per_million_tokens,
                 cached_input_price=entry.cached_input_price_per_million_tokens,
+                cache_write_price=entry.cache_write_price_per_million_tokens,
                 max_concurrency=entry.max_concurrency or DEFAULT_MAX_CONCURRENCY,
                 timeout_seconds=entry.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
                 max_attempts=entry.max_attempts or DEFAULT_MAX_ATTEMPTS,

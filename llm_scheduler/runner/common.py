@@ -420,7 +420,12 @@ def guess_config_type(path: str) -> str:
 
 def describe_usage(usage: run_pb2.TokenUsage, cost: float) -> str:
     """A one-line summary of token usage and cost."""
-    cached = f" ({usage.cached_input_tokens} cached)" if usage.cached_input_tokens else ""
+    parts = []
+    if usage.cached_input_tokens:
+        parts.append(f"{usage.cached_input_tokens} cached")
+    if usage.cache_write_input_tokens:
+        parts.append(f"{usage.cache_write_input_tokens} cache write")
+    cached = f" ({', '.join(parts)})" if parts else ""
     return f"tokens: {usage.input_tokens} in{cached}, {usage.output_tokens} out; cost: ${cost:.6f}"
 
 

@@ -5,8 +5,9 @@ Usage:
                 [--until=YYYY-MM-DD] [--job_id=ID | --run_id=ID] [--models_file=PATH] [--json]
 
 Each call's cost is computed from its recorded usage at the registry's prices now (the
-built-in ones, or --models_file's), cached input tokens at the cached-input price, and shown
-beside the cost recorded when it ran: a difference means the prices changed since.
+built-in ones, or --models_file's), cached input tokens at the cached-input price and cache
+writes at the cache-write price, and shown beside the cost recorded when it ran: a difference
+means the prices changed since.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ _COUNTS = (
     ("reused", "reused"),
     ("input", "input_tokens"),
     ("cached input", "cached_input_tokens"),
+    ("cache write", "cache_write_input_tokens"),
     ("output", "output_tokens"),
 )
 

@@ -107,6 +107,7 @@ class _Series:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
     cost_usd: float = 0.0
 
 
@@ -178,6 +179,7 @@ class ModelMetrics:
                 series.input_tokens += usage.input_tokens
                 series.output_tokens += usage.output_tokens
                 series.cached_input_tokens += usage.cached_input_tokens
+                series.cache_write_input_tokens += usage.cache_write_input_tokens
                 series.cost_usd += record.cost_usd
 
     def collect(self) -> MetricsData:
@@ -215,6 +217,7 @@ class ModelMetrics:
                     ("input", series.input_tokens),
                     ("output", series.output_tokens),
                     ("cached_input", series.cached_input_tokens),
+                    ("cache_write_input", series.cache_write_input_tokens),
                 ):
                     tokens.append(number({**attributes, "gen_ai.token.type": kind}, count))
                 cost.append(number(attributes, series.cost_usd))
@@ -239,7 +242,8 @@ class ModelMetrics:
             ),
             Metric(
                 "llm_scheduler.model.tokens",
-                "Tokens by type: input, output and cached_input (a part of input).",
+                "Tokens by type: input, output, and cached_input and cache_write_input (parts of"
+                " input).",
                 "{token}",
                 Sum(tokens, _CUMULATIVE, True),
             ),

@@ -103,6 +103,8 @@ def step_attributes(record: run_pb2.StepRun, run_id: str, task_run_id: str) -> A
         attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
         if usage.cached_input_tokens:
             attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+        if usage.cache_write_input_tokens:
+            attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_input_tokens
         attributes["llm_scheduler.cost_usd"] = record.cost_usd
         attributes["llm_scheduler.cache_hit"] = record.cache_hit
         if record.parameters.fields:
@@ -350,9 +352,12 @@ class SpanFactory:
 
 
 def _usage_attributes(usage: run_pb2.TokenUsage, cost_usd: float) -> Attributes:
-    return {
+    attributes: Attributes = {
         "gen_ai.usage.input_tokens": usage.input_tokens,
         "gen_ai.usage.output_tokens": usage.output_tokens,
         "gen_ai.usage.cache_read.input_tokens": usage.cached_input_tokens,
         "llm_scheduler.cost_usd": cost_usd,
     }
+    if usage.cache_write_input_tokens:
+        attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_input_tokens
+    return attributes

@@ -132,6 +132,9 @@ class FakeProviderServer:
             tested.
         cached_input_tokens: Input tokens to report as served from the provider's prompt cache
             (capped at the input token count).
+        cache_write_input_tokens: Input tokens to report as written to the prompt cache
+            (Anthropic replies only, as ``cache_creation_input_tokens``; capped at the input
+            tokens not read from the cache).
         embedding_dimensions: The length of an embedding when the request asks for none.
         gemini_embedding_usage: Whether Gemini embedding replies carry ``usageMetadata`` with
             a prompt token count (the real API's have not always).
@@ -141,6 +144,7 @@ class FakeProviderServer:
         self.responder: Responder | None = None
         self.latency_seconds: float = 0.0
         self.cached_input_tokens: int = 0
+        self.cache_write_input_tokens: int = 0
         self.embedding_dimensions: int = 8
         self.gemini_embedding_usage: bool = True
         self._lock = threading.Lock()
@@ -302,6 +306,7 @@ class FakeProviderServer:
         self.responder = None
         self.latency_seconds = 0.0
         self.cached_input_tokens = 0
+        self.cache_write_input_tokens = 0
         self.embedding_dimensions = 8
         self.gemini_embedding_usage = True
 
@@ -377,10 +382,12 @@ class FakeProviderServer:
         if truncated:
             text = " ".join(words[:max_tokens])
         input_tokens = sum(len(part.split()) for part in prompt)
+        cached = min(self.cached_input_tokens, input_tokens)
         usage = _Usage(
             input=input_tokens,
             output=len(text.split()),
-            cached=min(self.cached_input_tokens, input_tokens),
+            cached=cached,
+            written=min(self.cache_write_input_tokens, input_tokens - cached),
         )
         reply_id = next(self._ids)
         if provider == "openai":
@@ -443,6 +450,7 @@ class _Usage:
     input: int
     output: int
     cached: int
+    written: int = 0  # cache writes (Anthropic replies only)
 
 
 def _provider_for(path: str) -> str | None:
@@ -565,11 +573,11 @@ def _anthropic_reply(
         "stop_reason": "max_tokens" if truncated else "end_turn",
         "stop_sequence": None,
         "usage": {
-            # Anthropic counts cache reads apart from (not inside) input_tokens.
-            "input_tokens": usage.input - usage.cached,
+            # Anthropic counts cache reads and writes apart from (not inside) input_tokens.
+            "input_tokens": usage.input - usage.cached - usage.written,
             "output_tokens": usage.output,
             "cache_read_input_tokens": usage.cached,
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": usage.written,
         },
     }
 

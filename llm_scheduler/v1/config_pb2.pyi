@@ -220,7 +220,7 @@ class JobConfig(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskConfig, _Mapping]]] = ..., start_task: _Optional[str] = ..., input_config: _Optional[_Union[DataConfig, _Mapping]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ...) -> None: ...
 
 class ModelEntry(_message.Message):
-    __slots__ = ("key", "provider", "model", "base_url", "api_key_env", "no_api_key", "input_price_per_million_tokens", "output_price_per_million_tokens", "cached_input_price_per_million_tokens", "max_concurrency", "timeout_seconds", "max_attempts", "kind", "requests_per_minute", "tokens_per_minute")
+    __slots__ = ("key", "provider", "model", "base_url", "api_key_env", "no_api_key", "input_price_per_million_tokens", "output_price_per_million_tokens", "cached_input_price_per_million_tokens", "max_concurrency", "timeout_seconds", "max_attempts", "kind", "requests_per_minute", "tokens_per_minute", "cache_write_price_per_million_tokens")
     KEY_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +236,7 @@ class ModelEntry(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_PRICE_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     key: str
     provider: str
     model: str
@@ -251,7 +252,8 @@ class ModelEntry(_message.Message):
     kind: str
     requests_per_minute: int
     tokens_per_minute: int
-    def __init__(self, key: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., no_api_key: _Optional[bool] = ..., input_price_per_million_tokens: _Optional[float] = ..., output_price_per_million_tokens: _Optional[float] = ..., cached_input_price_per_million_tokens: _Optional[float] = ..., max_concurrency: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ..., kind: _Optional[str] = ..., requests_per_minute: _Optional[int] = ..., tokens_per_minute: _Optional[int] = ...) -> None: ...
+    cache_write_price_per_million_tokens: float
+    def __init__(self, key: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., no_api_key: _Optional[bool] = ..., input_price_per_million_tokens: _Optional[float] = ..., output_price_per_million_tokens: _Optional[float] = ..., cached_input_price_per_million_tokens: _Optional[float] = ..., max_concurrency: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ..., kind: _Optional[str] = ..., requests_per_minute: _Optional[int] = ..., tokens_per_minute: _Optional[int] = ..., cache_write_price_per_million_tokens: _Optional[float] = ...) -> None: ...
 
 class ModelsConfig(_message.Message):
     __slots__ = ("models",)

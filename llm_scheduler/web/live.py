@@ -69,6 +69,7 @@ def event_json(event_id: str, event: run_pb2.RunEvent) -> dict[str, Any]:
             "input_tokens": event.usage.input_tokens,
             "output_tokens": event.usage.output_tokens,
             "cached_input_tokens": event.usage.cached_input_tokens,
+            "cache_write_input_tokens": event.usage.cache_write_input_tokens,
         },
         "cost_usd": event.cost_usd,
         "worker_id": event.worker_id,

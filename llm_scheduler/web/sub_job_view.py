@@ -63,6 +63,7 @@ def child_view(
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_input_tokens": usage.cached_input_tokens,
+            "cache_write_input_tokens": usage.cache_write_input_tokens,
         },
         "cost_usd": child.cost_usd if child is not None else 0.0,
     }

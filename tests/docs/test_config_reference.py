@@ -220,6 +220,7 @@ def _expected_model_row(spec: ModelSpec) -> list[str]:
         _price(spec.input_price),
         _price(spec.output_price),
         _price(spec.cached_input_price),
+        _price(spec.cache_write_price),
     ]
 
 

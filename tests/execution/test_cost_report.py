@@ -123,6 +123,7 @@ def row(group: dict[str, str], calls: int, cost: float, hits: int = 0) -> dict[s
         "reused": 0,
         "input_tokens": 1000 * calls,
         "cached_input_tokens": 400 * calls,
+        "cache_write_input_tokens": 0,
         "output_tokens": 200 * calls,
         "cost_usd": pytest.approx(cost, abs=1e-12),
         "recorded_cost_usd": pytest.approx(cost, abs=1e-12),
@@ -218,6 +219,7 @@ def test_records_in_memory_count_children_skip_function_reused_and_refused_steps
             "reused": 0,
             "input_tokens": 1000,
             "cached_input_tokens": 400,
+            "cache_write_input_tokens": 0,
             "output_tokens": 200,
             "cost_usd": pytest.approx(0.00024, abs=1e-12),
             "recorded_cost_usd": 1.0,
@@ -230,6 +232,7 @@ def test_records_in_memory_count_children_skip_function_reused_and_refused_steps
             "reused": 1,
             "input_tokens": 50,
             "cached_input_tokens": 0,
+            "cache_write_input_tokens": 0,
             "output_tokens": 0,
             "cost_usd": 0.0,  # the offline model answered: free
             "recorded_cost_usd": 0.0,
@@ -283,10 +286,10 @@ def test_the_cost_report_tool_end_to_end(
     lines = table.stdout.splitlines()
     assert lines[0].split() == [
         *("job", "task", "model", "day", "calls", "cache", "hits", "reused", "input"),
-        *("cached", "input", "output", "cost", "$", "recorded", "$"),
+        *("cached", "input", "cache", "write", "output", "cost", "$", "recorded", "$"),
     ]
     assert lines[1].split() == [
-        *("alpha", "check", "M_ANTHROPIC", DAY_2, "1", "0", "0", "1000", "400", "200"),
+        *("alpha", "check", "M_ANTHROPIC", DAY_2, "1", "0", "0", "1000", "400", "0", "200"),
         *("0.004920", "0.004920"),
     ]
     assert lines[2].split()[:4] == ["beta", "solo", "M_OPENAI", DAY_2]
@@ -311,3 +314,52 @@ def test_a_run_read_back_from_the_store_is_reported_as_in_memory(
         from_store = store_cost_report(store, registry)
     from_records = cost_report([r for r in records if r is not None], registry)
     assert [r.to_json() for r in from_records.rows] == [r.to_json() for r in from_store.rows]
+
+
+def test_anthropic_cache_writes_are_priced_at_the_cache_write_price(
+    tmp_path: pathlib.Path, fake_server: FakeProviderServer
+) -> None:
+    entry = {
+        "key": "M_ANTHROPIC",
+        "provider": "anthropic",
+        "model": "m-anthropic-model",
+        "base_url": fake_server.anthropic_base_url,
+        "input_price_per_million_tokens": 3.00,
+        "cached_input_price_per_million_tokens": 0.30,
+        "cache_write_price_per_million_tokens": 3.75,
+        "output_price_per_million_tokens": 15.00,
+    }
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": [entry]}))
+    registry = ModelRegistry.with_models_file(path)
+    # 1,000 input tokens: 300 read from the prompt cache, 200 written to it; 100 out.
+    fake_server.responder = lambda provider, body: " ".join(["reply"] * 100)
+    fake_server.cached_input_tokens = 300
+    fake_server.cache_write_input_tokens = 200
+    job = {"job_id": "cw", "tasks": [{"task_id": "solo", "steps": [_query("M_ANTHROPIC")]}]}
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        run_id = submit_job(store, _job(job))
+        context = context_for(registry)
+        run_closing(context, Dispatcher(store, context, workers=1).run(until_idle=True))
+        record = read_job_run(store, run_id)
+        report = store_cost_report(store, registry, group_by="")
+    assert record is not None
+    step = record.tasks[0].steps[0]
+    assert (step.usage.input_tokens, step.usage.cached_input_tokens) == (1000, 300)
+    assert (step.usage.cache_write_input_tokens, step.usage.output_tokens) == (200, 100)
+    assert record.usage.cache_write_input_tokens == 200
+    # 500 * 3.00 + 300 * 0.30 + 200 * 3.75 + 100 * 15.00 = 1500 + 90 + 750 + 1500 = 3,840 µ$
+    # (the 200 writes at the plain input price would give 3,690 µ$).
+    assert step.cost_usd == pytest.approx(0.00384, abs=1e-12)
+    assert record.cost_usd == pytest.approx(0.00384, abs=1e-12)
+    assert report.total.to_json() == {
+        "calls": 1,
+        "cache_hits": 0,
+        "reused": 0,
+        "input_tokens": 1000,
+        "cached_input_tokens": 300,
+        "cache_write_input_tokens": 200,
+        "output_tokens": 100,
+        "cost_usd": pytest.approx(0.00384, abs=1e-12),
+        "recorded_cost_usd": pytest.approx(0.00384, abs=1e-12),
+    }

@@ -436,7 +436,23 @@ def test_anthropic_reply_counts_cache_reads_and_writes_in_the_input_tokens(
         "claude-reported",
         "end_turn",
     )
-    assert response.usage == Usage(input_tokens=117, output_tokens=4, cached_input_tokens=100)
+    assert response.usage == Usage(
+        input_tokens=117, output_tokens=4, cached_input_tokens=100, cache_write_input_tokens=7
+    )
+
+
+def test_anthropic_cache_writes_from_the_fake_server_are_counted_apart(
+    fake_server: FakeProviderServer,
+) -> None:
+    fake_server.cached_input_tokens = 1
+    fake_server.cache_write_input_tokens = 2
+
+    response = call(BY_PROVIDER["anthropic"], fake_server)
+
+    # "be brief" + "hello there" in: 1 read from the cache, 2 written to it, 1 neither.
+    assert response.usage == Usage(
+        input_tokens=4, output_tokens=6, cached_input_tokens=1, cache_write_input_tokens=2
+    )
 
 
 @pytest.mark.parametrize(

@@ -292,6 +292,7 @@ def change_everything(server: FakeProviderServer) -> None:
     server.trickle_next(1)
     server.latency_seconds = 0.1
     server.cached_input_tokens = 5
+    server.cache_write_input_tokens = 3
     server.responder = lambda provider, body: "x"
     post_openai(server)
 
@@ -304,6 +305,7 @@ def test_reset_restores_defaults(server: FakeProviderServer) -> None:
     assert server.requests == [] and server.count() == 0
     assert server.responder is None
     assert (server.latency_seconds, server.cached_input_tokens, server.max_in_flight) == (0, 0, 0)
+    assert server.cache_write_input_tokens == 0
     assert post_openai(server)[0] == 200
 
 

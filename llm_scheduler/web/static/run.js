@@ -53,6 +53,7 @@
     let text = usage.input_tokens + " in / " + usage.output_tokens + " out";
     if (withCached) text += " / " + usage.cached_input_tokens + " cached";
     else if (usage.cached_input_tokens) text += " (" + usage.cached_input_tokens + " cached)";
+    if (usage.cache_write_input_tokens) text += " / " + usage.cache_write_input_tokens + " cache write";
     return text;
   }
 

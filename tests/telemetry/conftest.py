@@ -57,23 +57,20 @@ class Collected:
         return self.metric_exporter.exported[-1]
 
 
-@pytest.fixture
-def collected() -> Iterator[Collected]:
-    made = Collected()
+def _installed(made: Collected) -> Iterator[Collected]:
     hooks.install(made.telemetry)
     try:
         yield made
     finally:
         hooks.uninstall()
         made.telemetry.shutdown()
+
+
+@pytest.fixture
+def collected() -> Iterator[Collected]:
+    yield from _installed(Collected())
 
 
 @pytest.fixture
 def collected_with_content() -> Iterator[Collected]:
-    made = Collected(capture_content=True)
-    hooks.install(made.telemetry)
-    try:
-        yield made
-    finally:
-        hooks.uninstall()
-        made.telemetry.shutdown()
+    yield from _installed(Collected(capture_content=True))

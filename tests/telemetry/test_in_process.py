@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Any
 
@@ -159,62 +160,49 @@ def test_a_run_started_inside_a_span_joins_its_trace(collected: Collected) -> No
     assert record.status == run_pb2.RUN_STATUS_SUCCEEDED
 
 
-def test_telemetry_off_costs_one_check_and_imports_nothing() -> None:
-    # This process has imported OpenTelemetry (the tests do); a fresh one must not.
-    import subprocess
+# A fresh process's run of a fan-out job, offline, after `setup_telemetry` declined: the run
+# goes on, and the process prints the record's status and the opentelemetry modules loaded.
+_FRESH_RUN = (
+    "from llm_scheduler import ModelClient, RunContext, run_job_sync\n"
+    "from llm_scheduler.telemetry import hooks, setup_telemetry\n"
+    "from tests.telemetry.jobs import fan_out_job\n"
+    "assert setup_telemetry() is False and hooks.active is None\n"
+    "record = run_job_sync(fan_out_job(), RunContext(models=ModelClient(offline=True)))\n"
+    "print(record.status, sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+)
 
-    code = (
-        "import sys, llm_scheduler\n"
-        "from llm_scheduler import ModelClient, RunContext, run_job_sync\n"
-        "from llm_scheduler.telemetry import hooks, setup_telemetry\n"
-        "from tests.telemetry.jobs import fan_out_job\n"
-        "assert setup_telemetry() is False and hooks.active is None\n"
-        "run_job_sync(fan_out_job(), RunContext(models=ModelClient(offline=True)))\n"
-        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
-    )
-    env = {"PATH": "/usr/bin:/bin", "OTEL_SERVICE_NAME": "x"}
+
+def _fresh_run(prelude: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", "import sys\n" + prelude + _FRESH_RUN],
         capture_output=True,
         text=True,
-        env=env,
+        env={"PATH": "/usr/bin:/bin", **env},
         cwd=REPO_ROOT,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done
+
+
+def test_telemetry_off_costs_one_check_and_imports_nothing() -> None:
+    # This process has imported OpenTelemetry (the tests do); a fresh one must not.
+    done = _fresh_run("", {"OTEL_SERVICE_NAME": "x"})
+    assert done.stdout.strip() == f"{run_pb2.RUN_STATUS_SUCCEEDED} []"
 
 
 def test_without_the_extra_an_endpoint_exports_nothing_and_says_how_to_install_it() -> None:
     # A fresh process where OpenTelemetry cannot be imported (as without the extra), with an
     # endpoint set: the run goes on, a warning names the install command, nothing is loaded.
-    import subprocess
-
-    code = (
-        "import sys\n"
+    hide = (
         "class Hide:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'opentelemetry' or name.startswith('opentelemetry.'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "        return None\n"
         "sys.meta_path.insert(0, Hide())\n"
-        "from llm_scheduler import ModelClient, RunContext, run_job_sync\n"
-        "from llm_scheduler.telemetry import hooks, setup_telemetry\n"
-        "from tests.telemetry.jobs import fan_out_job\n"
-        "assert setup_telemetry() is False and hooks.active is None\n"
-        "record = run_job_sync(fan_out_job(), RunContext(models=ModelClient(offline=True)))\n"
-        "print(record.status, sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _fresh_run(hide, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
     assert done.stdout.strip() == f"{run_pb2.RUN_STATUS_SUCCEEDED} []"
     assert "OpenTelemetry is not installed; nothing is exported" in done.stderr
     assert "llm-scheduler[otel]" in done.stderr

@@ -263,7 +263,8 @@ class OtelRunTelemetry:
         """See `RunTelemetry.job_finished`."""
         with self._lock:
             self._runs.pop(record.run_id, None)
-        self._defer(lambda: self._job_finished(record, traceparent, attributes))
+        head = _job_head(record)  # the caller keeps the record, and may change it meanwhile
+        self._defer(lambda: self._job_finished(head, traceparent, attributes))
 
     def _job_finished(
         self,
@@ -304,6 +305,22 @@ class OtelRunTelemetry:
         self.span_processor.shutdown()
         if self.metrics is not None:
             self.metrics.shutdown()
+
+
+def _job_head(record: run_pb2.JobRun) -> run_pb2.JobRun:
+    """What a job span reads of a job run's record (not its tasks), copied."""
+    head = run_pb2.JobRun(
+        run_id=record.run_id,
+        job_id=record.job_id,
+        status=record.status,
+        cost_usd=record.cost_usd,
+        parent_run_id=record.parent_run_id,
+        caller_run_id=record.caller_run_id,
+    )
+    for name in ("error", "started_at", "finished_at", "usage"):
+        if record.HasField(name):
+            getattr(head, name).CopyFrom(getattr(record, name))
+    return head
 
 
 def _schedule_delay_seconds() -> float:

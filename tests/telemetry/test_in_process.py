@@ -283,3 +283,16 @@ def test_the_builder_thread_makes_spans_without_a_flush() -> None:
         hooks.uninstall()
         telemetry.shutdown()
     assert len(names) == 1 + 3 + 4
+
+
+def test_the_job_span_is_what_the_run_ended_with_though_its_record_changes(
+    collected: Collected,
+) -> None:
+    record = _run(fan_out_job(branches=1))
+    run_id, job_id = record.run_id, record.job_id
+    record.Clear()  # the caller's record, changed before the spans are built
+    spans = _by_name(collected.finished_spans())
+    job_span = spans[f"invoke_workflow {job_id}"]
+    assert _attr(job_span, "llm_scheduler.run.id") == run_id
+    assert _attr(job_span, "llm_scheduler.run.status") == "succeeded"
+    assert job_span.start_time and job_span.end_time and job_span.start_time < job_span.end_time

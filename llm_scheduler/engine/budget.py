@@ -326,14 +326,7 @@ class BudgetState:
     def settle(
         self, estimate: CallEstimate, cost_usd: float, output_tokens: int, input_tokens: int = 0
     ) -> None:
-        """Replaces a reservation by the call's recorded cost (0 for a failed call).
-
-        Args:
-            estimate: What `reserve` returned for the call.
-            cost_usd: The call's recorded cost (0 when it failed).
-            output_tokens: The output tokens it counted (0 when it failed).
-            input_tokens: The input tokens it counted (0 when it failed).
-        """
+        """Replaces a reservation by the call's recorded cost (the arguments of `Budget.settle`)."""
         self.reserved_usd = max(self.reserved_usd - estimate.cost_usd, 0.0)
         self.spent_usd += cost_usd
         key = estimate.model_key

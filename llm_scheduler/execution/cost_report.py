@@ -351,7 +351,8 @@ def store_cost_report(
             on_progress(accumulator.runs)
         return accumulator.report()
     for listed_id in _run_ids(store, job_id, since, until):
-        job_run = read_job_run(store, listed_id)
+        # Child runs are runs of the store too: each is read once, as a run of its own.
+        job_run = read_job_run(store, listed_id, children=False)
         if job_run is None:
             continue  # gone since it was listed
         accumulator.add_run(job_run, children=False)

@@ -17,7 +17,12 @@ __all__ = ["read_job_run"]
 
 
 def read_job_run(
-    store: Store, run_id: str, *, task_ids: Collection[str] | None = None, steps: bool = True
+    store: Store,
+    run_id: str,
+    *,
+    task_ids: Collection[str] | None = None,
+    steps: bool = True,
+    children: bool = True,
 ) -> run_pb2.JobRun | None:
     """The job run with every task run and its persisted steps, or None when there is none.
 
@@ -32,6 +37,9 @@ def read_job_run(
             None. The totals of a run not finished yet are then those of these tasks.
         steps: Read the step runs too; without, task runs come without steps (a summary of a
             large run, one query per task fewer).
+        children: Read the child runs of its sub-job steps into ``children`` (when all its
+            tasks are read); without, a reader going through every run of a store reads each
+            child run once, as a run of its own.
     """
     job_doc = store.get(docs.job_run_path(run_id))
     if job_doc is None:
@@ -66,7 +74,7 @@ def read_job_run(
                 item = task_run.items.add()
                 _task_run(store, run_id, item_doc, steps, item)
                 item.predecessors[:] = task_run.predecessors
-    if task_ids is None:
+    if task_ids is None and children:
         # The runs of its sub-job steps (finished, or still running for a waiting task).
         for child_id in _child_ids(job_run, task_docs.values()):
             child = read_job_run(store, child_id, steps=steps)
